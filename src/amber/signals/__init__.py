@@ -1,0 +1,21 @@
+"""Signal types: one module per type, collected in a registry when the engine is built."""
+
+from __future__ import annotations
+
+from amber.signals.base import Content, Role, SignalType, SignalValue
+from amber.signals.registry import Registry
+
+__all__ = ["Content", "Registry", "Role", "SignalType", "SignalValue", "default_signal_types"]
+
+
+def default_signal_types() -> Registry[SignalType]:
+    """The built-in signal types, registered the way a plug-in would register its own."""
+    from amber import robust
+    from amber.signals.crypto import Md5Signal, Sha256Signal
+    from amber.signals.pdq import PdqSignal
+
+    registry: Registry[SignalType] = Registry("signal type")
+    registry.register(Sha256Signal())
+    registry.register(Md5Signal())
+    registry.register(PdqSignal(query_views=robust.query_views, bank_views=robust.bank_views))
+    return registry

@@ -1,0 +1,333 @@
+"""Banks of known content: create, add files, import and export hash lists, list.
+
+A bank has a label, an action (what a match to it means: remove, restrict or review) and a
+PDQ distance threshold. Each entry is one file or one imported row, and keeps its signal
+values, its source (file name or ``FILE:ROW``) and when it was added.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TextIO
+
+import sqlalchemy as sa
+
+from amber.errors import ConflictError, NotFoundError, UserError
+from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_map
+from amber.signals import Registry, Role, SignalType, SignalValue
+from amber.signals.pdq import PdqSignal
+from amber.store.tables import bank_entries, banks, entry_signals
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+MAX_THRESHOLD = 63
+#: Names other tools write for signal types amber knows (python-threatexchange, HMA).
+SIGNAL_ALIASES = {"photo_md5": "md5", "video_md5": "md5", "pdq_hash": "pdq"}
+MAX_IMPORT_ERRORS_SHOWN = 20
+
+
+class BankAction(StrEnum):
+    """What a match to a bank means; the default policy turns it into the verdict."""
+
+    remove = "remove"
+    restrict = "restrict"
+    review = "review"
+
+
+@dataclass(frozen=True, slots=True)
+class Bank:
+    """A bank and how many entries it holds."""
+
+    id: int
+    name: str
+    label: str
+    action: BankAction
+    threshold: int
+    created_at: datetime
+    entries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What ``add_files`` did: entries added, files already in the bank, files that failed."""
+
+    added: list[str]
+    duplicates: list[str]
+    failures: list[MediaFailure]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What ``import_csv`` did."""
+
+    added: int
+    duplicates: int
+
+
+class ImportRowsError(UserError):
+    """Rows of an import were invalid; nothing was imported. ``rows`` lists (row, message)."""
+
+    def __init__(self, source: str, rows: list[tuple[int, str]]) -> None:
+        shown = rows[:MAX_IMPORT_ERRORS_SHOWN]
+        lines = [f"{source} row {row}: {message}" for row, message in shown]
+        if len(rows) > len(shown):
+            lines.append(f"... and {len(rows) - len(shown)} more bad rows")
+        super().__init__(
+            f"{len(rows)} bad row(s) in {source}; nothing was imported:\n" + "\n".join(lines)
+        )
+        self.rows = rows
+
+
+def image_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Each file given, and every non-hidden file under each folder given, sorted.
+
+    Raises ``UserError`` for a path that does not exist.
+    """
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                if not any(part.startswith(".") for part in file.relative_to(path).parts):
+                    yield file
+        elif path.is_file():
+            yield path
+        else:
+            raise UserError(f"{str(path)!r} does not exist; give image files or folders")
+
+
+class BankStore:
+    """Bank operations on one database. ``on_change`` runs after entries are committed."""
+
+    def __init__(
+        self, db: sa.Engine, signals: Registry[SignalType], *,
+        on_change: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = db
+        self.signals = signals
+        self.on_change = on_change
+        self.clock = clock
+
+    # -- banks ---------------------------------------------------------------------------
+
+    def create(
+        self, name: str, *, action: BankAction | str = BankAction.remove,
+        label: str | None = None, threshold: int = PdqSignal.DEFAULT_THRESHOLD,
+    ) -> Bank:
+        """Create a bank. Raises ``UserError`` for a bad value, ``ConflictError`` if it exists."""
+        if not NAME_PATTERN.fullmatch(name):
+            raise UserError(
+                f"bank name {name!r} is not allowed; use 1-200 letters, digits, '_', '.' or "
+                "'-', starting with a letter or digit"
+            )
+        try:
+            action = BankAction(action)
+        except ValueError:
+            raise UserError(
+                f"bank action {action!r} is unknown; use one of: "
+                + ", ".join(a.value for a in BankAction)
+            ) from None
+        if not 0 <= threshold <= MAX_THRESHOLD:
+            raise UserError(
+                f"threshold {threshold} is out of range; PDQ thresholds run from 0 to "
+                f"{MAX_THRESHOLD} bits (31 is the reference choice)"
+            )
+        label = name if label is None else label.strip()
+        if not label:
+            raise UserError("bank label is empty; give a label such as 'terror-execution'")
+        with self.db.begin() as conn:
+            exists = conn.execute(sa.select(banks.c.id).where(banks.c.name == name)).first()
+            if exists:
+                raise ConflictError(f"bank {name!r} already exists; choose another name")
+            now = self.clock()
+            bank_id = conn.execute(
+                banks.insert().values(
+                    name=name, label=label, action=action.value, threshold=threshold,
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]
+        return Bank(bank_id, name, label, action, threshold, now)
+
+    def get(self, name: str) -> Bank:
+        """The bank called ``name``. Raises ``NotFoundError`` naming the known banks."""
+        for bank in self.list():
+            if bank.name == name:
+                return bank
+        known = ", ".join(b.name for b in self.list()) or "none yet"
+        raise NotFoundError(
+            f"no bank called {name!r} (banks: {known}); create it with: amber bank create {name}"
+        )
+
+    def list(self) -> list[Bank]:
+        """Every bank with its entry count, by name."""
+        count = (
+            sa.select(sa.func.count(bank_entries.c.id))
+            .where(bank_entries.c.bank_id == banks.c.id)
+            .scalar_subquery()
+        )
+        with self.db.connect() as conn:
+            rows = conn.execute(sa.select(banks, count.label("entries")).order_by(banks.c.name))
+            return [
+                Bank(r.id, r.name, r.label, BankAction(r.action), r.threshold, r.created_at,
+                     r.entries)
+                for r in rows
+            ]
+
+    # -- entries from files ----------------------------------------------------------------
+
+    def add_files(self, name: str, paths: Iterable[Path]) -> AddResult:
+        """Hash each image file (folders are walked) and add it as one entry.
+
+        A file whose SHA-256 the bank already holds is skipped as a duplicate; a file that
+        cannot be decoded is reported in ``failures`` and the others are still added.
+        """
+        bank = self.get(name)
+        files = [str(p) for p in image_files(paths)]
+        results = parallel_map(_hash_for_bank, files)
+        added: list[str] = []
+        duplicates: list[str] = []
+        failures: list[MediaFailure] = []
+        with self.db.begin() as conn:
+            known = self._known_sha256(conn, bank.id)
+            for result in results:
+                if isinstance(result, MediaFailure):
+                    failures.append(result)
+                    continue
+                digest = result.original("sha256")
+                if digest is None or digest.value in known:
+                    duplicates.append(result.path)
+                    continue
+                known.add(digest.value)
+                self._insert_entry(conn, bank.id, Path(result.path).name, None, result.values)
+                added.append(result.path)
+        if added:
+            self.on_change()
+        return AddResult(added, duplicates, failures)
+
+    # -- import and export -----------------------------------------------------------------
+
+    def import_csv(self, name: str, text: TextIO, *, source: str) -> ImportResult:
+        """Import ``signal_type,signal[,label]`` rows, all or nothing.
+
+        A header row (``signal_type,signal,...``) and blank lines are allowed. Raises
+        ``ImportRowsError`` listing every bad row by number; then nothing is stored.
+        """
+        bank = self.get(name)
+        rows: list[tuple[int, SignalValue, str | None]] = []
+        errors: list[tuple[int, str]] = []
+        for number, cells in enumerate(csv.reader(text), start=1):
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            if number == 1 and cells[0].strip().lower() in ("signal_type", "type"):
+                continue
+            try:
+                rows.append((number, *self._parse_row(cells)))
+            except UserError as exc:
+                errors.append((number, exc.message))
+        if errors:
+            raise ImportRowsError(source, errors)
+        duplicates = 0
+        with self.db.begin() as conn:
+            known = self._known_values(conn, bank.id)
+            for number, value, label in rows:
+                key = (value.signal_type, value.value)
+                if key in known:
+                    duplicates += 1
+                    continue
+                known.add(key)
+                self._insert_entry(conn, bank.id, f"{source}:{number}", label, [value])
+        if len(rows) > duplicates:
+            self.on_change()
+        return ImportResult(len(rows) - duplicates, duplicates)
+
+    def _parse_row(self, cells: list[str]) -> tuple[SignalValue, str | None]:
+        if len(cells) < 2:
+            raise UserError("expected signal_type,signal[,label]")
+        if len(cells) > 3:
+            raise UserError(f"expected at most 3 columns, got {len(cells)}")
+        type_name = cells[0].strip().lower()
+        type_name = SIGNAL_ALIASES.get(type_name, type_name)
+        if type_name not in self.signals:
+            known = ", ".join(self.signals.names())
+            raise UserError(f"unknown signal type {cells[0]!r}; known: {known}")
+        value = self.signals.get(type_name).validate(cells[1])
+        label = cells[2].strip() if len(cells) == 3 and cells[2].strip() else None
+        return SignalValue(type_name, value), label
+
+    def export_csv(self, name: str, out: TextIO) -> int:
+        """Write the bank's entries as ``signal_type,signal,label`` rows; returns the count.
+
+        Only each entry's own values are written (not robust-matching variants), so the file
+        is what python-threatexchange and HMA expect.
+        """
+        bank = self.get(name)
+        query = (
+            sa.select(entry_signals.c.signal_type, entry_signals.c.value, bank_entries.c.label)
+            .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
+            .where(bank_entries.c.bank_id == bank.id, entry_signals.c.variant == "original")
+            .order_by(entry_signals.c.id)
+        )
+        writer = csv.writer(out, lineterminator="\n")
+        count = 0
+        with self.db.connect() as conn:
+            for row in conn.execute(query):
+                writer.writerow([row.signal_type, row.value, row.label or bank.label])
+                count += 1
+        return count
+
+    # -- storage -------------------------------------------------------------------------
+
+    def _insert_entry(
+        self, conn: sa.Connection, bank_id: int, source: str, label: str | None,
+        values: Iterable[SignalValue],
+    ) -> None:
+        entry_id = conn.execute(
+            bank_entries.insert().values(
+                bank_id=bank_id, source=source, label=label, added_at=self.clock()
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            entry_signals.insert(),
+            [
+                {
+                    "entry_id": entry_id,
+                    "signal_type": v.signal_type,
+                    "signal_version": self.signals.get(v.signal_type).version,
+                    "value": v.value,
+                    "quality": v.quality,
+                    "variant": v.variant,
+                }
+                for v in values
+            ],
+        )
+
+    @staticmethod
+    def _known_values(conn: sa.Connection, bank_id: int) -> set[tuple[str, str]]:
+        rows = conn.execute(
+            sa.select(entry_signals.c.signal_type, entry_signals.c.value)
+            .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
+            .where(bank_entries.c.bank_id == bank_id, entry_signals.c.variant == "original")
+        )
+        return {(r.signal_type, r.value) for r in rows}
+
+    def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
+        return {value for kind, value in self._known_values(conn, bank_id) if kind == "sha256"}
+
+
+def _hash_for_bank(path: str) -> MediaHashes | MediaFailure:
+    return hash_file_safely(path, Role.bank)
+
+
+def read_csv_text(path: Path) -> io.StringIO:
+    """The text of a CSV file to import. Raises ``UserError`` if unreadable or not UTF-8."""
+    try:
+        return io.StringIO(path.read_text(encoding="utf-8-sig"), newline="")
+    except OSError as exc:
+        raise UserError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{str(path)!r} is not UTF-8 text (byte {exc.start})") from None

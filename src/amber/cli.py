@@ -1,0 +1,314 @@
+"""The ``amber`` command line: parse arguments, make one library call, render the result.
+
+Data goes to stdout; messages, errors and progress to stderr. Every error is one line,
+``Error: <message>``, with no traceback unless ``--debug`` is given.
+
+Exit codes: 0 done; 1 done, but some posts or files failed (each was reported);
+2 bad input or arguments; 3 something outside amber failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from amber import __version__
+from amber.banks import BankAction, read_csv_text
+from amber.engine import Engine, ScanResult, open_engine
+from amber.errors import AmberError, PostError, UserError
+from amber.posts import count_input, read_input
+
+app = typer.Typer(
+    help="amber: stop interactive-atrocity posts, catch re-uploads by PDQ, keep the evidence.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+bank_app = typer.Typer(help="Banks of known content: create, add, import, export, list.",
+                       no_args_is_help=True)
+app.add_typer(bank_app, name="bank")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="SQLite file or database URL [env AMBER_DB; default ./amber.db]",
+                 show_default=False),
+]
+VaultOption = Annotated[
+    Path | None,
+    typer.Option("--vault", help="Evidence vault folder [env AMBER_VAULT; default ./amber-vault]",
+                 show_default=False),
+]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Policy TOML file [default: the built-in policy]",
+                 show_default=False),
+]
+VERDICT_STYLE = {"allow": "green", "review": "yellow", "restrict": "bold dark_orange",
+                 "remove": "bold red"}
+
+
+@contextmanager
+def _engine(db: str | None, vault: Path | None, policy: Path | None = None) -> Any:
+    engine = open_engine(db=db, vault=vault, policy=policy)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """amber command line."""
+
+
+@app.command()
+def version() -> None:
+    """Print amber's version."""
+    out.print(__version__)
+
+
+# -- banks -------------------------------------------------------------------------------
+
+
+@bank_app.command("create")
+def bank_create(
+    name: str,
+    action: Annotated[BankAction, typer.Option(help="What a match to this bank means.")] = (
+        BankAction.remove
+    ),
+    label: Annotated[str | None, typer.Option(help="Label for matches [default: the name]")] = None,
+    threshold: Annotated[int, typer.Option(help="Largest PDQ distance that matches (0-63).")] = 31,
+    db: DbOption = None, vault: VaultOption = None,
+) -> None:
+    """Create a bank."""
+    with _engine(db, vault) as engine:
+        bank = engine.banks.create(name, action=action, label=label, threshold=threshold)
+    err.print(f"created bank {bank.name!r}: action {bank.action}, label {bank.label!r}, "
+              f"threshold {bank.threshold}")
+
+
+@bank_app.command("add")
+def bank_add(
+    name: str,
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders; each file one entry.")],
+    db: DbOption = None, vault: VaultOption = None,
+) -> None:
+    """Hash image files into a bank (folders are walked)."""
+    with _engine(db, vault) as engine:
+        result = engine.banks.add_files(name, paths)
+    for failure in result.failures:
+        err.print(f"Error: {failure.path}: {failure.reason}", markup=False)
+    for path in result.duplicates:
+        err.print(f"skipped {path}: already in bank {name!r}", markup=False)
+    err.print(f"added {len(result.added)} entries to bank {name!r}"
+              + (f"; {len(result.failures)} files failed" if result.failures else ""))
+    if result.failures:
+        raise typer.Exit(1)
+
+
+@bank_app.command("import")
+def bank_import(
+    name: str, file: Path, db: DbOption = None, vault: VaultOption = None,
+) -> None:
+    """Import CSV rows signal_type,signal[,label] (all or nothing)."""
+    text = read_csv_text(file)
+    with _engine(db, vault) as engine:
+        result = engine.banks.import_csv(name, text, source=str(file))
+    err.print(f"imported {result.added} entries into bank {name!r}"
+              + (f"; {result.duplicates} already there" if result.duplicates else ""))
+
+
+@bank_app.command("export")
+def bank_export(
+    name: str,
+    file: Annotated[Path | None, typer.Argument(help="Output CSV [default: stdout]")] = None,
+    db: DbOption = None, vault: VaultOption = None,
+) -> None:
+    """Export a bank as CSV rows signal_type,signal,label."""
+    with _engine(db, vault) as engine:
+        if file is None:
+            count = engine.banks.export_csv(name, sys.stdout)
+        else:
+            try:
+                with file.open("w", encoding="utf-8", newline="") as handle:
+                    count = engine.banks.export_csv(name, handle)
+            except OSError as exc:
+                raise UserError(f"cannot write {str(file)!r}: {exc.strerror}") from None
+    err.print(f"exported {count} rows from bank {name!r}")
+
+
+@bank_app.command("list")
+def bank_list(
+    format: Annotated[str, typer.Option("--format", help="table or jsonl")] = "table",
+    db: DbOption = None, vault: VaultOption = None,
+) -> None:
+    """List banks with their action, label, threshold and size."""
+    _check_format(format)
+    with _engine(db, vault) as engine:
+        banks = engine.banks.list()
+    if format == "jsonl":
+        for b in banks:
+            print(json.dumps({"name": b.name, "label": b.label, "action": b.action.value,
+                              "threshold": b.threshold, "entries": b.entries,
+                              "created_at": b.created_at.isoformat()}))
+        return
+    table = Table("bank", "action", "label", "threshold", "entries", "created")
+    for b in banks:
+        table.add_row(b.name, b.action.value, b.label, str(b.threshold), str(b.entries),
+                      b.created_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+# -- scan --------------------------------------------------------------------------------
+
+
+def _check_format(format: str) -> None:
+    if format not in ("table", "jsonl"):
+        raise UserError(f"--format {format!r} is unknown; use table or jsonl")
+
+
+class _LazyProgress:
+    """A progress bar on stderr that appears only once a scan has run for a moment."""
+
+    DELAY = 0.5
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.progress is None and time.monotonic() - self.started > self.DELAY:
+            self.progress = Progress(
+                TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=err, transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("scan", total=self.total, completed=self.done)
+        elif self.progress is not None:
+            self.progress.update(self.task, completed=self.done)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def scan_input(
+    engine: Engine, input: Path, *, format: str, workers: int | None = None,
+) -> tuple[list[ScanResult], int]:
+    """Scan ``input``, streaming JSONL or errors as they come; returns results and errors."""
+    progress = _LazyProgress(count_input(input))
+    results: list[ScanResult] = []
+    errors = 0
+    try:
+        for item in engine.scan(read_input(input), workers=workers, on_item=progress.advance):
+            if isinstance(item, PostError):
+                errors += 1
+                err.print(f"Error: {item.message}", markup=False)
+                continue
+            results.append(item)
+            if format == "jsonl":
+                print(json.dumps(item.to_json(), ensure_ascii=False), flush=True)
+    finally:
+        progress.stop()
+    return results, errors
+
+
+def render_results(results: list[ScanResult]) -> Table:
+    """A table of scan results for people."""
+    table = Table("post", "verdict", "why", "actions", expand=False)
+    for result in results:
+        verdict = result.outcome.verdict.value
+        why = "\n".join(_describe(r.to_json()) for r in result.outcome.reasons) or "-"
+        table.add_row(result.post.id, f"[{VERDICT_STYLE[verdict]}]{verdict}[/]", why,
+                      ", ".join(result.outcome.actions) or "-")
+    return table
+
+
+def _describe(reason: dict[str, Any]) -> str:
+    """One line for a person: 'pdq: bank 'b' (label), distance 8, quality 100 [view]'."""
+    parts = [f"{reason['signal']}:"]
+    if "bank" in reason:
+        parts.append(f"bank {reason['bank']!r} ({reason.get('label')})")
+    if reason["signal"] == "pdq" and "distance" in reason:
+        parts.append(f"distance {reason['distance']}, quality {reason.get('quality')}")
+    if "score" in reason:
+        parts.append(f"score {reason['score']:.2f}")
+    if reason.get("detail"):
+        parts.append(f"- {reason['detail']}")
+    return " ".join(parts)
+
+
+@app.command()
+def scan(
+    input: Annotated[Path, typer.Argument(help="JSONL file of posts, or a folder of media files")],
+    format: Annotated[str, typer.Option("--format", help="table or jsonl")] = "table",
+    policy: PolicyOption = None,
+    workers: Annotated[int | None, typer.Option(help="Hashing processes [default: cores]")] = None,
+    db: DbOption = None, vault: VaultOption = None,
+) -> None:
+    """Scan posts: hash media, match banks, apply the policy, store and print decisions."""
+    _check_format(format)
+    with _engine(db, vault, policy) as engine:
+        results, errors = scan_input(engine, input, format=format, workers=workers)
+    if format == "table":
+        out.print(render_results(results))
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.outcome.verdict.value] = counts.get(r.outcome.verdict.value, 0) + 1
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no posts"
+    err.print(f"scanned {len(results)} posts ({summary})"
+              + (f"; {errors} failed (see errors above)" if errors else ""))
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    dir: Annotated[Path, typer.Option("--dir", help="Folder for the demo's files")] = Path(
+        "amber-demo"
+    ),
+) -> None:
+    """Walk through the case: a bank of known images, a result post and its re-uploads."""
+    from amber.demo import run_demo
+
+    run_demo(dir, out=out, err=err)
+
+
+def main() -> None:
+    """Entry point: run the app with one error handler for every command.
+
+    Usage errors are typer's own (exit 2, with the usage line); amber's errors print one
+    ``Error:`` line and exit with the code their class carries.
+    """
+    debug = "--debug" in sys.argv
+    try:
+        app()
+    except AmberError as exc:
+        if debug:
+            raise
+        err.print(f"Error: {exc.message}", markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        err.print(f"Error: internal error ({type(exc).__name__}: {exc}); rerun with --debug "
+                  "for a traceback and report it", markup=False)
+        sys.exit(1)

@@ -1,0 +1,131 @@
+"""Decisions: what amber decided about each post, stored once per post id.
+
+Scanning a post id again replaces its decision (the banks or the policy may have changed)
+and counts the scan; it never adds a second row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from amber.errors import NotFoundError
+from amber.hashing import MediaHashes
+from amber.policy import Outcome, Verdict
+from amber.store.tables import decisions, post_media
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A stored decision."""
+
+    post_id: str
+    verdict: Verdict
+    reasons: list[dict[str, Any]]
+    actions: list[str]
+    post: str
+    policy: str
+    amber_version: str
+    first_scanned_at: datetime
+    scanned_at: datetime
+    scan_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL contract's fields."""
+        return {"post_id": self.post_id, "verdict": self.verdict.value, "reasons": self.reasons,
+                "actions": self.actions}
+
+
+@dataclass(frozen=True, slots=True)
+class NewDecision:
+    """A decision about to be stored."""
+
+    post_id: str
+    outcome: Outcome
+    post: str
+    source: str
+    media: Sequence[MediaHashes]
+    media_paths: Sequence[str]
+
+
+class DecisionStore:
+    """Reads and writes decisions."""
+
+    def __init__(self, db: sa.Engine, *, policy: str, amber_version: str) -> None:
+        self.db = db
+        self.policy = policy
+        self.amber_version = amber_version
+
+    def save(self, batch: Sequence[NewDecision], *, now: datetime) -> None:
+        """Store a batch in one transaction: insert new post ids, replace known ones."""
+        if not batch:
+            return
+        with self.db.begin() as conn:
+            for item in batch:
+                decision_id = self._upsert(conn, item, now)
+                conn.execute(post_media.delete().where(post_media.c.decision_id == decision_id))
+                rows = [_media_row(decision_id, i, path, hashes)
+                        for i, (path, hashes) in enumerate(zip(item.media_paths, item.media,
+                                                               strict=True))]
+                if rows:
+                    conn.execute(post_media.insert(), rows)
+
+    def _upsert(self, conn: sa.Connection, item: NewDecision, now: datetime) -> int:
+        values = {
+            "post_id": item.post_id,
+            "verdict": item.outcome.verdict.value,
+            "reasons": [r.to_json() for r in item.outcome.reasons],
+            "actions": item.outcome.actions,
+            "post": item.post,
+            "source": item.source,
+            "policy": self.policy,
+            "amber_version": self.amber_version,
+            "first_scanned_at": now,
+            "scanned_at": now,
+            "scan_count": 1,
+        }
+        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+            decisions
+        )
+        update = {key: insert.excluded[key] for key in values
+                  if key not in ("post_id", "first_scanned_at", "scan_count")}
+        update["scan_count"] = decisions.c.scan_count + 1
+        statement = insert.values(values).on_conflict_do_update(
+            index_elements=["post_id"], set_=update
+        ).returning(decisions.c.id)
+        return int(conn.execute(statement).scalar_one())
+
+    def get(self, post_id: str) -> Decision:
+        """The decision for ``post_id``. Raises ``NotFoundError``."""
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(decisions).where(decisions.c.post_id == post_id)).first()
+        if row is None:
+            raise NotFoundError(f"no decision for post {post_id!r}; scan it first")
+        return Decision(
+            post_id=row.post_id, verdict=Verdict(row.verdict), reasons=list(row.reasons),
+            actions=list(row.actions), post=row.post, policy=row.policy,
+            amber_version=row.amber_version, first_scanned_at=row.first_scanned_at,
+            scanned_at=row.scanned_at, scan_count=row.scan_count,
+        )
+
+    def count(self) -> int:
+        """How many posts have a decision."""
+        with self.db.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one())
+
+
+def _media_row(decision_id: int, position: int, path: str, hashes: MediaHashes) -> dict[str, Any]:
+    pdq = hashes.original("pdq")
+    sha256 = hashes.original("sha256")
+    md5 = hashes.original("md5")
+    return {
+        "decision_id": decision_id, "position": position, "path": path,
+        "sha256": sha256.value if sha256 else None, "md5": md5.value if md5 else None,
+        "pdq": pdq.value if pdq else None, "pdq_quality": pdq.quality if pdq else None,
+        "width": hashes.width, "height": hashes.height,
+    }

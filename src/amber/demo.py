@@ -1,0 +1,135 @@
+"""``amber demo``: the case from DESIGN.md, played with generated, benign images.
+
+An armed group's "result" photo is already in a bank of known content. The group posts it
+("As you wish, my followers"), other accounts re-upload it resized, re-encoded, captioned
+as a meme, mirrored and screenshotted, and ordinary users post their own photos. amber
+removes every copy and allows the rest, and says why. The images are drawn by
+``amber.synthetic``; the harm is only in the labels.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageOps
+from rich.console import Console
+
+from amber.engine import ScanResult, open_engine
+from amber.errors import UserError
+from amber.posts import read_input
+from amber.synthetic import photo
+
+MARKER = ".amber-demo"
+RESULT_PHOTO_SEED = 2016
+OTHER_KNOWN_SEEDS = (11, 12, 13)
+INNOCENT_SEEDS = (101, 102)
+BANK = "known-atrocity-media"
+
+
+def caption(image: Image.Image, top: str, bottom: str) -> Image.Image:
+    """A meme: white bars with black text above and below the picture."""
+    bar = max(24, image.height // 7)
+    canvas = Image.new("RGB", (image.width, image.height + 2 * bar), "white")
+    canvas.paste(image, (0, bar))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((10, bar // 3), top, fill="black")
+    draw.text((10, image.height + bar + bar // 3), bottom, fill="black")
+    return canvas
+
+
+def screenshot(image: Image.Image) -> Image.Image:
+    """The picture inside a phone-app-like frame: dark bars and a grey margin."""
+    margin, header, footer = image.width // 20, image.height // 8, image.height // 6
+    canvas = Image.new("RGB", (image.width + 2 * margin, image.height + header + footer),
+                       (32, 32, 36))
+    canvas.paste(image, (margin, header))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((margin, header // 3), "@copy_account_4  12m", fill=(230, 230, 230))
+    draw.text((margin, image.height + header + footer // 3), "like  reply  share",
+              fill=(200, 200, 200))
+    return canvas
+
+
+def _prepare(folder: Path) -> None:
+    if folder.exists():
+        if not (folder / MARKER).exists():
+            raise UserError(
+                f"{str(folder)!r} exists and is not an amber demo folder; choose another --dir"
+            )
+        shutil.rmtree(folder)
+    (folder / "known").mkdir(parents=True)
+    (folder / "posts").mkdir()
+    (folder / MARKER).write_text("made by amber demo; deleted and remade on every run\n")
+
+
+def write_case(folder: Path) -> Path:
+    """Write the demo's images and posts under ``folder``; returns the posts file."""
+    result_photo = photo(RESULT_PHOTO_SEED, 800, 600)
+    result_photo.save(folder / "known" / "result-photo.png")
+    for seed in OTHER_KNOWN_SEEDS:
+        photo(seed, 640, 480).save(folder / "known" / f"known-{seed}.png")
+
+    media = folder / "posts"
+    shutil.copy(folder / "known" / "result-photo.png", media / "result.png")
+    result_photo.resize((400, 300), Image.Resampling.BILINEAR).save(media / "resized.png")
+    result_photo.save(media / "reencoded.jpg", quality=35)
+    caption(result_photo, "THEY ASKED, HE ANSWERED", "share before it's deleted").save(
+        media / "meme.jpg", quality=85
+    )
+    ImageOps.mirror(result_photo).save(media / "mirrored.jpg", quality=90)
+    screenshot(result_photo).save(media / "screenshot.png")
+    for seed in INNOCENT_SEEDS:
+        photo(seed, 800, 600).save(media / f"holiday-{seed}.jpg", quality=90)
+
+    posts = [
+        {"id": "p-100", "author": "armed_group", "created_at": "2016-05-01T13:05:00Z",
+         "text": "As you wish, my followers.", "media": [{"path": "posts/result.png"}]},
+        {"id": "p-101", "author": "copy_account_1", "text": "look what they did",
+         "media": [{"path": "posts/resized.png"}], "reply_to": "p-100"},
+        {"id": "p-102", "author": "copy_account_2", "media": [{"path": "posts/reencoded.jpg"}]},
+        {"id": "p-103", "author": "copy_account_3", "text": "lol",
+         "media": [{"path": "posts/meme.jpg"}]},
+        {"id": "p-104", "author": "copy_account_5", "media": [{"path": "posts/mirrored.jpg"}]},
+        {"id": "p-105", "author": "copy_account_4", "media": [{"path": "posts/screenshot.png"}]},
+        {"id": "p-200", "author": "gardener", "text": "My tomatoes this summer",
+         "media": [{"path": "posts/holiday-101.jpg"}]},
+        {"id": "p-201", "author": "traveller", "text": "Sunset at the lake",
+         "media": [{"path": "posts/holiday-102.jpg"}]},
+        {"id": "p-202", "author": "baker", "text": "Does anyone know a good bakery nearby?"},
+    ]
+    file = folder / "posts.jsonl"
+    file.write_text("".join(json.dumps(p) + "\n" for p in posts), encoding="utf-8")
+    return file
+
+
+def run_demo(folder: Path, *, out: Console, err: Console) -> None:
+    """Build the demo folder, bank the known images, scan the posts and explain."""
+    from amber.cli import render_results
+
+    _prepare(folder)
+    posts_file = write_case(folder)
+    db, vault = folder / "amber.db", folder / "amber-vault"
+    out.print(f"[bold]amber demo[/] in {folder}/ (database {db})\n")
+    with open_engine(db=db, vault=vault) as engine:
+        out.print("[bold]1. A bank of known content.[/] The group's earlier 'result' photo "
+                  "was hashed into a bank whose matches are removed.")
+        bank = engine.banks.create(BANK, action="remove", label="execution-result-photo")
+        added = engine.banks.add_files(BANK, [folder / "known"])
+        out.print(f"   bank {bank.name!r}: {len(added.added)} images, action {bank.action}, "
+                  f"PDQ threshold {bank.threshold}\n")
+        out.print("[bold]2. The posts arrive.[/] The group posts the photo again; other "
+                  "accounts re-upload it resized, re-encoded, as a captioned meme, mirrored "
+                  "and as a screenshot; ordinary users post their own pictures.\n")
+        results = [r for r in engine.scan(read_input(posts_file)) if isinstance(r, ScanResult)]
+    out.print(render_results(results))
+    removed = sum(1 for r in results if r.outcome.verdict == "remove")
+    out.print(
+        f"\n[bold]3. What happened.[/] {removed} copies of the known photo were removed: the "
+        "exact file by SHA-256, and every altered copy by PDQ within the bank's threshold "
+        "(the mirrored copy through a dihedral variant, the meme and the screenshot after "
+        "trimming their bars). The other posts were allowed.\n"
+        f"Decisions are stored in {db}; scan again by hand with:\n"
+        f"   amber scan {posts_file} --db {db} --format jsonl"
+    )

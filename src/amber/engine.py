@@ -1,0 +1,191 @@
+"""The engine: one object that holds the database, signal types, index and policy.
+
+``open_engine`` is the one factory; the command line, the tests (and later the HTTP
+service) all build their engine with it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from amber import __version__
+from amber.banks import BankStore
+from amber.decisions import DecisionStore, NewDecision
+from amber.errors import PostError
+from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_map
+from amber.matching import Matcher
+from amber.policy import Findings, Outcome, Policy, load_policy
+from amber.posts import Post
+from amber.signals import Registry, Role, SignalType, default_signal_types
+from amber.store.db import connect, database_url, sqlite_path
+
+DEFAULT_DB = "amber.db"
+DEFAULT_VAULT = "amber-vault"
+SAVE_BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """One post scanned: its decision and the hashes of its media."""
+
+    post: Post
+    outcome: Outcome
+    media: list[MediaHashes]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL contract: post_id, verdict, reasons, actions."""
+        return {
+            "post_id": self.post.id,
+            "verdict": self.outcome.verdict.value,
+            "reasons": [r.to_json() for r in self.outcome.reasons],
+            "actions": self.outcome.actions,
+        }
+
+
+def default_db() -> str:
+    """``AMBER_DB`` or ``./amber.db``."""
+    return os.environ.get("AMBER_DB") or DEFAULT_DB
+
+
+def default_vault() -> Path:
+    """``AMBER_VAULT`` or ``./amber-vault``."""
+    return Path(os.environ.get("AMBER_VAULT") or DEFAULT_VAULT)
+
+
+def default_index_dir(db: str | Path) -> Path:
+    """Where the PDQ index of ``db`` lives: beside a SQLite file, else in the user cache."""
+    url = database_url(db)
+    file = sqlite_path(url)
+    if file is not None:
+        return file.with_name(file.name + ".index")
+    import hashlib
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "amber" / ("index-" + hashlib.sha256(url.encode()).hexdigest()[:16])
+
+
+class Engine:
+    """amber's library entry point. Build it with ``open_engine``."""
+
+    def __init__(
+        self, *, db: sa.Engine, vault: Path, policy: Policy, signals: Registry[SignalType],
+        index_dir: Path, clock: Callable[[], datetime],
+    ) -> None:
+        self.db = db
+        self.vault = vault
+        self.policy = policy
+        self.signals = signals
+        self.clock = clock
+        self.matcher = Matcher(db, signals, index_dir, min_quality=policy.pdq_min_quality)
+        self.banks = BankStore(db, signals, on_change=self.matcher.sync, clock=clock)
+        self.decisions = DecisionStore(db, policy=policy.ref, amber_version=__version__)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def scan(
+        self, items: Iterable[Post | PostError], *, workers: int | None = None,
+        on_item: Callable[[], None] = lambda: None,
+    ) -> Iterator[ScanResult | PostError]:
+        """Decide about each post and store the decision; errors pass through in order.
+
+        Media are hashed in parallel across processes; matching, policy and storage run
+        here, in input order. A post whose media cannot be read becomes a ``PostError``
+        naming the media field, and the scan goes on. ``on_item`` is called once per item.
+        """
+        self.matcher.sync()
+        queue: deque[Post | PostError] = deque()
+
+        def jobs() -> Iterator[tuple[str, ...]]:
+            for item in items:
+                queue.append(item)
+                yield tuple(str(m.file) for m in item.media) if isinstance(item, Post) else ()
+
+        pending: list[tuple[ScanResult, NewDecision]] = []
+        for hashed in parallel_map(_hash_post, jobs(), workers=workers):
+            item = queue.popleft()
+            on_item()
+            if isinstance(item, PostError):
+                yield from self._flush(pending)
+                yield item
+                continue
+            failure = next((h for h in hashed if isinstance(h, MediaFailure)), None)
+            if failure is not None:
+                position = [isinstance(h, MediaFailure) for h in hashed].index(True)
+                yield from self._flush(pending)
+                yield PostError(f"{failure.path}: {failure.reason}", source=item.source or "<post>",
+                                line=item.line,
+                                field=f"media[{position}].path")
+                continue
+            media = [h for h in hashed if isinstance(h, MediaHashes)]
+            pending.append(self._decide(item, media))
+            if len(pending) >= SAVE_BATCH:
+                yield from self._flush(pending)
+        yield from self._flush(pending)
+
+    def decide_post(self, post: Post) -> ScanResult:
+        """Scan one post. Raises ``PostError`` if its media cannot be read."""
+        for result in self.scan([post], workers=1):
+            if isinstance(result, PostError):
+                raise result
+            return result
+        raise AssertionError("scan of one post yielded nothing")  # pragma: no cover
+
+    def _decide(self, post: Post, media: list[MediaHashes]) -> tuple[ScanResult, NewDecision]:
+        paths = [m.path for m in post.media]
+        matches = self.matcher.match([m.values for m in media])
+        outcome = self.policy.decide(Findings(matches=matches, media_paths=paths))
+        result = ScanResult(post, outcome, media)
+        return result, NewDecision(post.id, outcome, post.raw, post.source, media, paths)
+
+    def _flush(self, pending: list[tuple[ScanResult, NewDecision]]) -> Iterator[ScanResult]:
+        if not pending:
+            return
+        self.decisions.save([new for _, new in pending], now=self.clock())
+        results = [result for result, _ in pending]
+        pending.clear()
+        yield from results
+
+
+def _hash_post(files: tuple[str, ...]) -> list[MediaHashes | MediaFailure]:
+    return [hash_file_safely(f, Role.query) for f in files]
+
+
+def open_engine(
+    *, db: str | Path | None = None, vault: Path | None = None, policy: Path | None = None,
+    index_dir: Path | None = None, clock: Callable[[], datetime] | None = None,
+) -> Engine:
+    """Open (creating and migrating if needed) amber's state.
+
+    ``db`` is a SQLite path or a database URL (default ``AMBER_DB`` or ``./amber.db``);
+    ``vault`` the evidence folder (default ``AMBER_VAULT`` or ``./amber-vault``); ``policy``
+    a policy TOML file (default: the built-in policy).
+    Raises ``UserError`` for unusable paths or policies, ``ExternalError`` for an
+    unreachable database server.
+    """
+    db = default_db() if db is None else db
+    loaded_policy = load_policy(policy)
+    engine = connect(db)
+    return Engine(
+        db=engine,
+        vault=default_vault() if vault is None else vault,
+        policy=loaded_policy,
+        signals=default_signal_types(),
+        index_dir=default_index_dir(db) if index_dir is None else index_dir,
+        clock=clock or (lambda: datetime.now(UTC)),
+    )

@@ -1,0 +1,177 @@
+"""Matching a post's signal values against every bank.
+
+Exact signal types (sha256, md5) are looked up in the database. PDQ goes through the
+persistent multi-index-hashing index, searched at the largest bank threshold and then
+filtered by each bank's own threshold; the index is brought up to date from the database
+(rows added since it was last written) whenever it is opened or a bank changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+from amber.index.mih import IndexCorruptError, PdqIndex
+from amber.signals import Registry, SignalType, SignalValue
+from amber.signals.pdq import PdqSignal, from_hex
+from amber.store.tables import bank_entries, banks, entry_signals
+
+log = logging.getLogger(__name__)
+SYNC_BATCH = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One bank entry that one media item matched, and how closely."""
+
+    signal_type: str
+    bank: str
+    action: str
+    label: str
+    entry_id: int
+    entry_source: str
+    distance: int
+    quality: int | None
+    query_variant: str
+    entry_variant: str
+    media: int  # position of the media item in the post
+
+
+class Matcher:
+    """Finds bank entries for signal values. Keeps its PDQ index in ``index_dir``."""
+
+    def __init__(
+        self, db: sa.Engine, signals: Registry[SignalType], index_dir: Path, *,
+        min_quality: int = PdqSignal.MIN_QUALITY,
+    ) -> None:
+        self.db = db
+        self.signals = signals
+        self.index_dir = index_dir
+        self.min_quality = min_quality
+        try:
+            self.index = PdqIndex.open(index_dir)
+        except IndexCorruptError as exc:
+            log.warning("PDQ index unusable (%s); rebuilding it from the database", exc)
+            self.index = PdqIndex.rebuild(
+                index_dir, np.empty(0, np.int64), np.empty((0, 32), np.uint8)
+            )
+        self.sync()
+
+    def sync(self) -> int:
+        """Add PDQ rows the database has and the index lacks; returns how many were added."""
+        added = 0
+        while True:
+            query = (
+                sa.select(entry_signals.c.id, entry_signals.c.value)
+                .where(entry_signals.c.signal_type == "pdq", entry_signals.c.id > self.index.max_id)
+                .order_by(entry_signals.c.id)
+                .limit(SYNC_BATCH)
+            )
+            with self.db.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                return added
+            ids = np.fromiter((r.id for r in rows), np.int64, len(rows))
+            hashes = np.frombuffer(b"".join(from_hex(r.value) for r in rows), np.uint8)
+            self.index.add(ids, hashes.reshape(-1, 32))
+            added += len(rows)
+
+    def match(self, media: Sequence[Sequence[SignalValue]]) -> list[Match]:
+        """Every bank entry matched by any media item's values, best distance per entry."""
+        with self.db.connect() as conn:
+            found = self._match_exact(conn, media) + self._match_pdq(conn, media)
+        best: dict[tuple[int, str, int], Match] = {}
+        for m in found:
+            key = (m.media, m.signal_type, m.entry_id)
+            if key not in best or m.distance < best[key].distance:
+                best[key] = m
+        return sorted(best.values(), key=lambda m: (m.media, m.distance, m.bank, m.entry_id))
+
+    def _entry_query(self) -> sa.Select[tuple[object, ...]]:
+        return (
+            sa.select(
+                entry_signals.c.id, entry_signals.c.signal_type, entry_signals.c.value,
+                entry_signals.c.quality, entry_signals.c.variant, bank_entries.c.id.label("entry"),
+                bank_entries.c.source, bank_entries.c.label.label("entry_label"),
+                banks.c.name, banks.c.label, banks.c.action, banks.c.threshold,
+            )
+            .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
+            .join(banks, banks.c.id == bank_entries.c.bank_id)
+        )
+
+    def _match_exact(
+        self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]]
+    ) -> list[Match]:
+        wanted: dict[tuple[str, str], list[SignalValue]] = {}
+        positions: dict[tuple[str, str], list[int]] = {}
+        for position, values in enumerate(media):
+            for v in values:
+                if self.signals.get(v.signal_type).exact:
+                    wanted.setdefault((v.signal_type, v.value), []).append(v)
+                    positions.setdefault((v.signal_type, v.value), []).append(position)
+        if not wanted:
+            return []
+        rows = conn.execute(
+            self._entry_query().where(
+                sa.tuple_(entry_signals.c.signal_type, entry_signals.c.value).in_(list(wanted))
+            )
+        ).all()
+        matches = []
+        for row in rows:
+            for position in positions[(row.signal_type, row.value)]:
+                matches.append(self._to_match(row, 0, None, "original", position))
+        return matches
+
+    def _match_pdq(self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]]) -> list[Match]:
+        queries: list[tuple[int, SignalValue]] = [
+            (position, v)
+            for position, values in enumerate(media)
+            for v in values
+            if v.signal_type == "pdq" and (v.quality or 0) >= self.min_quality
+        ]
+        if not queries or len(self.index) == 0:
+            return []
+        radius = conn.execute(sa.select(sa.func.max(banks.c.threshold))).scalar() or 0
+        vectors = np.frombuffer(b"".join(from_hex(v.value) for _, v in queries), np.uint8)
+        hits = self.index.search(vectors.reshape(-1, 32), int(radius))
+        wanted = {row_id for per_query in hits for row_id, _ in per_query}
+        if not wanted:
+            return []
+        rows = {
+            r.id: r
+            for r in conn.execute(self._entry_query().where(entry_signals.c.id.in_(wanted)))
+        }
+        matches = []
+        for (position, value), per_query in zip(queries, hits, strict=True):
+            for row_id, distance in per_query:
+                row = rows.get(row_id)
+                if row is None or distance > row.threshold:
+                    continue
+                if row.quality is not None and row.quality < self.min_quality:
+                    continue
+                matches.append(self._to_match(row, distance, value.quality, value.variant, position))
+        return matches
+
+    @staticmethod
+    def _to_match(
+        row: sa.Row[tuple[object, ...]], distance: int, quality: int | None, variant: str,
+        position: int,
+    ) -> Match:
+        return Match(
+            signal_type=str(row.signal_type),
+            bank=str(row.name),
+            action=str(row.action),
+            label=str(row.entry_label or row.label),
+            entry_id=int(row.entry),  # type: ignore[call-overload]
+            entry_source=str(row.source),
+            distance=distance,
+            quality=quality,
+            query_variant=variant,
+            entry_variant=str(row.variant),
+            media=position,
+        )

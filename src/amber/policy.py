@@ -1,0 +1,296 @@
+"""Policy: from what the signals and banks found to a verdict, actions and reasons.
+
+A policy is a TOML file (``default_policy.toml`` is the built-in one, documented in
+docs/policy.md). Rules each test one condition; every rule that fires adds its reasons,
+and the post gets the strongest verdict among them (allow < review < restrict < remove)
+with that verdict's actions plus any extra actions of the rules that fired. A new kind of
+condition is one new class registered in ``CONDITIONS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from amber.errors import PolicyError
+from amber.matching import Match
+
+
+class Verdict(StrEnum):
+    """What happens to a post, in increasing strength."""
+
+    allow = "allow"
+    review = "review"
+    restrict = "restrict"
+    remove = "remove"
+
+    @property
+    def rank(self) -> int:
+        return list(Verdict).index(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a rule fired: the signal, and where it matched or how it scored."""
+
+    signal: str
+    rule: str
+    bank: str | None = None
+    label: str | None = None
+    entry: int | None = None
+    distance: int | None = None
+    quality: int | None = None
+    score: float | None = None
+    detail: str | None = None
+    media: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The reason as the JSONL contract writes it (absent fields left out)."""
+        out: dict[str, Any] = {"signal": self.signal}
+        for key in ("bank", "label", "entry", "distance", "quality", "score", "detail",
+                    "media", "rule"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """Everything known about one post when the policy runs."""
+
+    matches: Sequence[Match] = ()
+    media_paths: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A policy's answer for one post."""
+
+    verdict: Verdict
+    reasons: list[Reason]
+    actions: list[str]
+    rules: list[str] = field(default_factory=list)
+
+
+class Condition:
+    """One kind of rule condition. Subclasses set ``name`` and implement ``fire``."""
+
+    name: str = ""
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        """Reasons this condition found, each with the verdict it implies (None: the rule's)."""
+        raise NotImplementedError
+
+
+def _str_list(table: Mapping[str, Any], key: str, where: str, path: str) -> list[str] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PolicyError("expected a list of strings", path=path, key=f"{where}.{key}")
+    return list(value)
+
+
+class BankMatch(Condition):
+    """Fires for each bank match, optionally limited to signal types, banks or labels."""
+
+    name = "bank_match"
+    keys = frozenset({"signals", "banks", "labels", "max_distance"})
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        self.signals = _str_list(table, "signals", where, path)
+        self.banks = _str_list(table, "banks", where, path)
+        self.labels = _str_list(table, "labels", where, path)
+        max_distance = table.get("max_distance")
+        if max_distance is not None and (not isinstance(max_distance, int) or max_distance < 0):
+            raise PolicyError("expected a whole number >= 0", path=path,
+                              key=f"{where}.max_distance")
+        self.max_distance = max_distance
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        out: list[tuple[Reason, Verdict | None]] = []
+        for m in findings.matches:
+            if self.signals is not None and m.signal_type not in self.signals:
+                continue
+            if self.banks is not None and m.bank not in self.banks:
+                continue
+            if self.labels is not None and m.label not in self.labels:
+                continue
+            if self.max_distance is not None and m.distance > self.max_distance:
+                continue
+            detail = f"entry {m.entry_source!r}"
+            if m.query_variant != "original" or m.entry_variant != "original":
+                detail += f" via {m.query_variant} -> {m.entry_variant}"
+            media = findings.media_paths[m.media] if m.media < len(findings.media_paths) else None
+            reason = Reason(
+                signal=m.signal_type, rule=rule, bank=m.bank, label=m.label, entry=m.entry_id,
+                distance=m.distance, quality=m.quality, detail=detail, media=media,
+            )
+            out.append((reason, Verdict(m.action)))
+        return out
+
+
+CONDITIONS: dict[str, Callable[[Mapping[str, Any], str, str], Condition]] = {
+    BankMatch.name: BankMatch,
+}
+CONDITION_KEYS: dict[str, frozenset[str]] = {BankMatch.name: BankMatch.keys}
+RULE_KEYS = frozenset({"name", "when", "verdict", "actions"})
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A named condition and the verdict it gives (``None``: the condition decides)."""
+
+    name: str
+    condition: Condition
+    verdict: Verdict | None
+    actions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A loaded policy. ``digest`` identifies the exact file that decided."""
+
+    name: str
+    rules: tuple[Rule, ...]
+    actions: Mapping[Verdict, tuple[str, ...]]
+    pdq_min_quality: int
+    digest: str
+    source: str
+
+    @property
+    def ref(self) -> str:
+        """``name@digest``: what a decision records about the policy that made it."""
+        return f"{self.name}@{self.digest[:12]}"
+
+    def decide(self, findings: Findings) -> Outcome:
+        """Apply every rule; the strongest verdict wins and all reasons are kept."""
+        verdict = Verdict.allow
+        reasons: list[Reason] = []
+        extra: list[str] = []
+        fired: list[str] = []
+        for rule in self.rules:
+            found = rule.condition.fire(findings, rule.name)
+            if not found:
+                continue
+            fired.append(rule.name)
+            extra.extend(rule.actions)
+            for reason, implied in found:
+                reasons.append(reason)
+                rule_verdict = rule.verdict or implied or Verdict.review
+                if rule_verdict.rank > verdict.rank:
+                    verdict = rule_verdict
+        actions = list(dict.fromkeys([*self.actions[verdict], *extra]))
+        return Outcome(verdict, reasons, actions, fired)
+
+
+DEFAULT_POLICY = "default_policy.toml"
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Load a policy file, or the built-in default. Raises ``PolicyError`` naming the key."""
+    if path is None:
+        text = files("amber").joinpath(DEFAULT_POLICY).read_text(encoding="utf-8")
+        return parse_policy(text, source=f"<built-in {DEFAULT_POLICY}>")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file: {exc.strerror}", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise PolicyError("policy file is not UTF-8 text", path=str(path)) from None
+    return parse_policy(text, source=str(path))
+
+
+def parse_policy(text: str, *, source: str) -> Policy:
+    """Parse policy TOML. Raises ``PolicyError`` with the file and key of the first problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"invalid TOML: {exc}", path=source) from None
+    unknown = set(data) - {"name", "actions", "signals", "rules"}
+    if unknown:
+        raise PolicyError(f"unknown key; known: name, actions, signals, rules",
+                          path=source, key=sorted(unknown)[0])
+    name = data.get("name", "custom")
+    if not isinstance(name, str) or not name:
+        raise PolicyError("expected a non-empty string", path=source, key="name")
+    actions = _parse_actions(data.get("actions", {}), source)
+    min_quality = _parse_min_quality(data.get("signals", {}), source)
+    rules_data = data.get("rules")
+    if not isinstance(rules_data, list) or not rules_data:
+        raise PolicyError("expected at least one [[rules]] table", path=source, key="rules")
+    rules = []
+    seen: set[str] = set()
+    for i, table in enumerate(rules_data):
+        rule = _parse_rule(table, f"rules[{i}]", source)
+        if rule.name in seen:
+            raise PolicyError(f"rule name {rule.name!r} is used twice", path=source,
+                              key=f"rules[{i}].name")
+        seen.add(rule.name)
+        rules.append(rule)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Policy(name, tuple(rules), actions, min_quality, digest, source)
+
+
+def _parse_actions(table: object, source: str) -> dict[Verdict, tuple[str, ...]]:
+    if not isinstance(table, dict):
+        raise PolicyError("expected a table", path=source, key="actions")
+    out: dict[Verdict, tuple[str, ...]] = {}
+    for verdict in Verdict:
+        value = _str_list(table, verdict.value, "actions", source)
+        out[verdict] = tuple(value or ())
+    unknown = set(table) - {v.value for v in Verdict}
+    if unknown:
+        raise PolicyError("not a verdict; use allow, review, restrict or remove",
+                          path=source, key=f"actions.{sorted(unknown)[0]}")
+    return out
+
+
+def _parse_min_quality(table: object, source: str) -> int:
+    if not isinstance(table, dict):
+        raise PolicyError("expected a table", path=source, key="signals")
+    pdq = table.get("pdq", {})
+    if not isinstance(pdq, dict):
+        raise PolicyError("expected a table", path=source, key="signals.pdq")
+    value = pdq.get("min_quality", 50)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+        raise PolicyError(f"expected a whole number from 0 to 100, got {value!r}", path=source,
+                          key="signals.pdq.min_quality")
+    return value
+
+
+def _parse_rule(table: object, where: str, source: str) -> Rule:
+    if not isinstance(table, dict):
+        raise PolicyError("expected a table", path=source, key=where)
+    name = table.get("name")
+    if not isinstance(name, str) or not name:
+        raise PolicyError("expected a non-empty string", path=source, key=f"{where}.name")
+    kind = table.get("when")
+    if kind not in CONDITIONS:
+        known = ", ".join(sorted(CONDITIONS))
+        raise PolicyError(f"unknown condition {kind!r}; known: {known}", path=source,
+                          key=f"{where}.when")
+    unknown = set(table) - RULE_KEYS - CONDITION_KEYS[kind]
+    if unknown:
+        raise PolicyError(f"unknown key for a {kind!r} rule", path=source,
+                          key=f"{where}.{sorted(unknown)[0]}")
+    verdict_text = table.get("verdict", "bank")
+    if verdict_text == "bank":
+        verdict = None
+    else:
+        try:
+            verdict = Verdict(verdict_text)
+        except ValueError:
+            raise PolicyError(
+                f"verdict {verdict_text!r} is unknown; use allow, review, restrict, remove or "
+                "'bank' (the matched bank's action)", path=source, key=f"{where}.verdict",
+            ) from None
+    extra = _str_list(table, "actions", where, source) or []
+    return Rule(name, CONDITIONS[kind](table, where, source), verdict, tuple(extra))

@@ -1,0 +1,283 @@
+"""The input contract: posts as JSON lines, or a folder of media files.
+
+Each line of a JSONL file is one post (see docs/concepts.md)::
+
+    {"id": str, "author": str?, "created_at": RFC 3339?, "text": str?,
+     "poll": {"question": str, "options": [str, ...], "closes_at": RFC 3339?} | null,
+     "media": [{"path": str}]?, "reply_to": str?}
+
+Parsing never stops at a bad line: ``read_posts`` yields a ``PostError`` naming the line and
+the field for it, and goes on with the next line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from amber.errors import PostError, UserError
+
+MAX_LINE_BYTES = 1_000_000
+MAX_MEDIA_PER_POST = 64
+KNOWN_FIELDS = frozenset({"id", "author", "created_at", "text", "poll", "media", "reply_to"})
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """A poll attached to a post."""
+
+    question: str
+    options: tuple[str, ...]
+    closes_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """One media reference: ``path`` as written in the post, ``file`` resolved to disk."""
+
+    path: str
+    file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One post, validated. ``raw`` is the JSON object exactly as it was received."""
+
+    id: str
+    author: str | None = None
+    created_at: datetime | None = None
+    text: str | None = None
+    poll: Poll | None = None
+    media: tuple[Media, ...] = ()
+    reply_to: str | None = None
+    raw: str = ""
+    source: str = ""
+    line: int | None = None
+
+
+def parse_time(value: object, *, field: str, source: str, line: int | None) -> datetime:
+    """Parse an RFC 3339 timestamp into an aware UTC datetime."""
+    if not isinstance(value, str):
+        raise PostError(
+            f"expected an RFC 3339 timestamp string, got {_kind(value)}",
+            source=source, line=line, field=field,
+        )
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise PostError(
+            f"{value!r} is not an RFC 3339 timestamp (e.g. 2016-05-01T12:00:00Z)",
+            source=source, line=line, field=field,
+        ) from None
+    if parsed.tzinfo is None:
+        raise PostError(
+            f"{value!r} has no time zone; add 'Z' or an offset such as '+00:00'",
+            source=source, line=line, field=field,
+        )
+    return parsed.astimezone(UTC)
+
+
+def _kind(value: object) -> str:
+    return {
+        type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+        str: "a string", list: "an array", dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+def _optional_str(obj: dict[str, Any], key: str, source: str, line: int | None) -> str | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise PostError(f"expected a string, got {_kind(value)}", source=source, line=line, field=key)
+
+
+def _parse_poll(value: object, source: str, line: int | None) -> Poll | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise PostError(
+            f"expected an object or null, got {_kind(value)}", source=source, line=line,
+            field="poll",
+        )
+    question = value.get("question")
+    if not isinstance(question, str):
+        raise PostError(
+            f"expected a string, got {_kind(question)}", source=source, line=line,
+            field="poll.question",
+        )
+    options = value.get("options")
+    if not isinstance(options, list) or not options:
+        raise PostError(
+            "expected a non-empty array of strings", source=source, line=line,
+            field="poll.options",
+        )
+    for i, option in enumerate(options):
+        if not isinstance(option, str):
+            raise PostError(
+                f"expected a string, got {_kind(option)}", source=source, line=line,
+                field=f"poll.options[{i}]",
+            )
+    closes_at = value.get("closes_at")
+    return Poll(
+        question=question,
+        options=tuple(options),
+        closes_at=None if closes_at is None else parse_time(
+            closes_at, field="poll.closes_at", source=source, line=line
+        ),
+    )
+
+
+def _parse_media(value: object, base: Path, source: str, line: int | None) -> tuple[Media, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise PostError(
+            f"expected an array of {{\"path\": ...}} objects, got {_kind(value)}",
+            source=source, line=line, field="media",
+        )
+    if len(value) > MAX_MEDIA_PER_POST:
+        raise PostError(
+            f"{len(value)} media items; at most {MAX_MEDIA_PER_POST} per post",
+            source=source, line=line, field="media",
+        )
+    items = []
+    for i, item in enumerate(value):
+        field = f"media[{i}].path"
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            got = _kind(item.get("path")) if isinstance(item, dict) else _kind(item)
+            raise PostError(
+                f"expected an object with a string 'path', got {got}",
+                source=source, line=line, field=field,
+            )
+        path = item["path"]
+        if not path.strip() or "\x00" in path:
+            raise PostError(
+                f"{path!r} is not a usable file path", source=source, line=line, field=field
+            )
+        file = Path(path) if Path(path).is_absolute() else base / path
+        if not file.is_file():
+            why = "is a folder, not a file" if file.is_dir() else "does not exist"
+            raise PostError(f"media file {str(file)!r} {why}", source=source, line=line,
+                            field=field)
+        items.append(Media(path=path, file=file))
+    return tuple(items)
+
+
+def parse_post(obj: object, *, base: Path, source: str = "<post>", line: int | None = None,
+               raw: str | None = None) -> Post:
+    """Validate one decoded JSON value as a post. Raises ``PostError`` naming the field."""
+    if not isinstance(obj, dict):
+        raise PostError(f"expected a JSON object, got {_kind(obj)}", source=source, line=line)
+    post_id = obj.get("id")
+    if post_id is None:
+        raise PostError("missing required post id", source=source, line=line, field="id")
+    if not isinstance(post_id, str) or not post_id.strip():
+        raise PostError(
+            f"expected a non-empty string, got {_kind(post_id)} {post_id!r}",
+            source=source, line=line, field="id",
+        )
+    created_at = obj.get("created_at")
+    return Post(
+        id=post_id,
+        author=_optional_str(obj, "author", source, line),
+        created_at=None if created_at is None else parse_time(
+            created_at, field="created_at", source=source, line=line
+        ),
+        text=_optional_str(obj, "text", source, line),
+        poll=_parse_poll(obj.get("poll"), source, line),
+        media=_parse_media(obj.get("media"), base, source, line),
+        reply_to=_optional_str(obj, "reply_to", source, line),
+        raw=raw if raw is not None else json.dumps(obj, ensure_ascii=False, sort_keys=True),
+        source=source,
+        line=line,
+    )
+
+
+def read_jsonl(path: Path) -> Iterator[Post | PostError]:
+    """Posts of a JSONL file in order; a ``PostError`` in place of each bad line.
+
+    Blank lines are skipped. A repeated id within the file is an error on the later line.
+    Raises ``UserError`` only when the file itself cannot be opened.
+    """
+    source = str(path)
+    base = path.parent
+    seen: dict[str, int] = {}
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UserError(f"cannot open input {source!r}: {exc.strerror}") from None
+    with handle:
+        for number, data in enumerate(handle, start=1):
+            if not data.strip():
+                continue
+            if len(data) > MAX_LINE_BYTES:
+                yield PostError(
+                    f"line is {len(data)} bytes; at most {MAX_LINE_BYTES}", source=source,
+                    line=number,
+                )
+                continue
+            try:
+                text = data.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                yield PostError(f"not UTF-8 ({exc.reason} at byte {exc.start})",
+                                source=source, line=number)
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield PostError(f"invalid JSON: {exc.msg} at column {exc.colno}",
+                                source=source, line=number)
+                continue
+            try:
+                post = parse_post(obj, base=base, source=source, line=number, raw=text)
+            except PostError as exc:
+                yield exc
+                continue
+            if post.id in seen:
+                yield PostError(
+                    f"post id {post.id!r} already appeared on line {seen[post.id]}",
+                    source=source, line=number, field="id",
+                )
+                continue
+            seen[post.id] = number
+            yield post
+
+
+def read_folder(folder: Path) -> Iterator[Post | PostError]:
+    """One post per regular file under ``folder`` (hidden files skipped), id = relative path."""
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = file.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        post_id = relative.as_posix()
+        raw = json.dumps({"id": post_id, "media": [{"path": post_id}]}, ensure_ascii=False)
+        yield Post(id=post_id, media=(Media(path=post_id, file=file),), raw=raw,
+                   source=str(folder))
+
+
+def read_input(path: Path) -> Iterator[Post | PostError]:
+    """Posts from a JSONL file or a folder of media. Raises ``UserError`` if neither."""
+    if path.is_dir():
+        return read_folder(path)
+    if path.is_file():
+        return read_jsonl(path)
+    raise UserError(f"input {str(path)!r} does not exist; give a JSONL file of posts or a folder "
+                    "of media files")
+
+
+def count_input(path: Path) -> int | None:
+    """Roughly how many posts ``path`` holds (non-blank lines or files), for progress bars."""
+    try:
+        if path.is_dir():
+            return sum(1 for p in path.rglob("*") if p.is_file())
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables, one schema for SQLite and PostgreSQL, Alembic migrations."""

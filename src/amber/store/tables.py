@@ -1,0 +1,126 @@
+"""amber's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them.
+
+Changing a table here means adding a migration in the same commit; a test compares the
+migrated schema with these definitions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps no zone of its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: amber stores UTC-aware times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+banks = sa.Table(
+    "banks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("threshold", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+bank_entries = sa.Table(
+    "bank_entries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "bank_id", sa.Integer, sa.ForeignKey("banks.id", ondelete="CASCADE"), nullable=False,
+        index=True,
+    ),
+    # Where the entry came from: the file name it was hashed from, or "FILE:ROW" of an import.
+    sa.Column("source", sa.Text, nullable=False),
+    # Overrides the bank's label for this entry (imports may carry one per row).
+    sa.Column("label", sa.String(200), nullable=True),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+)
+
+entry_signals = sa.Table(
+    "entry_signals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "entry_id", sa.Integer, sa.ForeignKey("bank_entries.id", ondelete="CASCADE"),
+        nullable=False, index=True,
+    ),
+    sa.Column("signal_type", sa.String(40), nullable=False),
+    sa.Column("signal_version", sa.Integer, nullable=False),
+    sa.Column("value", sa.String(512), nullable=False),
+    sa.Column("quality", sa.Integer, nullable=True),
+    # "original" for the entry's own hash; other names for robust-matching views.
+    sa.Column("variant", sa.String(60), nullable=False),
+    sa.Index("ix_entry_signals_type_value", "signal_type", "value"),
+    # Row ids key the PDQ index on disk: never reuse one.
+    sqlite_autoincrement=True,
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("post_id", sa.String(500), nullable=False, unique=True),
+    sa.Column("verdict", sa.String(20), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("actions", sa.JSON, nullable=False),
+    sa.Column("post", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("policy", sa.String(200), nullable=False),
+    sa.Column("amber_version", sa.String(40), nullable=False),
+    sa.Column("first_scanned_at", UTCDateTime, nullable=False),
+    sa.Column("scanned_at", UTCDateTime, nullable=False),
+    sa.Column("scan_count", sa.Integer, nullable=False),
+)
+
+post_media = sa.Table(
+    "post_media",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "decision_id", sa.Integer, sa.ForeignKey("decisions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("md5", sa.String(32), nullable=True),
+    sa.Column("pdq", sa.String(64), nullable=True),
+    sa.Column("pdq_quality", sa.Integer, nullable=True),
+    sa.Column("width", sa.Integer, nullable=True),
+    sa.Column("height", sa.Integer, nullable=True),
+    sa.UniqueConstraint("decision_id", "position"),
+    sa.Index("ix_post_media_sha256", "sha256"),
+)

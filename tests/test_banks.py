@@ -1,0 +1,116 @@
+"""Banks: create, add files, import and export CSV, list; bad input leaves nothing behind."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from amber.banks import BankAction, ImportRowsError
+from amber.engine import Engine
+from amber.errors import ConflictError, NotFoundError, UserError
+from amber.signals.pdq import PdqSignal
+
+
+def test_create_and_list(engine: Engine) -> None:
+    engine.banks.create("known", action="restrict", label="execution", threshold=20)
+    engine.banks.create("other")
+    banks = engine.banks.list()
+    assert [(b.name, b.action, b.label, b.threshold, b.entries) for b in banks] == [
+        ("known", BankAction.restrict, "execution", 20, 0),
+        ("other", BankAction.remove, "other", PdqSignal.DEFAULT_THRESHOLD, 0),
+    ]
+    assert banks[0].created_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"name": "bad name"}, UserError, "not allowed"),
+        ({"name": "x", "action": "delete"}, UserError, "action 'delete' is unknown"),
+        ({"name": "x", "threshold": 64}, UserError, "out of range"),
+        ({"name": "x", "threshold": -1}, UserError, "out of range"),
+        ({"name": "x", "label": "  "}, UserError, "label is empty"),
+        ({"name": "dup"}, ConflictError, "already exists"),
+    ],
+)
+def test_create_rejects_bad_values(engine: Engine, kwargs: dict[str, object],
+                                   error: type[Exception], words: str) -> None:
+    engine.banks.create("dup")
+    with pytest.raises(error, match=words):
+        engine.banks.create(**kwargs)  # type: ignore[arg-type]
+    assert [b.name for b in engine.banks.list()] == ["dup"]
+
+
+def test_unknown_bank_names_the_known_ones(engine: Engine) -> None:
+    engine.banks.create("alpha")
+    with pytest.raises(NotFoundError, match="no bank called 'beta' .banks: alpha"):
+        engine.banks.get("beta")
+
+
+def test_add_files_and_folders(engine: Engine, photo_file: Callable[..., Path],
+                               tmp_path: Path) -> None:
+    engine.banks.create("known")
+    first = photo_file(1, "a.png")
+    photo_file(2, "sub/b.jpg")
+    (tmp_path / "images" / "notes.txt").write_text("not an image")
+    result = engine.banks.add_files("known", [first, tmp_path / "images"])
+    assert sorted(Path(p).name for p in result.added) == ["a.png", "b.jpg"]
+    assert [Path(p).name for p in result.duplicates] == ["a.png"]  # given twice
+    [failure] = result.failures
+    assert failure.path.endswith("notes.txt") and failure.reason
+    assert engine.banks.get("known").entries == 2
+    exported = io.StringIO()
+    engine.banks.export_csv("known", exported)
+    rows = [line.split(",") for line in exported.getvalue().splitlines()]
+    assert sorted(r[0] for r in rows) == ["md5", "md5", "pdq", "pdq", "sha256", "sha256"]
+    assert all(r[2] == "known" for r in rows)
+
+
+def test_add_to_missing_path_is_an_error(engine: Engine, tmp_path: Path) -> None:
+    engine.banks.create("known")
+    with pytest.raises(UserError, match="does not exist"):
+        engine.banks.add_files("known", [tmp_path / "nope"])
+
+
+PDQ_A = "f" * 64
+PDQ_B = "0123456789abcdef" * 4
+
+
+def test_import_export_round_trip(engine: Engine) -> None:
+    engine.banks.create("shared", label="gifct")
+    text = (f"signal_type,signal,label\npdq,{PDQ_A.upper()},terror\n\n"
+            f"md5,{'a' * 32}\nvideo_md5,{'b' * 32},x\nsha256,{'c' * 64}\npdq,{PDQ_A}\n")
+    result = engine.banks.import_csv("shared", io.StringIO(text), source="in.csv")
+    assert (result.added, result.duplicates) == (4, 1)
+    out = io.StringIO()
+    assert engine.banks.export_csv("shared", out) == 4
+    assert out.getvalue().splitlines() == [
+        f"pdq,{PDQ_A},terror", f"md5,{'a' * 32},gifct", f"md5,{'b' * 32},x",
+        f"sha256,{'c' * 64},gifct",
+    ]
+    # The exported file imports into another bank unchanged.
+    engine.banks.create("copy")
+    again = engine.banks.import_csv("copy", io.StringIO(out.getvalue()), source="out.csv")
+    assert again.added == 4
+
+
+def test_bad_import_rows_are_all_named_and_nothing_is_imported(engine: Engine) -> None:
+    engine.banks.create("shared")
+    engine.banks.import_csv("shared", io.StringIO(f"pdq,{PDQ_B}\n"), source="first.csv")
+    text = (f"pdq,{PDQ_A}\n"          # good
+            "pdq,abc\n"               # too short
+            "sha1,deadbeef\n"         # unknown type
+            f"md5\n"                  # one column
+            f"md5,{'g' * 32}\n"       # not hex
+            f"pdq,{PDQ_A},a,b\n")     # four columns
+    with pytest.raises(ImportRowsError) as info:
+        engine.banks.import_csv("shared", io.StringIO(text), source="bad.csv")
+    assert [row for row, _ in info.value.rows] == [2, 3, 4, 5, 6]
+    message = str(info.value)
+    assert "bad.csv row 2: pdq value 'abc'" in message
+    assert "bad.csv row 3: unknown signal type 'sha1'" in message
+    assert "nothing was imported" in message
+    assert engine.banks.get("shared").entries == 1
