@@ -17,7 +17,7 @@ from amber.signals.pdq import PdqSignal
 def test_create_and_list(engine: Engine) -> None:
     engine.banks.create("known", action="restrict", label="execution", threshold=20)
     engine.banks.create("other")
-    banks = engine.banks.list()
+    banks = engine.banks.all()
     assert [(b.name, b.action, b.label, b.threshold, b.entries) for b in banks] == [
         ("known", BankAction.restrict, "execution", 20, 0),
         ("other", BankAction.remove, "other", PdqSignal.DEFAULT_THRESHOLD, 0),
@@ -41,12 +41,12 @@ def test_create_rejects_bad_values(engine: Engine, kwargs: dict[str, object],
     engine.banks.create("dup")
     with pytest.raises(error, match=words):
         engine.banks.create(**kwargs)  # type: ignore[arg-type]
-    assert [b.name for b in engine.banks.list()] == ["dup"]
+    assert [b.name for b in engine.banks.all()] == ["dup"]
 
 
 def test_unknown_bank_names_the_known_ones(engine: Engine) -> None:
     engine.banks.create("alpha")
-    with pytest.raises(NotFoundError, match="no bank called 'beta' .banks: alpha"):
+    with pytest.raises(NotFoundError, match=r"no bank called 'beta' \(banks: alpha"):
         engine.banks.get("beta")
 
 

@@ -13,7 +13,9 @@ from amber.errors import PostError, UserError
 from amber.posts import Post, count_input, read_folder, read_input, read_jsonl
 
 
-def test_a_full_post_parses(write_posts: Callable[..., Path], photo_file: Callable[..., Path]) -> None:
+def test_a_full_post_parses(
+    write_posts: Callable[..., Path], photo_file: Callable[..., Path]
+) -> None:
     photo_file(1, "a.png")
     path = write_posts([{
         "id": "p1", "author": "someone", "created_at": "2016-05-01T12:00:00+02:00",

@@ -33,7 +33,7 @@ def test_migrating_twice_is_harmless_and_sqlite_is_wal_with_foreign_keys(tmp_pat
 def test_not_a_database(tmp_path: Path) -> None:
     bad = tmp_path / "junk.db"
     bad.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(UserError, match="not an amber database|cannot open"):
+    with pytest.raises(UserError, match=r"not an amber database|cannot open"):
         connect(bad)
     assert bad.read_bytes() == b"this is not sqlite" * 100
 

@@ -105,7 +105,7 @@ class BankStore:
 
     def __init__(
         self, db: sa.Engine, signals: Registry[SignalType], *,
-        on_change: Callable[[], None] = lambda: None,
+        on_change: Callable[[], object] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
@@ -146,24 +146,24 @@ class BankStore:
                 raise ConflictError(f"bank {name!r} already exists; choose another name")
             now = self.clock()
             bank_id = conn.execute(
-                banks.insert().values(
-                    name=name, label=label, action=action.value, threshold=threshold,
-                    created_at=now,
-                )
-            ).inserted_primary_key[0]
+                banks.insert()
+                .values(name=name, label=label, action=action.value, threshold=threshold,
+                        created_at=now)
+                .returning(banks.c.id)
+            ).scalar_one()
         return Bank(bank_id, name, label, action, threshold, now)
 
     def get(self, name: str) -> Bank:
         """The bank called ``name``. Raises ``NotFoundError`` naming the known banks."""
-        for bank in self.list():
+        for bank in self.all():
             if bank.name == name:
                 return bank
-        known = ", ".join(b.name for b in self.list()) or "none yet"
+        known = ", ".join(b.name for b in self.all()) or "none yet"
         raise NotFoundError(
             f"no bank called {name!r} (banks: {known}); create it with: amber bank create {name}"
         )
 
-    def list(self) -> list[Bank]:
+    def all(self) -> list[Bank]:
         """Every bank with its entry count, by name."""
         count = (
             sa.select(sa.func.count(bank_entries.c.id))
@@ -287,10 +287,10 @@ class BankStore:
         values: Iterable[SignalValue],
     ) -> None:
         entry_id = conn.execute(
-            bank_entries.insert().values(
-                bank_id=bank_id, source=source, label=label, added_at=self.clock()
-            )
-        ).inserted_primary_key[0]
+            bank_entries.insert()
+            .values(bank_id=bank_id, source=source, label=label, added_at=self.clock())
+            .returning(bank_entries.c.id)
+        ).scalar_one()
         conn.execute(
             entry_signals.insert(),
             [

@@ -102,7 +102,9 @@ def bank_create(
 @bank_app.command("add")
 def bank_add(
     name: str,
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders; each file one entry.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Image files or folders; each file one entry.")
+    ],
     db: DbOption = None, vault: VaultOption = None,
 ) -> None:
     """Hash image files into a bank (folders are walked)."""
@@ -157,7 +159,7 @@ def bank_list(
     """List banks with their action, label, threshold and size."""
     _check_format(format)
     with _engine(db, vault) as engine:
-        banks = engine.banks.list()
+        banks = engine.banks.all()
     if format == "jsonl":
         for b in banks:
             print(json.dumps({"name": b.name, "label": b.label, "action": b.action.value,

@@ -92,7 +92,7 @@ class DecisionStore:
         insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
             decisions
         )
-        update = {key: insert.excluded[key] for key in values
+        update: dict[str, Any] = {key: insert.excluded[key] for key in values
                   if key not in ("post_id", "first_scanned_at", "scan_count")}
         update["scan_count"] = decisions.c.scan_count + 1
         statement = insert.values(values).on_conflict_do_update(

@@ -127,7 +127,9 @@ class Matcher:
                 matches.append(self._to_match(row, 0, None, "original", position))
         return matches
 
-    def _match_pdq(self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]]) -> list[Match]:
+    def _match_pdq(
+        self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]]
+    ) -> list[Match]:
         queries: list[tuple[int, SignalValue]] = [
             (position, v)
             for position, values in enumerate(media)
@@ -154,7 +156,9 @@ class Matcher:
                     continue
                 if row.quality is not None and row.quality < self.min_quality:
                     continue
-                matches.append(self._to_match(row, distance, value.quality, value.variant, position))
+                matches.append(
+                    self._to_match(row, distance, value.quality, value.variant, position)
+                )
         return matches
 
     @staticmethod
@@ -167,7 +171,7 @@ class Matcher:
             bank=str(row.name),
             action=str(row.action),
             label=str(row.entry_label or row.label),
-            entry_id=int(row.entry),  # type: ignore[call-overload]
+            entry_id=int(row.entry),
             entry_source=str(row.source),
             distance=distance,
             quality=quality,

@@ -216,7 +216,7 @@ def parse_policy(text: str, *, source: str) -> Policy:
         raise PolicyError(f"invalid TOML: {exc}", path=source) from None
     unknown = set(data) - {"name", "actions", "signals", "rules"}
     if unknown:
-        raise PolicyError(f"unknown key; known: name, actions, signals, rules",
+        raise PolicyError("unknown key; known: name, actions, signals, rules",
                           path=source, key=sorted(unknown)[0])
     name = data.get("name", "custom")
     if not isinstance(name, str) or not name:
