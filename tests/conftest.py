@@ -27,8 +27,13 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 def photo_file(tmp_path: Path) -> Callable[..., Path]:
     """Write a generated photo: ``photo_file(seed, name="x.png", size=(w, h), quality=90)``."""
 
-    def make(seed: int, name: str | None = None, size: tuple[int, int] = (640, 480),
-             quality: int = 92, image: Image.Image | None = None) -> Path:
+    def make(
+        seed: int,
+        name: str | None = None,
+        size: tuple[int, int] = (640, 480),
+        quality: int = 92,
+        image: Image.Image | None = None,
+    ) -> Path:
         path = tmp_path / "images" / (name or f"photo-{seed}.png")
         path.parent.mkdir(parents=True, exist_ok=True)
         img = image if image is not None else photo(seed, *size)
@@ -47,8 +52,9 @@ def write_posts(tmp_path: Path) -> Callable[[list[object]], Path]:
 
     def write(lines: list[object], name: str = "posts.jsonl") -> Path:
         path = tmp_path / name
-        text = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n"
-                       for line in lines)
+        text = "".join(
+            (line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines
+        )
         path.write_text(text, encoding="utf-8")
         return path
 
@@ -60,11 +66,19 @@ def amber_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]
     """Run the real ``amber`` command in a process, with state in ``tmp_path``."""
 
     def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "AMBER_DB": str(tmp_path / "amber.db"),
-               "AMBER_VAULT": str(tmp_path / "vault"), "COLUMNS": "200"}
+        env = {
+            **os.environ,
+            "AMBER_DB": str(tmp_path / "amber.db"),
+            "AMBER_VAULT": str(tmp_path / "vault"),
+            "COLUMNS": "200",
+        }
         return subprocess.run(
-            [sys.executable, "-m", "amber", *map(str, args)], capture_output=True, text=True,
-            env=env, cwd=cwd or tmp_path, timeout=300,
+            [sys.executable, "-m", "amber", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd or tmp_path,
+            timeout=300,
         )
 
     return run

@@ -36,8 +36,9 @@ def test_create_and_list(engine: Engine) -> None:
         ({"name": "dup"}, ConflictError, "already exists"),
     ],
 )
-def test_create_rejects_bad_values(engine: Engine, kwargs: dict[str, object],
-                                   error: type[Exception], words: str) -> None:
+def test_create_rejects_bad_values(
+    engine: Engine, kwargs: dict[str, object], error: type[Exception], words: str
+) -> None:
     engine.banks.create("dup")
     with pytest.raises(error, match=words):
         engine.banks.create(**kwargs)  # type: ignore[arg-type]
@@ -50,8 +51,9 @@ def test_unknown_bank_names_the_known_ones(engine: Engine) -> None:
         engine.banks.get("beta")
 
 
-def test_add_files_and_folders(engine: Engine, photo_file: Callable[..., Path],
-                               tmp_path: Path) -> None:
+def test_add_files_and_folders(
+    engine: Engine, photo_file: Callable[..., Path], tmp_path: Path
+) -> None:
     engine.banks.create("known")
     first = photo_file(1, "a.png")
     photo_file(2, "sub/b.jpg")
@@ -81,14 +83,18 @@ PDQ_B = "0123456789abcdef" * 4
 
 def test_import_export_round_trip(engine: Engine) -> None:
     engine.banks.create("shared", label="gifct")
-    text = (f"signal_type,signal,label\npdq,{PDQ_A.upper()},terror\n\n"
-            f"md5,{'a' * 32}\nvideo_md5,{'b' * 32},x\nsha256,{'c' * 64}\npdq,{PDQ_A}\n")
+    text = (
+        f"signal_type,signal,label\npdq,{PDQ_A.upper()},terror\n\n"
+        f"md5,{'a' * 32}\nvideo_md5,{'b' * 32},x\nsha256,{'c' * 64}\npdq,{PDQ_A}\n"
+    )
     result = engine.banks.import_csv("shared", io.StringIO(text), source="in.csv")
     assert (result.added, result.duplicates) == (4, 1)
     out = io.StringIO()
     assert engine.banks.export_csv("shared", out) == 4
     assert out.getvalue().splitlines() == [
-        f"pdq,{PDQ_A},terror", f"md5,{'a' * 32},gifct", f"md5,{'b' * 32},x",
+        f"pdq,{PDQ_A},terror",
+        f"md5,{'a' * 32},gifct",
+        f"md5,{'b' * 32},x",
         f"sha256,{'c' * 64},gifct",
     ]
     # The exported file imports into another bank unchanged.
@@ -100,12 +106,14 @@ def test_import_export_round_trip(engine: Engine) -> None:
 def test_bad_import_rows_are_all_named_and_nothing_is_imported(engine: Engine) -> None:
     engine.banks.create("shared")
     engine.banks.import_csv("shared", io.StringIO(f"pdq,{PDQ_B}\n"), source="first.csv")
-    text = (f"pdq,{PDQ_A}\n"          # good
-            "pdq,abc\n"               # too short
-            "sha1,deadbeef\n"         # unknown type
-            f"md5\n"                  # one column
-            f"md5,{'g' * 32}\n"       # not hex
-            f"pdq,{PDQ_A},a,b\n")     # four columns
+    text = (
+        f"pdq,{PDQ_A}\n"  # good
+        "pdq,abc\n"  # too short
+        "sha1,deadbeef\n"  # unknown type
+        f"md5\n"  # one column
+        f"md5,{'g' * 32}\n"  # not hex
+        f"pdq,{PDQ_A},a,b\n"
+    )  # four columns
     with pytest.raises(ImportRowsError) as info:
         engine.banks.import_csv("shared", io.StringIO(text), source="bad.csv")
     assert [row for row, _ in info.value.rows] == [2, 3, 4, 5, 6]

@@ -21,13 +21,19 @@ def assert_clean_error(result: CompletedProcess[str], code: int, words: str) -> 
 
 
 def test_bank_commands_and_scan_jsonl(
-    amber_cli: Cli, photo_file: Callable[..., Path], write_posts: Callable[..., Path],
+    amber_cli: Cli,
+    photo_file: Callable[..., Path],
+    write_posts: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
     original = photo(40, 640, 480)
     known = photo_file(40, "known.png", image=original)
-    assert amber_cli("bank", "create", "known", "--action", "remove", "--label",
-                     "execution").returncode == 0
+    assert (
+        amber_cli(
+            "bank", "create", "known", "--action", "remove", "--label", "execution"
+        ).returncode
+        == 0
+    )
     added = amber_cli("bank", "add", "known", known)
     assert added.returncode == 0 and "added 1 entries" in added.stderr
     listing = amber_cli("bank", "list", "--format", "jsonl")
@@ -35,14 +41,17 @@ def test_bank_commands_and_scan_jsonl(
     assert bank["name"] == "known" and bank["entries"] == 1 and bank["threshold"] == 31
 
     mirrored = photo_file(0, "m.jpg", image=ImageOps.mirror(original))
-    posts = write_posts([{"id": "copy", "media": [{"path": str(mirrored)}]},
-                         {"id": "other", "media": [{"path": str(photo_file(41))}]},
-                         "not json"])
+    posts = write_posts(
+        [
+            {"id": "copy", "media": [{"path": str(mirrored)}]},
+            {"id": "other", "media": [{"path": str(photo_file(41))}]},
+            "not json",
+        ]
+    )
     result = amber_cli("scan", posts, "--format", "jsonl")
     assert result.returncode == 1  # one line failed
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(r["post_id"], r["verdict"]) for r in rows] == [("copy", "remove"),
-                                                            ("other", "allow")]
+    assert [(r["post_id"], r["verdict"]) for r in rows] == [("copy", "remove"), ("other", "allow")]
     assert set(rows[0]) == {"post_id", "verdict", "reasons", "actions"}
     assert rows[0]["actions"] == ["remove"]
     reason = rows[0]["reasons"][0]
@@ -57,7 +66,10 @@ def test_bank_commands_and_scan_jsonl(
     exported = amber_cli("bank", "export", "known")
     assert exported.returncode == 0
     assert sorted(line.split(",")[0] for line in exported.stdout.splitlines()) == [
-        "md5", "pdq", "sha256"]
+        "md5",
+        "pdq",
+        "sha256",
+    ]
     csv_file = tmp_path / "k.csv"
     assert amber_cli("bank", "export", "known", csv_file).returncode == 0
     assert amber_cli("bank", "create", "copy").returncode == 0
@@ -77,8 +89,7 @@ def test_user_errors_exit_2_without_traceback(amber_cli: Cli, tmp_path: Path) ->
     assert_clean_error(amber_cli("bank", "import", "a", bad), 2, "row 1: pdq value 'xyz'")
     policy = tmp_path / "p.toml"
     policy.write_text("[[rules]]\nname = 'r'\nwhen = 'nonsense'\n")
-    assert_clean_error(amber_cli("scan", tmp_path, "--policy", policy), 2,
-                       "rules[0].when")
+    assert_clean_error(amber_cli("scan", tmp_path, "--policy", policy), 2, "rules[0].when")
     assert_clean_error(amber_cli("bank", "create", "b", "--action", "delete"), 2, "delete")
 
 
@@ -106,5 +117,4 @@ def test_demo_runs_and_explains(amber_cli: Cli, tmp_path: Path) -> None:
     again = amber_cli("demo", "--dir", tmp_path / "d")
     assert again.returncode == 0
     (tmp_path / "mine").mkdir()
-    assert_clean_error(amber_cli("demo", "--dir", tmp_path / "mine"), 2,
-                       "not an amber demo folder")
+    assert_clean_error(amber_cli("demo", "--dir", tmp_path / "mine"), 2, "not an amber demo folder")

@@ -11,11 +11,26 @@ from amber.matching import Match
 from amber.policy import Findings, Verdict, load_policy, parse_policy
 
 
-def match(bank: str = "b", action: str = "remove", distance: int = 4, signal: str = "pdq",
-          label: str = "lbl") -> Match:
-    return Match(signal_type=signal, bank=bank, action=action, label=label, entry_id=1,
-                 entry_source="x.png", distance=distance, quality=100,
-                 query_variant="original", entry_variant="original", media=0)
+def match(
+    bank: str = "b",
+    action: str = "remove",
+    distance: int = 4,
+    signal: str = "pdq",
+    label: str = "lbl",
+) -> Match:
+    return Match(
+        signal_type=signal,
+        bank=bank,
+        action=action,
+        label=label,
+        entry_id=1,
+        entry_source="x.png",
+        distance=distance,
+        quality=100,
+        query_variant="original",
+        entry_variant="original",
+        media=0,
+    )
 
 
 def test_default_policy_maps_bank_action_to_verdict() -> None:
@@ -26,15 +41,23 @@ def test_default_policy_maps_bank_action_to_verdict() -> None:
     assert outcome.verdict is Verdict.review and outcome.actions == ["review"]
     [reason] = outcome.reasons
     assert reason.to_json() == {
-        "signal": "pdq", "bank": "b", "label": "lbl", "entry": 1, "distance": 4,
-        "quality": 100, "detail": "entry 'x.png'", "media": "a.png", "rule": "bank-match",
+        "signal": "pdq",
+        "bank": "b",
+        "label": "lbl",
+        "entry": 1,
+        "distance": 4,
+        "quality": 100,
+        "detail": "entry 'x.png'",
+        "media": "a.png",
+        "rule": "bank-match",
     }
 
 
 def test_strongest_verdict_wins_and_every_reason_is_kept() -> None:
     policy = load_policy()
-    outcome = policy.decide(Findings(matches=[match("r", "review"), match("x", "remove"),
-                                              match("s", "restrict")]))
+    outcome = policy.decide(
+        Findings(matches=[match("r", "review"), match("x", "remove"), match("s", "restrict")])
+    )
     assert outcome.verdict is Verdict.remove
     assert outcome.actions == ["remove"]
     assert [r.bank for r in outcome.reasons] == ["r", "x", "s"]
@@ -84,18 +107,32 @@ def test_custom_policy_file(tmp_path: Path) -> None:
         ("name = 'x'", "rules", "at least one"),
         ("colour = 1\n[[rules]]\nname='a'\nwhen='bank_match'", "colour", "unknown key"),
         ("[[rules]]\nname='a'\nwhen='vibes'", "rules[0].when", "unknown condition"),
-        ("[[rules]]\nname='a'\nwhen='bank_match'\nverdict='ban'", "rules[0].verdict",
-         "unknown"),
-        ("[[rules]]\nname='a'\nwhen='bank_match'\nsignal=['pdq']", "rules[0].signal",
-         "unknown key"),
-        ("[[rules]]\nname='a'\nwhen='bank_match'\nsignals='pdq'", "rules[0].signals",
-         "list of strings"),
-        ("[[rules]]\nname='a'\nwhen='bank_match'\n[[rules]]\nname='a'\nwhen='bank_match'",
-         "rules[1].name", "used twice"),
-        ("[signals.pdq]\nmin_quality=101\n[[rules]]\nname='a'\nwhen='bank_match'",
-         "signals.pdq.min_quality", "0 to 100"),
-        ("[actions]\nban=['x']\n[[rules]]\nname='a'\nwhen='bank_match'", "actions.ban",
-         "not a verdict"),
+        ("[[rules]]\nname='a'\nwhen='bank_match'\nverdict='ban'", "rules[0].verdict", "unknown"),
+        (
+            "[[rules]]\nname='a'\nwhen='bank_match'\nsignal=['pdq']",
+            "rules[0].signal",
+            "unknown key",
+        ),
+        (
+            "[[rules]]\nname='a'\nwhen='bank_match'\nsignals='pdq'",
+            "rules[0].signals",
+            "list of strings",
+        ),
+        (
+            "[[rules]]\nname='a'\nwhen='bank_match'\n[[rules]]\nname='a'\nwhen='bank_match'",
+            "rules[1].name",
+            "used twice",
+        ),
+        (
+            "[signals.pdq]\nmin_quality=101\n[[rules]]\nname='a'\nwhen='bank_match'",
+            "signals.pdq.min_quality",
+            "0 to 100",
+        ),
+        (
+            "[actions]\nban=['x']\n[[rules]]\nname='a'\nwhen='bank_match'",
+            "actions.ban",
+            "not a verdict",
+        ),
     ],
 )
 def test_bad_policy_names_the_key(text: str, key: str | None, words: str) -> None:

@@ -17,13 +17,23 @@ def test_a_full_post_parses(
     write_posts: Callable[..., Path], photo_file: Callable[..., Path]
 ) -> None:
     photo_file(1, "a.png")
-    path = write_posts([{
-        "id": "p1", "author": "someone", "created_at": "2016-05-01T12:00:00+02:00",
-        "text": "Kill him or let him go?", "reply_to": "p0",
-        "poll": {"question": "Decide", "options": ["kill", "let go"],
-                 "closes_at": "2016-05-01T13:00:00Z"},
-        "media": [{"path": "images/a.png"}],
-    }])
+    path = write_posts(
+        [
+            {
+                "id": "p1",
+                "author": "someone",
+                "created_at": "2016-05-01T12:00:00+02:00",
+                "text": "Kill him or let him go?",
+                "reply_to": "p0",
+                "poll": {
+                    "question": "Decide",
+                    "options": ["kill", "let go"],
+                    "closes_at": "2016-05-01T13:00:00Z",
+                },
+                "media": [{"path": "images/a.png"}],
+            }
+        ]
+    )
     [post] = list(read_jsonl(path))
     assert isinstance(post, Post)
     assert post.created_at == datetime(2016, 5, 1, 10, 0, tzinfo=UTC)
@@ -48,10 +58,16 @@ def test_a_full_post_parses(
         ('{"id": "x", "poll": "yes"}', "poll", "expected an object or null"),
         ('{"id": "x", "poll": {"options": ["a"]}}', "poll.question", "expected a string"),
         ('{"id": "x", "poll": {"question": "q", "options": []}}', "poll.options", "non-empty"),
-        ('{"id": "x", "poll": {"question": "q", "options": ["a", 2]}}', "poll.options[1]",
-         "expected a string"),
-        ('{"id": "x", "poll": {"question": "q", "options": ["a"], "closes_at": 5}}',
-         "poll.closes_at", "timestamp string"),
+        (
+            '{"id": "x", "poll": {"question": "q", "options": ["a", 2]}}',
+            "poll.options[1]",
+            "expected a string",
+        ),
+        (
+            '{"id": "x", "poll": {"question": "q", "options": ["a"], "closes_at": 5}}',
+            "poll.closes_at",
+            "timestamp string",
+        ),
         ('{"id": "x", "media": {"path": "a.png"}}', "media", "expected an array"),
         ('{"id": "x", "media": [{"file": "a.png"}]}', "media[0].path", "string 'path'"),
         ('{"id": "x", "media": [{"path": "missing.png"}]}', "media[0].path", "does not exist"),
@@ -90,8 +106,9 @@ def test_non_utf8_line_is_reported(tmp_path: Path) -> None:
     assert isinstance(items[1], PostError) and "not UTF-8" in items[1].message
 
 
-def test_absolute_media_path(tmp_path: Path, photo_file: Callable[..., Path],
-                             write_posts: Callable[..., Path]) -> None:
+def test_absolute_media_path(
+    tmp_path: Path, photo_file: Callable[..., Path], write_posts: Callable[..., Path]
+) -> None:
     image = photo_file(3)
     [post] = list(read_jsonl(write_posts([{"id": "a", "media": [{"path": str(image)}]}])))
     assert isinstance(post, Post) and post.media[0].file == image

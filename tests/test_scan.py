@@ -36,14 +36,19 @@ def test_copies_are_removed_and_innocent_posts_allowed(
         "screenshot": photo_file(0, "shot.png", image=screenshot(original)),
     }
     posts = [{"id": name, "media": [{"path": str(p)}]} for name, p in copies.items()]
-    posts += [{"id": f"innocent-{s}", "media": [{"path": str(photo_file(s))}]}
-              for s in (21, 22, 23)]
+    posts += [
+        {"id": f"innocent-{s}", "media": [{"path": str(photo_file(s))}]} for s in (21, 22, 23)
+    ]
     posts.append({"id": "text-only", "text": "hello"})
     results = scan(engine, write_posts(posts))
     verdicts = {r.post.id: r.outcome.verdict.value for r in results if isinstance(r, ScanResult)}
-    assert verdicts == {**{name: "remove" for name in copies},
-                        "innocent-21": "allow", "innocent-22": "allow", "innocent-23": "allow",
-                        "text-only": "allow"}
+    assert verdicts == {
+        **{name: "remove" for name in copies},
+        "innocent-21": "allow",
+        "innocent-22": "allow",
+        "innocent-23": "allow",
+        "text-only": "allow",
+    }
     exact = next(r for r in results if isinstance(r, ScanResult) and r.post.id == "exact")
     signals = {reason.signal for reason in exact.outcome.reasons}
     assert {"sha256", "md5", "pdq"} <= signals
@@ -70,7 +75,9 @@ def test_rescanning_replaces_the_decision_without_duplicating(
 
 
 def test_bad_posts_are_reported_and_the_rest_scanned(
-    engine: Engine, tmp_path: Path, photo_file: Callable[..., Path],
+    engine: Engine,
+    tmp_path: Path,
+    photo_file: Callable[..., Path],
     write_posts: Callable[..., Path],
 ) -> None:
     not_image = tmp_path / "notes.txt"
@@ -80,21 +87,30 @@ def test_bad_posts_are_reported_and_the_rest_scanned(
     photo(3).save(buffer, "JPEG")
     truncated.write_bytes(buffer.getvalue()[:2000])
     good = photo_file(4)
-    results = scan(engine, write_posts([
-        {"id": "a", "media": [{"path": str(good)}, {"path": str(not_image)}]},
-        "{broken",
-        {"id": "b", "media": [{"path": str(truncated)}]},
-        {"id": "c", "media": [{"path": str(good)}]},
-    ]))
+    results = scan(
+        engine,
+        write_posts(
+            [
+                {"id": "a", "media": [{"path": str(good)}, {"path": str(not_image)}]},
+                "{broken",
+                {"id": "b", "media": [{"path": str(truncated)}]},
+                {"id": "c", "media": [{"path": str(good)}]},
+            ]
+        ),
+    )
     errors = [r for r in results if isinstance(r, PostError)]
-    assert [(e.line, e.field) for e in errors] == [(1, "media[1].path"), (2, None),
-                                                   (3, "media[0].path")]
+    assert [(e.line, e.field) for e in errors] == [
+        (1, "media[1].path"),
+        (2, None),
+        (3, "media[0].path"),
+    ]
     assert [r.post.id for r in results if isinstance(r, ScanResult)] == ["c"]
     assert engine.decisions.count() == 1
 
 
-def test_per_bank_threshold(engine: Engine, photo_file: Callable[..., Path],
-                            write_posts: Callable[..., Path]) -> None:
+def test_per_bank_threshold(
+    engine: Engine, photo_file: Callable[..., Path], write_posts: Callable[..., Path]
+) -> None:
     original = photo(9, 640, 480)
     known = photo_file(9, "known.png", image=original)
     copy = photo_file(0, "copy.jpg", image=original.resize((200, 150)), quality=20)
@@ -116,8 +132,15 @@ def test_low_quality_hash_never_matches_alone(
     near = photo_file(0, "flat2.png", image=Image.new("RGB", (400, 300), (121, 130, 140)))
     engine.banks.create("known")
     engine.banks.add_files("known", [known])
-    results = scan(engine, write_posts([{"id": "same-bytes", "media": [{"path": str(known)}]},
-                                        {"id": "near", "media": [{"path": str(near)}]}]))
+    results = scan(
+        engine,
+        write_posts(
+            [
+                {"id": "same-bytes", "media": [{"path": str(known)}]},
+                {"id": "near", "media": [{"path": str(near)}]},
+            ]
+        ),
+    )
     by_id = {r.post.id: r for r in results if isinstance(r, ScanResult)}
     assert by_id["near"].outcome.verdict == "allow"
     assert {r.signal for r in by_id["same-bytes"].outcome.reasons} == {"sha256", "md5"}

@@ -53,4 +53,9 @@ def test_unknown_url_scheme() -> None:
 def test_tables_exist(tmp_path: Path) -> None:
     engine = connect(tmp_path / "a.db")
     assert set(sa.inspect(engine).get_table_names()) >= {
-        "banks", "bank_entries", "entry_signals", "decisions", "post_media"}
+        "banks",
+        "bank_entries",
+        "entry_signals",
+        "decisions",
+        "post_media",
+    }

@@ -104,7 +104,10 @@ class BankStore:
     """Bank operations on one database. ``on_change`` runs after entries are committed."""
 
     def __init__(
-        self, db: sa.Engine, signals: Registry[SignalType], *,
+        self,
+        db: sa.Engine,
+        signals: Registry[SignalType],
+        *,
         on_change: Callable[[], object] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -116,8 +119,12 @@ class BankStore:
     # -- banks ---------------------------------------------------------------------------
 
     def create(
-        self, name: str, *, action: BankAction | str = BankAction.remove,
-        label: str | None = None, threshold: int = PdqSignal.DEFAULT_THRESHOLD,
+        self,
+        name: str,
+        *,
+        action: BankAction | str = BankAction.remove,
+        label: str | None = None,
+        threshold: int = PdqSignal.DEFAULT_THRESHOLD,
     ) -> Bank:
         """Create a bank. Raises ``UserError`` for a bad value, ``ConflictError`` if it exists."""
         if not NAME_PATTERN.fullmatch(name):
@@ -147,8 +154,9 @@ class BankStore:
             now = self.clock()
             bank_id = conn.execute(
                 banks.insert()
-                .values(name=name, label=label, action=action.value, threshold=threshold,
-                        created_at=now)
+                .values(
+                    name=name, label=label, action=action.value, threshold=threshold, created_at=now
+                )
                 .returning(banks.c.id)
             ).scalar_one()
         return Bank(bank_id, name, label, action, threshold, now)
@@ -173,8 +181,15 @@ class BankStore:
         with self.db.connect() as conn:
             rows = conn.execute(sa.select(banks, count.label("entries")).order_by(banks.c.name))
             return [
-                Bank(r.id, r.name, r.label, BankAction(r.action), r.threshold, r.created_at,
-                     r.entries)
+                Bank(
+                    r.id,
+                    r.name,
+                    r.label,
+                    BankAction(r.action),
+                    r.threshold,
+                    r.created_at,
+                    r.entries,
+                )
                 for r in rows
             ]
 
@@ -283,7 +298,11 @@ class BankStore:
     # -- storage -------------------------------------------------------------------------
 
     def _insert_entry(
-        self, conn: sa.Connection, bank_id: int, source: str, label: str | None,
+        self,
+        conn: sa.Connection,
+        bank_id: int,
+        source: str,
+        label: str | None,
         values: Iterable[SignalValue],
     ) -> None:
         entry_id = conn.execute(

@@ -29,10 +29,13 @@ from amber.posts import count_input, read_input
 
 app = typer.Typer(
     help="amber: stop interactive-atrocity posts, catch re-uploads by PDQ, keep the evidence.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
-bank_app = typer.Typer(help="Banks of known content: create, add, import, export, list.",
-                       no_args_is_help=True)
+bank_app = typer.Typer(
+    help="Banks of known content: create, add, import, export, list.", no_args_is_help=True
+)
 app.add_typer(bank_app, name="bank")
 
 out = Console(highlight=False, soft_wrap=True)
@@ -40,21 +43,32 @@ err = Console(stderr=True, highlight=False)
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="SQLite file or database URL [env AMBER_DB; default ./amber.db]",
-                 show_default=False),
+    typer.Option(
+        "--db",
+        help="SQLite file or database URL (env AMBER_DB, default ./amber.db)",
+        show_default=False,
+    ),
 ]
 VaultOption = Annotated[
     Path | None,
-    typer.Option("--vault", help="Evidence vault folder [env AMBER_VAULT; default ./amber-vault]",
-                 show_default=False),
+    typer.Option(
+        "--vault",
+        help="Evidence vault folder (env AMBER_VAULT, default ./amber-vault)",
+        show_default=False,
+    ),
 ]
 PolicyOption = Annotated[
     Path | None,
-    typer.Option("--policy", help="Policy TOML file [default: the built-in policy]",
-                 show_default=False),
+    typer.Option(
+        "--policy", help="Policy TOML file (default: the built-in policy)", show_default=False
+    ),
 ]
-VERDICT_STYLE = {"allow": "green", "review": "yellow", "restrict": "bold dark_orange",
-                 "remove": "bold red"}
+VERDICT_STYLE = {
+    "allow": "green",
+    "review": "yellow",
+    "restrict": "bold dark_orange",
+    "remove": "bold red",
+}
 
 
 @contextmanager
@@ -88,15 +102,18 @@ def bank_create(
     action: Annotated[BankAction, typer.Option(help="What a match to this bank means.")] = (
         BankAction.remove
     ),
-    label: Annotated[str | None, typer.Option(help="Label for matches [default: the name]")] = None,
+    label: Annotated[str | None, typer.Option(help="Label for matches (default: the name)")] = None,
     threshold: Annotated[int, typer.Option(help="Largest PDQ distance that matches (0-63).")] = 31,
-    db: DbOption = None, vault: VaultOption = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
 ) -> None:
     """Create a bank."""
     with _engine(db, vault) as engine:
         bank = engine.banks.create(name, action=action, label=label, threshold=threshold)
-    err.print(f"created bank {bank.name!r}: action {bank.action}, label {bank.label!r}, "
-              f"threshold {bank.threshold}")
+    err.print(
+        f"created bank {bank.name!r}: action {bank.action}, label {bank.label!r}, "
+        f"threshold {bank.threshold}"
+    )
 
 
 @bank_app.command("add")
@@ -105,7 +122,8 @@ def bank_add(
     paths: Annotated[
         list[Path], typer.Argument(help="Image files or folders; each file one entry.")
     ],
-    db: DbOption = None, vault: VaultOption = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
 ) -> None:
     """Hash image files into a bank (folders are walked)."""
     with _engine(db, vault) as engine:
@@ -114,29 +132,37 @@ def bank_add(
         err.print(f"Error: {failure.path}: {failure.reason}", markup=False)
     for path in result.duplicates:
         err.print(f"skipped {path}: already in bank {name!r}", markup=False)
-    err.print(f"added {len(result.added)} entries to bank {name!r}"
-              + (f"; {len(result.failures)} files failed" if result.failures else ""))
+    err.print(
+        f"added {len(result.added)} entries to bank {name!r}"
+        + (f"; {len(result.failures)} files failed" if result.failures else "")
+    )
     if result.failures:
         raise typer.Exit(1)
 
 
 @bank_app.command("import")
 def bank_import(
-    name: str, file: Path, db: DbOption = None, vault: VaultOption = None,
+    name: str,
+    file: Path,
+    db: DbOption = None,
+    vault: VaultOption = None,
 ) -> None:
     """Import CSV rows signal_type,signal[,label] (all or nothing)."""
     text = read_csv_text(file)
     with _engine(db, vault) as engine:
         result = engine.banks.import_csv(name, text, source=str(file))
-    err.print(f"imported {result.added} entries into bank {name!r}"
-              + (f"; {result.duplicates} already there" if result.duplicates else ""))
+    err.print(
+        f"imported {result.added} entries into bank {name!r}"
+        + (f"; {result.duplicates} already there" if result.duplicates else "")
+    )
 
 
 @bank_app.command("export")
 def bank_export(
     name: str,
-    file: Annotated[Path | None, typer.Argument(help="Output CSV [default: stdout]")] = None,
-    db: DbOption = None, vault: VaultOption = None,
+    file: Annotated[Path | None, typer.Argument(help="Output CSV (default: stdout)")] = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
 ) -> None:
     """Export a bank as CSV rows signal_type,signal,label."""
     with _engine(db, vault) as engine:
@@ -154,7 +180,8 @@ def bank_export(
 @bank_app.command("list")
 def bank_list(
     format: Annotated[str, typer.Option("--format", help="table or jsonl")] = "table",
-    db: DbOption = None, vault: VaultOption = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
 ) -> None:
     """List banks with their action, label, threshold and size."""
     _check_format(format)
@@ -162,14 +189,29 @@ def bank_list(
         banks = engine.banks.all()
     if format == "jsonl":
         for b in banks:
-            print(json.dumps({"name": b.name, "label": b.label, "action": b.action.value,
-                              "threshold": b.threshold, "entries": b.entries,
-                              "created_at": b.created_at.isoformat()}))
+            print(
+                json.dumps(
+                    {
+                        "name": b.name,
+                        "label": b.label,
+                        "action": b.action.value,
+                        "threshold": b.threshold,
+                        "entries": b.entries,
+                        "created_at": b.created_at.isoformat(),
+                    }
+                )
+            )
         return
     table = Table("bank", "action", "label", "threshold", "entries", "created")
     for b in banks:
-        table.add_row(b.name, b.action.value, b.label, str(b.threshold), str(b.entries),
-                      b.created_at.strftime("%Y-%m-%d %H:%M"))
+        table.add_row(
+            b.name,
+            b.action.value,
+            b.label,
+            str(b.threshold),
+            str(b.entries),
+            b.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
     out.print(table)
 
 
@@ -197,8 +239,12 @@ class _LazyProgress:
         self.done += 1
         if self.progress is None and time.monotonic() - self.started > self.DELAY:
             self.progress = Progress(
-                TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=err, transient=True,
+                TextColumn("scanning"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
             )
             self.progress.start()
             self.task = self.progress.add_task("scan", total=self.total, completed=self.done)
@@ -211,7 +257,11 @@ class _LazyProgress:
 
 
 def scan_input(
-    engine: Engine, input: Path, *, format: str, workers: int | None = None,
+    engine: Engine,
+    input: Path,
+    *,
+    format: str,
+    workers: int | None = None,
 ) -> tuple[list[ScanResult], int]:
     """Scan ``input``, streaming JSONL or errors as they come; returns results and errors."""
     progress = _LazyProgress(count_input(input))
@@ -237,8 +287,12 @@ def render_results(results: list[ScanResult]) -> Table:
     for result in results:
         verdict = result.outcome.verdict.value
         why = "\n".join(_describe(r.to_json()) for r in result.outcome.reasons) or "-"
-        table.add_row(result.post.id, f"[{VERDICT_STYLE[verdict]}]{verdict}[/]", why,
-                      ", ".join(result.outcome.actions) or "-")
+        table.add_row(
+            result.post.id,
+            f"[{VERDICT_STYLE[verdict]}]{verdict}[/]",
+            why,
+            ", ".join(result.outcome.actions) or "-",
+        )
     return table
 
 
@@ -261,8 +315,11 @@ def scan(
     input: Annotated[Path, typer.Argument(help="JSONL file of posts, or a folder of media files")],
     format: Annotated[str, typer.Option("--format", help="table or jsonl")] = "table",
     policy: PolicyOption = None,
-    workers: Annotated[int | None, typer.Option(help="Hashing processes [default: cores]")] = None,
-    db: DbOption = None, vault: VaultOption = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Hashing processes (default: one per core)")
+    ] = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
 ) -> None:
     """Scan posts: hash media, match banks, apply the policy, store and print decisions."""
     _check_format(format)
@@ -274,8 +331,10 @@ def scan(
     for r in results:
         counts[r.outcome.verdict.value] = counts.get(r.outcome.verdict.value, 0) + 1
     summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no posts"
-    err.print(f"scanned {len(results)} posts ({summary})"
-              + (f"; {errors} failed (see errors above)" if errors else ""))
+    err.print(
+        f"scanned {len(results)} posts ({summary})"
+        + (f"; {errors} failed (see errors above)" if errors else "")
+    )
     if errors:
         raise typer.Exit(1)
 
@@ -311,6 +370,9 @@ def main() -> None:
     except Exception as exc:
         if debug:
             raise
-        err.print(f"Error: internal error ({type(exc).__name__}: {exc}); rerun with --debug "
-                  "for a traceback and report it", markup=False)
+        err.print(
+            f"Error: internal error ({type(exc).__name__}: {exc}); rerun with --debug "
+            "for a traceback and report it",
+            markup=False,
+        )
         sys.exit(1)

@@ -37,8 +37,12 @@ class Decision:
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL contract's fields."""
-        return {"post_id": self.post_id, "verdict": self.verdict.value, "reasons": self.reasons,
-                "actions": self.actions}
+        return {
+            "post_id": self.post_id,
+            "verdict": self.verdict.value,
+            "reasons": self.reasons,
+            "actions": self.actions,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +73,12 @@ class DecisionStore:
             for item in batch:
                 decision_id = self._upsert(conn, item, now)
                 conn.execute(post_media.delete().where(post_media.c.decision_id == decision_id))
-                rows = [_media_row(decision_id, i, path, hashes)
-                        for i, (path, hashes) in enumerate(zip(item.media_paths, item.media,
-                                                               strict=True))]
+                rows = [
+                    _media_row(decision_id, i, path, hashes)
+                    for i, (path, hashes) in enumerate(
+                        zip(item.media_paths, item.media, strict=True)
+                    )
+                ]
                 if rows:
                     conn.execute(post_media.insert(), rows)
 
@@ -92,12 +99,17 @@ class DecisionStore:
         insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
             decisions
         )
-        update: dict[str, Any] = {key: insert.excluded[key] for key in values
-                  if key not in ("post_id", "first_scanned_at", "scan_count")}
+        update: dict[str, Any] = {
+            key: insert.excluded[key]
+            for key in values
+            if key not in ("post_id", "first_scanned_at", "scan_count")
+        }
         update["scan_count"] = decisions.c.scan_count + 1
-        statement = insert.values(values).on_conflict_do_update(
-            index_elements=["post_id"], set_=update
-        ).returning(decisions.c.id)
+        statement = (
+            insert.values(values)
+            .on_conflict_do_update(index_elements=["post_id"], set_=update)
+            .returning(decisions.c.id)
+        )
         return int(conn.execute(statement).scalar_one())
 
     def get(self, post_id: str) -> Decision:
@@ -107,10 +119,16 @@ class DecisionStore:
         if row is None:
             raise NotFoundError(f"no decision for post {post_id!r}; scan it first")
         return Decision(
-            post_id=row.post_id, verdict=Verdict(row.verdict), reasons=list(row.reasons),
-            actions=list(row.actions), post=row.post, policy=row.policy,
-            amber_version=row.amber_version, first_scanned_at=row.first_scanned_at,
-            scanned_at=row.scanned_at, scan_count=row.scan_count,
+            post_id=row.post_id,
+            verdict=Verdict(row.verdict),
+            reasons=list(row.reasons),
+            actions=list(row.actions),
+            post=row.post,
+            policy=row.policy,
+            amber_version=row.amber_version,
+            first_scanned_at=row.first_scanned_at,
+            scanned_at=row.scanned_at,
+            scan_count=row.scan_count,
         )
 
     def count(self) -> int:
@@ -124,8 +142,13 @@ def _media_row(decision_id: int, position: int, path: str, hashes: MediaHashes) 
     sha256 = hashes.original("sha256")
     md5 = hashes.original("md5")
     return {
-        "decision_id": decision_id, "position": position, "path": path,
-        "sha256": sha256.value if sha256 else None, "md5": md5.value if md5 else None,
-        "pdq": pdq.value if pdq else None, "pdq_quality": pdq.quality if pdq else None,
-        "width": hashes.width, "height": hashes.height,
+        "decision_id": decision_id,
+        "position": position,
+        "path": path,
+        "sha256": sha256.value if sha256 else None,
+        "md5": md5.value if md5 else None,
+        "pdq": pdq.value if pdq else None,
+        "pdq_quality": pdq.quality if pdq else None,
+        "width": hashes.width,
+        "height": hashes.height,
     }

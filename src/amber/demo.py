@@ -42,13 +42,15 @@ def caption(image: Image.Image, top: str, bottom: str) -> Image.Image:
 def screenshot(image: Image.Image) -> Image.Image:
     """The picture inside a phone-app-like frame: dark bars and a grey margin."""
     margin, header, footer = image.width // 20, image.height // 8, image.height // 6
-    canvas = Image.new("RGB", (image.width + 2 * margin, image.height + header + footer),
-                       (32, 32, 36))
+    canvas = Image.new(
+        "RGB", (image.width + 2 * margin, image.height + header + footer), (32, 32, 36)
+    )
     canvas.paste(image, (margin, header))
     draw = ImageDraw.Draw(canvas)
     draw.text((margin, header // 3), "@copy_account_4  12m", fill=(230, 230, 230))
-    draw.text((margin, image.height + header + footer // 3), "like  reply  share",
-              fill=(200, 200, 200))
+    draw.text(
+        (margin, image.height + header + footer // 3), "like  reply  share", fill=(200, 200, 200)
+    )
     return canvas
 
 
@@ -84,19 +86,41 @@ def write_case(folder: Path) -> Path:
         photo(seed, 800, 600).save(media / f"holiday-{seed}.jpg", quality=90)
 
     posts = [
-        {"id": "p-100", "author": "armed_group", "created_at": "2016-05-01T13:05:00Z",
-         "text": "As you wish, my followers.", "media": [{"path": "posts/result.png"}]},
-        {"id": "p-101", "author": "copy_account_1", "text": "look what they did",
-         "media": [{"path": "posts/resized.png"}], "reply_to": "p-100"},
+        {
+            "id": "p-100",
+            "author": "armed_group",
+            "created_at": "2016-05-01T13:05:00Z",
+            "text": "As you wish, my followers.",
+            "media": [{"path": "posts/result.png"}],
+        },
+        {
+            "id": "p-101",
+            "author": "copy_account_1",
+            "text": "look what they did",
+            "media": [{"path": "posts/resized.png"}],
+            "reply_to": "p-100",
+        },
         {"id": "p-102", "author": "copy_account_2", "media": [{"path": "posts/reencoded.jpg"}]},
-        {"id": "p-103", "author": "copy_account_3", "text": "lol",
-         "media": [{"path": "posts/meme.jpg"}]},
+        {
+            "id": "p-103",
+            "author": "copy_account_3",
+            "text": "lol",
+            "media": [{"path": "posts/meme.jpg"}],
+        },
         {"id": "p-104", "author": "copy_account_5", "media": [{"path": "posts/mirrored.jpg"}]},
         {"id": "p-105", "author": "copy_account_4", "media": [{"path": "posts/screenshot.png"}]},
-        {"id": "p-200", "author": "gardener", "text": "My tomatoes this summer",
-         "media": [{"path": "posts/holiday-101.jpg"}]},
-        {"id": "p-201", "author": "traveller", "text": "Sunset at the lake",
-         "media": [{"path": "posts/holiday-102.jpg"}]},
+        {
+            "id": "p-200",
+            "author": "gardener",
+            "text": "My tomatoes this summer",
+            "media": [{"path": "posts/holiday-101.jpg"}],
+        },
+        {
+            "id": "p-201",
+            "author": "traveller",
+            "text": "Sunset at the lake",
+            "media": [{"path": "posts/holiday-102.jpg"}],
+        },
         {"id": "p-202", "author": "baker", "text": "Does anyone know a good bakery nearby?"},
     ]
     file = folder / "posts.jsonl"
@@ -113,15 +137,21 @@ def run_demo(folder: Path, *, out: Console, err: Console) -> None:
     db, vault = folder / "amber.db", folder / "amber-vault"
     out.print(f"[bold]amber demo[/] in {folder}/ (database {db})\n")
     with open_engine(db=db, vault=vault) as engine:
-        out.print("[bold]1. A bank of known content.[/] The group's earlier 'result' photo "
-                  "was hashed into a bank whose matches are removed.")
+        out.print(
+            "[bold]1. A bank of known content.[/] The group's earlier 'result' photo "
+            "was hashed into a bank whose matches are removed."
+        )
         bank = engine.banks.create(BANK, action="remove", label="execution-result-photo")
         added = engine.banks.add_files(BANK, [folder / "known"])
-        out.print(f"   bank {bank.name!r}: {len(added.added)} images, action {bank.action}, "
-                  f"PDQ threshold {bank.threshold}\n")
-        out.print("[bold]2. The posts arrive.[/] The group posts the photo again; other "
-                  "accounts re-upload it resized, re-encoded, as a captioned meme, mirrored "
-                  "and as a screenshot; ordinary users post their own pictures.\n")
+        out.print(
+            f"   bank {bank.name!r}: {len(added.added)} images, action {bank.action}, "
+            f"PDQ threshold {bank.threshold}\n"
+        )
+        out.print(
+            "[bold]2. The posts arrive.[/] The group posts the photo again; other "
+            "accounts re-upload it resized, re-encoded, as a captioned meme, mirrored "
+            "and as a screenshot; ordinary users post their own pictures.\n"
+        )
         results = [r for r in engine.scan(read_input(posts_file)) if isinstance(r, ScanResult)]
     out.print(render_results(results))
     removed = sum(1 for r in results if r.outcome.verdict == "remove")

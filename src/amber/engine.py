@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from amber import __version__
 from amber.banks import BankStore
 from amber.decisions import DecisionStore, NewDecision
-from amber.errors import PostError
+from amber.errors import InternalError, PostError
 from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_map
 from amber.matching import Matcher
 from amber.policy import Findings, Outcome, Policy, load_policy
@@ -76,8 +76,14 @@ class Engine:
     """amber's library entry point. Build it with ``open_engine``."""
 
     def __init__(
-        self, *, db: sa.Engine, vault: Path, policy: Policy, signals: Registry[SignalType],
-        index_dir: Path, clock: Callable[[], datetime],
+        self,
+        *,
+        db: sa.Engine,
+        vault: Path,
+        policy: Policy,
+        signals: Registry[SignalType],
+        index_dir: Path,
+        clock: Callable[[], datetime],
     ) -> None:
         self.db = db
         self.vault = vault
@@ -99,7 +105,10 @@ class Engine:
         self.close()
 
     def scan(
-        self, items: Iterable[Post | PostError], *, workers: int | None = None,
+        self,
+        items: Iterable[Post | PostError],
+        *,
+        workers: int | None = None,
         on_item: Callable[[], None] = lambda: None,
     ) -> Iterator[ScanResult | PostError]:
         """Decide about each post and store the decision; errors pass through in order.
@@ -128,9 +137,12 @@ class Engine:
             if failure is not None:
                 position = [isinstance(h, MediaFailure) for h in hashed].index(True)
                 yield from self._flush(pending)
-                yield PostError(f"{failure.path}: {failure.reason}", source=item.source or "<post>",
-                                line=item.line,
-                                field=f"media[{position}].path")
+                yield PostError(
+                    f"{failure.path}: {failure.reason}",
+                    source=item.source or "<post>",
+                    line=item.line,
+                    field=f"media[{position}].path",
+                )
                 continue
             media = [h for h in hashed if isinstance(h, MediaHashes)]
             pending.append(self._decide(item, media))
@@ -144,7 +156,7 @@ class Engine:
             if isinstance(result, PostError):
                 raise result
             return result
-        raise AssertionError("scan of one post yielded nothing")  # pragma: no cover
+        raise InternalError(f"scanning post {post.id!r} gave no result")
 
     def _decide(self, post: Post, media: list[MediaHashes]) -> tuple[ScanResult, NewDecision]:
         paths = [m.path for m in post.media]
@@ -167,8 +179,12 @@ def _hash_post(files: tuple[str, ...]) -> list[MediaHashes | MediaFailure]:
 
 
 def open_engine(
-    *, db: str | Path | None = None, vault: Path | None = None, policy: Path | None = None,
-    index_dir: Path | None = None, clock: Callable[[], datetime] | None = None,
+    *,
+    db: str | Path | None = None,
+    vault: Path | None = None,
+    policy: Path | None = None,
+    index_dir: Path | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Engine:
     """Open (creating and migrating if needed) amber's state.
 

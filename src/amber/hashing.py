@@ -87,8 +87,12 @@ def worker_count() -> int:
 
 
 def parallel_map(
-    function: Callable[[T], R], items: Iterable[T], *, workers: int | None = None,
-    serial_below: int = 8, prefetch: int = 64,
+    function: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    workers: int | None = None,
+    serial_below: int = 8,
+    prefetch: int = 64,
 ) -> Iterator[R]:
     """``map`` across processes, results in input order, with bounded look-ahead.
 

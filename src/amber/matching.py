@@ -46,7 +46,11 @@ class Matcher:
     """Finds bank entries for signal values. Keeps its PDQ index in ``index_dir``."""
 
     def __init__(
-        self, db: sa.Engine, signals: Registry[SignalType], index_dir: Path, *,
+        self,
+        db: sa.Engine,
+        signals: Registry[SignalType],
+        index_dir: Path,
+        *,
         min_quality: int = PdqSignal.MIN_QUALITY,
     ) -> None:
         self.db = db
@@ -95,10 +99,18 @@ class Matcher:
     def _entry_query(self) -> sa.Select[tuple[object, ...]]:
         return (
             sa.select(
-                entry_signals.c.id, entry_signals.c.signal_type, entry_signals.c.value,
-                entry_signals.c.quality, entry_signals.c.variant, bank_entries.c.id.label("entry"),
-                bank_entries.c.source, bank_entries.c.label.label("entry_label"),
-                banks.c.name, banks.c.label, banks.c.action, banks.c.threshold,
+                entry_signals.c.id,
+                entry_signals.c.signal_type,
+                entry_signals.c.value,
+                entry_signals.c.quality,
+                entry_signals.c.variant,
+                bank_entries.c.id.label("entry"),
+                bank_entries.c.source,
+                bank_entries.c.label.label("entry_label"),
+                banks.c.name,
+                banks.c.label,
+                banks.c.action,
+                banks.c.threshold,
             )
             .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
             .join(banks, banks.c.id == bank_entries.c.bank_id)
@@ -145,8 +157,7 @@ class Matcher:
         if not wanted:
             return []
         rows = {
-            r.id: r
-            for r in conn.execute(self._entry_query().where(entry_signals.c.id.in_(wanted)))
+            r.id: r for r in conn.execute(self._entry_query().where(entry_signals.c.id.in_(wanted)))
         }
         matches = []
         for (position, value), per_query in zip(queries, hits, strict=True):
@@ -163,7 +174,10 @@ class Matcher:
 
     @staticmethod
     def _to_match(
-        row: sa.Row[tuple[object, ...]], distance: int, quality: int | None, variant: str,
+        row: sa.Row[tuple[object, ...]],
+        distance: int,
+        quality: int | None,
+        variant: str,
         position: int,
     ) -> Match:
         return Match(

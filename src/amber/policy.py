@@ -53,8 +53,17 @@ class Reason:
     def to_json(self) -> dict[str, Any]:
         """The reason as the JSONL contract writes it (absent fields left out)."""
         out: dict[str, Any] = {"signal": self.signal}
-        for key in ("bank", "label", "entry", "distance", "quality", "score", "detail",
-                    "media", "rule"):
+        for key in (
+            "bank",
+            "label",
+            "entry",
+            "distance",
+            "quality",
+            "score",
+            "detail",
+            "media",
+            "rule",
+        ):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -110,8 +119,9 @@ class BankMatch(Condition):
         self.labels = _str_list(table, "labels", where, path)
         max_distance = table.get("max_distance")
         if max_distance is not None and (not isinstance(max_distance, int) or max_distance < 0):
-            raise PolicyError("expected a whole number >= 0", path=path,
-                              key=f"{where}.max_distance")
+            raise PolicyError(
+                "expected a whole number >= 0", path=path, key=f"{where}.max_distance"
+            )
         self.max_distance = max_distance
 
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
@@ -130,8 +140,15 @@ class BankMatch(Condition):
                 detail += f" via {m.query_variant} -> {m.entry_variant}"
             media = findings.media_paths[m.media] if m.media < len(findings.media_paths) else None
             reason = Reason(
-                signal=m.signal_type, rule=rule, bank=m.bank, label=m.label, entry=m.entry_id,
-                distance=m.distance, quality=m.quality, detail=detail, media=media,
+                signal=m.signal_type,
+                rule=rule,
+                bank=m.bank,
+                label=m.label,
+                entry=m.entry_id,
+                distance=m.distance,
+                quality=m.quality,
+                detail=detail,
+                media=media,
             )
             out.append((reason, Verdict(m.action)))
         return out
@@ -216,8 +233,9 @@ def parse_policy(text: str, *, source: str) -> Policy:
         raise PolicyError(f"invalid TOML: {exc}", path=source) from None
     unknown = set(data) - {"name", "actions", "signals", "rules"}
     if unknown:
-        raise PolicyError("unknown key; known: name, actions, signals, rules",
-                          path=source, key=sorted(unknown)[0])
+        raise PolicyError(
+            "unknown key; known: name, actions, signals, rules", path=source, key=sorted(unknown)[0]
+        )
     name = data.get("name", "custom")
     if not isinstance(name, str) or not name:
         raise PolicyError("expected a non-empty string", path=source, key="name")
@@ -231,8 +249,9 @@ def parse_policy(text: str, *, source: str) -> Policy:
     for i, table in enumerate(rules_data):
         rule = _parse_rule(table, f"rules[{i}]", source)
         if rule.name in seen:
-            raise PolicyError(f"rule name {rule.name!r} is used twice", path=source,
-                              key=f"rules[{i}].name")
+            raise PolicyError(
+                f"rule name {rule.name!r} is used twice", path=source, key=f"rules[{i}].name"
+            )
         seen.add(rule.name)
         rules.append(rule)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -248,8 +267,11 @@ def _parse_actions(table: object, source: str) -> dict[Verdict, tuple[str, ...]]
         out[verdict] = tuple(value or ())
     unknown = set(table) - {v.value for v in Verdict}
     if unknown:
-        raise PolicyError("not a verdict; use allow, review, restrict or remove",
-                          path=source, key=f"actions.{sorted(unknown)[0]}")
+        raise PolicyError(
+            "not a verdict; use allow, review, restrict or remove",
+            path=source,
+            key=f"actions.{sorted(unknown)[0]}",
+        )
     return out
 
 
@@ -261,8 +283,11 @@ def _parse_min_quality(table: object, source: str) -> int:
         raise PolicyError("expected a table", path=source, key="signals.pdq")
     value = pdq.get("min_quality", 50)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
-        raise PolicyError(f"expected a whole number from 0 to 100, got {value!r}", path=source,
-                          key="signals.pdq.min_quality")
+        raise PolicyError(
+            f"expected a whole number from 0 to 100, got {value!r}",
+            path=source,
+            key="signals.pdq.min_quality",
+        )
     return value
 
 
@@ -275,12 +300,14 @@ def _parse_rule(table: object, where: str, source: str) -> Rule:
     kind = table.get("when")
     if kind not in CONDITIONS:
         known = ", ".join(sorted(CONDITIONS))
-        raise PolicyError(f"unknown condition {kind!r}; known: {known}", path=source,
-                          key=f"{where}.when")
+        raise PolicyError(
+            f"unknown condition {kind!r}; known: {known}", path=source, key=f"{where}.when"
+        )
     unknown = set(table) - RULE_KEYS - CONDITION_KEYS[kind]
     if unknown:
-        raise PolicyError(f"unknown key for a {kind!r} rule", path=source,
-                          key=f"{where}.{sorted(unknown)[0]}")
+        raise PolicyError(
+            f"unknown key for a {kind!r} rule", path=source, key=f"{where}.{sorted(unknown)[0]}"
+        )
     verdict_text = table.get("verdict", "bank")
     if verdict_text == "bank":
         verdict = None
@@ -290,7 +317,9 @@ def _parse_rule(table: object, where: str, source: str) -> Rule:
         except ValueError:
             raise PolicyError(
                 f"verdict {verdict_text!r} is unknown; use allow, review, restrict, remove or "
-                "'bank' (the matched bank's action)", path=source, key=f"{where}.verdict",
+                "'bank' (the matched bank's action)",
+                path=source,
+                key=f"{where}.verdict",
             ) from None
     extra = _str_list(table, "actions", where, source) or []
     return Rule(name, CONDITIONS[kind](table, where, source), verdict, tuple(extra))

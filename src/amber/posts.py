@@ -64,7 +64,9 @@ def parse_time(value: object, *, field: str, source: str, line: int | None) -> d
     if not isinstance(value, str):
         raise PostError(
             f"expected an RFC 3339 timestamp string, got {_kind(value)}",
-            source=source, line=line, field=field,
+            source=source,
+            line=line,
+            field=field,
         )
     text = value.strip()
     if text.endswith(("Z", "z")):
@@ -74,20 +76,29 @@ def parse_time(value: object, *, field: str, source: str, line: int | None) -> d
     except ValueError:
         raise PostError(
             f"{value!r} is not an RFC 3339 timestamp (e.g. 2016-05-01T12:00:00Z)",
-            source=source, line=line, field=field,
+            source=source,
+            line=line,
+            field=field,
         ) from None
     if parsed.tzinfo is None:
         raise PostError(
             f"{value!r} has no time zone; add 'Z' or an offset such as '+00:00'",
-            source=source, line=line, field=field,
+            source=source,
+            line=line,
+            field=field,
         )
     return parsed.astimezone(UTC)
 
 
 def _kind(value: object) -> str:
     return {
-        type(None): "null", bool: "a boolean", int: "a number", float: "a number",
-        str: "a string", list: "an array", dict: "an object",
+        type(None): "null",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
     }.get(type(value), type(value).__name__)
 
 
@@ -103,34 +114,42 @@ def _parse_poll(value: object, source: str, line: int | None) -> Poll | None:
         return None
     if not isinstance(value, dict):
         raise PostError(
-            f"expected an object or null, got {_kind(value)}", source=source, line=line,
+            f"expected an object or null, got {_kind(value)}",
+            source=source,
+            line=line,
             field="poll",
         )
     question = value.get("question")
     if not isinstance(question, str):
         raise PostError(
-            f"expected a string, got {_kind(question)}", source=source, line=line,
+            f"expected a string, got {_kind(question)}",
+            source=source,
+            line=line,
             field="poll.question",
         )
     options = value.get("options")
     if not isinstance(options, list) or not options:
         raise PostError(
-            "expected a non-empty array of strings", source=source, line=line,
+            "expected a non-empty array of strings",
+            source=source,
+            line=line,
             field="poll.options",
         )
     for i, option in enumerate(options):
         if not isinstance(option, str):
             raise PostError(
-                f"expected a string, got {_kind(option)}", source=source, line=line,
+                f"expected a string, got {_kind(option)}",
+                source=source,
+                line=line,
                 field=f"poll.options[{i}]",
             )
     closes_at = value.get("closes_at")
     return Poll(
         question=question,
         options=tuple(options),
-        closes_at=None if closes_at is None else parse_time(
-            closes_at, field="poll.closes_at", source=source, line=line
-        ),
+        closes_at=None
+        if closes_at is None
+        else parse_time(closes_at, field="poll.closes_at", source=source, line=line),
     )
 
 
@@ -139,13 +158,17 @@ def _parse_media(value: object, base: Path, source: str, line: int | None) -> tu
         return ()
     if not isinstance(value, list):
         raise PostError(
-            f"expected an array of {{\"path\": ...}} objects, got {_kind(value)}",
-            source=source, line=line, field="media",
+            f'expected an array of {{"path": ...}} objects, got {_kind(value)}',
+            source=source,
+            line=line,
+            field="media",
         )
     if len(value) > MAX_MEDIA_PER_POST:
         raise PostError(
             f"{len(value)} media items; at most {MAX_MEDIA_PER_POST} per post",
-            source=source, line=line, field="media",
+            source=source,
+            line=line,
+            field="media",
         )
     items = []
     for i, item in enumerate(value):
@@ -154,7 +177,9 @@ def _parse_media(value: object, base: Path, source: str, line: int | None) -> tu
             got = _kind(item.get("path")) if isinstance(item, dict) else _kind(item)
             raise PostError(
                 f"expected an object with a string 'path', got {got}",
-                source=source, line=line, field=field,
+                source=source,
+                line=line,
+                field=field,
             )
         path = item["path"]
         if not path.strip() or "\x00" in path:
@@ -164,14 +189,21 @@ def _parse_media(value: object, base: Path, source: str, line: int | None) -> tu
         file = Path(path) if Path(path).is_absolute() else base / path
         if not file.is_file():
             why = "is a folder, not a file" if file.is_dir() else "does not exist"
-            raise PostError(f"media file {str(file)!r} {why}", source=source, line=line,
-                            field=field)
+            raise PostError(
+                f"media file {str(file)!r} {why}", source=source, line=line, field=field
+            )
         items.append(Media(path=path, file=file))
     return tuple(items)
 
 
-def parse_post(obj: object, *, base: Path, source: str = "<post>", line: int | None = None,
-               raw: str | None = None) -> Post:
+def parse_post(
+    obj: object,
+    *,
+    base: Path,
+    source: str = "<post>",
+    line: int | None = None,
+    raw: str | None = None,
+) -> Post:
     """Validate one decoded JSON value as a post. Raises ``PostError`` naming the field."""
     if not isinstance(obj, dict):
         raise PostError(f"expected a JSON object, got {_kind(obj)}", source=source, line=line)
@@ -181,15 +213,17 @@ def parse_post(obj: object, *, base: Path, source: str = "<post>", line: int | N
     if not isinstance(post_id, str) or not post_id.strip():
         raise PostError(
             f"expected a non-empty string, got {_kind(post_id)} {post_id!r}",
-            source=source, line=line, field="id",
+            source=source,
+            line=line,
+            field="id",
         )
     created_at = obj.get("created_at")
     return Post(
         id=post_id,
         author=_optional_str(obj, "author", source, line),
-        created_at=None if created_at is None else parse_time(
-            created_at, field="created_at", source=source, line=line
-        ),
+        created_at=None
+        if created_at is None
+        else parse_time(created_at, field="created_at", source=source, line=line),
         text=_optional_str(obj, "text", source, line),
         poll=_parse_poll(obj.get("poll"), source, line),
         media=_parse_media(obj.get("media"), base, source, line),
@@ -219,21 +253,24 @@ def read_jsonl(path: Path) -> Iterator[Post | PostError]:
                 continue
             if len(data) > MAX_LINE_BYTES:
                 yield PostError(
-                    f"line is {len(data)} bytes; at most {MAX_LINE_BYTES}", source=source,
+                    f"line is {len(data)} bytes; at most {MAX_LINE_BYTES}",
+                    source=source,
                     line=number,
                 )
                 continue
             try:
                 text = data.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
-                yield PostError(f"not UTF-8 ({exc.reason} at byte {exc.start})",
-                                source=source, line=number)
+                yield PostError(
+                    f"not UTF-8 ({exc.reason} at byte {exc.start})", source=source, line=number
+                )
                 continue
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield PostError(f"invalid JSON: {exc.msg} at column {exc.colno}",
-                                source=source, line=number)
+                yield PostError(
+                    f"invalid JSON: {exc.msg} at column {exc.colno}", source=source, line=number
+                )
                 continue
             try:
                 post = parse_post(obj, base=base, source=source, line=number, raw=text)
@@ -243,7 +280,9 @@ def read_jsonl(path: Path) -> Iterator[Post | PostError]:
             if post.id in seen:
                 yield PostError(
                     f"post id {post.id!r} already appeared on line {seen[post.id]}",
-                    source=source, line=number, field="id",
+                    source=source,
+                    line=number,
+                    field="id",
                 )
                 continue
             seen[post.id] = number
@@ -258,8 +297,7 @@ def read_folder(folder: Path) -> Iterator[Post | PostError]:
             continue
         post_id = relative.as_posix()
         raw = json.dumps({"id": post_id, "media": [{"path": post_id}]}, ensure_ascii=False)
-        yield Post(id=post_id, media=(Media(path=post_id, file=file),), raw=raw,
-                   source=str(folder))
+        yield Post(id=post_id, media=(Media(path=post_id, file=file),), raw=raw, source=str(folder))
 
 
 def read_input(path: Path) -> Iterator[Post | PostError]:
@@ -268,8 +306,9 @@ def read_input(path: Path) -> Iterator[Post | PostError]:
         return read_folder(path)
     if path.is_file():
         return read_jsonl(path)
-    raise UserError(f"input {str(path)!r} does not exist; give a JSONL file of posts or a folder "
-                    "of media files")
+    raise UserError(
+        f"input {str(path)!r} does not exist; give a JSONL file of posts or a folder of media files"
+    )
 
 
 def count_input(path: Path) -> int | None:

@@ -27,9 +27,7 @@ class Registry(Generic[T]):
         """Add ``item``. Raises ``ConflictError`` if its name is already taken."""
         name = item.name
         if name in self._items:
-            raise ConflictError(
-                f"{self.kind} {name!r} is already registered; choose another name"
-            )
+            raise ConflictError(f"{self.kind} {name!r} is already registered; choose another name")
         self._items[name] = item
         return item
 

@@ -54,9 +54,7 @@ def connect(db: str | Path) -> sa.Engine:
         if file.is_dir():
             raise UserError(f"database path {str(file)!r} is a folder; give a file path")
         if not file.parent.is_dir():
-            raise UserError(
-                f"database folder {str(file.parent)!r} does not exist; create it first"
-            )
+            raise UserError(f"database folder {str(file.parent)!r} does not exist; create it first")
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:

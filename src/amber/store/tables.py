@@ -59,7 +59,10 @@ bank_entries = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column(
-        "bank_id", sa.Integer, sa.ForeignKey("banks.id", ondelete="CASCADE"), nullable=False,
+        "bank_id",
+        sa.Integer,
+        sa.ForeignKey("banks.id", ondelete="CASCADE"),
+        nullable=False,
         index=True,
     ),
     # Where the entry came from: the file name it was hashed from, or "FILE:ROW" of an import.
@@ -74,8 +77,11 @@ entry_signals = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column(
-        "entry_id", sa.Integer, sa.ForeignKey("bank_entries.id", ondelete="CASCADE"),
-        nullable=False, index=True,
+        "entry_id",
+        sa.Integer,
+        sa.ForeignKey("bank_entries.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
     ),
     sa.Column("signal_type", sa.String(40), nullable=False),
     sa.Column("signal_version", sa.Integer, nullable=False),
@@ -110,7 +116,9 @@ post_media = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column(
-        "decision_id", sa.Integer, sa.ForeignKey("decisions.id", ondelete="CASCADE"),
+        "decision_id",
+        sa.Integer,
+        sa.ForeignKey("decisions.id", ondelete="CASCADE"),
         nullable=False,
     ),
     sa.Column("position", sa.Integer, nullable=False),

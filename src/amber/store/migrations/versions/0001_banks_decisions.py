@@ -54,7 +54,9 @@ def upgrade() -> None:
         sa.Column("variant", sa.String(60), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_entry_signals"),
         sa.ForeignKeyConstraint(
-            ["entry_id"], ["bank_entries.id"], name="fk_entry_signals_entry_id_bank_entries",
+            ["entry_id"],
+            ["bank_entries.id"],
+            name="fk_entry_signals_entry_id_bank_entries",
             ondelete="CASCADE",
         ),
         sqlite_autoincrement=True,
@@ -92,7 +94,9 @@ def upgrade() -> None:
         sa.Column("height", sa.Integer, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_post_media"),
         sa.ForeignKeyConstraint(
-            ["decision_id"], ["decisions.id"], name="fk_post_media_decision_id_decisions",
+            ["decision_id"],
+            ["decisions.id"],
+            name="fk_post_media_decision_id_decisions",
             ondelete="CASCADE",
         ),
         sa.UniqueConstraint("decision_id", "position", name="uq_post_media_decision_id_position"),
