@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amber.errors import UserError
-from amber.index import IndexCorruptError, PdqIndex, brute_force_search, mih
+from amber.index import IndexCorruptError, PdqIndex, brute_force_search, layout, mih
 
 Hashes = npt.NDArray[np.uint8]
 
@@ -185,7 +185,7 @@ def test_delta_merges_exactly_when_full(tmp_path: Path) -> None:
     assert manifest["base"]["rows"] == len(ids) and manifest["delta"] is None
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["manifest.json"]
-        + [f"base-{manifest['generation']}.{part}.npy" for part in mih._BASE_PARTS]
+        + [f"base-{manifest['generation']}.{part}.npy" for part in layout.BASE_PARTS]
     )
     queries = queries_for(rng, hashes, 10, 31)
     assert index.search(queries, 31) == brute_force_search(hashes, ids, queries, 31)
