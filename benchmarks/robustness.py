@@ -56,15 +56,20 @@ import numpy as np
 import pdqhash
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
+from amber import media
 from amber.robust import bank_views, query_views
+from amber.signals.base import Content, Role
+from amber.signals.pdq import PdqSignal
 from amber.synthetic import photo
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "robustness.json"
 THRESHOLD = 31
 MIN_QUALITY = 50
-#: Longest side of the images amber hashes (its decode reduces media to about this).
-HASH_SIDE = 512
+#: Longest side of the images amber hashes (its decode reduces media to this).
+HASH_SIDE = media.HASH_SIDE
+#: amber's PDQ signal exactly as the engine builds it.
+SIGNAL = PdqSignal(query_views=query_views, bank_views=bank_views)
 #: scikit-image photos that load from the wheel without a download. ``cat`` (the same
 #: photo as ``chelsea``) and the right half of the stereo pair are left out on purpose:
 #: they are near-duplicates of photos already in the set.
@@ -488,13 +493,12 @@ TRANSFORMS: tuple[tuple[str, Transform, bool], ...] = (
 # --- photos and hashes --------------------------------------------------------------
 
 
-def reduce(image: Image.Image) -> Image.Image:
-    """``image`` with its longest side at most ``HASH_SIDE``, as amber's decode gives it."""
-    factor = HASH_SIDE / max(image.size)
-    if factor >= 1:
-        return image
-    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-    return image.resize(size, Image.Resampling.BILINEAR)
+def decode(image: Image.Image) -> Content:
+    """``image`` as amber sees an upload of it: PNG bytes, then amber's reduced decode."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "PNG", compress_level=1)
+    data = buffer.getvalue()
+    return Content(data=data, image=media.decode_image(data).image)
 
 
 def generated_photos(count: int) -> list[tuple[str, Image.Image]]:
@@ -555,14 +559,18 @@ def _pack(bits: np.ndarray) -> np.ndarray:
     return packed.view(">u8").astype(np.uint64)
 
 
-def _pdq(image: Image.Image) -> tuple[list[np.ndarray], list[int]]:
-    bits, quality = pdqhash.compute(np.asarray(image.convert("RGB")))
+def _pdq(content: Content) -> tuple[list[np.ndarray], list[int]]:
+    """Plain PDQ: the decoded image's own hash, no views, no dihedral variants."""
+    assert content.image is not None
+    bits, quality = pdqhash.compute(np.asarray(content.image))
     return [bits], [int(quality)]
 
 
-def _pdq_dihedral(image: Image.Image) -> tuple[list[np.ndarray], list[int]]:
-    hashes, quality = pdqhash.compute_dihedral(np.asarray(image.convert("RGB")))
-    return list(hashes), [int(quality)] * len(hashes)
+def _amber(content: Content, role: Role) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """amber's PDQ values for ``role`` (views x dihedral for queries), as bit arrays."""
+    values = SIGNAL.compute(content, role=role)
+    bits = [np.unpackbits(np.frombuffer(bytes.fromhex(v.value), np.uint8)) for v in values]
+    return bits, [int(v.quality or 0) for v in values], [v.variant for v in values]
 
 
 # --- matching -----------------------------------------------------------------------
@@ -640,30 +648,30 @@ def run_set(name: str, photos: list[tuple[str, Image.Image]]) -> SetResult:
     bank_seconds: list[float] = []
     query_seconds: list[float] = []
     for index, (_, image) in enumerate(photos):
-        banked = reduce(image)
+        banked = decode(image)
         plain_bank.add(index, *_pdq(banked))
         began = time.perf_counter()
-        banked_views = bank_views(banked)
+        bits, qualities, variants = _amber(banked, Role.bank)
         bank_seconds.append(time.perf_counter() - began)
-        for view, view_image in banked_views:
+        for view in variants:
             views[f"bank:{view}"] = views.get(f"bank:{view}", 0) + 1
-            bank_count += amber_bank.add(index, *_pdq(view_image))
+        bank_count += amber_bank.add(index, bits, qualities)
         copies = [("as stored", banked)]
         for t_name, transform, _ in TRANSFORMS:
             # One random stream per photo and transform: adding a row changes no other.
             rng = np.random.default_rng([index, zlib.crc32(t_name.encode())])
-            copies.append((t_name, reduce(transform(image.copy(), rng))))
+            copies.append((t_name, decode(transform(image.copy(), rng))))
         for t_name, copy in copies:
             item = len(query_transform)
             query_transform.append(t_name)
             query_photo.append(index)
             plain_query.add(item, *_pdq(copy))
             began = time.perf_counter()
-            copy_views = query_views(copy)
+            bits, qualities, variants = _amber(copy, Role.query)
             query_seconds.append(time.perf_counter() - began)
-            for view, view_image in copy_views:
+            for view in {v.split("+")[0] for v in variants}:
                 views[f"query:{view}"] = views.get(f"query:{view}", 0) + 1
-                query_count += amber_query.add(item, *_pdq_dihedral(view_image))
+            query_count += amber_query.add(item, bits, qualities)
     owners = np.asarray(query_photo)
     recall: dict[str, dict[str, float]] = {}
     false_matches: dict[str, dict[str, float | int]] = {}
@@ -746,7 +754,7 @@ def render(results: list[SetResult]) -> str:
         lines.append(
             f"{r.name}: query_views {r.query_views_ms['median']:.1f} ms median, "
             f"{r.query_views_ms['p95']:.1f} ms p95; bank_views "
-            f"{r.bank_views_ms['median']:.1f} ms median (views only, not hashing)"
+            f"{r.bank_views_ms['median']:.1f} ms median (views and their PDQ hashes)"
         )
     return "\n".join(lines)
 
