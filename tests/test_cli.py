@@ -35,7 +35,7 @@ def test_bank_commands_and_scan_jsonl(
         == 0
     )
     added = amber_cli("bank", "add", "known", known)
-    assert added.returncode == 0 and "added 1 entries" in added.stderr
+    assert added.returncode == 0 and "added 1 entry to bank" in added.stderr
     listing = amber_cli("bank", "list", "--format", "jsonl")
     [bank] = [json.loads(line) for line in listing.stdout.splitlines()]
     assert bank["name"] == "known" and bank["entries"] == 1 and bank["threshold"] == 31
@@ -106,7 +106,11 @@ def test_folder_scan_with_a_non_image(amber_cli: Cli, tmp_path: Path) -> None:
     (folder / "b.txt").write_text("hello")
     result = amber_cli("scan", folder, "--format", "jsonl")
     assert result.returncode == 1
-    assert [json.loads(x)["post_id"] for x in result.stdout.splitlines()] == ["a.png"]
+    rows = {json.loads(x)["post_id"]: json.loads(x) for x in result.stdout.splitlines()}
+    assert rows["a.png"]["verdict"] == "allow"
+    # What amber could not read, a person should look at.
+    assert rows["b.txt"]["verdict"] == "review"
+    assert rows["b.txt"]["reasons"][0]["signal"] == "media"
     assert "b.txt" in result.stderr and "media[0].path" in result.stderr
 
 
@@ -118,3 +122,90 @@ def test_demo_runs_and_explains(amber_cli: Cli, tmp_path: Path) -> None:
     assert again.returncode == 0
     (tmp_path / "mine").mkdir()
     assert_clean_error(amber_cli("demo", "--dir", tmp_path / "mine"), 2, "not an amber demo folder")
+
+
+def test_jsonl_goes_to_stdout_while_the_progress_bar_shows(
+    amber_cli: Cli, tmp_path: Path, write_posts: Callable[..., Path]
+) -> None:
+    """The progress bar must never capture stdout: pipe data and terminal messages apart."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for seed in range(40):
+        photo(seed, 900, 700).save(folder / f"{seed:02}.jpg", quality=90)
+    primary, secondary = pty.openpty()  # stderr is a terminal, as for a person at a shell
+    env = {**os.environ, "AMBER_DB": str(tmp_path / "amber.db"), "COLUMNS": "120"}
+    with (tmp_path / "out.jsonl").open("w") as out:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "amber",
+                "scan",
+                str(folder),
+                "--format",
+                "jsonl",
+                "--workers",
+                "1",
+            ],
+            stdout=out,
+            stderr=secondary,
+            env=env,
+            timeout=300,
+            check=True,
+        )
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert [json.loads(line)["post_id"] for line in lines] == [f"{s:02}.jpg" for s in range(40)]
+    assert b"scanning" in shown and b"post_id" not in shown
+
+
+def test_markup_in_ids_and_labels_is_shown_as_written(
+    amber_cli: Cli, tmp_path: Path, write_posts: Callable[..., Path]
+) -> None:
+    assert amber_cli("bank", "create", "b", "--label", "[/]oops[bold red]").returncode == 0
+    listing = amber_cli("bank", "list")
+    assert listing.returncode == 0 and "[/]oops[bold red]" in listing.stdout
+    posts = write_posts([{"id": "[bold red]evil[/bold red] ok"}, {"id": "[/]"}])
+    table = amber_cli("scan", posts)
+    assert table.returncode == 0, table.stderr
+    assert "[bold red]evil[/bold red] ok" in table.stdout and "[/]" in table.stdout
+
+
+def test_single_image_bom_and_error_lines(
+    amber_cli: Cli, tmp_path: Path, photo_file: Callable[..., Path]
+) -> None:
+    image = photo_file(2, "one.png")
+    single = amber_cli("scan", image, "--format", "jsonl")
+    assert single.returncode == 0 and json.loads(single.stdout)["post_id"] == "one.png"
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"id": "first"}\n' + b'{"id": ' + b'"x' * 60 + b"\n")
+    result = amber_cli("scan", bom, "--format", "jsonl")
+    assert json.loads(result.stdout)["post_id"] == "first"
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert f"{bom} line 2: invalid JSON" in error  # one record per line, never wrapped
+    assert_clean_error(amber_cli("scan", image, "--workers", "0"), 2, "--workers")
+
+
+def test_policy_naming_an_unknown_signal_is_refused(amber_cli: Cli, tmp_path: Path) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text("[[rules]]\nname = 'r'\nwhen = 'bank_match'\nsignals = ['PDQ']\n")
+    assert_clean_error(
+        amber_cli("scan", tmp_path, "--policy", policy),
+        2,
+        "rules[0].signals': unknown signal type 'PDQ'",
+    )

@@ -104,8 +104,17 @@ def test_bad_posts_are_reported_and_the_rest_scanned(
         (2, None),
         (3, "media[0].path"),
     ]
-    assert [r.post.id for r in results if isinstance(r, ScanResult)] == ["c"]
-    assert engine.decisions.count() == 1
+    # Posts with unreadable media are still decided on what could be read, and a person
+    # reviews what could not be.
+    decided = {r.post.id: r.outcome for r in results if isinstance(r, ScanResult)}
+    assert {k: v.verdict.value for k, v in decided.items()} == {
+        "a": "review",
+        "b": "review",
+        "c": "allow",
+    }
+    [reason] = decided["a"].reasons
+    assert reason.signal == "media" and reason.media == str(not_image)
+    assert engine.decisions.count() == 3
 
 
 def test_per_bank_threshold(
@@ -176,3 +185,26 @@ def test_parallel_scan_of_a_folder(engine: Engine, tmp_path: Path) -> None:
     verdicts = {r.post.id: r.outcome.verdict.value for r in results if isinstance(r, ScanResult)}
     assert list(verdicts) == [f"{s:02}.png" for s in range(12)]
     assert [k for k, v in verdicts.items() if v == "remove"] == ["03.png"]
+
+
+def test_a_bad_attachment_does_not_let_a_known_photo_through(
+    engine: Engine,
+    tmp_path: Path,
+    photo_file: Callable[..., Path],
+    write_posts: Callable[..., Path],
+) -> None:
+    known = photo_file(8)
+    engine.banks.create("known")
+    engine.banks.add_files("known", [known])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    results = scan(
+        engine, write_posts([{"id": "p", "media": [{"path": str(broken)}, {"path": str(known)}]}])
+    )
+    [error] = [r for r in results if isinstance(r, PostError)]
+    assert error.field == "media[0].path"
+    [result] = [r for r in results if isinstance(r, ScanResult)]
+    assert result.outcome.verdict == "remove"
+    assert {r.media for r in result.outcome.reasons if r.signal == "pdq"} == {str(known)}
+    stored = engine.decisions.get("p")
+    assert stored.verdict == "remove"

@@ -59,3 +59,12 @@ def test_tables_exist(tmp_path: Path) -> None:
         "decisions",
         "post_media",
     }
+
+
+def test_database_from_a_newer_amber_is_refused(tmp_path: Path) -> None:
+    engine = connect(tmp_path / "a.db")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    engine.dispose()
+    with pytest.raises(UserError, match="newer amber"):
+        connect(tmp_path / "a.db")

@@ -218,7 +218,7 @@ class BankStore:
                     duplicates.append(result.path)
                     continue
                 known.add(digest.value)
-                self._insert_entry(conn, bank.id, Path(result.path).name, None, result.values)
+                self._insert_entry(conn, bank.id, result.path, None, result.values)
                 added.append(result.path)
         if added:
             self.on_change()

@@ -20,11 +20,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from amber import __version__
 from amber.banks import BankAction, read_csv_text
 from amber.engine import Engine, ScanResult, open_engine
-from amber.errors import AmberError, PostError, UserError
+from amber.errors import AmberError, ExternalError, PostError, UserError
 from amber.posts import count_input, read_input
 
 app = typer.Typer(
@@ -39,7 +40,9 @@ bank_app = typer.Typer(
 app.add_typer(bank_app, name="bank")
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# Messages carry user data (post ids, paths, labels): never read as rich markup, and one
+# record per line even when stderr is piped.
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 DbOption = Annotated[
     str | None,
@@ -129,11 +132,11 @@ def bank_add(
     with _engine(db, vault) as engine:
         result = engine.banks.add_files(name, paths)
     for failure in result.failures:
-        err.print(f"Error: {failure.path}: {failure.reason}", markup=False)
+        err.print(f"Error: {failure.path}: {failure.reason}")
     for path in result.duplicates:
-        err.print(f"skipped {path}: already in bank {name!r}", markup=False)
+        err.print(f"skipped {path}: already in bank {name!r}")
     err.print(
-        f"added {len(result.added)} entries to bank {name!r}"
+        f"added {_plural(len(result.added), 'entry', 'entries')} to bank {name!r}"
         + (f"; {len(result.failures)} files failed" if result.failures else "")
     )
     if result.failures:
@@ -152,7 +155,7 @@ def bank_import(
     with _engine(db, vault) as engine:
         result = engine.banks.import_csv(name, text, source=str(file))
     err.print(
-        f"imported {result.added} entries into bank {name!r}"
+        f"imported {_plural(result.added, 'entry', 'entries')} into bank {name!r}"
         + (f"; {result.duplicates} already there" if result.duplicates else "")
     )
 
@@ -205,9 +208,9 @@ def bank_list(
     table = Table("bank", "action", "label", "threshold", "entries", "created")
     for b in banks:
         table.add_row(
-            b.name,
+            Text(b.name),
             b.action.value,
-            b.label,
+            Text(b.label),
             str(b.threshold),
             str(b.entries),
             b.created_at.strftime("%Y-%m-%d %H:%M"),
@@ -216,6 +219,10 @@ def bank_list(
 
 
 # -- scan --------------------------------------------------------------------------------
+
+
+def _plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {many or word + 's'}"
 
 
 def _check_format(format: str) -> None:
@@ -245,6 +252,8 @@ class _LazyProgress:
                 TimeElapsedColumn(),
                 console=err,
                 transient=True,
+                redirect_stdout=False,  # stdout carries the JSONL: never capture it
+                redirect_stderr=False,
             )
             self.progress.start()
             self.task = self.progress.add_task("scan", total=self.total, completed=self.done)
@@ -271,7 +280,7 @@ def scan_input(
         for item in engine.scan(read_input(input), workers=workers, on_item=progress.advance):
             if isinstance(item, PostError):
                 errors += 1
-                err.print(f"Error: {item.message}", markup=False)
+                err.print(f"Error: {item.message}")
                 continue
             results.append(item)
             if format == "jsonl":
@@ -288,10 +297,10 @@ def render_results(results: list[ScanResult]) -> Table:
         verdict = result.outcome.verdict.value
         why = "\n".join(_describe(r.to_json()) for r in result.outcome.reasons) or "-"
         table.add_row(
-            result.post.id,
-            f"[{VERDICT_STYLE[verdict]}]{verdict}[/]",
-            why,
-            ", ".join(result.outcome.actions) or "-",
+            Text(result.post.id),
+            Text(verdict, style=VERDICT_STYLE[verdict]),
+            Text(why),
+            Text(", ".join(result.outcome.actions) or "-"),
         )
     return table
 
@@ -316,7 +325,7 @@ def scan(
     format: Annotated[str, typer.Option("--format", help="table or jsonl")] = "table",
     policy: PolicyOption = None,
     workers: Annotated[
-        int | None, typer.Option(help="Hashing processes (default: one per core)")
+        int | None, typer.Option(min=1, help="Hashing processes (default: one per core)")
     ] = None,
     db: DbOption = None,
     vault: VaultOption = None,
@@ -332,8 +341,8 @@ def scan(
         counts[r.outcome.verdict.value] = counts.get(r.outcome.verdict.value, 0) + 1
     summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no posts"
     err.print(
-        f"scanned {len(results)} posts ({summary})"
-        + (f"; {errors} failed (see errors above)" if errors else "")
+        f"scanned {_plural(len(results), 'post')} ({summary})"
+        + (f"; {_plural(errors, 'error')} (see above)" if errors else "")
     )
     if errors:
         raise typer.Exit(1)
@@ -363,16 +372,21 @@ def main() -> None:
     except AmberError as exc:
         if debug:
             raise
-        err.print(f"Error: {exc.message}", markup=False)
+        err.print(f"Error: {exc.message}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:  # the system refused: disk full, permissions, a closed pipe
+        if debug:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        err.print(f"Error: {exc.strerror or exc}{where}")
+        sys.exit(ExternalError.exit_code)
     except Exception as exc:
         if debug:
             raise
         err.print(
             f"Error: internal error ({type(exc).__name__}: {exc}); rerun with --debug "
-            "for a traceback and report it",
-            markup=False,
+            "for a traceback and report it"
         )
         sys.exit(1)

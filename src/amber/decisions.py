@@ -53,8 +53,8 @@ class NewDecision:
     outcome: Outcome
     post: str
     source: str
-    media: Sequence[MediaHashes]
-    media_paths: Sequence[str]
+    #: (position in the post, path as written, hashes) of each media file that was read.
+    media: Sequence[tuple[int, str, MediaHashes]]
 
 
 class DecisionStore:
@@ -73,12 +73,7 @@ class DecisionStore:
             for item in batch:
                 decision_id = self._upsert(conn, item, now)
                 conn.execute(post_media.delete().where(post_media.c.decision_id == decision_id))
-                rows = [
-                    _media_row(decision_id, i, path, hashes)
-                    for i, (path, hashes) in enumerate(
-                        zip(item.media_paths, item.media, strict=True)
-                    )
-                ]
+                rows = [_media_row(decision_id, i, path, hashes) for i, path, hashes in item.media]
                 if rows:
                     conn.execute(post_media.insert(), rows)
 

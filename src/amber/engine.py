@@ -114,8 +114,9 @@ class Engine:
         """Decide about each post and store the decision; errors pass through in order.
 
         Media are hashed in parallel across processes; matching, policy and storage run
-        here, in input order. A post whose media cannot be read becomes a ``PostError``
-        naming the media field, and the scan goes on. ``on_item`` is called once per item.
+        here, in input order. A media file that cannot be read gives a ``PostError`` naming
+        the media field, and the post is still decided on what could be read (the policy
+        sees the unreadable files too). ``on_item`` is called once per item.
         """
         self.matcher.sync()
         queue: deque[Post | PostError] = deque()
@@ -133,19 +134,15 @@ class Engine:
                 yield from self._flush(pending)
                 yield item
                 continue
-            failure = next((h for h in hashed if isinstance(h, MediaFailure)), None)
-            if failure is not None:
-                position = [isinstance(h, MediaFailure) for h in hashed].index(True)
-                yield from self._flush(pending)
-                yield PostError(
-                    f"{failure.path}: {failure.reason}",
-                    source=item.source or "<post>",
-                    line=item.line,
-                    field=f"media[{position}].path",
-                )
-                continue
-            media = [h for h in hashed if isinstance(h, MediaHashes)]
-            pending.append(self._decide(item, media))
+            for position, failure in enumerate(hashed):
+                if isinstance(failure, MediaFailure):
+                    yield PostError(
+                        f"{failure.path}: {failure.reason}",
+                        source=item.source or "<post>",
+                        line=item.line,
+                        field=f"media[{position}].path",
+                    )
+            pending.append(self._decide(item, hashed))
             if len(pending) >= SAVE_BATCH:
                 yield from self._flush(pending)
         yield from self._flush(pending)
@@ -158,12 +155,21 @@ class Engine:
             return result
         raise InternalError(f"scanning post {post.id!r} gave no result")
 
-    def _decide(self, post: Post, media: list[MediaHashes]) -> tuple[ScanResult, NewDecision]:
+    def _decide(
+        self, post: Post, hashed: list[MediaHashes | MediaFailure]
+    ) -> tuple[ScanResult, NewDecision]:
         paths = [m.path for m in post.media]
-        matches = self.matcher.match([m.values for m in media])
-        outcome = self.policy.decide(Findings(matches=matches, media_paths=paths))
-        result = ScanResult(post, outcome, media)
-        return result, NewDecision(post.id, outcome, post.raw, post.source, media, paths)
+        matches = self.matcher.match(
+            [h.values if isinstance(h, MediaHashes) else () for h in hashed]
+        )
+        unreadable = [
+            (paths[i], h.reason) for i, h in enumerate(hashed) if isinstance(h, MediaFailure)
+        ]
+        findings = Findings(matches=matches, media_paths=paths, unreadable=unreadable)
+        outcome = self.policy.decide(findings)
+        media = [(i, paths[i], h) for i, h in enumerate(hashed) if isinstance(h, MediaHashes)]
+        result = ScanResult(post, outcome, [h for _, _, h in media])
+        return result, NewDecision(post.id, outcome, post.raw, post.source, media)
 
     def _flush(self, pending: list[tuple[ScanResult, NewDecision]]) -> Iterator[ScanResult]:
         if not pending:
@@ -196,12 +202,14 @@ def open_engine(
     """
     db = default_db() if db is None else db
     loaded_policy = load_policy(policy)
+    signals = default_signal_types()
+    loaded_policy.check(signals.names())
     engine = connect(db)
     return Engine(
         db=engine,
         vault=default_vault() if vault is None else vault,
         policy=loaded_policy,
-        signals=default_signal_types(),
+        signals=signals,
         index_dir=default_index_dir(db) if index_dir is None else index_dir,
         clock=clock or (lambda: datetime.now(UTC)),
     )

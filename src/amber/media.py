@@ -167,9 +167,11 @@ def decode_image(
             return _decode(data, limits=limits, max_side=max_side, source=source)
         except MediaError:
             raise
-        except Image.DecompressionBombError as exc:
+        except Image.DecompressionBombError:
             raise MediaError(
-                f"refusing a possible decompression bomb: {exc}", path=source
+                f"declares more than {limits.max_pixels:,} pixels; refusing a possible "
+                "decompression bomb",
+                path=source,
             ) from None
         except UnidentifiedImageError:
             raise MediaError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib.resources import files
@@ -76,6 +76,8 @@ class Findings:
 
     matches: Sequence[Match] = ()
     media_paths: Sequence[str] = ()
+    #: (path, reason) of each media file that could not be read or decoded.
+    unreadable: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,9 @@ class Condition:
         """Reasons this condition found, each with the verdict it implies (None: the rule's)."""
         raise NotImplementedError
 
+    def check(self, signal_types: Collection[str]) -> None:
+        """Raise ``PolicyError`` if the condition names a signal type that does not exist."""
+
 
 def _str_list(table: Mapping[str, Any], key: str, where: str, path: str) -> list[str] | None:
     value = table.get(key)
@@ -114,6 +119,7 @@ class BankMatch(Condition):
     keys = frozenset({"signals", "banks", "labels", "max_distance"})
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        self.where, self.path = where, path
         self.signals = _str_list(table, "signals", where, path)
         self.banks = _str_list(table, "banks", where, path)
         self.labels = _str_list(table, "labels", where, path)
@@ -123,6 +129,15 @@ class BankMatch(Condition):
                 "expected a whole number >= 0", path=path, key=f"{where}.max_distance"
             )
         self.max_distance = max_distance
+
+    def check(self, signal_types: Collection[str]) -> None:
+        unknown = sorted(set(self.signals or ()) - set(signal_types))
+        if unknown:
+            raise PolicyError(
+                f"unknown signal type {unknown[0]!r}; known: {', '.join(sorted(signal_types))}",
+                path=self.path,
+                key=f"{self.where}.signals",
+            )
 
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
         out: list[tuple[Reason, Verdict | None]] = []
@@ -154,10 +169,34 @@ class BankMatch(Condition):
         return out
 
 
+class MediaUnreadable(Condition):
+    """Fires for each media file that could not be read or decoded (corrupt, truncated,
+    not an image, over the limits): what amber could not look at, a person should."""
+
+    name = "media_unreadable"
+    keys: frozenset[str] = frozenset()
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        del table, where, path  # no options
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        return [
+            (
+                Reason(signal="media", rule=rule, detail=f"could not be read: {why}", media=path),
+                None,
+            )
+            for path, why in findings.unreadable
+        ]
+
+
 CONDITIONS: dict[str, Callable[[Mapping[str, Any], str, str], Condition]] = {
     BankMatch.name: BankMatch,
+    MediaUnreadable.name: MediaUnreadable,
 }
-CONDITION_KEYS: dict[str, frozenset[str]] = {BankMatch.name: BankMatch.keys}
+CONDITION_KEYS: dict[str, frozenset[str]] = {
+    BankMatch.name: BankMatch.keys,
+    MediaUnreadable.name: MediaUnreadable.keys,
+}
 RULE_KEYS = frozenset({"name", "when", "verdict", "actions"})
 
 
@@ -186,6 +225,11 @@ class Policy:
     def ref(self) -> str:
         """``name@digest``: what a decision records about the policy that made it."""
         return f"{self.name}@{self.digest[:12]}"
+
+    def check(self, signal_types: Collection[str]) -> None:
+        """Raise ``PolicyError`` for a rule that names a signal type amber does not have."""
+        for rule in self.rules:
+            rule.condition.check(signal_types)
 
     def decide(self, findings: Findings) -> Outcome:
         """Apply every rule; the strongest verdict wins and all reasons are kept."""

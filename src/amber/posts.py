@@ -17,12 +17,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from amber.errors import PostError, UserError
 
 MAX_LINE_BYTES = 1_000_000
 MAX_MEDIA_PER_POST = 64
+#: A file with one of these suffixes given as the input is scanned as one post.
+MEDIA_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".mpo"}
+)
 KNOWN_FIELDS = frozenset({"id", "author", "created_at", "text", "poll", "media", "reply_to"})
 
 
@@ -234,6 +238,22 @@ def parse_post(
     )
 
 
+def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """Numbered lines, each read with a bound; ``None`` for a line over the bound."""
+    number = 0
+    while True:
+        data = handle.readline(MAX_LINE_BYTES + 1)
+        if not data:
+            return
+        number += 1
+        if len(data) > MAX_LINE_BYTES and not data.endswith(b"\n"):
+            while data and not data.endswith(b"\n"):  # skip the rest of the long line
+                data = handle.readline(MAX_LINE_BYTES)
+            yield number, None
+            continue
+        yield number, data
+
+
 def read_jsonl(path: Path) -> Iterator[Post | PostError]:
     """Posts of a JSONL file in order; a ``PostError`` in place of each bad line.
 
@@ -248,15 +268,15 @@ def read_jsonl(path: Path) -> Iterator[Post | PostError]:
     except OSError as exc:
         raise UserError(f"cannot open input {source!r}: {exc.strerror}") from None
     with handle:
-        for number, data in enumerate(handle, start=1):
-            if not data.strip():
-                continue
-            if len(data) > MAX_LINE_BYTES:
+        for number, data in _lines(handle):
+            if data is None:
                 yield PostError(
-                    f"line is {len(data)} bytes; at most {MAX_LINE_BYTES}",
-                    source=source,
-                    line=number,
+                    f"line is longer than {MAX_LINE_BYTES} bytes", source=source, line=number
                 )
+                continue
+            if number == 1:
+                data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
+            if not data.strip():
                 continue
             try:
                 text = data.decode("utf-8").rstrip("\r\n")
@@ -295,15 +315,24 @@ def read_folder(folder: Path) -> Iterator[Post | PostError]:
         relative = file.relative_to(folder)
         if any(part.startswith(".") for part in relative.parts):
             continue
-        post_id = relative.as_posix()
-        raw = json.dumps({"id": post_id, "media": [{"path": post_id}]}, ensure_ascii=False)
-        yield Post(id=post_id, media=(Media(path=post_id, file=file),), raw=raw, source=str(folder))
+        yield _media_post(file, relative.as_posix(), source=str(folder))
+
+
+def _media_post(file: Path, post_id: str, *, source: str) -> Post:
+    """A post of one media file, as folder input makes them."""
+    raw = json.dumps({"id": post_id, "media": [{"path": post_id}]}, ensure_ascii=False)
+    return Post(id=post_id, media=(Media(path=post_id, file=file),), raw=raw, source=source)
 
 
 def read_input(path: Path) -> Iterator[Post | PostError]:
-    """Posts from a JSONL file or a folder of media. Raises ``UserError`` if neither."""
+    """Posts from a JSONL file, a folder of media, or one media file (one post).
+
+    Raises ``UserError`` if ``path`` is none of these.
+    """
     if path.is_dir():
         return read_folder(path)
+    if path.is_file() and path.suffix.lower() in MEDIA_SUFFIXES:
+        return iter([_media_post(path, path.name, source=str(path.parent))])
     if path.is_file():
         return read_jsonl(path)
     raise UserError(

@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import event
 
 from amber.errors import ExternalError, UserError
@@ -71,6 +72,12 @@ def connect(db: str | Path) -> sa.Engine:
     except sa.exc.DatabaseError as exc:
         engine.dispose()
         raise UserError(f"{url!r} is not an amber database: {exc.orig}") from None
+    except CommandError as exc:
+        engine.dispose()
+        raise UserError(
+            f"database {url!r} has a schema this amber does not know ({exc}); it was written "
+            "by a newer amber: upgrade amber"
+        ) from None
     return engine
 
 
