@@ -1,0 +1,437 @@
+"""Finding lexicon entries in a post's tokens.
+
+Entries (``lexicon`` module docstring gives their syntax) are compiled once into
+``Pattern``s of ``Slot``s and indexed by their first word, exact or stem. A post's
+words are looked up one by one: an Arabic-script word is also tried without each
+clitic prefix its language allows (``وال``, ``ب``...). Matches then go through
+``resolve``: a longer dampener phrase swallows the positive cue inside it (``kill
+time`` is an idiom, not a harm act) and a longer positive phrase swallows a dampener
+(``according to your votes`` is an outcome, not a news report); the same cue found in
+two languages on the same words is kept once, in the post's main language.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+
+from amber.errors import InternalError
+from amber.harm_poll.lexicon import CueClass, Lexicon, Role, load
+from amber.harm_poll.normalize import Token, TokenKind, is_arabic_script, normalise, tokenize
+
+#: A word as looked up: (form, clitic removed to get it).
+Forms = tuple[tuple[str, str], ...]
+#: Language score from which a post's main language is taken as clear.
+CLEAR_MAIN = 2.0
+#: Index key of patterns that start with a number (``#``, ``#year``).
+NUMBER_KEY = "\x00number"
+
+
+class SlotKind(StrEnum):
+    """What one position of a pattern accepts."""
+
+    word = "word"
+    number = "number"
+    year = "year"
+    gap = "gap"
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One position of a pattern: exact words and stems, a number, or a short gap."""
+
+    kind: SlotKind
+    exact: frozenset[str] = frozenset()
+    stems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """One compiled lexicon entry."""
+
+    language: str
+    cue: CueClass
+    weight: float
+    slots: tuple[Slot, ...]
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A pattern found at content tokens ``start..end`` (end exclusive).
+
+    ``form`` is the first word as matched (clitics removed) and ``remainder`` what
+    followed the stem in it: pronoun suffixes are read from these.
+    """
+
+    pattern: Pattern
+    start: int
+    end: int
+    form: str
+    remainder: str
+
+    @property
+    def cue(self) -> CueClass:
+        return self.pattern.cue
+
+    @property
+    def language(self) -> str:
+        return self.pattern.language
+
+
+_WEIGHT = re.compile(r"\s*@(\d+(?:\.\d+)?)\s*$")
+_BRACE = re.compile(r"\{([^{}]*)\}")
+
+
+def _expand(word: str) -> list[str]:
+    """Brace alternatives: ``kill{|s|ed}`` -> ``kill kills killed``."""
+    m = _BRACE.search(word)
+    if m is None:
+        return [word]
+    head, tail = word[: m.start()], word[m.end() :]
+    return [x for alt in m.group(1).split("|") for x in _expand(head + alt + tail)]
+
+
+def _content(text: str) -> list[str]:
+    return [t.text for t in tokenize(normalise(text)) if t.kind is not TokenKind.punct]
+
+
+def _split(body: str) -> list[str]:
+    """Split an entry into written words at spaces outside braces."""
+    words: list[str] = []
+    depth = 0
+    current: list[str] = []
+    for ch in body:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        if ch.isspace() and depth == 0:
+            if current:
+                words.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def compile_entry(entry: str, *, language: str, cue: CueClass) -> list[Pattern]:
+    """Compile one entry into patterns (several when it has optional words).
+
+    Raises ``InternalError`` naming the entry when it cannot be compiled.
+    """
+    weight = 1.0
+    body = entry
+    m = _WEIGHT.search(body)
+    if m is not None:
+        weight = float(m.group(1))
+        body = body[: m.start()]
+    variants: list[list[Slot]] = [[]]
+    for raw in _split(body):
+        options = _compile_word(raw, entry)
+        variants = [v + list(opt) for v in variants for opt in options]
+    out: list[Pattern] = []
+    for slots in variants:
+        if not slots or slots[0].kind is SlotKind.gap or slots[-1].kind is SlotKind.gap:
+            raise InternalError(f"lexicon {language} {cue}: entry {entry!r} is empty or gapped")
+        out.append(Pattern(language, cue, weight, tuple(slots), entry))
+    return out
+
+
+def _compile_word(raw: str, entry: str) -> list[tuple[Slot, ...]]:
+    """The slot sequences one written word can stand for (``()`` when optional).
+
+    Alternatives of one word go into one slot; an alternative of several words
+    (``{this one|him}``) becomes its own sequence; pure punctuation is skipped.
+    """
+    if raw == "~":
+        return [(Slot(SlotKind.gap),)]
+    if raw == "#":
+        return [(Slot(SlotKind.number),)]
+    if raw == "#year":
+        return [(Slot(SlotKind.year),)]
+    stem = raw.endswith("*") and len(raw) > 1
+    alternatives = _expand(raw[:-1] if stem else raw)
+    optional = "" in alternatives
+    exact: set[str] = set()
+    stems: set[str] = set()
+    sequences: list[tuple[Slot, ...]] = []
+    for alt in alternatives:
+        if not alt:
+            continue
+        words = _content(alt)
+        if len(words) == 1:
+            (stems if stem else exact).add(words[0])
+        elif len(words) > 1 and not stem:
+            sequences.append(tuple(Slot(SlotKind.word, frozenset({w})) for w in words))
+        elif not words and len(alternatives) == 1:
+            return [()]
+        else:
+            raise InternalError(f"lexicon entry {entry!r}: word {raw!r} normalises to {words}")
+    if exact or stems:
+        slot = Slot(SlotKind.word, frozenset(exact), tuple(sorted(stems, key=len, reverse=True)))
+        sequences.insert(0, (slot,))
+    if optional:
+        sequences.append(())
+    return sequences
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """Every compiled pattern, indexed by the first word; per-language word lists."""
+
+    exact: dict[str, tuple[Pattern, ...]]
+    stems: dict[str, tuple[Pattern, ...]]
+    stem_lengths: tuple[int, ...]
+    clitics: dict[str, frozenset[str]]
+    all_clitics: tuple[str, ...]
+    numbers: dict[str, frozenset[str]]
+    stopwords: dict[str, frozenset[str]]
+    stopword_languages: dict[str, tuple[str, ...]]
+    target_suffixes: dict[str, tuple[str, ...]]
+    target_prefixes: dict[str, tuple[str, ...]]
+    languages: tuple[str, ...]
+
+
+def _norm_words(words: Iterable[str]) -> frozenset[str]:
+    return frozenset(w for word in words for w in _content(word))
+
+
+def build_index(lexicons: Sequence[Lexicon]) -> Index:
+    """Compile every entry of ``lexicons``. Raises ``InternalError`` on a bad entry."""
+    exact: dict[str, list[Pattern]] = {}
+    stems: dict[str, list[Pattern]] = {}
+    clitics: dict[str, frozenset[str]] = {}
+    for lex in lexicons:
+        for cue, entries in lex.entries.items():
+            for entry in entries:
+                for pattern in compile_entry(entry, language=lex.language, cue=cue):
+                    first = pattern.slots[0]
+                    if first.kind is not SlotKind.word:
+                        keys = [NUMBER_KEY]
+                        if first.kind is SlotKind.number:
+                            keys.extend(_norm_words(lex.numbers))
+                        for key in keys:
+                            exact.setdefault(key, []).append(pattern)
+                    for form in first.exact:
+                        exact.setdefault(form, []).append(pattern)
+                    for stem in first.stems:
+                        stems.setdefault(stem, []).append(pattern)
+        single = [normalise(p).text for p in lex.prefixes]
+        clitics[lex.language] = frozenset(single + [a + b for a in single for b in single])
+    all_clitics = sorted(set().union(*clitics.values()), key=len, reverse=True)
+    stopwords = {lex.language: _norm_words(lex.stopwords) for lex in lexicons}
+    by_word: dict[str, list[str]] = {}
+    for language, words in stopwords.items():
+        for w in words:
+            by_word.setdefault(w, []).append(language)
+    return Index(
+        exact={k: tuple(v) for k, v in exact.items()},
+        stems={k: tuple(v) for k, v in stems.items()},
+        stem_lengths=tuple(sorted({len(s) for s in stems})),
+        clitics=clitics,
+        all_clitics=tuple(all_clitics),
+        numbers={lex.language: _norm_words(lex.numbers) for lex in lexicons},
+        stopwords=stopwords,
+        stopword_languages={w: tuple(langs) for w, langs in by_word.items()},
+        target_suffixes={
+            lex.language: tuple(normalise(s).text for s in lex.target_suffixes) for lex in lexicons
+        },
+        target_prefixes={
+            lex.language: tuple(normalise(s).text for s in lex.target_prefixes) for lex in lexicons
+        },
+        languages=tuple(lex.language for lex in lexicons),
+    )
+
+
+@cache
+def default_index() -> Index:
+    """The index over every lexicon in the package, built on first use."""
+    return build_index(load())
+
+
+class _Matcher:
+    """Matches patterns against one post's content tokens."""
+
+    def __init__(self, index: Index, content: Sequence[Token], segments: Sequence[int]) -> None:
+        self.index = index
+        self.content = content
+        self.segments = segments
+        self._forms: dict[str, Forms] = {}
+
+    def forms(self, text: str) -> Forms:
+        """The word itself, then the word without each clitic prefix that fits."""
+        cached = self._forms.get(text)
+        if cached is not None:
+            return cached
+        out = [(text, "")]
+        if is_arabic_script(text):
+            for clitic in self.index.all_clitics:
+                if text.startswith(clitic) and len(text) - len(clitic) >= 2:
+                    out.append((text[len(clitic) :], clitic))
+        result = tuple(out)
+        self._forms[text] = result
+        return result
+
+    def slot(self, slot: Slot, j: int, language: str) -> tuple[str, str] | None:
+        """Does content token ``j`` fill ``slot``? Returns (form, remainder)."""
+        tok = self.content[j]
+        if slot.kind is SlotKind.year:
+            if tok.kind is TokenKind.number and len(tok.text) == 4 and "1000" <= tok.text < "2030":
+                return tok.text, ""
+            return None
+        if slot.kind is SlotKind.number:
+            if tok.kind is TokenKind.number or tok.text in self.index.numbers[language]:
+                return tok.text, ""
+            return None
+        allowed = self.index.clitics[language]
+        for form, clitic in self.forms(tok.text):
+            if clitic and clitic not in allowed:
+                continue
+            if form in slot.exact:
+                return form, ""
+            for stem in slot.stems:
+                if form.startswith(stem):
+                    return form, form[len(stem) :]
+        return None
+
+    def rest(self, slots: tuple[Slot, ...], k: int, j: int, language: str) -> int | None:
+        """End of a match of ``slots[k:]`` starting at content token ``j``, if any.
+
+        All tokens of a match lie in the segment of its first token (``j - 1``).
+        """
+        if k == len(slots):
+            return j
+        slot = slots[k]
+        if slot.kind is SlotKind.gap:
+            for skip in range(3):
+                if skip and (
+                    j + skip > len(self.content)
+                    or self.segments[j + skip - 1] != self.segments[j - 1]
+                ):
+                    break
+                end = self.rest(slots, k + 1, j + skip, language)
+                if end is not None:
+                    return end
+            return None
+        if j >= len(self.content) or self.segments[j] != self.segments[j - 1]:
+            return None
+        if self.slot(slot, j, language) is None:
+            return None
+        return self.rest(slots, k + 1, j + 1, language)
+
+    def find(self) -> list[Match]:
+        """Every pattern occurrence, before overlaps are resolved."""
+        index = self.index
+        found: list[Match] = []
+        for i, tok in enumerate(self.content):
+            candidates: dict[int, Pattern] = {}
+            if tok.kind is TokenKind.number:
+                for p in index.exact.get(NUMBER_KEY, ()):
+                    candidates[id(p)] = p
+            for form, _ in self.forms(tok.text):
+                for p in index.exact.get(form, ()):
+                    candidates[id(p)] = p
+                for n in index.stem_lengths:
+                    if n > len(form):
+                        break
+                    for p in index.stems.get(form[:n], ()):
+                        candidates[id(p)] = p
+            for p in candidates.values():
+                first = self.slot(p.slots[0], i, p.language)
+                if first is None:
+                    continue
+                end = self.rest(p.slots, 1, i + 1, p.language)
+                if end is not None:
+                    found.append(Match(p, i, end, first[0], first[1]))
+        return found
+
+
+def find_matches(index: Index, content: Sequence[Token], segments: Sequence[int]) -> list[Match]:
+    """Every pattern occurrence in ``content`` (tokens of one segment never mix)."""
+    return _Matcher(index, content, segments).find()
+
+
+def language_scores(
+    index: Index, content: Sequence[Token], matches: Sequence[Match]
+) -> dict[str, float]:
+    """How much each language is present: stopwords seen plus cue words matched."""
+    scores = dict.fromkeys(index.languages, 0.0)
+    for tok in content:
+        for language in index.stopword_languages.get(tok.text, ()):
+            scores[language] += 1.0
+    for m in matches:
+        if m.cue.role is not Role.helper:
+            scores[m.language] += 0.5
+    return scores
+
+
+def resolve(
+    matches: Sequence[Match],
+    index: Index,
+    content: Sequence[Token],
+    scores: dict[str, float],
+) -> list[Match]:
+    """Drop matches swallowed by longer ones, duplicates, and stray foreign words.
+
+    With a clear main language (``scores``), a cue made only of its stopwords in
+    another language is dropped (German ``die`` is not English "die"), and so are
+    dampeners of a language with less than half the main one's score (German
+    ``Held`` "hero" does not dampen English "held").
+    """
+    main = max(scores, key=lambda k: scores[k]) if scores else None
+    if main is not None and scores[main] <= 0:
+        main = None
+    clear = main is not None and scores[main] >= CLEAR_MAIN
+    kept: list[Match] = []
+    occupied: dict[int, list[Match]] = {}
+    ordered = sorted(
+        matches,
+        key=lambda m: (-(m.end - m.start), m.language != main, m.start),
+    )
+    main_stops = index.stopwords.get(main, frozenset()) if main else frozenset()
+    for m in ordered:
+        if (
+            main is not None
+            and m.language not in (main, "zxx")
+            and all(content[j].text in main_stops for j in range(m.start, m.end))
+        ):
+            continue
+        if (
+            clear
+            and m.cue.role is Role.dampener
+            and m.language not in (main, "zxx")
+            and scores.get(m.language, 0.0) * 2 < scores[main or ""]
+        ):
+            continue
+        if any(_swallows(k, m) for j in range(m.start, m.end) for k in occupied.get(j, ())):
+            continue
+        kept.append(m)
+        for j in range(m.start, m.end):
+            occupied.setdefault(j, []).append(m)
+    kept.sort(key=lambda m: (m.start, m.end))
+    return kept
+
+
+def _swallows(big: Match, small: Match) -> bool:
+    """Does kept match ``big`` (at least as long) hide ``small``?
+
+    The same cue overlapping is one finding. Otherwise only a strictly longer phrase
+    hides another, and only across the dampener/positive line (a dampener also hides
+    helpers inside it): positive cues of different classes on the same words all count.
+    """
+    if big.end <= small.start or small.end <= big.start:
+        return False
+    if big.cue is small.cue:
+        return True
+    if (big.end - big.start) <= (small.end - small.start):
+        return False
+    big_role, small_role = big.cue.role, small.cue.role
+    if big_role is Role.dampener:
+        return small_role is not Role.dampener
+    return big_role is Role.positive and small_role is Role.dampener

@@ -1,0 +1,322 @@
+"""Reading a post's structure: segments, and the cues that come from how words combine.
+
+A post is read as segments (its text, the poll question, each option) normalised
+together and kept apart: no phrase runs from one into the next. From the lexicon
+matches this module derives the cues no single word shows:
+
+- ``target_person``: a pronoun next to a harm or spare act (``kill him``, ``tuez-le``),
+  or a pronoun affix on the verb itself (``اقتلوه``, ``بکشیمش``, ``mátenlo``);
+- ``choice_pair``: a harm act set against a spare act as alternatives, in the text
+  (``Kill him or let him go``, ``execute / release``) or across a poll's options;
+- ``reaction_vote``: a reaction bound to a fate (``👎 = he dies``, ``Like = hang``);
+- ``poll_structure``: a poll's options, or option lines written in the text.
+
+Each finding is ``Evidence``: a cue name, its language, a weight factor (1 unless
+linked or weak) and the normalised spans that the detector quotes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from amber.harm_poll.lexicon import CueClass, Role
+from amber.harm_poll.matcher import Index, Match
+from amber.harm_poll.normalize import Normalised, Token, TokenKind, normalise, tokenize
+
+
+class SegmentKind(StrEnum):
+    """Where a segment of a post comes from."""
+
+    text = "text"
+    question = "question"
+    option = "option"
+
+
+@dataclass(frozen=True, slots=True)
+class PostView:
+    """A post normalised once: all tokens, the content tokens and their segments."""
+
+    norm: Normalised
+    tokens: tuple[Token, ...]
+    content: tuple[Token, ...]
+    position: tuple[int, ...]
+    segments: tuple[int, ...]
+    kinds: tuple[SegmentKind, ...]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Normalised character span of content tokens ``start..end``."""
+        return self.content[start].start, self.content[end - 1].end
+
+    def between(self, a: int, b: int) -> tuple[Token, ...]:
+        """All tokens (punctuation included) strictly between content tokens a < b."""
+        return self.tokens[self.position[a] + 1 : self.position[b]]
+
+
+_SEPARATOR = "\n\n"
+
+
+def read_post(text: str, question: str | None, options: Sequence[str]) -> PostView:
+    """Normalise and tokenise the parts of a post, remembering each token's segment."""
+    parts: list[tuple[SegmentKind, str]] = [(SegmentKind.text, text)]
+    if question is not None or options:
+        parts.append((SegmentKind.question, question or ""))
+        parts.extend((SegmentKind.option, o) for o in options)
+    source = _SEPARATOR.join(p for _, p in parts)
+    starts: list[int] = []
+    offset = 0
+    for _, part in parts:
+        starts.append(offset)
+        offset += len(part) + len(_SEPARATOR)
+    norm = normalise(source)
+    tokens = tuple(tokenize(norm))
+    content: list[Token] = []
+    position: list[int] = []
+    segments: list[int] = []
+    for i, tok in enumerate(tokens):
+        if tok.kind is TokenKind.punct:
+            continue
+        content.append(tok)
+        position.append(i)
+        segments.append(bisect.bisect_right(starts, norm.starts[tok.start]) - 1)
+    return PostView(
+        norm,
+        tokens,
+        tuple(content),
+        tuple(position),
+        tuple(segments),
+        tuple(k for k, _ in parts),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A cue found in a post, before it is weighed and quoted."""
+
+    name: str
+    language: str
+    factor: float
+    spans: tuple[tuple[int, int], ...]
+
+
+_HARM = frozenset({CueClass.harm_act, CueClass.harm_done, CueClass.death_word})
+_SPARE = frozenset({CueClass.spare_act, CueClass.life_word})
+_FATE = _HARM | _SPARE
+_LINK_PUNCT = frozenset({"=", ":", "→", "->", "=>", "-", ">"})
+_PAIR_PUNCT = frozenset({"/", "|", "\\"})
+#: Options written inline: "A) stoning B) exile", "1) kill 2) free".
+_INLINE = re.compile(r"(?:^|\s)([a-d1-4]\))\s*[^\s()]+")
+_BULLET = re.compile(
+    r"^\s*(?:\d{1,2}\s*[).:-]|[a-d]\s*\)|[-•*▪►✅❌]|[\U0001f000-\U0001faff\u2600-\u27bf])"
+)
+
+#: Within how many content tokens a pronoun is read as the object of an act.
+PRONOUN_WINDOW = 2
+#: Within how many content tokens a named target or captive counts as the victim.
+TARGET_WINDOW = 6
+#: How far apart a harm act and a spare act may be to form a choice.
+PAIR_WINDOW = 12
+#: How far a reaction may be from the fate it stands for.
+REACTION_WINDOW = 3
+#: Weight factor of two or more reactions offered as answers, bound to no fate.
+REACTION_POLL = 0.6
+#: Weight factor of a victim linked to a harm act, relative to one found anywhere.
+LINKED = 1.6
+#: Weight factor of a poll whose question or options name a harm act.
+HARM_POLL = 1.5
+#: Most reaction votes read from one post.
+MAX_REACTIONS = 4
+
+
+class Nearby:
+    """Matches sorted by position, to find those near a token without scanning all."""
+
+    def __init__(self, matches: Iterable[Match]) -> None:
+        self.items = sorted(matches, key=lambda m: m.start)
+        self.starts = [m.start for m in self.items]
+        self.longest = max((m.end - m.start for m in self.items), default=1)
+
+    def around(self, lo: int, hi: int) -> list[Match]:
+        """Matches that overlap or start within content tokens ``lo..hi``."""
+        i = bisect.bisect_left(self.starts, lo - self.longest)
+        j = bisect.bisect_right(self.starts, hi)
+        return self.items[i:j]
+
+    def near(self, m: Match, window: int, segs: Sequence[int]) -> Iterator[Match]:
+        """Matches in ``m``'s segment less than ``window`` tokens away from it."""
+        for o in self.around(m.start - window, m.end + window):
+            if segs[o.start] == segs[m.start] and max(o.start - m.end, m.start - o.end) < window:
+                yield o
+
+    def between(self, first: Match, second: Match) -> bool:
+        """Is there a match lying entirely between ``first`` and ``second``?"""
+        return any(
+            first.end <= o.start and o.end <= second.start
+            for o in self.around(first.end, second.start)
+        )
+
+
+def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evidence]:
+    """Evidence from the matches themselves and from how they combine."""
+    out: list[Evidence] = []
+    segs = view.segments
+    fates = Nearby(m for m in matches if m.cue in _FATE)
+    harms = Nearby(m for m in fates.items if m.cue in _HARM)
+    for m in matches:
+        if m.cue.role is Role.helper:
+            continue
+        factor = m.pattern.weight
+        if m.cue in (CueClass.target_person, CueClass.captive) and any(
+            harms.near(m, TARGET_WINDOW, segs)
+        ):
+            factor *= LINKED
+        out.append(Evidence(m.cue.value, m.language, factor, (view.span(m.start, m.end),)))
+    out.extend(_affix_targets(view, fates.items, index))
+    out.extend(_pronoun_targets(view, matches, fates))
+    out.extend(_pairs(view, matches, fates))
+    out.extend(_option_pairs(view, fates.items))
+    out.extend(_reactions(view, matches, fates, harms))
+    harm_in_poll = any(view.kinds[segs[m.start]] is not SegmentKind.text for m in harms.items)
+    out.extend(_poll(view, harm_in_poll))
+    return out
+
+
+def _affix_targets(view: PostView, fates: Sequence[Match], index: Index) -> list[Evidence]:
+    out: list[Evidence] = []
+    for m in fates:
+        if m.cue not in (CueClass.harm_act, CueClass.harm_done, CueClass.spare_act):
+            continue
+        suffixes = index.target_suffixes.get(m.language, ())
+        prefixes = index.target_prefixes.get(m.language, ())
+        if (m.remainder and any(m.remainder.endswith(s) for s in suffixes)) or any(
+            m.form.startswith(p) for p in prefixes
+        ):
+            span = view.span(m.start, m.start + 1)
+            out.append(Evidence(CueClass.target_person.value, m.language, LINKED, (span,)))
+    return out
+
+
+def _pronoun_targets(view: PostView, matches: Sequence[Match], fates: Nearby) -> list[Evidence]:
+    out: list[Evidence] = []
+    for m in matches:
+        if m.cue is CueClass.pronoun and any(fates.near(m, PRONOUN_WINDOW, view.segments)):
+            span = view.span(m.start, m.end)
+            out.append(Evidence(CueClass.target_person.value, m.language, LINKED, (span,)))
+    return out
+
+
+def _pairs(view: PostView, matches: Sequence[Match], fates: Nearby) -> list[Evidence]:
+    """A harm act and a spare act joined by 'or' (or a slash) in one segment."""
+    alternatives = Nearby(m for m in matches if m.cue is CueClass.alternative)
+    for h in fates.items:
+        if h.cue not in _HARM:
+            continue
+        for s in fates.near(h, PAIR_WINDOW + 1, view.segments):
+            if s.cue not in _SPARE:
+                continue
+            first, second = (h, s) if h.start < s.start else (s, h)
+            if second.start < first.end:
+                continue
+            joined = alternatives.between(first, second) or any(
+                t.text in _PAIR_PUNCT for t in view.between(first.end - 1, second.start)
+            )
+            if joined:
+                span = view.span(first.start, second.end)
+                return [Evidence(CueClass.choice_pair.value, h.language, 1.0, (span,))]
+    return []
+
+
+def _option_pairs(view: PostView, fates: Sequence[Match]) -> list[Evidence]:
+    """A poll whose options set a harm act against a spare act."""
+    harm_opts: dict[int, Match] = {}
+    spare_opts: dict[int, Match] = {}
+    for m in fates:
+        seg = view.segments[m.start]
+        if view.kinds[seg] is not SegmentKind.option:
+            continue
+        (harm_opts if m.cue in _HARM else spare_opts).setdefault(seg, m)
+    for seg_h, h in harm_opts.items():
+        for seg_s, s in spare_opts.items():
+            if seg_s != seg_h:
+                spans = (_segment_span(view, seg_h), _segment_span(view, seg_s))
+                language = h.language if h.language != "zxx" else s.language
+                return [Evidence(CueClass.choice_pair.value, language, 1.2, spans)]
+    return []
+
+
+def _segment_span(view: PostView, seg: int) -> tuple[int, int]:
+    first = bisect.bisect_left(view.segments, seg)
+    last = bisect.bisect_right(view.segments, seg)
+    return view.span(first, last)
+
+
+def _reactions(
+    view: PostView, matches: Sequence[Match], fates: Nearby, harms: Nearby
+) -> list[Evidence]:
+    """A reaction (👍, like, ✅) bound to a fate (he dies, free him) by '=' or nearness."""
+    out: list[Evidence] = []
+    links = Nearby(m for m in matches if m.cue is CueClass.link)
+    reactions = [m for m in matches if m.cue is CueClass.reaction]
+    bound_to: dict[bool, Match] = {}
+    for r in reactions:
+        near = sorted(
+            fates.near(r, REACTION_WINDOW + 1, view.segments),
+            key=lambda f: (f.cue not in _HARM, abs(f.start - r.start)),
+        )
+        for f in near:
+            first, second = (r, f) if r.start < f.start else (f, r)
+            gap = second.start - first.end
+            if gap < 0:
+                continue
+            bound = (
+                gap <= 1
+                or any(t.text in _LINK_PUNCT for t in view.between(first.end - 1, second.start))
+                or links.between(first, second)
+            )
+            if bound:
+                span = view.span(first.start, second.end)
+                factor = 1.0 if f.cue in _HARM else 0.5
+                out.append(Evidence("reaction_vote", f.language, factor, (span,)))
+                bound_to.setdefault(f.cue in _HARM, f)
+                break
+        if len(out) >= MAX_REACTIONS:
+            break
+    if len(bound_to) == 2:
+        # 👍 = he lives, 👎 = he dies: the reactions set the two fates against each other
+        h, s = bound_to[True], bound_to[False]
+        span = view.span(min(h.start, s.start), max(h.end, s.end))
+        out.append(Evidence(CueClass.choice_pair.value, h.language, 1.0, (span,)))
+    kinds = {r.pattern.source for r in reactions}
+    if not out and len(kinds) >= 2 and harms.items:
+        # "Should he die? 👍 yes 👎 no": reactions offered as the answers
+        spans = tuple(view.span(r.start, r.end) for r in reactions[:MAX_REACTIONS])
+        out.append(Evidence("reaction_vote", "zxx", REACTION_POLL, spans))
+    return out
+
+
+def _poll(view: PostView, harm_in_poll: bool) -> list[Evidence]:
+    """The poll itself (stronger when its question or options name a harm act), or
+    option lines written in the text."""
+    option_segs = {i for i, k in enumerate(view.kinds) if k is SegmentKind.option}
+    present = sorted(set(view.segments) & option_segs)
+    if len(present) >= 2:
+        spans = tuple(_segment_span(view, seg) for seg in present)
+        factor = HARM_POLL if harm_in_poll else 1.0
+        return [Evidence(CueClass.poll_structure.value, "zxx", factor, spans)]
+    bulleted: list[tuple[int, int]] = []
+    offset = 0
+    for line in view.norm.text.split("\n"):
+        if _BULLET.match(line) and line.strip():
+            lead = len(line) - len(line.lstrip())
+            bulleted.append((offset + lead, offset + len(line)))
+        offset += len(line) + 1
+    if len(bulleted) >= 2:
+        return [Evidence(CueClass.poll_structure.value, "zxx", 0.8, tuple(bulleted))]
+    inline = list(_INLINE.finditer(view.norm.text))
+    if len(inline) >= 2:
+        spans = tuple((m.start(1), m.end()) for m in inline)
+        return [Evidence(CueClass.poll_structure.value, "zxx", 0.8, spans)]
+    return []
