@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_map
 from amber.signals import Registry, Role, SignalType, SignalValue
+from amber.signals.base import Scope
 from amber.signals.pdq import PdqSignal
 from amber.store.tables import bank_entries, banks, entry_signals
 
@@ -270,7 +271,10 @@ class BankStore:
         if type_name not in self.signals:
             known = ", ".join(self.signals.names())
             raise UserError(f"unknown signal type {cells[0]!r}; known: {known}")
-        value = self.signals.get(type_name).validate(cells[1])
+        signal_type = self.signals.get(type_name)
+        if signal_type.scope is not Scope.media:
+            raise UserError(f"{type_name} values score posts; they cannot be put in a bank")
+        value = signal_type.validate(cells[1])
         label = cells[2].strip() if len(cells) == 3 and cells[2].strip() else None
         return SignalValue(type_name, value), label
 

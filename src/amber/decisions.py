@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from amber.errors import NotFoundError
 from amber.hashing import MediaHashes
-from amber.policy import Outcome, Verdict
+from amber.policy import Earlier, Outcome, Verdict
 from amber.store.tables import decisions, post_media
 
 
@@ -55,6 +55,8 @@ class NewDecision:
     source: str
     #: (position in the post, path as written, hashes) of each media file that was read.
     media: Sequence[tuple[int, str, MediaHashes]]
+    author: str | None = None
+    reply_to: str | None = None
 
 
 class DecisionStore:
@@ -90,6 +92,8 @@ class DecisionStore:
             "first_scanned_at": now,
             "scanned_at": now,
             "scan_count": 1,
+            "author": item.author,
+            "reply_to": item.reply_to,
         }
         insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
             decisions
@@ -125,6 +129,37 @@ class DecisionStore:
             scanned_at=row.scanned_at,
             scan_count=row.scan_count,
         )
+
+    def earlier(
+        self, *, post_id: str, author: str | None, reply_to: str | None, limit: int = 20
+    ) -> list[Earlier]:
+        """Decisions related to a post: the post it replies to, then the same author's
+        other posts, newest first (at most ``limit``)."""
+        conditions = []
+        if reply_to is not None:
+            conditions.append(decisions.c.post_id == reply_to)
+        if author is not None:
+            conditions.append(decisions.c.author == author)
+        if not conditions:
+            return []
+        query = (
+            sa.select(decisions.c.post_id, decisions.c.author, decisions.c.reasons)
+            .where(sa.or_(*conditions), decisions.c.post_id != post_id)
+            .order_by(decisions.c.scanned_at.desc(), decisions.c.id.desc())
+            .limit(limit)
+        )
+        with self.db.connect() as conn:
+            rows = conn.execute(query).all()
+        found = [
+            Earlier(
+                row.post_id,
+                list(row.reasons),
+                author is not None and row.author == author,
+                row.post_id == reply_to,
+            )
+            for row in rows
+        ]
+        return sorted(found, key=lambda e: not e.replied_to)
 
     def count(self) -> int:
         """How many posts have a decision."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 from rich.console import Console
+from rich.markup import escape
 
 from amber.engine import ScanResult, open_engine
 from amber.errors import UserError
@@ -23,6 +24,7 @@ from amber.synthetic import photo
 
 MARKER = ".amber-demo"
 RESULT_PHOTO_SEED = 2016
+PRISONER_SEED = 1999
 OTHER_KNOWN_SEEDS = (11, 12, 13)
 INNOCENT_SEEDS = (101, 102)
 BANK = "known-atrocity-media"
@@ -128,18 +130,39 @@ def write_case(folder: Path) -> Path:
     return file
 
 
+def write_poll(folder: Path) -> Path:
+    """Write the post that opens the case: a captive and a poll on his life."""
+    photo(PRISONER_SEED, 800, 600).save(folder / "posts" / "captive.jpg", quality=90)
+    poll = {
+        "id": "p-099",
+        "author": "armed_group",
+        "created_at": "2016-05-01T12:00:00Z",
+        "text": "Kill him or let him go? You have one hour to vote.",
+        "poll": {
+            "question": "What should we do with him?",
+            "options": ["Kill him", "Let him go"],
+            "closes_at": "2016-05-01T13:00:00Z",
+        },
+        "media": [{"path": "posts/captive.jpg"}],
+    }
+    file = folder / "poll.jsonl"
+    file.write_text(json.dumps(poll) + "\n", encoding="utf-8")
+    return file
+
+
 def run_demo(folder: Path, *, out: Console, err: Console) -> None:
     """Build the demo folder, bank the known images, scan the posts and explain."""
     from amber.cli import render_results
 
     _prepare(folder)
+    poll_file = write_poll(folder)
     posts_file = write_case(folder)
     db, vault = folder / "amber.db", folder / "amber-vault"
-    out.print(f"[bold]amber demo[/] in {folder}/ (database {db})\n")
+    out.print(f"[bold]amber demo[/] in {escape(str(folder))}/ (database {escape(str(db))})\n")
     with open_engine(db=db, vault=vault) as engine:
         out.print(
-            "[bold]1. A bank of known content.[/] The group's earlier 'result' photo "
-            "was hashed into a bank whose matches are removed."
+            "[bold]1. A bank of known content.[/] The group's 'result' photo is already "
+            "known (hashes shared from an earlier post elsewhere); matches are removed."
         )
         bank = engine.banks.create(BANK, action="remove", label="execution-result-photo")
         added = engine.banks.add_files(BANK, [folder / "known"])
@@ -148,18 +171,32 @@ def run_demo(folder: Path, *, out: Console, err: Console) -> None:
             f"PDQ threshold {bank.threshold}\n"
         )
         out.print(
-            "[bold]2. The posts arrive.[/] The group posts the photo again; other "
-            "accounts re-upload it resized, re-encoded, as a captioned meme, mirrored "
-            "and as a screenshot; ordinary users post their own pictures.\n"
+            "[bold]2. 12:00, the poll.[/] The group posts a captive with a poll: "
+            "'Kill him or let him go? You have one hour to vote.' The photo is new, so no "
+            "bank can know it; the words can.\n"
+        )
+        poll = [r for r in engine.scan(read_input(poll_file)) if isinstance(r, ScanResult)]
+        out.print(render_results(poll))
+        out.print(
+            "   Restricted on arrival, 60 minutes before the poll closes: hidden, poll "
+            "frozen, first in line for a reviewer, threat to life flagged for escalation.\n"
+        )
+        out.print(
+            "[bold]3. 13:05, the result and its copies.[/] The group posts 'As you wish, my "
+            "followers.' with the photo; other accounts re-upload it resized, re-encoded, "
+            "as a captioned meme, mirrored and as a screenshot; ordinary users post their "
+            "own pictures.\n"
         )
         results = [r for r in engine.scan(read_input(posts_file)) if isinstance(r, ScanResult)]
     out.print(render_results(results))
     removed = sum(1 for r in results if r.outcome.verdict == "remove")
     out.print(
-        f"\n[bold]3. What happened.[/] {removed} copies of the known photo were removed: the "
-        "exact file by SHA-256, and every altered copy by PDQ within the bank's threshold "
-        "(the mirrored copy through a dihedral variant, the meme and the screenshot after "
-        "trimming their bars). The other posts were allowed.\n"
-        f"Decisions are stored in {db}; scan again by hand with:\n"
-        f"   amber scan {posts_file} --db {db} --format jsonl"
+        f"\n[bold]4. What happened.[/] The poll was restricted for its words. {removed} copies "
+        "of the known photo were removed: the exact file by SHA-256, and every altered copy "
+        "by PDQ within the bank's threshold (the mirrored copy through a dihedral variant, "
+        "the meme and the screenshot after trimming their bars). The group's announcement "
+        "was also flagged as the outcome of its own poll (threat to life). The other posts "
+        "were allowed.\n"
+        f"Decisions are stored in {escape(str(db))}; scan again by hand with:\n"
+        f"   amber scan {escape(str(posts_file))} --db {escape(str(db))} --format jsonl"
     )

@@ -24,7 +24,8 @@ from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_
 from amber.matching import Matcher
 from amber.policy import Findings, Outcome, Policy, load_policy
 from amber.posts import Post
-from amber.signals import Registry, Role, SignalType, default_signal_types
+from amber.signals import Content, Registry, Role, SignalType, default_signal_types
+from amber.signals.base import Scope
 from amber.store.db import connect, database_url, sqlite_path
 
 DEFAULT_DB = "amber.db"
@@ -93,6 +94,7 @@ class Engine:
         self.matcher = Matcher(db, signals, index_dir, min_quality=policy.pdq_min_quality)
         self.banks = BankStore(db, signals, on_change=self.matcher.sync, clock=clock)
         self.decisions = DecisionStore(db, policy=policy.ref, amber_version=__version__)
+        self.post_signals = [s for s in signals if s.scope is Scope.post]
 
     def close(self) -> None:
         """Release database connections."""
@@ -142,6 +144,8 @@ class Engine:
                         line=item.line,
                         field=f"media[{position}].path",
                     )
+            if any(_related(item, new) for _, new in pending):
+                yield from self._flush(pending)  # its policy may look at them
             pending.append(self._decide(item, hashed))
             if len(pending) >= SAVE_BATCH:
                 yield from self._flush(pending)
@@ -165,11 +169,36 @@ class Engine:
         unreadable = [
             (paths[i], h.reason) for i, h in enumerate(hashed) if isinstance(h, MediaFailure)
         ]
-        findings = Findings(matches=matches, media_paths=paths, unreadable=unreadable)
+        words = Content(
+            text=post.text,
+            question=post.poll.question if post.poll else None,
+            options=post.poll.options if post.poll else (),
+        )
+        signals = [v for s in self.post_signals for v in s.compute(words)]
+        earlier = self.decisions.earlier(
+            post_id=post.id, author=post.author, reply_to=post.reply_to
+        )
+        findings = Findings(
+            matches=matches,
+            media_paths=paths,
+            unreadable=unreadable,
+            signals=signals,
+            has_poll=post.poll is not None,
+            earlier=earlier,
+        )
         outcome = self.policy.decide(findings)
         media = [(i, paths[i], h) for i, h in enumerate(hashed) if isinstance(h, MediaHashes)]
         result = ScanResult(post, outcome, [h for _, _, h in media])
-        return result, NewDecision(post.id, outcome, post.raw, post.source, media)
+        new = NewDecision(
+            post.id,
+            outcome,
+            post.raw,
+            post.source,
+            media,
+            author=post.author,
+            reply_to=post.reply_to,
+        )
+        return result, new
 
     def _flush(self, pending: list[tuple[ScanResult, NewDecision]]) -> Iterator[ScanResult]:
         if not pending:
@@ -178,6 +207,12 @@ class Engine:
         results = [result for result, _ in pending]
         pending.clear()
         yield from results
+
+
+def _related(post: Post, other: NewDecision) -> bool:
+    return (post.author is not None and post.author == other.author) or (
+        post.reply_to == other.post_id
+    )
 
 
 def _hash_post(files: tuple[str, ...]) -> list[MediaHashes | MediaFailure]:

@@ -16,6 +16,7 @@ from typing import TypeVar
 from amber.errors import MediaError
 from amber.media import DEFAULT_LIMITS, MediaLimits, decode_image, read_media
 from amber.signals import Content, Role, SignalType, SignalValue, default_signal_types
+from amber.signals.base import Scope
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -74,7 +75,7 @@ _SIGNALS: list[SignalType] = []
 def _signal_types() -> list[SignalType]:
     """The built-in signal types, built once per process (workers build their own)."""
     if not _SIGNALS:
-        _SIGNALS.extend(default_signal_types())
+        _SIGNALS.extend(s for s in default_signal_types() if s.scope is Scope.media)
     return _SIGNALS
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from amber.errors import PolicyError
 from amber.matching import Match
+from amber.signals.base import SignalValue
 
 
 class Verdict(StrEnum):
@@ -66,18 +67,35 @@ class Reason:
         ):
             value = getattr(self, key)
             if value is not None:
-                out[key] = value
+                out[key] = round(value, 3) if isinstance(value, float) else value
         return out
 
 
 @dataclass(frozen=True, slots=True)
+class Earlier:
+    """An earlier decision related to the post (same author, or the post it replies to)."""
+
+    post_id: str
+    reasons: Sequence[Mapping[str, Any]]
+    same_author: bool
+    replied_to: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Findings:
-    """Everything known about one post when the policy runs."""
+    """Everything known about one post when the policy runs.
+
+    ``signals`` holds the post's own detector values (``harm_poll``…); ``earlier`` the
+    related decisions already made, newest first.
+    """
 
     matches: Sequence[Match] = ()
     media_paths: Sequence[str] = ()
     #: (path, reason) of each media file that could not be read or decoded.
     unreadable: Sequence[tuple[str, str]] = ()
+    signals: Sequence[SignalValue] = ()
+    has_poll: bool = False
+    earlier: Sequence[Earlier] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,13 +207,122 @@ class MediaUnreadable(Condition):
         ]
 
 
+def _score(table: Mapping[str, Any], key: str, where: str, path: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise PolicyError(
+            f"expected a number from 0 to 1, got {value!r}", path=path, key=f"{where}.{key}"
+        )
+    return float(value)
+
+
+def _bool(table: Mapping[str, Any], key: str, where: str, path: str) -> bool | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise PolicyError("expected true or false", path=path, key=f"{where}.{key}")
+    return value
+
+
+class SignalScore(Condition):
+    """Fires when a post-level detector scores at least ``min_score``.
+
+    ``signal`` names the detector (e.g. ``harm_poll``); ``values`` limits the kinds that
+    count (``vote``, ``announcement``); ``poll = true`` or ``false`` limits the rule to
+    posts with or without a poll.
+    """
+
+    name = "signal_score"
+    keys = frozenset({"signal", "values", "min_score", "poll"})
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        signal = table.get("signal")
+        if not isinstance(signal, str) or not signal:
+            raise PolicyError(
+                "expected the name of a signal type", path=path, key=f"{where}.signal"
+            )
+        self.signal = signal
+        self.values = _str_list(table, "values", where, path)
+        self.min_score = _score(table, "min_score", where, path, 0.5)
+        self.poll = _bool(table, "poll", where, path)
+
+    def found(self, findings: Findings) -> list[SignalValue]:
+        """The post's values of this signal that meet the condition."""
+        if self.poll is not None and findings.has_poll != self.poll:
+            return []
+        return [
+            v
+            for v in findings.signals
+            if v.signal_type == self.signal
+            and (self.values is None or v.value in self.values)
+            and v.score is not None
+            and v.score >= self.min_score
+        ]
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        return [
+            (
+                Reason(
+                    signal=v.signal_type, rule=rule, label=v.value, score=v.score, detail=v.detail
+                ),
+                None,
+            )
+            for v in self.found(findings)
+        ]
+
+
+class AfterSignal(SignalScore):
+    """Fires when the post scores as in ``signal_score`` AND an earlier related post fired
+    ``earlier_values`` of the same signal: e.g. a result announcement from the author of
+    a harm poll, or in reply to it. ``min_score`` may then be lower than alone.
+    """
+
+    name = "after_signal"
+    keys = SignalScore.keys | {"earlier_values"}
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        super().__init__(table, where, path)
+        self.earlier_values = _str_list(table, "earlier_values", where, path)
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        found = self.found(findings)
+        if not found:
+            return []
+        for earlier in findings.earlier:
+            for reason in earlier.reasons:
+                if reason.get("signal") != self.signal:
+                    continue
+                if self.earlier_values is not None and reason.get("label") not in (
+                    self.earlier_values
+                ):
+                    continue
+                how = "replies to" if earlier.replied_to else "same author as"
+                return [
+                    (
+                        Reason(
+                            signal=v.signal_type,
+                            rule=rule,
+                            label=v.value,
+                            score=v.score,
+                            detail=f"{how} {earlier.post_id!r} ({reason.get('label')}); {v.detail}",
+                        ),
+                        None,
+                    )
+                    for v in found
+                ]
+        return []
+
+
 CONDITIONS: dict[str, Callable[[Mapping[str, Any], str, str], Condition]] = {
     BankMatch.name: BankMatch,
     MediaUnreadable.name: MediaUnreadable,
+    SignalScore.name: SignalScore,
+    AfterSignal.name: AfterSignal,
 }
 CONDITION_KEYS: dict[str, frozenset[str]] = {
     BankMatch.name: BankMatch.keys,
     MediaUnreadable.name: MediaUnreadable.keys,
+    SignalScore.name: SignalScore.keys,
+    AfterSignal.name: AfterSignal.keys,
 }
 RULE_KEYS = frozenset({"name", "when", "verdict", "actions"})
 

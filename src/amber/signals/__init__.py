@@ -12,10 +12,12 @@ def default_signal_types() -> Registry[SignalType]:
     """The built-in signal types, registered the way a plug-in would register its own."""
     from amber import robust
     from amber.signals.crypto import Md5Signal, Sha256Signal
+    from amber.signals.harm_poll import HarmPollSignal
     from amber.signals.pdq import PdqSignal
 
     registry: Registry[SignalType] = Registry("signal type")
     registry.register(Sha256Signal())
     registry.register(Md5Signal())
     registry.register(PdqSignal(query_views=robust.query_views, bank_views=robust.bank_views))
+    registry.register(HarmPollSignal())
     return registry

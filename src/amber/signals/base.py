@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 
+class Scope(StrEnum):
+    """What a signal type reads: each media file, or the post's own words."""
+
+    media = "media"
+    post = "post"
+
+
 class Role(StrEnum):
     """Why content is being hashed: to look it up, or to put it in a bank."""
 
@@ -25,14 +32,19 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Content:
-    """One media item as the signals see it: the original bytes and, for images, pixels.
+    """What the signals see: a media item's bytes and pixels, or a post's words.
 
-    ``image`` is the decoded stored pixels (EXIF orientation not applied), in RGB,
-    possibly reduced in size for hashing; ``None`` when the bytes are not an image.
+    For media, ``data`` is the original bytes and ``image`` the decoded stored pixels
+    (EXIF orientation not applied) in RGB, possibly reduced for hashing; ``None`` when the
+    bytes are not an image. For a post, ``text`` is its text and ``question``/``options``
+    its poll, if any.
     """
 
-    data: bytes
+    data: bytes = b""
     image: Image | None = None
+    text: str | None = None
+    question: str | None = None
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +61,9 @@ class SignalValue:
     value: str
     quality: int | None = None
     variant: str = "original"
+    #: Detectors: how strongly the content shows what they look for (0..1), and why.
+    score: float | None = None
+    detail: str | None = None
 
 
 class SignalType(ABC):
@@ -56,6 +71,8 @@ class SignalType(ABC):
 
     name: ClassVar[str]
     version: ClassVar[int]
+    #: What the type reads: media files (hashes) or the post's words (detectors).
+    scope: ClassVar[Scope] = Scope.media
     #: True when only identical values match (cryptographic hashes).
     exact: ClassVar[bool] = True
 

@@ -109,6 +109,9 @@ decisions = sa.Table(
     sa.Column("first_scanned_at", UTCDateTime, nullable=False),
     sa.Column("scanned_at", UTCDateTime, nullable=False),
     sa.Column("scan_count", sa.Integer, nullable=False),
+    sa.Column("author", sa.String(500), nullable=True),
+    sa.Column("reply_to", sa.String(500), nullable=True),
+    sa.Index("ix_decisions_author", "author"),
 )
 
 post_media = sa.Table(
