@@ -1,0 +1,1 @@
+"""The evidence vault: preserved originals, the custody log and its signed checkpoints."""
