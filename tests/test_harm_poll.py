@@ -46,7 +46,7 @@ def test_labelled_set_covers_every_language_with_positives_and_hard_negatives() 
         assert counts[(language, False)] >= 8, language
     for r in ROWS:
         assert r["label"] in ("vote", "announcement", "negative")
-        assert r["split"] in ("dev", "test", "holdout", "blind")
+        assert r["split"] in ("dev", "test", "holdout", "blind", "dev2")
         assert r["text"] or r["poll"], r["id"]
         assert r["category"]
 
@@ -94,7 +94,7 @@ def _rates(rows: list[dict[str, Any]]) -> tuple[float, float]:
     return precision, recall
 
 
-@pytest.mark.parametrize("split", ["dev", "test", "holdout", "blind"])
+@pytest.mark.parametrize("split", ["dev", "test", "holdout", "blind", "dev2"])
 def test_precision_and_recall_per_split(split: str) -> None:
     precision, recall = _rates([r for r in ROWS if r["split"] == split])
     assert precision >= 0.95
@@ -275,3 +275,48 @@ def test_long_or_flooded_posts_are_bounded() -> None:
     result = assess("word " * 50_000 + "Kill him or let him go? Vote now, one hour.")
     assert result.fired
     assert assess("💀🕊👍" * 5000, options=["x"] * 500).score <= 1.0
+
+
+# --- romanised text, slang, hyperbole (round of the independent set) --------------
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("na2tolo walla n7arrero? sawto", "ar"),
+        ("bekoshimesh ya azadesh konim? ray bedid", "fa"),
+        ("bikujin yan azad bkeyn? deng bden", "ckb"),
+        ("ubit ego ili otpustit? golosuyte", "ru"),
+        ("isay maar do ya chhor do? vote karo", "ur"),
+    ],
+)
+def test_romanised_posts_fire_in_their_own_language(text: str, language: str) -> None:
+    result = assess(text)
+    assert result.fired, result.explain()
+    assert result.language == language, result.explain()
+
+
+def test_roman_urdu_word_is_not_a_turkish_cue() -> None:
+    result = assess("woh log yahan hain, kal milte hain")
+    assert all(c.language != "tr" for c in result.cues), result.explain()
+
+
+def test_arabizi_digits_read_as_letters() -> None:
+    assert normal_form("na2tolo") == normal_form("naatolo")
+    assert normal_form("9arar") == "qarar"
+
+
+def test_german_umlaut_written_as_two_letters_matches() -> None:
+    spelled = assess("Sollen wir ihn toeten oder laufen lassen? Ihr entscheidet")
+    marked = assess("Sollen wir ihn töten oder laufen lassen? Ihr entscheidet")
+    assert spelled.fired and spelled.score == marked.score
+    # only German patterns read the folded form: English "does" stays "does"
+    assert not assess("Does he go? lol").cues
+
+
+def test_laughter_does_not_cancel_a_clear_harm_vote_but_hyperbole_does() -> None:
+    vote = assess("We caught the snitch. Merk him or let him walk? Vote below 😂")
+    assert vote.fired, vote.explain()
+    roommate = assess("My roommate ate my pizza, kill him or forgive him? Vote 😂")
+    assert not roommate.fired, roommate.explain()
+    assert any(c.name == "hyperbole" for c in roommate.dampeners)

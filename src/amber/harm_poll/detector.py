@@ -12,8 +12,9 @@ classes rather than from sentences:
   next to any word of voting or deciding;
 - a deadline and a spare act add to a vote;
 - dampeners (news report, fiction or game, sport, idiom, animal or pest, debate,
-  history, petition, condemnation, humour) subtract; a dampener just after a negation
-  (``this is not a game``) does not count.
+  history, petition, condemnation, humour, hyperbole) subtract; a dampener just after
+  a negation (``this is not a game``) does not count; humour weighs less in a clear
+  harm vote (a choice pair, a victim, the audience asked).
 
 Within a class the strongest cue counts fully and each further one a quarter;
 dampeners add up with the strongest counting fully and the rest at 60%.
@@ -62,6 +63,7 @@ WEIGHTS: dict[str, float] = {
     "petition": -3.5,
     "condemnation": -2.5,
     "humor": -2.0,
+    "hyperbole": -3.0,
 }
 #: Characters of a post's text read (head and tail of longer text), of its question and
 #: of each option, and how many options: beyond these, posts are not polls but floods.
@@ -78,6 +80,13 @@ NO_DECISION_CAP = -1.0
 NO_VICTIM_CAP = -0.5
 #: Harm read into a life word ("let him live") said of a victim, with no harm act.
 IMPLIED_HARM = 0.8
+#: A death word in a post announcing a vote's outcome counts as this many death words
+#: ("the majority chose death"): as much as a harm act.
+CHOSEN_DEATH = 2.0 / 1.2
+#: Share of a humour dampener (lol, 😂) left when the post is a clear harm vote: a
+#: choice pair, a victim and the audience asked. Hyperbole (roommate, my brother) is
+#: its own dampener and keeps its full weight.
+CLEAR_VOTE_HUMOR = 0.3
 #: Share of the weight each further cue of a class adds.
 FURTHER = 0.25
 #: Share of the weight each further dampener subtracts, and the most they subtract.
@@ -219,13 +228,23 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
     if any(c.name == "harm_done" for c in positives):
         # "you voted ... he was executed": a vote named next to a harm done announces it
         outcome = max(outcome, _strength(positives, "audience_decides"))
+    if outcome and not any(c.name in ("harm_act", "harm_done") for c in positives):
+        # "the majority chose death": death named as the outcome of a vote is the harm
+        harm = max(harm, CHOSEN_DEATH * _strength(positives, "death_word"))
     announcement = BIAS + harm + outcome + victim + 0.5 * deadline if outcome else -math.inf
     kind = Kind.announcement if announcement >= vote else Kind.vote
     z = max(vote, announcement)
     if harm == 0:
         z = min(z, NO_HARM_CAP)
 
-    damp = sorted((abs(c.weight) for c in dampeners), reverse=True)
+    clear_vote = pair > 0 and victim > 0 and decision > pair
+    damp = sorted(
+        (
+            abs(c.weight) * (CLEAR_VOTE_HUMOR if clear_vote and c.name == "humor" else 1.0)
+            for c in dampeners
+        ),
+        reverse=True,
+    )
     if damp:
         z -= min(damp[0] + FURTHER_DAMPENER * sum(damp[1:]), DAMPENER_CAP)
     return z, kind

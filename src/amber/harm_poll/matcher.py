@@ -28,6 +28,15 @@ Forms = tuple[tuple[str, str], ...]
 CLEAR_MAIN = 2.0
 #: Index key of patterns that start with a number (``#``, ``#year``).
 NUMBER_KEY = "\x00number"
+#: Pseudo-clitic of a word whose umlaut was written as two letters (``toeten`` for
+#: ``töten``): the folded form is tried only for the languages in ``UMLAUT_LANGUAGES``.
+UMLAUT = "\x00umlaut"
+UMLAUT_LANGUAGES = frozenset({"de"})
+_UMLAUT_PAIR = re.compile(r"(?<=[a-z])(ae|oe|ue)|^(ae|oe|ue)(?=[a-z])")
+
+
+def _umlaut(m: re.Match[str]) -> str:
+    return m.group()[0]
 
 
 class SlotKind(StrEnum):
@@ -223,8 +232,11 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
                     for stem in first.stems:
                         stems.setdefault(stem, []).append(pattern)
         single = [normalise(p).text for p in lex.prefixes]
-        clitics[lex.language] = frozenset(single + [a + b for a in single for b in single])
-    all_clitics = sorted(set().union(*clitics.values()), key=len, reverse=True)
+        stacked = single + [a + b for a in single for b in single]
+        if lex.language in UMLAUT_LANGUAGES:
+            stacked.append(UMLAUT)
+        clitics[lex.language] = frozenset(stacked)
+    all_clitics = sorted(set().union(*clitics.values()) - {UMLAUT}, key=len, reverse=True)
     stopwords = {lex.language: _norm_words(lex.stopwords) for lex in lexicons}
     by_word: dict[str, list[str]] = {}
     for language, words in stopwords.items():
@@ -274,6 +286,8 @@ class _Matcher:
             for clitic in self.index.all_clitics:
                 if text.startswith(clitic) and len(text) - len(clitic) >= 2:
                     out.append((text[len(clitic) :], clitic))
+        elif _UMLAUT_PAIR.search(text):
+            out.append((_UMLAUT_PAIR.sub(_umlaut, text), UMLAUT))
         result = tuple(out)
         self._forms[text] = result
         return result

@@ -12,7 +12,8 @@ the same function) is normalised first:
    digits become ASCII; typographic quotes and dashes become plain ones.
 2. Letters spelled apart become one word: ``k i l l``, ``k.i.l.l``, ``E X E C U T E``.
 3. Inside a word, leetspeak and look-alike letters become letters of the word's
-   script: ``k1ll``, ``3xecute``, ``d34th``, ``уб1ть``, a Latin ``K`` in a Cyrillic word.
+   script: ``k1ll``, ``3xecute``, ``d34th``, ``уб1ть``, a Latin ``K`` in a Cyrillic word;
+   the Arabizi digits ``2`` and ``9`` read as ``a`` and ``q`` (``na2tolo``).
 4. A letter repeated for emphasis becomes one: ``kiiill`` and ``kill`` both give
    ``kil``; ``اقتلووووه`` gives ``اقتلوه``. Lexicon words go through the same step, so
    they are written normally.
@@ -99,10 +100,12 @@ _VARIANTS = {
 _LEET_LATIN = {
     "0": "o",
     "1": "i",
+    "2": "a",
     "3": "e",
     "4": "a",
     "5": "s",
     "7": "t",
+    "9": "q",
     "@": "a",
     "$": "s",
     "!": "i",

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cache
 
@@ -86,6 +86,7 @@ class CueClass(StrEnum):
     petition = "petition"
     condemnation = "condemnation"
     humor = "humor"
+    hyperbole = "hyperbole"
 
     @property
     def role(self) -> Role:
@@ -118,6 +119,7 @@ _DAMPENERS = frozenset(
         CueClass.petition,
         CueClass.condemnation,
         CueClass.humor,
+        CueClass.hyperbole,
     }
 )
 
@@ -149,5 +151,19 @@ def load() -> tuple[Lexicon, ...]:
         if lexicon.language in seen:
             raise InternalError(f"lexicon language {lexicon.language!r} is defined twice")
         seen.add(lexicon.language)
-        out.append(lexicon)
+        out.append(_with_romanised(lexicon))
     return tuple(out)
+
+
+def _with_romanised(lexicon: Lexicon) -> Lexicon:
+    """The lexicon with its romanised entries (``romanised.py``) merged in."""
+    from amber.harm_poll.lexicon import romanised
+
+    extra = romanised.ENTRIES.get(lexicon.language)
+    if not extra:
+        return lexicon
+    entries = dict(lexicon.entries)
+    for cue, more in extra.items():
+        entries[cue] = entries.get(cue, ()) + more
+    stopwords = lexicon.stopwords + romanised.STOPWORDS.get(lexicon.language, ())
+    return replace(lexicon, entries=entries, stopwords=stopwords)

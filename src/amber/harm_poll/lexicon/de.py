@@ -9,6 +9,24 @@ LEXICON = Lexicon(
     name="German",
     entries={
         C.harm_act: (
+            "{kaltmachen|kaltmacht|kaltgemacht|kaltmachen|macht ihn kalt|"
+            "machen ihn kalt|machen wir ihn kalt|"
+            "mach ihn kalt}",
+            "{killen|killt|gekillt|killn|kille|killen wir}",
+            "{umnieten|umgenietet|abknallen|abgeknallt|knallt ihn ab|knallen ihn ab|abstechen|"
+            "abgestochen|umlegen|umgelegt|legt ihn um|legen ihn um|kalt machen|alle machen|"
+            "plattmachen|abmurksen|abmurksen|erledigen|erledigt ihn|erledigen ihn}",
+            "{erschlagen|erschlagt|erschlägt|totschlagen|totschlagt|schlagt ihn tot|"
+            "schlagen ihn tot|"
+            "totprügeln|erschießen|erschießt|erschiesst|abschießen|abschiessen|abtun}",
+            "kopf ab",
+            "{kopf|rübe|birne} {ab|runter|weg}",
+            "{schickt|schicken|schick|schickst|geschickt} {ihn|sie|den|die|} ~ {zur|in die} {hölle|"
+            "holle|grube}",
+            "{zur|in die} hölle@0.6",
+            "{wird|werden} ~ {gehängt|erhängt|erschossen|hingerichtet|geköpft|getötet|umgebracht|"
+            "gesteinigt|verbrannt|erschlagen}",
+            "{töte*|toete*|umbring*|umgebracht|hinricht*|hingericht*}",
             "töt{en|e|et|est|ete|eten}@0.8",
             "toet{en|e|et|est|ete|eten}@0.8",
             "getötet",
@@ -61,6 +79,8 @@ LEXICON = Lexicon(
             "tot oder lebendig",
         ),
         C.target_person: (
+            "{dieser|diesen|dieses|diese|der|den} {köter|köder|töle|hund|mistköter|drecksköter|"
+            "drecksack|verräter|spitzel}@0.8",
             "{diesen|dieser|diese|dieses|diesem} "
             "{hund|verräter|verraeter|mann|kerl|typ|schwein|bastard|gefangenen|geisel|spion}",
             "den {mann|kerl|typ}@0.5",
@@ -97,6 +117,9 @@ LEXICON = Lexicon(
             "die zeit läuft",
         ),
         C.outcome: (
+            "{wir|} {vollstrecken|vollziehen|vollstreckt|vollzogen} {euer|eure|das|den|ihr|"
+            "} {urteil|entscheidung|willen}",
+            "die mehrheit {hat|} ~ {den tod|tod} {gewählt|entschieden|gewollt}",
             "das volk hat {abgestimmt|entschieden|gewählt|gesprochen}",
             "ihr habt {abgestimmt|entschieden|gewählt}",
             "wir haben es getan@0.6",
@@ -132,6 +155,9 @@ LEXICON = Lexicon(
             "zeitung",
         ),
         C.fiction_game: (
+            "{band|bandes|bänden|leserumfrage|leser|leserinnen|autor|autorin|"
+            "reihe|saga|fortsetzung|"
+            "kommissar|kommissarin|roman|rente}@0.7",
             "spiel*@0.8",
             "roman",
             "figur",
@@ -222,6 +248,11 @@ LEXICON = Lexicon(
         ),
         C.condemnation: ("meldet {das konto|den account}", "widerlich", "abscheulich", "schande"),
         C.humor: ("haha", "lol", "xd"),
+        C.hyperbole: (
+            "{mitbewohner|mitbewohnerin|wg|mein bruder|meine schwester|mein mann|meine frau|"
+            "mein freund|meine freundin|mein chef|meine chefin|meine katze|mein kater|kollege|"
+            "kollegin}",
+        ),
     },
     numbers=("eine", "ein", "zwei", "drei", "fünf", "zehn", "halbe"),
     stopwords=(

@@ -8,6 +8,21 @@ LEXICON = Lexicon(
     name="English",
     entries={
         C.harm_act: (
+            "merk{|s|ing} {him|her|them|this one|that one|the}",
+            "merk{|s|ing}@0.8",
+            "merked@0.8",
+            "{smoke|ice|waste|clap|whack|pop|off|drop|dome|bury|body|merc} {him|her|them|this one|"
+            "that one}@0.8",
+            "{smoke|ice|waste|clap|whack|pop|drop|dome} the {snitch|rat|traitor|spy|informant|"
+            "prisoner|hostage|guy}@0.8",
+            "do {him|her|them} in",
+            "{take|rub} {him|her|them} out@0.7",
+            "send{|ing|s} {him|her|them|this one|that one} to {hell|the grave|"
+            "his grave|meet his maker|"
+            "his maker|the afterlife}",
+            "six feet under@0.8",
+            "sleep with the fish{|es}@0.8",
+            "light {him|her|them} up@0.7",
             "kill{|s|ed|ing}",
             "murder{|s|ed|ing}",
             "execut{e|es|ed|ing|ion}",
@@ -88,6 +103,7 @@ LEXICON = Lexicon(
             "dead or alive",
         ),
         C.target_person: (
+            "{this|that} {mutt|cur|mongrel|snitch|rat|traitor|spy|informant}@0.8",
             "{this|that} {man|guy|woman|girl|boy|person|one|dog|pig|rat|bastard|scum|infidel"
             "|apostate|coward|kafir}",
             "{his|her} fate",
@@ -153,6 +169,9 @@ LEXICON = Lexicon(
             "{the|} clock is ticking",
         ),
         C.outcome: (
+            "we {will|ll|are going to|re going to} {carry out|execute|enforce} {your|the people s|"
+            "the} {verdict|sentence|judgment|judgement|decision|will}",
+            "the majority {chose|wants|wanted|picked} death",
             "the people have {voted|spoken|decided|chosen}",
             "{you|u} have {voted|spoken|decided|chosen}",
             "{you|u} {voted|chose|decided|asked|wanted}",
@@ -240,6 +259,15 @@ LEXICON = Lexicon(
             "article",
         ),
         C.fiction_game: (
+            "author",
+            "volume",
+            "vol #",
+            "sequel",
+            "trilogy",
+            "saga",
+            "retire{|ment}@0.6",
+            "{my|the|next|last} book",
+            "{detective|inspector}@0.5",
             "game{|s}",
             "gaming",
             "character{|s}",
@@ -326,6 +354,10 @@ LEXICON = Lexicon(
             "nfl",
         ),
         C.idiom: (
+            "{drop|pop|shoot} {him|her|them} a {line|note|message|text|dm|email|call}",
+            "{take|took|taking} {him|her|them} out {to|for|on|with|of}",
+            "{ice|iced} {the|a|this|that} {cake|cupcakes|cookies|drink|knee|ankle}",
+            "{smoke|smoked} {the|a|some} {brisket|ribs|meat|fish|salmon|cigar|joint|pipe}",
             "kill{|s|ed|ing} {time|the time}",
             "kill{|s|ed|ing} the {lights|light|music|engine|vibe|mood|power|process|app|deal}",
             "{killed|killing|slayed|slaying|nailed} it",
@@ -474,6 +506,12 @@ LEXICON = Lexicon(
             "this is {sick|evil|horrible|wrong}",
         ),
         C.humor: ("lol", "lmao", "lmfao", "rofl", "haha{|ha}", "jk", "just kidding"),
+        C.hyperbole: (
+            "{roommate|roommates|flatmate|flatmates|housemate|housemates|coworker|coworkers|"
+            "colleague}",
+            "my {brother|sister|husband|wife|boyfriend|girlfriend|boss|cat|mom|mum|dad|son|"
+            "daughter|kid|kids|bf|gf|bestie|teacher}",
+        ),
     },
     numbers=(
         "a",

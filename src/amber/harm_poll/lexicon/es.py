@@ -13,6 +13,20 @@ LEXICON = Lexicon(
     target_suffixes=("lo", "la", "los", "las", "le"),
     entries={
         C.harm_act: (
+            "{quebr|qiebr|tron|despach|carg|cepill|ajustici|liquid|fri|borr|apag|pel|chingu|"
+            "chingue|elimin}{amos|emos|arlo|arla|arlos|enlo|ar|en|o|alo|ado|aremos|amoslo|"
+            "emoslo}@0.8",
+            "{lo|la|los|le} {quebramos|quebremos|quebran|quiebran|quiebro|tronamos|tronemos|"
+            "despachamos|despachemos|cargamos|carguemos|cepillamos|cepillemos|ajusticiamos|"
+            "liquidamos|freimos|borramos|apagamos|pelamos|bajamos|chingamos|colgamos|colguemos|"
+            "cuelgan|cuelgo|eliminamos|matamos|matemos}",
+            "{colgarlo|colgarla|colgarlos|colguemoslo|cuelguenlo|colgamoslo|ahorcarlo|ahorquenlo}",
+            "{mandarlo|mandarla|mandamos|mandemos|mandenlo|enviarlo|enviamos|"
+            "lo mandamos|lo mandemos|"
+            "lo enviamos} {al|pal|para el} {infierno|otro barrio|otro mundo|cementerio|hoyo}",
+            "{al|pal} {infierno|hoyo|otro barrio}@0.6",
+            "{darle|demosle|denle|le damos|le demos} {cuello|matarile|plomo|piso|chicharron|"
+            "boleto}",
             "mat" + _AR + "*",
             "mat{a|an|o|ó}@0.7",
             "ejecut" + _AR + "*",
@@ -92,6 +106,9 @@ LEXICON = Lexicon(
             "la {encuesta|votación} {cierra|termina}",
         ),
         C.outcome: (
+            "{vamos a|} {ejecutar|cumplir|aplicar|ejecutaremos|cumpliremos|aplicaremos} {su|"
+            "vuestra|tu|la} {sentencia|condena|decisión|veredicto|voluntad}",
+            "la mayoría {eligió|votó|decidió} la muerte",
             "el pueblo ha {votado|decidido|hablado|elegido}",
             "el pueblo {votó|decidió|eligió}",
             "ustedes {eligieron|votaron|decidieron|lo pidieron}",
@@ -130,6 +147,8 @@ LEXICON = Lexicon(
             "desmentido",
         ),
         C.fiction_game: (
+            "{saga|tomo|volumen|autor|autora|lectores|secuela|trilogia|jubilo|jubilar|jubilarlo|"
+            "inspector|detective}@0.7",
             "juego",
             "partida",
             "rol",
@@ -216,6 +235,11 @@ LEXICON = Lexicon(
             "barbarie",
         ),
         C.humor: ("jaja{|ja}", "jeje", "xd", "lol"),
+        C.hyperbole: (
+            "{compañero de piso|compañera de piso|compi|roomie|mi hermano|mi hermana|mi marido|"
+            "mi esposo|mi esposa|mi mujer|mi novio|mi novia|mi jefe|mi gato|mi madre|mi padre|"
+            "mi suegra|mi compañero de trabajo}",
+        ),
     },
     numbers=("una", "un", "dos", "tres", "cinco", "diez", "media"),
     stopwords=(

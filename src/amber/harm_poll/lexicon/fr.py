@@ -11,6 +11,20 @@ LEXICON = Lexicon(
     name="French",
     entries={
         C.harm_act: (
+            "{fume|fumer|fumez|fumons|fumé|fumerai|fumera|fumerons|buter|bute|butez|butons|"
+            "buté|butera|butrons|refroidir|refroidis|refroidissez|refroidissons|flinguer|flingue|"
+            "flinguez|flinguons|dessouder|dessoude|dessoudez|crever|zigouiller|"
+            "zigouille|zigouillez|"
+            "liquider|liquide|liquidez|descendre|descends|descendez|descendons|plomber|plombe|"
+            "plombez|trucider|crame|cramer|cramez}",
+            "{abats|abat|abattre|abattez|abattons|abattu|abattra|abattrons|achève|achever|"
+            "achevez|achevons|crève|crevez}",
+            "{envoie|envoyer|envoyez|envoyons|envoie|envoyé|enverra|enverrons} {le|la|l|les|"
+            "} {en|au} {enfer|paradis|ciel|tombeau|cimetière}",
+            "{envoie|envoyer|envoyez|envoyons|envoyé|enverrons|enverra} ad patres",
+            "{lui|leur} {régler son compte|faire la peau|trouer la peau}",
+            "{faire|faisons|faites|fait} la peau",
+            "{le|la|l} {faire|ferons|fait} {disparaître|taire}",
             "tu" + _ER,
             "exécut" + _ER,
             "exécution",
@@ -49,6 +63,8 @@ LEXICON = Lexicon(
         C.life_word: ("vivre", "vit@0.6", "la vie@0.6", "en vie", "survivre"),
         C.choice_pair: ("vivre ou mourir", "la vie ou la mort", "la mort ou la vie", "mort ou vif"),
         C.target_person: (
+            "{ce|cette} {clebs|cabot|chien|chienne|clébard|bâtard|balance|traître|traitre|"
+            "mouchard|indic|sale chien|sale clebs}",
             "{ce|cet|cette} {homme|chien|traître|salaud|type|mec|femme|porc|otage|prisonnier|espion"
             "|captif}",
             "son sort@0.7",
@@ -87,6 +103,9 @@ LEXICON = Lexicon(
             "ouvert # {minutes|heure|heures}",
         ),
         C.outcome: (
+            "{nous allons|on va|nous|on} {exécuter|appliquer|exécuterons|appliquerons|exécute|"
+            "applique} {votre|ton|le} {verdict|sentence|jugement|décision|choix}",
+            "la majorité a {choisi|voté} la mort",
             "le peuple a {voté|choisi|décidé|parlé|tranché}",
             "vous avez {voté|choisi|décidé}",
             "comme vous ~ {voulu|demandé|décidé|choisi|voté|vouliez|souhaitiez}",
@@ -125,6 +144,8 @@ LEXICON = Lexicon(
             "demandaient",
         ),
         C.fiction_game: (
+            "{tome|volume|auteur|autrice|saga|trilogie|suite|retraite|inspecteur|commissaire|"
+            "mon roman|mes lecteurs}@0.7",
             "jeu",
             "jeux",
             "partie@0.5",
@@ -216,6 +237,11 @@ LEXICON = Lexicon(
         ),
         C.condemnation: ("signalez", "signaler ce compte", "honteux", "ignoble", "barbare"),
         C.humor: ("mdr", "ptdr", "lol", "haha"),
+        C.hyperbole: (
+            "{coloc|colocs|colocataire|colocataires|mon frère|ma sœur|ma soeur|mon mari|ma femme|"
+            "mon copain|ma copine|mon chef|mon patron|mon chat|ma mère|mon père|mon collègue|"
+            "ma collègue|petit frère}",
+        ),
     },
     numbers=("une", "un", "deux", "trois", "cinq", "dix", "trente"),
     stopwords=(

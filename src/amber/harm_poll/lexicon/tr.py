@@ -14,6 +14,20 @@ LEXICON = Lexicon(
     name="Turkish",
     entries={
         C.harm_act: (
+            "geber{sin|sinler|sin mi|in|elim|elim mi|tin|tirelim|tirin|tirin}",
+            "gebersin",
+            "{kes|kesilsin|kesin|keselim|kessinler|kesilmeli} {kafasını|kellesini|başını|boynunu}",
+            "{kafasını|kellesini|başını|boynunu|kafasi|kellesi|başı} {kes*|vur*|uçur*}",
+            "kes{elim|ilsin|sinler|ilmeli}@0.6",
+            "{temizle|harca|indir|gömelim|gömün|haklayalım|hakla|haklayın|mıhla|patlat|sık}{yelim|"
+            "yin|sın|sınlar|alım|ın|}@0.4",
+            "{harcayalım|harcayın|haklayalım|haklayın|temizleyelim|temizleyin|indirelim|indirin|"
+            "mıhlayalım|kurşunlayalım|kurşunlayın|sıkalım} {onu|bunu|şunu|hainı|haini|casusu|"
+            "esiri|köpeği|}",
+            "cehenneme {yollayalım|gönderelim|yollayın|gönderin|yolla|gönder|"
+            "yolluyoruz|gönderiyoruz|"
+            "gidecek|gitsin}",
+            "öbür dünyaya {yollayalım|gönderelim|yollayın|gönderin|yolluyoruz|gönderiyoruz}",
             "öldür*",
             "idam {edelim|edin|edilsin|edildi|ettik|edeceğiz|et|etsinler}",
             "idam@0.8",
@@ -32,7 +46,16 @@ LEXICON = Lexicon(
             "öldürdük",
             "{vuruldu|vurduk|asıldı|astık}",
         ),
-        C.death_word: ("ölmeli", "ölecek", "ölmesi@0.7", "ölüm@0.4"),
+        C.death_word: (
+            "ölsün@0.6",
+            "ölecek",
+            "ölür",
+            "öl{sün mü|sün mu}",
+            "ölmeli",
+            "ölecek",
+            "ölmesi@0.7",
+            "ölüm@0.4",
+        ),
         C.spare_act: (
             "serbest {bırak*|kal*}",
             "bırak{alım|ın|sınlar|ılsın|tık|ın}",
@@ -43,7 +66,7 @@ LEXICON = Lexicon(
             "kurtar*@0.6",
             "özgür*@0.6",
         ),
-        C.life_word: ("yaşasın@0.7", "yaşam@0.5", "hayat@0.5"),
+        C.life_word: ("yaşa{sın|r|yacak|sın mı}", "yaşasın@0.7", "yaşam@0.5", "hayat@0.5"),
         C.choice_pair: (
             "yaşasın ~ ölsün",
             "ölsün ~ yaşasın",
@@ -87,6 +110,15 @@ LEXICON = Lexicon(
             "oylama {bitiyor|bitecek|sona eriyor}",
         ),
         C.outcome: (
+            "{hükmünüzü|kararınızı|cezasını|infazı} {uygulayacağız|uyguluyoruz|yerine getireceğiz|"
+            "gerçekleştireceğiz}",
+            "çoğunluk {ölümü|idamı} {seçti|istedi}",
+            "oylama {bitti|kapandı|tamamlandı|sona erdi|sonuçlandı|bitmiştir}",
+            "{siz|halk|takipçiler|çoğunluk|herkes} {dediniz|dedi|söylediniz|seçtiniz|istediniz|"
+            "karar verdiniz}",
+            "{karar|hüküm|hükmünüz|kararınız} {uygulanacak|uygulandı|infaz edilecek|"
+            "yerine getirilecek|"
+            "verildi}",
             "halk karar {verdi|vermiştir}",
             "halk {seçti|konuştu}",
             "halk oy verdi",
@@ -125,6 +157,7 @@ LEXICON = Lexicon(
             "muhabir*",
         ),
         C.fiction_game: (
+            "{yazar|yazarı|kitap*|cilt*|seri*|karakter*|roman*|okur*|okuyucu*}",
             "oyun*",
             "dizi*",
             "roman*",
@@ -196,6 +229,10 @@ LEXICON = Lexicon(
         ),
         C.condemnation: ("şikayet edin", "rezalet", "kınıyoruz", "vahşet*", "iğrenç"),
         C.humor: ("jsjsjs", "ahahah", "hahaha", "kdkdkd", "sksksk"),
+        C.hyperbole: (
+            "{ev arkadaşım|ev arkadaşımı|oda arkadaşım|kardeşim|kardeşimi|abim|ablam|kocam|"
+            "karım|sevgilim|patronum|iş arkadaşım|kedim}",
+        ),
     },
     numbers=("bir", "iki", "üç", "beş", "on", "yarım"),
     stopwords=(
