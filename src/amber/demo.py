@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from amber.engine import ScanResult, open_engine
 from amber.errors import UserError
+from amber.evidence.bag import export_bag, verify_bag
 from amber.posts import read_input
 from amber.synthetic import photo
 
@@ -188,6 +189,9 @@ def run_demo(folder: Path, *, out: Console, err: Console) -> None:
             "own pictures.\n"
         )
         results = [r for r in engine.scan(read_input(posts_file)) if isinstance(r, ScanResult)]
+        vault_ = engine.open_vault()
+        held = len(vault_.items())
+        bag = export_bag(vault_, "p-100", folder / "evidence-p-100", actor="amber demo")
     out.print(render_results(results))
     removed = sum(1 for r in results if r.outcome.verdict == "remove")
     out.print(
@@ -200,3 +204,17 @@ def run_demo(folder: Path, *, out: Console, err: Console) -> None:
         f"Decisions are stored in {escape(str(db))}; scan again by hand with:\n"
         f"   amber scan {escape(str(posts_file))} --db {escape(str(db))} --format jsonl"
     )
+    report = verify_bag(bag)
+    out.print(
+        f"\n[bold]5. The evidence.[/] {held} posts were preserved in the vault "
+        f"{escape(str(vault))}: original bytes, post, decision and custody records in a "
+        "signed Merkle log. The bag of the group's post was exported for investigators "
+        f"to {escape(str(bag))}/ and verified offline: "
+        + ("[green]OK[/]" if report.ok else "[red]FAILED[/]")
+        + f" ({report.records} custody records proven against checkpoint size "
+        f"{report.tree_size}, signed by {escape(report.key or '?')}).\n"
+        f"Check it yourself: amber evidence verify-bag {escape(str(bag))}  (or by hand: "
+        "docs/evidence.md)"
+    )
+    if not report.ok:
+        raise UserError("the demo's evidence bag did not verify: " + "; ".join(report.problems))

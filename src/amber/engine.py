@@ -10,7 +10,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,11 @@ import sqlalchemy as sa
 from amber import __version__
 from amber.banks import BankStore
 from amber.decisions import DecisionStore, NewDecision
-from amber.errors import InternalError, PostError
+from amber.errors import InternalError, PostError, UserError
+from amber.evidence.vault import DEFAULT_RETENTION, Vault, VaultError
 from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_map
 from amber.matching import Matcher
-from amber.policy import Findings, Outcome, Policy, load_policy
+from amber.policy import Findings, Outcome, Policy, Verdict, load_policy
 from amber.posts import Post
 from amber.signals import Content, Registry, Role, SignalType, default_signal_types
 from amber.signals.base import Scope
@@ -61,6 +62,19 @@ def default_vault() -> Path:
     return Path(os.environ.get("AMBER_VAULT") or DEFAULT_VAULT)
 
 
+def default_retention() -> timedelta:
+    """``AMBER_RETENTION_DAYS`` days, or six months (EU 2021/784 Art. 6).
+
+    Raises ``UserError`` for a value that is not a whole number of days of at least 1.
+    """
+    text = os.environ.get("AMBER_RETENTION_DAYS")
+    if not text:
+        return DEFAULT_RETENTION
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UserError(f"AMBER_RETENTION_DAYS={text!r} is not a whole number of days >= 1")
+    return timedelta(days=int(text))
+
+
 def default_index_dir(db: str | Path) -> Path:
     """Where the PDQ index of ``db`` lives: beside a SQLite file, else in the user cache."""
     url = database_url(db)
@@ -81,13 +95,16 @@ class Engine:
         *,
         db: sa.Engine,
         vault: Path,
+        retention: timedelta = DEFAULT_RETENTION,
         policy: Policy,
         signals: Registry[SignalType],
         index_dir: Path,
         clock: Callable[[], datetime],
     ) -> None:
         self.db = db
-        self.vault = vault
+        self.vault_path = vault
+        self.retention = retention
+        self._vault: Vault | None = None
         self.policy = policy
         self.signals = signals
         self.clock = clock
@@ -200,13 +217,57 @@ class Engine:
         )
         return result, new
 
-    def _flush(self, pending: list[tuple[ScanResult, NewDecision]]) -> Iterator[ScanResult]:
+    def _flush(
+        self, pending: list[tuple[ScanResult, NewDecision]]
+    ) -> Iterator[ScanResult | PostError]:
         if not pending:
             return
         self.decisions.save([new for _, new in pending], now=self.clock())
-        results = [result for result, _ in pending]
+        batch = list(pending)
         pending.clear()
-        yield from results
+        for result, new in batch:
+            if result.outcome.verdict.rank >= Verdict.review.rank:
+                try:
+                    self.preserve(result.post, new)
+                except VaultError as exc:
+                    yield PostError(
+                        f"not preserved as evidence: {exc}",
+                        source=result.post.source or "<post>",
+                        line=result.post.line,
+                    )
+            yield result
+
+    def open_vault(self) -> Vault:
+        """The evidence vault, opened (and created) on first use."""
+        if self._vault is None:
+            self._vault = Vault.open(self.vault_path, clock=self.clock, retention=self.retention)
+        return self._vault
+
+    def preserve(self, post: Post, new: NewDecision) -> None:
+        """Keep a decided post in the vault: media bytes, post, decision, collection data."""
+        media = []
+        for position, written, hashes in new.media:
+            digest = hashes.original("sha256")
+            if digest is not None:
+                media.append((position, written, Path(hashes.path), digest.value))
+        decision = {
+            "post_id": post.id,
+            "verdict": new.outcome.verdict.value,
+            "reasons": [r.to_json() for r in new.outcome.reasons],
+            "actions": new.outcome.actions,
+            "rules": new.outcome.rules,
+            "policy": self.policy.ref,
+            "amber_version": __version__,
+        }
+        where = post.source if post.line is None else f"{post.source} line {post.line}"
+        self.open_vault().preserve(
+            post_id=post.id,
+            post=post.raw,
+            decision=decision,
+            media=media,
+            source=where,
+            policy=self.policy.ref,
+        )
 
 
 def _related(post: Post, other: NewDecision) -> bool:
@@ -226,6 +287,7 @@ def open_engine(
     policy: Path | None = None,
     index_dir: Path | None = None,
     clock: Callable[[], datetime] | None = None,
+    retention: timedelta | None = None,
 ) -> Engine:
     """Open (creating and migrating if needed) amber's state.
 
@@ -247,4 +309,5 @@ def open_engine(
         signals=signals,
         index_dir=default_index_dir(db) if index_dir is None else index_dir,
         clock=clock or (lambda: datetime.now(UTC)),
+        retention=default_retention() if retention is None else retention,
     )

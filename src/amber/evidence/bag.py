@@ -1,0 +1,216 @@
+"""Evidence bags: one held post as a BagIt 1.0 bag an investigator can verify offline.
+
+A bag (see docs/evidence.md) holds, under ``data/``::
+
+    media/<position>-<sha256>.<ext>   the original bytes, exactly as received
+    post.json                         the post as received
+    decision.json                     the verdict with its reasons and actions
+    collection.json                   when, by which amber and policy, from which source
+    custody.jsonl                     every custody-log record about this post, byte-exact
+    proof.json                        each record's RFC 9162 inclusion proof
+    checkpoint.txt                    the signed checkpoint the proofs lead to
+    checkpoint.vkey                   the verifier key that signed it
+
+with SHA-256 and SHA-512 payload and tag manifests. ``verify_bag`` needs only the bag.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bagit
+
+from amber.errors import AmberError, UserError
+from amber.evidence.checkpoint import open_note
+from amber.evidence.merkle import leaf_hash, verify_inclusion
+from amber.evidence.vault import ACTOR, Vault
+
+PROOF_FORMAT = "amber-evidence-proof/1"
+SUFFIXES = {
+    b"\xff\xd8": ".jpg",
+    b"\x89PNG": ".png",
+    b"GIF8": ".gif",
+    b"RIFF": ".webp",
+    b"BM": ".bmp",
+    b"II*\x00": ".tif",
+    b"MM\x00*": ".tif",
+}
+
+
+def _suffix(data: bytes) -> str:
+    for magic, suffix in SUFFIXES.items():
+        if data.startswith(magic):
+            return suffix
+    return ".bin"
+
+
+def export_bag(
+    vault: Vault,
+    post_id: str,
+    out: Path,
+    *,
+    actor: str = ACTOR,
+    contact: str | None = None,
+    organization: str | None = None,
+) -> Path:
+    """Write the bag of ``post_id`` to the new folder ``out`` and log the export.
+
+    Raises ``NotFoundError`` for an unknown post, ``UserError`` if ``out`` exists or the
+    item was deleted.
+    """
+    if out.exists():
+        raise UserError(f"{str(out)!r} already exists; give a new folder for the bag")
+    item = vault.item(post_id)
+    if item.deleted:
+        raise UserError(f"evidence for {post_id!r} was deleted after its retention period")
+    vault.record(post_id, "exported", actor=actor, to=out.name)
+    log = vault.log
+    latest = log.latest_checkpoint()
+    if latest is None:  # pragma: no cover - record() always signs
+        raise AmberError("the vault has no signed checkpoint")
+    text, checkpoint = latest
+    item = vault.item(post_id)
+    staging = out.with_name(out.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / "media").mkdir(parents=True)
+    for media in item.objects.get("media", []):
+        data = vault.read(media["sha256"])
+        name = f"{media['position']}-{media['sha256']}{_suffix(data)}"
+        (staging / "media" / name).write_bytes(data)
+    (staging / "post.json").write_bytes(vault.read(item.objects["post"]))
+    (staging / "decision.json").write_bytes(vault.read(item.objects["decision"]))
+    (staging / "collection.json").write_bytes(vault.read(item.objects["collection"]))
+    entries = [log.entries[i] for i in item.records]
+    (staging / "custody.jsonl").write_bytes(b"".join(e.line + b"\n" for e in entries))
+    proofs: dict[str, Any] = {
+        "format": PROOF_FORMAT,
+        "origin": checkpoint.origin,
+        "tree_size": checkpoint.size,
+        "root": base64.b64encode(checkpoint.root).decode(),
+        "hash": "RFC 9162 SHA-256: leaf = SHA-256(0x00 || line), node = SHA-256(0x01 || l || r)",
+        "records": [
+            {
+                "line": n + 1,
+                "index": e.index,
+                "leaf_hash": base64.b64encode(leaf_hash(e.line)).decode(),
+                "inclusion_proof": [
+                    base64.b64encode(h).decode()
+                    for h in log.tree.inclusion_proof(e.index, checkpoint.size)
+                ],
+            }
+            for n, e in enumerate(entries)
+        ],
+    }
+    (staging / "proof.json").write_text(json.dumps(proofs, indent=2) + "\n", encoding="utf-8")
+    (staging / "checkpoint.txt").write_text(text, encoding="utf-8")
+    (staging / "checkpoint.vkey").write_text(log.verifier_key + "\n", encoding="utf-8")
+    info = {
+        "Source-Organization": organization or "amber operator (set AMBER_ORGANIZATION)",
+        "Contact-Email": contact or "unset (set AMBER_CONTACT)",
+        "External-Identifier": post_id,
+        "External-Description": (
+            f"Evidence preserved by {ACTOR} for post {post_id}: original media, post, "
+            "decision, collection data, custody records with RFC 9162 inclusion proofs "
+            "and a signed checkpoint (docs/evidence.md)."
+        ),
+        "Bag-Group-Identifier": checkpoint.origin,
+    }
+    bagit.make_bag(str(staging), bag_info=info, checksums=["sha256", "sha512"])
+    staging.rename(out)
+    return out
+
+
+@dataclass(slots=True)
+class BagReport:
+    """What ``verify_bag`` found; ``ok`` only without problems."""
+
+    problems: list[str] = field(default_factory=list)
+    post_id: str | None = None
+    key: str | None = None
+    tree_size: int | None = None
+    records: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_bag(path: Path) -> BagReport:
+    """Check a bag offline: fixity, every inclusion proof, the checkpoint signature, and that
+    the preserved record names exactly the files in the bag. Never raises for damage."""
+    report = BagReport()
+    try:
+        bag = bagit.Bag(str(path))
+        bag.validate()
+    except (bagit.BagError, OSError) as exc:
+        report.problems.append(f"bag fixity: {exc}")
+        details = getattr(exc, "details", None) or []
+        report.problems.extend(f"  {d}" for d in details)
+        return report
+    data = path / "data"
+    try:
+        vkey = (data / "checkpoint.vkey").read_text(encoding="utf-8").strip()
+        report.key = vkey
+        checkpoint = open_note(
+            (data / "checkpoint.txt").read_text(encoding="utf-8"), verifier_key=vkey
+        )
+        report.tree_size = checkpoint.size
+        proofs = json.loads((data / "proof.json").read_text(encoding="utf-8"))
+        lines = (data / "custody.jsonl").read_bytes().split(b"\n")[:-1]
+    except (AmberError, OSError, ValueError) as exc:
+        report.problems.append(f"checkpoint: {exc}")
+        return report
+    if proofs.get("tree_size") != checkpoint.size or proofs.get("origin") != checkpoint.origin:
+        report.problems.append("proof.json does not refer to the signed checkpoint")
+    records = proofs.get("records", [])
+    if len(records) != len(lines):
+        report.problems.append(f"proof.json has {len(records)} proofs for {len(lines)} records")
+    for line, proof in zip(lines, records, strict=False):
+        try:
+            verify_inclusion(
+                leaf_index=int(proof["index"]),
+                tree_size=checkpoint.size,
+                leaf_hash=leaf_hash(line),
+                proof=[base64.b64decode(h) for h in proof["inclusion_proof"]],
+                root=checkpoint.root,
+            )
+            report.records += 1
+        except (AmberError, KeyError, ValueError, TypeError) as exc:
+            report.problems.append(f"custody.jsonl line {proof.get('line')}: {exc}")
+    _check_payload(data, lines, report)
+    return report
+
+
+def _check_payload(data: Path, lines: list[bytes], report: BagReport) -> None:
+    preserved = [json.loads(line) for line in lines if b'"event":"preserved"' in line]
+    if not preserved:
+        report.problems.append("custody.jsonl has no preserved record")
+        return
+    record = preserved[-1]
+    report.post_id = record.get("post_id")
+    objects = record.get("objects", {})
+    expected = {
+        "post.json": objects.get("post"),
+        "decision.json": objects.get("decision"),
+        "collection.json": objects.get("collection"),
+    }
+    for media in objects.get("media", []):
+        found = list((data / "media").glob(f"{media['position']}-{media['sha256']}.*"))
+        if not found:
+            report.problems.append(f"media {media['position']} ({media['sha256']}) is missing")
+            continue
+        expected[f"media/{found[0].name}"] = media["sha256"]
+    for name, digest in expected.items():
+        file = data / name
+        actual = hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else None
+        if actual != digest:
+            report.problems.append(
+                f"data/{name}: SHA-256 {actual} is not the {digest} the signed record names"
+            )

@@ -1,0 +1,210 @@
+"""The custody log: append-only canonical JSON records, the leaves of an RFC 9162 tree.
+
+On disk (inside the vault)::
+
+    log/records.jsonl              one record per line: canonical JSON (sorted keys, no
+                                   spaces, UTF-8); the line's bytes without its newline
+                                   are the Merkle leaf
+    log/checkpoints/<size>.txt     a signed checkpoint (C2SP signed note) for every size
+                                   the log has had, 12-digit zero-padded
+
+Every append writes and fsyncs the line, then signs a checkpoint for the new size. amber
+never signs a checkpoint that is inconsistent with an earlier one: before signing, the
+tree's root at the previous checkpoint's size must equal that checkpoint's root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amber.errors import AmberError
+from amber.evidence.checkpoint import Checkpoint, CheckpointError, Signer, open_note
+from amber.evidence.merkle import MerkleTree, leaf_hash
+
+RECORDS = "records.jsonl"
+CHECKPOINTS = "checkpoints"
+
+
+class LogError(AmberError):
+    """The custody log is damaged or would become inconsistent."""
+
+
+def canonical(record: Mapping[str, Any]) -> bytes:
+    """The one byte form of a record: sorted keys, no insignificant space, UTF-8."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new, whole."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or new file in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One record of the log: its position, exact bytes and parsed value."""
+
+    index: int
+    line: bytes
+    record: dict[str, Any]
+
+
+def read_lines(path: Path) -> tuple[list[bytes], bool]:
+    """The complete lines of a records file, and whether a partial last line follows."""
+    if not path.exists():
+        return [], False
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    partial = lines[-1] != b""
+    return lines[:-1], partial
+
+
+class CustodyLog:
+    """The log of one vault. Writers must hold the vault's lock."""
+
+    def __init__(self, directory: Path, *, origin: str, verifier_key: str) -> None:
+        self.directory = directory
+        self.origin = origin
+        self.verifier_key = verifier_key
+        self.entries: list[Entry] = []
+        self.tree = MerkleTree()
+        lines, self.partial_tail = read_lines(directory / RECORDS)
+        for index, line in enumerate(lines):
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise LogError(
+                    f"{directory / RECORDS} line {index + 1} is not JSON: the log is damaged"
+                ) from None
+            if not isinstance(record, dict) or canonical(record) != line:
+                raise LogError(
+                    f"{directory / RECORDS} line {index + 1} is not a canonical record: "
+                    "the log is damaged"
+                )
+            self.entries.append(Entry(index, line, record))
+            self.tree.append(leaf_hash(line))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def checkpoint_path(self, size: int) -> Path:
+        return self.directory / CHECKPOINTS / f"{size:012d}.txt"
+
+    def checkpoint_sizes(self) -> list[int]:
+        """Sizes with a checkpoint file, ascending."""
+        folder = self.directory / CHECKPOINTS
+        if not folder.is_dir():
+            return []
+        sizes = []
+        for file in folder.glob("*.txt"):
+            if file.stem.isdigit() and len(file.stem) == 12:
+                sizes.append(int(file.stem))
+        return sorted(sizes)
+
+    def open_checkpoint(self, size: int) -> tuple[str, Checkpoint]:
+        """The note text and checkpoint for ``size``. Raises ``CheckpointError``."""
+        text = self.checkpoint_path(size).read_text(encoding="utf-8")
+        checkpoint = open_note(text, verifier_key=self.verifier_key)
+        if checkpoint.size != size or checkpoint.origin != self.origin:
+            raise CheckpointError(
+                f"checkpoint file {self.checkpoint_path(size).name} holds size "
+                f"{checkpoint.size} of {checkpoint.origin!r}"
+            )
+        return text, checkpoint
+
+    def latest_checkpoint(self) -> tuple[str, Checkpoint] | None:
+        """The newest signed checkpoint, or ``None`` for a log never signed."""
+        sizes = self.checkpoint_sizes()
+        return self.open_checkpoint(sizes[-1]) if sizes else None
+
+    def sign(self, signer: Signer) -> Checkpoint:
+        """Sign a checkpoint for the log's current size, if it has none yet.
+
+        Raises ``LogError`` if the log no longer agrees with the newest checkpoint: amber
+        never signs a checkpoint inconsistent with an earlier one.
+        """
+        size = len(self.entries)
+        latest = self.latest_checkpoint()
+        if latest is not None:
+            _, previous = latest
+            if previous.size > size or self.tree.root(previous.size) != previous.root:
+                raise LogError(
+                    f"the log does not extend its checkpoint of size {previous.size}; "
+                    "refusing to sign an inconsistent checkpoint (run amber evidence verify)"
+                )
+            if previous.size == size:
+                return previous
+        checkpoint = Checkpoint(self.origin, size, self.tree.root(size))
+        (self.directory / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        write_atomic(self.checkpoint_path(size), signer.sign(checkpoint).encode())
+        return checkpoint
+
+    # -- writing -------------------------------------------------------------------------
+
+    def append(self, record: Mapping[str, Any], signer: Signer) -> Entry:
+        """Append one record durably, then sign the new size."""
+        line = canonical(record)
+        if b"\n" in line:
+            raise LogError("a canonical record cannot contain a newline")  # pragma: no cover
+        path = self.directory / RECORDS
+        with path.open("ab") as handle:
+            handle.write(line + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        entry = Entry(len(self.entries), line, json.loads(line))
+        self.entries.append(entry)
+        self.tree.append(leaf_hash(line))
+        self.sign(signer)
+        return entry
+
+    def recover(self, signer: Signer) -> list[str]:
+        """Repair what a crash can leave: a partial last line (never acknowledged, so
+        dropped) and complete records not yet signed (signed now). Returns what was done.
+        """
+        done = []
+        if self.partial_tail:
+            path = self.directory / RECORDS
+            keep = sum(len(e.line) + 1 for e in self.entries)
+            with path.open("r+b") as handle:
+                handle.truncate(keep)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self.partial_tail = False
+            done.append("dropped a partly written last record")
+        for stale in (self.directory / CHECKPOINTS).glob(".*.tmp"):
+            stale.unlink()
+            done.append(f"removed unfinished checkpoint file {stale.name}")
+        sizes = self.checkpoint_sizes()
+        if self.entries and (not sizes or sizes[-1] < len(self.entries)):
+            self.sign(signer)
+            done.append(f"signed checkpoint for size {len(self.entries)}")
+        return done

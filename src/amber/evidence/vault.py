@@ -1,0 +1,466 @@
+"""The evidence vault: what amber restricted or removed, kept so it can be proven unchanged.
+
+Layout (see docs/evidence.md)::
+
+    vault.json                     format, origin (the log's name), creation time
+    objects/sha256/ab/<64 hex>     evidentiary copies, named by their SHA-256, read-only
+    log/records.jsonl              the custody log (amber.evidence.log)
+    log/checkpoints/<size>.txt     signed checkpoints
+    keys/checkpoint.key            Ed25519 signing key, owner-only (0600)
+    keys/checkpoint.vkey           its verifier key, to publish
+    lock                           held by a writer
+
+An item is one post. Preserving it stores the media bytes exactly as received, the post
+JSON as received, the decision with its reasons and the collection data (when, by which
+amber version and policy, from which source) as objects, and appends a ``preserved``
+record naming them. The state of every item (held, expired, deleted) is the replay of the
+log: nothing else is trusted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+import platform
+import secrets
+import stat
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from amber import __version__
+from amber.errors import ConflictError, NotFoundError, UserError
+from amber.evidence.checkpoint import Signer, load_or_create_key
+from amber.evidence.log import (
+    CustodyLog,
+    Entry,
+    LogError,
+    canonical,
+    fsync_dir,
+    write_atomic,
+)
+
+FORMAT = "amber-vault/1"
+DEFAULT_RETENTION = timedelta(days=183)  # six months: EU 2021/784 Art. 6(1)
+ACTOR = f"amber/{__version__}"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class VaultError(UserError):
+    """The vault cannot be used as asked."""
+
+    http_status = 409
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One preserved post, as the log says it stands."""
+
+    post_id: str
+    verdict: str
+    preserved_at: datetime
+    retain_until: datetime
+    objects: Mapping[str, Any]
+    records: tuple[int, ...]
+    hold: str | None = None
+    expiring: bool = False
+    deleted: bool = False
+
+    def hashes(self) -> list[str]:
+        """Every object this item names: post, decision, collection and media."""
+        media = [m["sha256"] for m in self.objects.get("media", [])]
+        return [self.objects["post"], self.objects["decision"], self.objects["collection"], *media]
+
+
+@dataclass(slots=True)
+class _State:
+    post_id: str
+    verdict: str = ""
+    preserved_at: datetime = EPOCH
+    retain_until: datetime = EPOCH
+    objects: dict[str, Any] = field(default_factory=dict)
+    records: list[int] = field(default_factory=list)
+    hold: str | None = None
+    expiring: bool = False
+    deleted: bool = False
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _now_text(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _objects(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError("objects is not a JSON object")
+    for key in ("post", "decision", "collection"):
+        if not isinstance(value[key], str):
+            raise TypeError(f"objects.{key} is not a hash")
+    for media in value.get("media", []):
+        if not isinstance(media, dict) or not isinstance(media["sha256"], str):
+            raise TypeError("a media entry has no sha256")
+    return dict(value)
+
+
+def replay(entries: Sequence[Entry]) -> dict[str, Item]:
+    """Every item's state from the log records, in order."""
+    states: dict[str, _State] = {}
+    for entry in entries:
+        record = entry.record
+        post_id = record.get("post_id")
+        if not isinstance(post_id, str):
+            continue
+        state = states.setdefault(post_id, _State(post_id))
+        state.records.append(entry.index)
+        event = record.get("event")
+        if event == "preserved":
+            try:
+                state.verdict = str(record["verdict"])
+                state.preserved_at = _time(record["time"])
+                state.retain_until = _time(record["retain_until"])
+                state.objects = _objects(record["objects"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise LogError(
+                    f"log record {entry.index + 1} is not a valid 'preserved' record ({exc})"
+                ) from None
+            state.expiring = state.deleted = False
+        elif event == "hold_placed":
+            state.hold = str(record.get("reason", ""))
+        elif event == "hold_lifted":
+            state.hold = None
+        elif event == "retention_expired":
+            state.expiring = True
+        elif event == "deleted":
+            state.deleted = True
+    return {
+        s.post_id: Item(
+            s.post_id,
+            s.verdict,
+            s.preserved_at,
+            s.retain_until,
+            s.objects,
+            tuple(s.records),
+            s.hold,
+            s.expiring,
+            s.deleted,
+        )
+        for s in states.values()
+        if s.objects
+    }
+
+
+class Vault:
+    """One evidence vault on disk. Open it with ``Vault.open``."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        signer: Signer,
+        origin: str,
+        clock: Callable[[], datetime],
+        retention: timedelta,
+    ) -> None:
+        self.path = path
+        self.signer = signer
+        self.origin = origin
+        self.clock = clock
+        self.retention = retention
+        self.log = CustodyLog(path / "log", origin=origin, verifier_key=signer.verifier_key())
+        self.recovered: list[str] = []
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> Vault:
+        """Open (creating on first use) the vault at ``path`` and repair what a crash left.
+
+        Raises ``VaultError`` if ``path`` is not a vault or its log is damaged.
+        """
+        if path.exists() and not path.is_dir():
+            raise VaultError(f"vault path {str(path)!r} is a file; give a folder")
+        meta_file = path / "vault.json"
+        if not meta_file.exists():
+            if path.exists() and any(path.iterdir()):
+                raise VaultError(
+                    f"{str(path)!r} is not empty and holds no vault.json: not an amber vault"
+                )
+            cls._create(path, clock())
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            origin = str(meta["origin"])
+            if meta.get("format") != FORMAT:
+                raise VaultError(f"{meta_file}: unknown vault format {meta.get('format')!r}")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise VaultError(f"{meta_file} is unreadable ({exc}): not an amber vault") from None
+        signer = load_or_create_key(path / "keys", name=origin)
+        vault = cls(path, signer=signer, origin=origin, clock=clock, retention=retention)
+        with vault.locked():
+            vault.log = CustodyLog(path / "log", origin=origin, verifier_key=signer.verifier_key())
+            vault.recovered = vault.log.recover(signer)
+            if not len(vault.log):
+                # The first record ties the vault's metadata and key to the signed log.
+                vault.log.append(
+                    {
+                        "event": "vault_created",
+                        "time": _now_text(clock()),
+                        "actor": ACTOR,
+                        "vault_json_sha256": hashlib.sha256(meta_file.read_bytes()).hexdigest(),
+                        "verifier_key": signer.verifier_key(),
+                    },
+                    signer,
+                )
+            for stale in (path / "objects").rglob(".*.tmp"):
+                stale.unlink()
+            for item in vault.items().values():
+                if item.expiring and not item.deleted:
+                    vault._delete(item)
+                    vault.recovered.append(f"finished deleting expired {item.post_id!r}")
+        return vault
+
+    @staticmethod
+    def _create(path: Path, now: datetime) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        for sub in ("objects/sha256", "log/checkpoints", "keys"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        origin = f"amber.vault/{secrets.token_hex(8)}"
+        meta = {
+            "format": FORMAT,
+            "origin": origin,
+            "created_at": _now_text(now),
+            "created_by": ACTOR,
+        }
+        write_atomic(path / "vault.json", canonical(meta) + b"\n")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the vault's writer lock (other amber processes wait)."""
+        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _reload(self) -> None:
+        self.log = CustodyLog(
+            self.path / "log", origin=self.origin, verifier_key=self.signer.verifier_key()
+        )
+
+    # -- objects -------------------------------------------------------------------------
+
+    def object_path(self, sha256: str) -> Path:
+        return self.path / "objects" / "sha256" / sha256[:2] / sha256[2:]
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` as a read-only object named by its SHA-256; returns the hash."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.object_path(digest)
+        if target.exists():
+            return digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, data, mode=0o444)
+        return digest
+
+    def read(self, sha256: str) -> bytes:
+        """An object's bytes. Raises ``VaultError`` if missing or not what its name says."""
+        try:
+            data = self.object_path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise VaultError(f"object {sha256} is missing from the vault") from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise VaultError(f"object {sha256} does not match its hash: it was changed")
+        return data
+
+    # -- items ---------------------------------------------------------------------------
+
+    def items(self) -> dict[str, Item]:
+        """Every item the log names, by post id."""
+        return replay(self.log.entries)
+
+    def item(self, post_id: str) -> Item:
+        """One item. Raises ``NotFoundError``."""
+        item = self.items().get(post_id)
+        if item is None:
+            raise NotFoundError(f"no evidence held for post {post_id!r}")
+        return item
+
+    def preserve(
+        self,
+        *,
+        post_id: str,
+        post: str,
+        decision: Mapping[str, Any],
+        media: Sequence[tuple[int, str, Path, str]],
+        source: str,
+        policy: str,
+    ) -> Item | None:
+        """Keep a post: its media bytes (position, path as written, file, expected SHA-256),
+        the post JSON as received, the decision and how it was collected.
+
+        Returns ``None`` when the same post, decision and media are already held. Raises
+        ``VaultError`` if a media file no longer has the hash amber decided on.
+        """
+        with self.locked():
+            self._reload()
+            stored = []
+            for position, written, file, expected in media:
+                data = file.read_bytes()
+                digest = hashlib.sha256(data).hexdigest()
+                if digest != expected:
+                    raise VaultError(
+                        f"{file} changed since it was scanned (sha256 {digest}, scanned as "
+                        f"{expected}); not preserving a different file"
+                    )
+                stored.append(
+                    {
+                        "position": position,
+                        "path": written,
+                        "sha256": self.put(data),
+                        "size": len(data),
+                    }
+                )
+            post_hash = self.put(post.encode("utf-8"))
+            decision_hash = self.put(canonical(decision))
+            previous = self.items().get(post_id)
+            if (
+                previous is not None
+                and not previous.deleted
+                and previous.objects.get("post") == post_hash
+                and previous.objects.get("decision") == decision_hash
+                and previous.objects.get("media") == stored
+            ):
+                return None
+            now = self.clock()
+            collection = {
+                "collected_at": _now_text(now),
+                "collector": ACTOR,
+                "host": platform.node(),
+                "user": _user(),
+                "policy": policy,
+                "source": source,
+                "method": "amber scan: bytes read from the source file, hashed at collection",
+            }
+            collection_hash = self.put(canonical(collection))
+            record = {
+                "event": "preserved",
+                "post_id": post_id,
+                "time": _now_text(now),
+                "actor": ACTOR,
+                "verdict": str(decision.get("verdict")),
+                "retain_until": _now_text(now + self.retention),
+                "objects": {
+                    "post": post_hash,
+                    "decision": decision_hash,
+                    "collection": collection_hash,
+                    "media": stored,
+                },
+            }
+            self.log.append(record, self.signer)
+            return self.items()[post_id]
+
+    def record(self, post_id: str, event: str, *, actor: str, **fields: Any) -> Entry:
+        """Append a custody event about an item (viewed, exported…)."""
+        with self.locked():
+            self._reload()
+            self.item(post_id)
+            record = {
+                "event": event,
+                "post_id": post_id,
+                "time": _now_text(self.clock()),
+                "actor": actor,
+                **fields,
+            }
+            return self.log.append(record, self.signer)
+
+    def hold(self, post_id: str, *, reason: str, actor: str) -> None:
+        """Place a legal hold: the item never expires until it is released."""
+        if not reason.strip():
+            raise UserError("a legal hold needs a reason (e.g. the order's reference)")
+        item = self.item(post_id)
+        if item.deleted:
+            raise ConflictError(f"evidence for {post_id!r} was deleted; nothing to hold")
+        if item.hold is not None:
+            raise ConflictError(f"{post_id!r} is already under hold ({item.hold})")
+        self.record(post_id, "hold_placed", actor=actor, reason=reason)
+
+    def release(self, post_id: str, *, reason: str, actor: str) -> None:
+        """Lift a legal hold."""
+        if self.item(post_id).hold is None:
+            raise ConflictError(f"{post_id!r} is not under hold")
+        self.record(post_id, "hold_lifted", actor=actor, reason=reason)
+
+    def expire(self, *, actor: str = ACTOR) -> list[str]:
+        """Delete every item past its retention date and not under hold; log each deletion.
+
+        The ``retention_expired`` record comes first, so a crash mid-way leaves an item
+        that recovery finishes deleting. Returns the post ids deleted.
+        """
+        deleted = []
+        with self.locked():
+            self._reload()
+            now = self.clock()
+            for item in self.items().values():
+                if item.deleted or item.hold is not None or item.retain_until > now:
+                    continue
+                self.log.append(
+                    {
+                        "event": "retention_expired",
+                        "post_id": item.post_id,
+                        "time": _now_text(now),
+                        "actor": actor,
+                        "retain_until": _now_text(item.retain_until),
+                    },
+                    self.signer,
+                )
+                self._delete(item, actor=actor)
+                deleted.append(item.post_id)
+        return deleted
+
+    def _delete(self, item: Item, *, actor: str = ACTOR) -> None:
+        """Remove an expiring item's objects (those no live item names) and log it."""
+        live = {
+            h
+            for other in self.items().values()
+            if not (other.deleted or other.expiring)
+            for h in other.hashes()
+        }
+        removed = []
+        for digest in sorted(set(item.hashes()) - live):
+            target = self.object_path(digest)
+            if target.exists():
+                target.chmod(stat.S_IWUSR | stat.S_IRUSR)
+                target.unlink()
+                fsync_dir(target.parent)
+            removed.append(digest)
+        self.log.append(
+            {
+                "event": "deleted",
+                "post_id": item.post_id,
+                "time": _now_text(self.clock()),
+                "actor": actor,
+                "objects": removed,
+            },
+            self.signer,
+        )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

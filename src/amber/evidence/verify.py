@@ -1,0 +1,186 @@
+"""``amber evidence verify``: check a whole vault without changing it.
+
+Recomputes every object's SHA-256, parses every log record, rebuilds the Merkle tree,
+checks every checkpoint's signature, that each checkpoint's root is the tree's root at its
+size, and that consecutive checkpoints are consistent (RFC 9162 consistency proofs
+computed from the log and verified). Any changed, removed or reordered byte of an object,
+a record, a checkpoint, the vault's metadata or its keys shows up as a problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from amber.errors import AmberError
+from amber.evidence.checkpoint import Checkpoint, Signer
+from amber.evidence.log import CustodyLog
+from amber.evidence.merkle import ProofError, verify_consistency
+from amber.evidence.vault import FORMAT, replay
+
+
+@dataclass(slots=True)
+class Report:
+    """What ``verify_vault`` found. ``ok`` only when ``problems`` is empty."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    records: int = 0
+    checkpoints: int = 0
+    objects: int = 0
+    items: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_vault(path: Path) -> Report:
+    """Check the vault at ``path``; never raises for damage, only reports it."""
+    report = Report()
+    try:
+        meta = json.loads((path / "vault.json").read_text(encoding="utf-8"))
+        origin = str(meta["origin"])
+        if meta.get("format") != FORMAT:
+            report.problems.append(f"vault.json: unknown format {meta.get('format')!r}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        report.problems.append(f"vault.json: unreadable ({exc}); not an amber vault")
+        return report
+    try:
+        vkey_text = (path / "keys" / "checkpoint.vkey").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        report.problems.append(f"keys/checkpoint.vkey: unreadable ({exc})")
+        return report
+    verifier_key = vkey_text.strip()
+    if vkey_text != verifier_key + "\n":
+        report.problems.append("keys/checkpoint.vkey: changed (not the one line amber wrote)")
+    _check_private_key(path, origin, verifier_key, report)
+    try:
+        log = CustodyLog(path / "log", origin=origin, verifier_key=verifier_key)
+    except AmberError as exc:
+        report.problems.append(f"log: {exc}")
+        return report
+    report.records = len(log)
+    first = log.entries[0].record if len(log) else {}
+    if first.get("event") != "vault_created":
+        report.problems.append("log: the first record is not the vault's creation")
+    else:
+        if (
+            first.get("vault_json_sha256")
+            != hashlib.sha256((path / "vault.json").read_bytes()).hexdigest()
+        ):
+            report.problems.append("vault.json: changed since the vault was created")
+        if first.get("verifier_key") != verifier_key:
+            report.problems.append("keys/checkpoint.vkey: not the key the vault was created with")
+    if log.partial_tail:
+        report.problems.append(
+            "log/records.jsonl: a partly written last record (a crash?); run "
+            "'amber evidence recover'"
+        )
+    _check_checkpoints(log, report)
+    _check_objects(path, log, report)
+    return report
+
+
+def _check_private_key(path: Path, origin: str, verifier_key: str, report: Report) -> None:
+    key_file = path / "keys" / "checkpoint.key"
+    if not key_file.exists():
+        report.notes.append("keys/checkpoint.key is absent (a copy without the signing key)")
+        return
+    try:
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    except Exception as exc:  # damaged key bytes: cryptography raises many types for them
+        report.problems.append(f"keys/checkpoint.key: unreadable ({type(exc).__name__})")
+        return
+    if not isinstance(key, Ed25519PrivateKey) or Signer(key, origin).verifier_key() != (
+        verifier_key
+    ):
+        report.problems.append("keys/checkpoint.key does not match keys/checkpoint.vkey")
+    elif (
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        != key_file.read_bytes()
+    ):
+        report.problems.append("keys/checkpoint.key: changed (not the file amber wrote)")
+
+
+def _check_checkpoints(log: CustodyLog, report: Report) -> None:
+    previous: Checkpoint | None = None
+    for size in log.checkpoint_sizes():
+        name = f"log/checkpoints/{size:012d}.txt"
+        try:
+            _, checkpoint = log.open_checkpoint(size)
+        except (AmberError, OSError, UnicodeDecodeError) as exc:
+            report.problems.append(f"{name}: {exc}")
+            continue
+        report.checkpoints += 1
+        if size > len(log):
+            report.problems.append(
+                f"{name}: signed for {size} records but the log has {len(log)}: records "
+                "were removed"
+            )
+            continue
+        if log.tree.root(size) != checkpoint.root:
+            report.problems.append(
+                f"{name}: the log's first {size} records do not hash to the signed root: "
+                "a record was changed, removed or reordered"
+            )
+            continue
+        if previous is not None and previous.size > 0:
+            try:
+                verify_consistency(
+                    first=previous.size,
+                    second=size,
+                    first_hash=previous.root,
+                    second_hash=checkpoint.root,
+                    proof=log.tree.consistency_proof(previous.size, size),
+                )
+            except ProofError as exc:
+                report.problems.append(f"{name}: not consistent with size {previous.size}: {exc}")
+        previous = checkpoint
+    if previous is None:
+        if len(log):
+            report.problems.append("log: no valid signed checkpoint covers the records")
+    elif previous.size < len(log):
+        report.problems.append(
+            f"log: {len(log) - previous.size} record(s) after the last signed checkpoint "
+            f"(size {previous.size}); run 'amber evidence recover' if amber crashed"
+        )
+
+
+def _check_objects(path: Path, log: CustodyLog, report: Report) -> None:
+    try:
+        items = replay(log.entries)
+    except AmberError as exc:
+        report.problems.append(f"log: {exc}")
+        return
+    report.items = sum(1 for i in items.values() if not i.deleted)
+    named: set[str] = set()
+    for item in items.values():
+        if item.deleted or item.expiring:
+            continue
+        for digest in item.hashes():
+            named.add(digest)
+            if not (path / "objects" / "sha256" / digest[:2] / digest[2:]).is_file():
+                report.problems.append(f"object {digest} of post {item.post_id!r} is missing")
+    root = path / "objects" / "sha256"
+    for file in sorted(root.rglob("*")) if root.is_dir() else []:
+        if not file.is_file():
+            continue
+        report.objects += 1
+        name = file.parent.name + file.name
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        if digest != name:
+            report.problems.append(
+                f"objects/sha256/{name[:2]}/{name[2:]}: content does not match its name (changed)"
+            )
+        elif name not in named:
+            report.notes.append(f"object {name} is named by no held item (left by a crash?)")

@@ -1,0 +1,98 @@
+"""The evidence commands as an investigator and an operator run them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import CompletedProcess
+
+Cli = Callable[..., CompletedProcess[str]]
+
+
+def test_evidence_commands_end_to_end(
+    amber_cli: Cli,
+    tmp_path: Path,
+    photo_file: Callable[..., Path],
+    write_posts: Callable[..., Path],
+) -> None:
+    known = photo_file(12, "known.jpg")
+    assert amber_cli("bank", "create", "known").returncode == 0
+    assert amber_cli("bank", "add", "known", known).returncode == 0
+    posts = write_posts(
+        [{"id": "p1", "media": [{"path": str(known)}]}, {"id": "p2", "text": "hello"}]
+    )
+    assert amber_cli("scan", posts).returncode == 0
+
+    listed = amber_cli("evidence", "list", "--format", "jsonl")
+    [item] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert item["post_id"] == "p1" and item["verdict"] == "remove" and item["hold"] is None
+    table = amber_cli("evidence", "list")
+    assert "p1" in table.stdout and "remove" in table.stdout
+
+    verified = amber_cli("evidence", "verify")
+    assert verified.returncode == 0 and "verified" in verified.stdout
+
+    hold = amber_cli("evidence", "hold", "p1", "--reason", "order 17/2026")
+    assert hold.returncode == 0
+    again = amber_cli("evidence", "hold", "p1", "--reason", "x")
+    assert again.returncode == 2 and "already under hold" in again.stderr
+    assert amber_cli("evidence", "hold", "nope", "--reason", "x").returncode == 2
+    assert amber_cli("evidence", "release", "p1").returncode == 0
+    assert amber_cli("evidence", "expire").returncode == 0  # nothing is six months old
+
+    bag = tmp_path / "bag"
+    exported = amber_cli("evidence", "export", "p1", "--out", bag)
+    assert exported.returncode == 0, exported.stderr
+    moved = tmp_path / "usb" / "bag"
+    shutil.copytree(bag, moved)
+    good = amber_cli("evidence", "verify-bag", moved)
+    assert good.returncode == 0 and "verified" in good.stdout
+
+    [media] = (moved / "data" / "media").iterdir()
+    media.write_bytes(media.read_bytes() + b"x")
+    bad = amber_cli("evidence", "verify-bag", moved)
+    assert bad.returncode == 1 and "BROKEN" in bad.stderr and "Traceback" not in bad.stderr
+
+    records = tmp_path / "vault" / "log" / "records.jsonl"
+    data = records.read_bytes()
+    records.write_bytes(data.replace(b'"remove"', b'"review"', 1))
+    broken = amber_cli("evidence", "verify")
+    assert broken.returncode == 1 and "BROKEN" in broken.stderr
+    assert "do not hash to the signed root" in broken.stderr
+
+
+def test_evidence_without_a_vault_is_a_clear_error(amber_cli: Cli) -> None:
+    result = amber_cli("evidence", "list")
+    assert result.returncode == 2 and "no evidence vault" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_by_hand_check_in_the_docs_works(
+    amber_cli: Cli,
+    tmp_path: Path,
+    photo_file: Callable[..., Path],
+    write_posts: Callable[..., Path],
+) -> None:
+    """docs/evidence/check_bag.py verifies a real bag and rejects an altered record."""
+    import subprocess
+    import sys
+
+    known = photo_file(13, "known.png")
+    amber_cli("bank", "create", "known")
+    amber_cli("bank", "add", "known", known)
+    amber_cli("scan", write_posts([{"id": "p", "media": [{"path": str(known)}]}]))
+    bag = tmp_path / "bag"
+    assert amber_cli("evidence", "export", "p", "--out", bag).returncode == 0
+    script = Path(__file__).resolve().parent.parent / "docs" / "evidence" / "check_bag.py"
+    ok = subprocess.run(
+        [sys.executable, str(script), str(bag)], capture_output=True, text=True, timeout=60
+    )
+    assert ok.returncode == 0 and "records included" in ok.stdout, ok.stderr
+    custody = bag / "data" / "custody.jsonl"
+    custody.write_bytes(custody.read_bytes().replace(b'"remove"', b'"allow"'))
+    bad = subprocess.run(
+        [sys.executable, str(script), str(bag)], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode != 0
