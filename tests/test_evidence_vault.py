@@ -248,3 +248,29 @@ def test_not_a_vault(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not an amber vault"):
         Vault.open(tmp_path / "stuff")
     assert (tmp_path / "stuff" / "x.txt").read_text() == "mine"
+
+
+def test_amber_never_signs_a_checkpoint_inconsistent_with_an_earlier_one(
+    tmp_path: Path,
+) -> None:
+    from amber.evidence.log import LogError
+
+    vault = Vault.open(tmp_path / "v")
+    put(vault, tmp_path, "p1")
+    records = tmp_path / "v" / "log" / "records.jsonl"
+    signed = sorted((tmp_path / "v" / "log" / "checkpoints").iterdir())
+    # Rewrite history: a different but well-formed record in place of the signed one.
+    lines = records.read_bytes().split(b"\n")[:-1]
+    lines[1] = lines[1].replace(b'"remove"', b'"review"')
+    records.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(LogError, match="refusing to sign an inconsistent checkpoint"):
+        put(Vault.open(tmp_path / "v"), tmp_path, "p2")
+    assert sorted((tmp_path / "v" / "log" / "checkpoints").iterdir()) == signed
+
+
+def test_a_viewed_event_is_logged(tmp_path: Path) -> None:
+    vault = Vault.open(tmp_path / "v")
+    put(vault, tmp_path, "p1")
+    entry = vault.record("p1", "viewed", actor="reviewer-7", media=0)
+    assert entry.record["event"] == "viewed" and entry.record["actor"] == "reviewer-7"
+    assert verify_vault(tmp_path / "v").ok
