@@ -212,3 +212,17 @@ def test_policy_naming_an_unknown_signal_is_refused(amber_cli: Cli, tmp_path: Pa
         2,
         "rules[0].signals': unknown signal type 'PDQ'",
     )
+
+
+def test_token_commands(amber_cli: Cli) -> None:
+    created = amber_cli("token", "create", "--scopes", "ingest,review", "--name", "bot")
+    assert created.returncode == 0 and created.stdout.startswith("amber_")
+    assert "cannot show it again" in created.stderr
+    listed = amber_cli("token", "list")
+    assert "bot" in listed.stdout and "ingest, review" in listed.stdout
+    assert created.stdout.strip() not in listed.stdout
+    assert_clean_error(
+        amber_cli("token", "create", "--scopes", "root", "--name", "x"), 2, "unknown scope 'root'"
+    )
+    assert amber_cli("token", "revoke", "bot").returncode == 0
+    assert "revoked" in amber_cli("token", "list").stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -196,7 +196,9 @@ class BankStore:
 
     # -- entries from files ----------------------------------------------------------------
 
-    def add_files(self, name: str, paths: Iterable[Path]) -> AddResult:
+    def add_files(
+        self, name: str, paths: Iterable[Path], *, sources: Mapping[str, str] | None = None
+    ) -> AddResult:
         """Hash each image file (folders are walked) and add it as one entry.
 
         A file whose SHA-256 the bank already holds is skipped as a duplicate; a file that
@@ -219,7 +221,8 @@ class BankStore:
                     duplicates.append(result.path)
                     continue
                 known.add(digest.value)
-                self._insert_entry(conn, bank.id, result.path, None, result.values)
+                source = (sources or {}).get(result.path, result.path)
+                self._insert_entry(conn, bank.id, source, None, result.values)
                 added.append(result.path)
         if added:
             self.on_change()

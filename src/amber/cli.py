@@ -32,6 +32,7 @@ from amber.evidence.bag import export_bag, verify_bag
 from amber.evidence.vault import ACTOR, Vault
 from amber.evidence.verify import verify_vault
 from amber.posts import count_input, read_input
+from amber.tokens import parse_scopes
 
 app = typer.Typer(
     help="amber: stop interactive-atrocity posts, catch re-uploads by PDQ, keep the evidence.",
@@ -351,6 +352,55 @@ def scan(
     )
     if errors:
         raise typer.Exit(1)
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+token_app = typer.Typer(
+    help="API tokens for amber serve: create, list, revoke.", no_args_is_help=True
+)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", help="Who or what uses the token")],
+    scopes: Annotated[str, typer.Option("--scopes", help="Comma list: ingest,review,admin")],
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Create a token; the secret is printed once (stdout) and stored only as a hash."""
+    with _engine(db, vault) as engine:
+        token, secret = engine.tokens.create(name, parse_scopes(scopes))
+    print(secret)
+    err.print(
+        f"token {token.name!r} with scopes {', '.join(sorted(token.scopes))}; "
+        "keep the secret now: amber cannot show it again"
+    )
+
+
+@token_app.command("list")
+def token_list(db: DbOption = None, vault: VaultOption = None) -> None:
+    """List tokens (names, scopes, state; never secrets)."""
+    with _engine(db, vault) as engine:
+        tokens = engine.tokens.all()
+    table = Table("name", "scopes", "created", "state")
+    for t in tokens:
+        table.add_row(
+            Text(t.name),
+            ", ".join(sorted(t.scopes)),
+            t.created_at.strftime("%Y-%m-%d %H:%M"),
+            "revoked" if t.revoked_at else "live",
+        )
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str, db: DbOption = None, vault: VaultOption = None) -> None:
+    """Revoke a token by name."""
+    with _engine(db, vault) as engine:
+        engine.tokens.revoke(name)
+    err.print(f"token {name!r} revoked")
 
 
 # -- evidence ----------------------------------------------------------------------------

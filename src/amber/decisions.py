@@ -57,6 +57,13 @@ class NewDecision:
     media: Sequence[tuple[int, str, MediaHashes]]
     author: str | None = None
     reply_to: str | None = None
+    #: When a person must have acted: the poll's closing time, if any.
+    deadline: datetime | None = None
+
+
+#: Review states a reviewer has settled; a new scan of the post does not reopen them.
+SETTLED = ("confirmed", "rejected", "escalated")
+THREAT_TO_LIFE = "escalate:threat_to_life"
 
 
 class DecisionStore:
@@ -94,6 +101,9 @@ class DecisionStore:
             "scan_count": 1,
             "author": item.author,
             "reply_to": item.reply_to,
+            "deadline": item.deadline,
+            "threat_to_life": THREAT_TO_LIFE in item.outcome.actions,
+            "review_state": "pending" if "review" in item.outcome.actions else "none",
         }
         insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
             decisions
@@ -104,6 +114,10 @@ class DecisionStore:
             if key not in ("post_id", "first_scanned_at", "scan_count")
         }
         update["scan_count"] = decisions.c.scan_count + 1
+        update["review_state"] = sa.case(
+            (decisions.c.review_state.in_(SETTLED), decisions.c.review_state),
+            else_=insert.excluded.review_state,
+        )
         statement = (
             insert.values(values)
             .on_conflict_do_update(index_elements=["post_id"], set_=update)

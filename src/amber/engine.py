@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from amber import __version__
-from amber.banks import BankStore
+from amber.banks import AddResult, BankStore
 from amber.decisions import DecisionStore, NewDecision
 from amber.errors import InternalError, PostError, UserError
 from amber.evidence.vault import DEFAULT_RETENTION, Vault, VaultError
@@ -25,9 +25,11 @@ from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_
 from amber.matching import Matcher
 from amber.policy import Findings, Outcome, Policy, Verdict, load_policy
 from amber.posts import Post
+from amber.review.queue import ReviewQueue
 from amber.signals import Content, Registry, Role, SignalType, default_signal_types
 from amber.signals.base import Scope
 from amber.store.db import connect, database_url, sqlite_path
+from amber.tokens import TokenStore
 
 DEFAULT_DB = "amber.db"
 DEFAULT_VAULT = "amber-vault"
@@ -112,6 +114,8 @@ class Engine:
         self.banks = BankStore(db, signals, on_change=self.matcher.sync, clock=clock)
         self.decisions = DecisionStore(db, policy=policy.ref, amber_version=__version__)
         self.post_signals = [s for s in signals if s.scope is Scope.post]
+        self.tokens = TokenStore(db, clock=clock)
+        self.review = ReviewQueue(db, clock=clock, add_to_bank=self.bank_media)
 
     def close(self) -> None:
         """Release database connections."""
@@ -214,6 +218,7 @@ class Engine:
             media,
             author=post.author,
             reply_to=post.reply_to,
+            deadline=post.poll.closes_at if post.poll else None,
         )
         return result, new
 
@@ -236,6 +241,22 @@ class Engine:
                         line=result.post.line,
                     )
             yield result
+
+    def bank_media(self, post_id: str, bank: str) -> AddResult:
+        """Add a reviewed post's media to ``bank`` from the evidentiary copies, so every
+        later re-upload matches. Raises ``UserError`` if its media were not preserved."""
+        self.banks.get(bank)
+        item = self.open_vault().item(post_id)
+        media = item.objects.get("media", [])
+        if not media:
+            raise UserError(f"post {post_id!r} has no media to add to bank {bank!r}")
+        paths = {
+            str(
+                self.open_vault().object_path(m["sha256"])
+            ): f"review:{post_id} media[{m['position']}]"
+            for m in media
+        }
+        return self.banks.add_files(bank, [Path(p) for p in paths], sources=paths)
 
     def open_vault(self) -> Vault:
         """The evidence vault, opened (and created) on first use."""

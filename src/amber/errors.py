@@ -42,6 +42,18 @@ class NotFoundError(UserError):
     http_status = 404
 
 
+class AuthenticationError(UserError):
+    """No valid credentials were given."""
+
+    http_status = 401
+
+
+class PermissionDeniedError(UserError):
+    """Valid credentials without the scope the operation needs."""
+
+    http_status = 403
+
+
 class ConflictError(UserError):
     """The request contradicts what is stored (duplicate name, and so on)."""
 

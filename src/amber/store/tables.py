@@ -111,7 +111,47 @@ decisions = sa.Table(
     sa.Column("scan_count", sa.Integer, nullable=False),
     sa.Column("author", sa.String(500), nullable=True),
     sa.Column("reply_to", sa.String(500), nullable=True),
+    # The review queue: when a person must have acted (a poll's closing time), whether a
+    # life is at stake, and where the review stands (none, pending, confirmed, rejected,
+    # escalated).
+    sa.Column("deadline", UTCDateTime, nullable=True),
+    sa.Column("threat_to_life", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("review_state", sa.String(20), nullable=False, server_default="none"),
     sa.Index("ix_decisions_author", "author"),
+    sa.Index("ix_decisions_review_state", "review_state"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    # SHA-256 of the token: the token itself is shown once and never stored.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+review_locks = sa.Table(
+    "review_locks",
+    metadata,
+    sa.Column("post_id", sa.String(500), primary_key=True),
+    sa.Column("reviewer", sa.String(200), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+review_outcomes = sa.Table(
+    "review_outcomes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("post_id", sa.String(500), nullable=False, index=True),
+    sa.Column("reviewer", sa.String(200), nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("action", sa.String(40), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("bank", sa.String(200), nullable=True),
+    sa.Column("decided_at", UTCDateTime, nullable=False),
 )
 
 post_media = sa.Table(

@@ -1,0 +1,1 @@
+"""Human review: the queue, locks and reviewers' outcomes."""

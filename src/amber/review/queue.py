@@ -1,0 +1,275 @@
+"""The review queue: what needs a person, most urgent first, one reviewer per item.
+
+An item is a decision whose actions include ``review`` (review and restrict verdicts).
+The queue is ordered by deadline, not arrival: a poll's closing time first (soonest
+first), then a threat to life, then severity (restrict before review), then age.
+Reviewers take exclusive locks that expire, so two never work on the same item and an
+abandoned item comes back. A reviewer's outcome (confirm, reject, escalate) is recorded
+with its reason; confirming can add the item's media to a bank so every later re-upload
+is caught automatically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from amber.errors import ConflictError, NotFoundError, UserError
+from amber.store.tables import decisions, post_media, review_locks, review_outcomes
+
+DEFAULT_LOCK = timedelta(minutes=10)
+
+
+class Outcome(StrEnum):
+    """What a reviewer decided."""
+
+    confirm = "confirm"  # the verdict stands: remove, or keep restricted
+    reject = "reject"  # a mistake: restore the post
+    escalate = "escalate"  # beyond this reviewer: legal, authorities, a senior
+
+
+class Action(StrEnum):
+    """What a confirmation does."""
+
+    remove = "remove"
+    keep_restricted = "keep_restricted"
+
+
+STATE = {Outcome.confirm: "confirmed", Outcome.reject: "rejected", Outcome.escalate: "escalated"}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    """One item awaiting review."""
+
+    post_id: str
+    verdict: str
+    deadline: datetime | None
+    threat_to_life: bool
+    first_scanned_at: datetime
+    reasons: list[dict[str, Any]]
+    actions: list[str]
+    post: str
+    author: str | None
+    locked_by: str | None
+    lock_expires_at: datetime | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A recorded outcome."""
+
+    post_id: str
+    reviewer: str
+    outcome: Outcome
+    action: Action | None
+    reason: str
+    bank: str | None
+    decided_at: datetime
+
+
+class ReviewQueue:
+    """The queue on one database. ``add_to_bank(post_id, bank)`` banks an item's media."""
+
+    def __init__(
+        self,
+        db: sa.Engine,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lock_for: timedelta = DEFAULT_LOCK,
+        add_to_bank: Callable[[str, str], object] | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.lock_for = lock_for
+        self.add_to_bank = add_to_bank
+
+    def _query(self) -> sa.Select[tuple[Any, ...]]:
+        severity = sa.case((decisions.c.verdict == "restrict", 0), else_=1)
+        return (
+            sa.select(decisions, review_locks.c.reviewer, review_locks.c.expires_at)
+            .outerjoin(review_locks, review_locks.c.post_id == decisions.c.post_id)
+            .where(decisions.c.review_state == "pending")
+            .order_by(
+                decisions.c.deadline.is_(None),
+                decisions.c.deadline,
+                decisions.c.threat_to_life.desc(),
+                severity,
+                decisions.c.first_scanned_at,
+                decisions.c.id,
+            )
+        )
+
+    def items(self, *, limit: int = 100) -> list[QueueItem]:
+        """Pending items, most urgent first."""
+        with self.db.connect() as conn:
+            rows = conn.execute(self._query().limit(limit)).all()
+        now = self.clock()
+        return [_item(r, now) for r in rows]
+
+    def item(self, post_id: str) -> QueueItem:
+        """One item, pending or not. Raises ``NotFoundError``."""
+        query = (
+            sa.select(decisions, review_locks.c.reviewer, review_locks.c.expires_at)
+            .outerjoin(review_locks, review_locks.c.post_id == decisions.c.post_id)
+            .where(decisions.c.post_id == post_id)
+        )
+        with self.db.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"no decision for post {post_id!r}")
+        return _item(row, self.clock())
+
+    def lock(self, post_id: str, reviewer: str) -> datetime:
+        """Take (or renew) the exclusive lock on an item; returns when it expires.
+
+        Raises ``ConflictError`` if another reviewer holds a live lock, ``NotFoundError``
+        if the item is not awaiting review.
+        """
+        if self.item(post_id).state != "pending":
+            raise NotFoundError(f"post {post_id!r} is not awaiting review")
+        now = self.clock()
+        expires = now + self.lock_for
+        with self.db.begin() as conn:
+            insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+                review_locks
+            )
+            statement = (
+                insert.values(post_id=post_id, reviewer=reviewer, expires_at=expires)
+                .on_conflict_do_update(
+                    index_elements=["post_id"],
+                    set_={
+                        "reviewer": insert.excluded.reviewer,
+                        "expires_at": insert.excluded.expires_at,
+                    },
+                    where=sa.or_(
+                        review_locks.c.expires_at < now,
+                        review_locks.c.reviewer == insert.excluded.reviewer,
+                    ),
+                )
+                .returning(review_locks.c.reviewer)
+            )
+            taken = conn.execute(statement).first()
+        if taken is None:
+            holder = self.item(post_id).locked_by
+            raise ConflictError(f"post {post_id!r} is being reviewed by {holder!r}")
+        return expires
+
+    def next(self, reviewer: str) -> QueueItem | None:
+        """Lock and return the most urgent item nobody else holds, or ``None``."""
+        for candidate in self.items(limit=200):
+            if candidate.locked_by not in (None, reviewer):
+                continue
+            try:
+                self.lock(candidate.post_id, reviewer)
+            except ConflictError:
+                continue  # another reviewer was faster
+            return self.item(candidate.post_id)
+        return None
+
+    def unlock(self, post_id: str, reviewer: str) -> None:
+        """Give an item back."""
+        with self.db.begin() as conn:
+            conn.execute(
+                review_locks.delete().where(
+                    review_locks.c.post_id == post_id, review_locks.c.reviewer == reviewer
+                )
+            )
+
+    def decide(
+        self,
+        post_id: str,
+        reviewer: str,
+        outcome: Outcome | str,
+        *,
+        reason: str,
+        action: Action | str | None = None,
+        bank: str | None = None,
+    ) -> Review:
+        """Record a reviewer's outcome. The reviewer must hold the item's lock.
+
+        ``confirm`` needs an ``action`` (remove or keep_restricted) and may name a ``bank``
+        to add the item's media to. Raises ``UserError`` for bad values and
+        ``ConflictError`` without the lock.
+        """
+        chosen: Outcome = _enum(Outcome, outcome, "outcome")
+        how: Action | None = None if action is None else _enum(Action, action, "action")
+        if not reason.strip():
+            raise UserError("a review outcome needs a reason")
+        if chosen is Outcome.confirm and how is None:
+            raise UserError("confirm needs an action: remove or keep_restricted")
+        if chosen is not Outcome.confirm and (how is not None or bank is not None):
+            raise UserError("only a confirmation takes an action or a bank")
+        item = self.item(post_id)
+        now = self.clock()
+        if item.locked_by != reviewer or (item.lock_expires_at or now) <= now:
+            raise ConflictError(
+                f"lock post {post_id!r} before deciding it (held by {item.locked_by!r})"
+            )
+        if bank is not None:
+            if self.add_to_bank is None:  # pragma: no cover - the engine always wires it
+                raise UserError("this queue cannot add to banks")
+            self.add_to_bank(post_id, bank)
+        with self.db.begin() as conn:
+            conn.execute(
+                review_outcomes.insert().values(
+                    post_id=post_id,
+                    reviewer=reviewer,
+                    outcome=chosen.value,
+                    action=None if how is None else how.value,
+                    reason=reason,
+                    bank=bank,
+                    decided_at=now,
+                )
+            )
+            conn.execute(
+                decisions.update()
+                .where(decisions.c.post_id == post_id)
+                .values(review_state=STATE[chosen])
+            )
+            conn.execute(review_locks.delete().where(review_locks.c.post_id == post_id))
+        return Review(post_id, reviewer, chosen, how, reason, bank, now)
+
+    def media_hashes(self, post_id: str) -> list[dict[str, Any]]:
+        """The stored hashes of an item's media, in order."""
+        query = (
+            sa.select(post_media)
+            .join(decisions, decisions.c.id == post_media.c.decision_id)
+            .where(decisions.c.post_id == post_id)
+            .order_by(post_media.c.position)
+        )
+        with self.db.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _enum(kind: type[Any], value: object, what: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise UserError(f"{what} {value!r} is unknown; use one of: {allowed}") from None
+
+
+def _item(row: sa.Row[tuple[Any, ...]], now: datetime) -> QueueItem:
+    live = row.expires_at is not None and row.expires_at > now
+    return QueueItem(
+        post_id=row.post_id,
+        verdict=row.verdict,
+        deadline=row.deadline,
+        threat_to_life=bool(row.threat_to_life),
+        first_scanned_at=row.first_scanned_at,
+        reasons=list(row.reasons),
+        actions=list(row.actions),
+        post=row.post,
+        author=row.author,
+        locked_by=row.reviewer if live else None,
+        lock_expires_at=row.expires_at if live else None,
+        state=row.review_state,
+    )

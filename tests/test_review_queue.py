@@ -1,0 +1,184 @@
+"""The review queue: most urgent first, exclusive expiring locks, outcomes, banking."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from amber.engine import Engine, ScanResult, open_engine
+from amber.errors import AuthenticationError, ConflictError, NotFoundError, UserError
+from amber.posts import read_input
+from amber.synthetic import photo
+from amber.tokens import Scope, parse_scopes
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2016, 5, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def queue_engine(
+    tmp_path: Path, clock: Clock, photo_file: Callable[..., Path], write_posts: Callable[..., Path]
+) -> Engine:
+    engine = open_engine(db=tmp_path / "a.db", vault=tmp_path / "vault", clock=clock)
+    engine.banks.create("watch", action="review")
+    engine.banks.create("hide", action="restrict")
+    engine.banks.add_files("watch", [photo_file(1)])
+    engine.banks.add_files("hide", [photo_file(2)])
+    poll = {
+        "text": "Kill him or let him go? Vote now.",
+        "poll": {"question": "Decide", "options": ["Kill him", "Let him go"]},
+    }
+    posts = [
+        {"id": "old-review", "media": [{"path": str(photo_file(1))}]},
+        {"id": "poll-later", **poll, "poll": {**poll["poll"], "closes_at": "2016-05-01T14:00:00Z"}},
+        {"id": "poll-soon", **poll, "poll": {**poll["poll"], "closes_at": "2016-05-01T12:30:00Z"}},
+        {"id": "threat", "text": "👍 = we let the prisoner go, 👎 = he dies. You decide."},
+        {"id": "restricted", "media": [{"path": str(photo_file(2))}]},
+        {"id": "fine", "text": "nice weather"},
+    ]
+    results = [r for r in engine.scan(read_input(write_posts(posts))) if isinstance(r, ScanResult)]
+    assert len(results) == 6
+    return engine
+
+
+def test_most_urgent_first(queue_engine: Engine) -> None:
+    order = [item.post_id for item in queue_engine.review.items()]
+    assert order == ["poll-soon", "poll-later", "threat", "restricted", "old-review"]
+    soon = queue_engine.review.items()[0]
+    assert soon.deadline == datetime(2016, 5, 1, 12, 30, tzinfo=UTC) and soon.threat_to_life
+
+
+def test_locks_are_exclusive_and_expire(queue_engine: Engine, clock: Clock) -> None:
+    review = queue_engine.review
+    first = review.next("alice")
+    second = review.next("bob")
+    assert first is not None and second is not None
+    assert (first.post_id, second.post_id) == ("poll-soon", "poll-later")
+    with pytest.raises(ConflictError, match="being reviewed by 'alice'"):
+        review.lock("poll-soon", "bob")
+    review.lock("poll-soon", "alice")  # renewing your own lock is fine
+    clock.now += timedelta(minutes=11)  # alice walked away
+    assert review.lock("poll-soon", "bob") > clock.now
+    with pytest.raises(NotFoundError, match="not awaiting review"):
+        review.lock("fine", "bob")
+
+
+def test_outcomes_need_the_lock_and_a_reason(queue_engine: Engine) -> None:
+    review = queue_engine.review
+    with pytest.raises(ConflictError, match="lock post"):
+        review.decide("threat", "carol", "escalate", reason="authorities")
+    review.lock("threat", "carol")
+    with pytest.raises(UserError, match="needs a reason"):
+        review.decide("threat", "carol", "escalate", reason=" ")
+    with pytest.raises(UserError, match="confirm needs an action"):
+        review.decide("threat", "carol", "confirm", reason="yes")
+    with pytest.raises(UserError, match="outcome 'ban' is unknown"):
+        review.decide("threat", "carol", "ban", reason="yes")
+    done = review.decide("threat", "carol", "escalate", reason="reported to police")
+    assert done.outcome == "escalate"
+    assert "threat" not in [i.post_id for i in review.items()]
+    assert review.item("threat").state == "escalated"
+
+
+def test_confirming_into_a_bank_catches_every_re_upload(
+    queue_engine: Engine,
+    write_posts: Callable[..., Path],
+    photo_file: Callable[..., Path],
+) -> None:
+    """The poll's photo is new to every bank; once a reviewer confirms it into a bank, its
+    re-uploads are removed automatically."""
+    engine = queue_engine
+    engine.banks.create("confirmed", action="remove", label="execution-photo")
+    captive = photo(77, 640, 480)
+    original = photo_file(0, "captive.jpg", image=captive)
+    [first] = [
+        r
+        for r in engine.scan(
+            read_input(
+                write_posts(
+                    [
+                        {
+                            "id": "p-poll",
+                            "text": "Kill him or let him go? You have one hour to vote.",
+                            "poll": {"question": "?", "options": ["Kill", "Let him go"]},
+                            "media": [{"path": str(original)}],
+                        }
+                    ],
+                    name="poll.jsonl",
+                )
+            )
+        )
+        if isinstance(r, ScanResult)
+    ]
+    assert first.outcome.verdict == "restrict"
+    engine.review.lock("p-poll", "dana")
+    engine.review.decide(
+        "p-poll", "dana", "confirm", action="remove", reason="harm poll", bank="confirmed"
+    )
+    assert engine.banks.get("confirmed").entries == 1
+    copy = photo_file(0, "copy.jpg", image=captive.resize((320, 240)), quality=50)
+    [again] = [
+        r
+        for r in engine.scan(
+            read_input(
+                write_posts([{"id": "reupload", "media": [{"path": str(copy)}]}], name="re.jsonl")
+            )
+        )
+        if isinstance(r, ScanResult)
+    ]
+    assert again.outcome.verdict == "remove"
+    assert {r.bank for r in again.outcome.reasons} == {"confirmed"}
+
+
+def test_a_new_scan_does_not_reopen_a_settled_review(
+    queue_engine: Engine, write_posts: Callable[..., Path], photo_file: Callable[..., Path]
+) -> None:
+    engine = queue_engine
+    engine.review.lock("restricted", "erin")
+    engine.review.decide("restricted", "erin", "reject", reason="false positive")
+    list(
+        engine.scan(
+            read_input(
+                write_posts(
+                    [{"id": "restricted", "media": [{"path": str(photo_file(2))}]}],
+                    name="again.jsonl",
+                )
+            )
+        )
+    )
+    assert engine.review.item("restricted").state == "rejected"
+
+
+def test_tokens_are_stored_hashed_and_checked(engine: Engine) -> None:
+    token, secret = engine.tokens.create("ingest-bot", parse_scopes("ingest,review"))
+    assert token.scopes == {Scope.ingest, Scope.review}
+    assert engine.tokens.authenticate(secret).name == "ingest-bot"
+    with engine.db.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT token_hash, scopes FROM api_tokens").all()
+    assert secret not in str(stored)
+    with pytest.raises(AuthenticationError, match="unknown token"):
+        engine.tokens.authenticate(secret[:-2] + "xx")
+    with pytest.raises(AuthenticationError, match="missing or malformed"):
+        engine.tokens.authenticate(None)
+    with pytest.raises(ConflictError):
+        engine.tokens.create("ingest-bot", {Scope.admin})
+    engine.tokens.revoke("ingest-bot")
+    with pytest.raises(AuthenticationError, match="revoked"):
+        engine.tokens.authenticate(secret)
+    with pytest.raises(UserError, match="unknown scope 'root'"):
+        parse_scopes("ingest,root")
+    assert isinstance(engine.db, sa.Engine)
