@@ -569,6 +569,32 @@ def evidence_recover(vault: VaultOption = None) -> None:
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on", min=1, max=65535)] = 8080,
+    media_root: Annotated[
+        Path | None,
+        typer.Option("--media-root", help="Folder JSON posts may name media under"),
+    ] = None,
+    max_body: Annotated[
+        int, typer.Option("--max-body", help="Largest request body in bytes", min=1024)
+    ] = 64 * 1024 * 1024,
+    policy: PolicyOption = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs) on the embedded default state."""
+    import uvicorn
+
+    from amber.api.app import create_app
+
+    with _engine(db, vault, policy) as engine:
+        err.print(f"amber {__version__} serving on http://{host}:{port} (docs at /docs)")
+        api = create_app(engine, media_root=media_root, max_body=max_body)
+        uvicorn.run(api, host=host, port=port, log_level="warning")
+
+
+@app.command()
 def demo(
     dir: Annotated[Path, typer.Option("--dir", help="Folder for the demo's files")] = Path(
         "amber-demo"

@@ -173,11 +173,10 @@ class Engine:
         yield from self._flush(pending)
 
     def decide_post(self, post: Post) -> ScanResult:
-        """Scan one post. Raises ``PostError`` if its media cannot be read."""
+        """Scan one post. Unreadable media are in the decision's reasons, not raised."""
         for result in self.scan([post], workers=1):
-            if isinstance(result, PostError):
-                raise result
-            return result
+            if isinstance(result, ScanResult):
+                return result
         raise InternalError(f"scanning post {post.id!r} gave no result")
 
     def _decide(
