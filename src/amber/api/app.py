@@ -36,6 +36,7 @@ from amber.evidence.bag import export_bag
 from amber.posts import parse_post
 from amber.tokens import Scope as TokenScope
 from amber.tokens import Token
+from amber.web import console
 
 MAX_BODY = 64 * 1024 * 1024
 
@@ -178,6 +179,7 @@ def create_app(
         return _error(422, "ValidationError", f"{where or 'request'}: {first.get('msg')}")
 
     app.state.engine = engine
+    app.state.work = work  # the console's decisions take the same writer lock
 
     def decide(post_json: dict[str, Any], base: Path) -> dict[str, Any]:
         post_id = post_json.get("id")
@@ -387,6 +389,7 @@ def create_app(
             headers={"content-disposition": f'attachment; filename="bag-{post_id}.zip"'},
         )
 
+    app.include_router(console.router)
     app.add_middleware(BodyLimit, limit=max_body)
     return app
 

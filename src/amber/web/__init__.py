@@ -1,0 +1,1 @@
+"""The reviewer console: server-rendered pages over the review queue (``/console``)."""

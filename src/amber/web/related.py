@@ -1,0 +1,72 @@
+"""Read-only queries the item page needs: an item's media and the items related to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from amber.store.tables import decisions, post_media
+
+RELATED_LIMIT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """Another decided post related to an item, and why."""
+
+    post_id: str
+    verdict: str
+    review_state: str
+    author: str | None
+    why: str  # "same author" or "same media"
+
+
+def related(db: sa.Engine, post_id: str, *, limit: int = RELATED_LIMIT) -> list[Related]:
+    """Posts by the same author, then posts sharing a media hash (SHA-256 or PDQ)."""
+    with db.connect() as conn:
+        me = conn.execute(
+            sa.select(decisions.c.id, decisions.c.author).where(decisions.c.post_id == post_id)
+        ).first()
+        if me is None:
+            return []
+        found: dict[str, Related] = {}
+        if me.author is not None:
+            rows = conn.execute(
+                sa.select(decisions)
+                .where(decisions.c.author == me.author, decisions.c.id != me.id)
+                .order_by(decisions.c.first_scanned_at.desc())
+                .limit(limit)
+            )
+            for r in rows:
+                found[r.post_id] = Related(
+                    r.post_id, r.verdict, r.review_state, r.author, "same author"
+                )
+        mine = sa.select(post_media.c.sha256, post_media.c.pdq).where(
+            post_media.c.decision_id == me.id
+        )
+        hashes = conn.execute(mine).all()
+        sha = [h.sha256 for h in hashes if h.sha256]
+        pdq = [h.pdq for h in hashes if h.pdq]
+        if sha or pdq:
+            rows = conn.execute(
+                sa.select(decisions)
+                .distinct()
+                .join(post_media, post_media.c.decision_id == decisions.c.id)
+                .where(
+                    decisions.c.id != me.id,
+                    sa.or_(post_media.c.sha256.in_(sha), post_media.c.pdq.in_(pdq)),
+                )
+                .order_by(decisions.c.first_scanned_at.desc())
+                .limit(limit)
+            )
+            for r in rows:
+                if r.post_id in found:
+                    found[r.post_id] = Related(
+                        r.post_id, r.verdict, r.review_state, r.author, "same author, same media"
+                    )
+                else:
+                    found[r.post_id] = Related(
+                        r.post_id, r.verdict, r.review_state, r.author, "same media"
+                    )
+    return list(found.values())[:limit]
