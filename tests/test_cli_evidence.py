@@ -90,9 +90,47 @@ def test_the_by_hand_check_in_the_docs_works(
         [sys.executable, str(script), str(bag)], capture_output=True, text=True, timeout=60
     )
     assert ok.returncode == 0 and "records included" in ok.stdout, ok.stderr
+    assert "files match" in ok.stdout
     custody = bag / "data" / "custody.jsonl"
     custody.write_bytes(custody.read_bytes().replace(b'"remove"', b'"allow"'))
     bad = subprocess.run(
         [sys.executable, str(script), str(bag)], capture_output=True, text=True, timeout=60
     )
     assert bad.returncode != 0
+
+
+def test_the_by_hand_check_rejects_a_forged_signature(
+    amber_cli: Cli, tmp_path: Path, photo_file: Callable[..., Path],
+    write_posts: Callable[..., Path],
+) -> None:
+    import base64
+    import subprocess
+    import sys
+
+    known = photo_file(14, "known.png")
+    amber_cli("bank", "create", "known")
+    amber_cli("bank", "add", "known", known)
+    amber_cli("scan", write_posts([{"id": "p", "media": [{"path": str(known)}]}]))
+    bag = tmp_path / "bag"
+    assert amber_cli("evidence", "export", "p", "--out", bag).returncode == 0
+    script = Path(__file__).resolve().parent.parent / "docs" / "evidence" / "check_bag.py"
+    note = bag / "data" / "checkpoint.txt"
+    text = note.read_text()
+    head, _, signature = text.rpartition("— ")
+    name, _, value = signature.partition(" ")
+    forged = base64.b64encode(b"\x00\x00\x00\x00" + base64.b64decode(value)[4:]).decode()
+    for bad in (head + "— " + name + " " + forged + "\n",  # a signature by no known key
+                head + "— x" + name[1:] + " " + value):  # the signer's name altered
+        note.write_text(bad)
+        run = subprocess.run([sys.executable, str(script), str(bag)], capture_output=True,
+                             text=True, timeout=60)
+        assert run.returncode != 0, bad
+        assert amber_cli("evidence", "verify-bag", bag).returncode == 1
+    note.write_text(text)
+    vkey = (bag / "data" / "checkpoint.vkey").read_text().strip()
+    assert amber_cli("evidence", "verify-bag", bag, "--key", vkey).returncode == 0
+    other = amber_cli("evidence", "verify-bag", bag, "--key", "someone+00000000+AAAA")
+    assert other.returncode == 1 and "not the published key" in other.stderr
+    assert (bag / "bagit.txt").read_text().startswith("BagIt-Version: 1.0\n")
+    (bag / "tagmanifest-sha512.txt").unlink()
+    assert amber_cli("evidence", "verify-bag", bag).returncode == 1

@@ -127,11 +127,13 @@ def test_every_changed_or_removed_byte_is_detected(tmp_path: Path) -> None:
                 data[:position] + data[position + 1 :],
             ):
                 target = tmp_path / "v" / file.relative_to(original)
-                target.chmod(0o644)
+                mode = target.stat().st_mode
+                target.chmod(0o600)
                 target.write_bytes(mutated)
                 report = verify_vault(tmp_path / "v")
                 assert not report.ok, f"{file.relative_to(original)} byte {position}"
                 target.write_bytes(data)
+                target.chmod(mode)
                 checked += 1
     assert checked > 2000
     assert verify_vault(tmp_path / "v").ok
@@ -274,3 +276,33 @@ def test_a_viewed_event_is_logged(tmp_path: Path) -> None:
     entry = vault.record("p1", "viewed", actor="reviewer-7", media=0)
     assert entry.record["event"] == "viewed" and entry.record["actor"] == "reviewer-7"
     assert verify_vault(tmp_path / "v").ok
+
+
+def test_recovery_repairs_only_what_a_crash_leaves(tmp_path: Path) -> None:
+    vault = Vault.open(tmp_path / "v")
+    put(vault, tmp_path, "p1")
+    records = tmp_path / "v" / "log" / "records.jsonl"
+    data = records.read_bytes()
+    # A signed record that lost only its newline is kept, not dropped.
+    records.write_bytes(data[:-1])
+    assert "restored the newline" in " ".join(Vault.open(tmp_path / "v").recovered)
+    assert records.read_bytes() == data and verify_vault(tmp_path / "v").ok
+    # A well-formed record amber never announced is not signed by recovery.
+    fake = b'{"actor":"x","event":"deleted","objects":[],"post_id":"p1","time":"2026-01-01"}\n'
+    records.write_bytes(data + fake)
+    reopened = Vault.open(tmp_path / "v")
+    assert any("did not announce" in step for step in reopened.recovered)
+    report = verify_vault(tmp_path / "v")
+    assert not report.ok and any("after the last signed checkpoint" in p for p in report.problems)
+
+
+def test_a_lost_key_is_not_silently_replaced(tmp_path: Path) -> None:
+    vault = Vault.open(tmp_path / "v")
+    put(vault, tmp_path, "p1")
+    key = tmp_path / "v" / "keys" / "checkpoint.key"
+    key.chmod(0o644)
+    assert any("must be 0600" in p for p in verify_vault(tmp_path / "v").problems)
+    key.unlink()
+    with pytest.raises(UserError, match="restore it from your backup"):
+        Vault.open(tmp_path / "v")
+    assert not key.exists()

@@ -154,3 +154,27 @@ def test_harm_poll_values_cannot_be_banked(engine: Engine) -> None:
     engine.banks.create("b")
     with pytest.raises(UserError, match="cannot be put in a bank"):
         engine.banks.import_csv("b", io.StringIO("harm_poll,vote\n"), source="x.csv")
+
+
+def test_an_announcement_counts_only_after_the_poll(
+    engine: Engine, write_posts: Callable[..., Path]
+) -> None:
+    """Creation times, not file order, decide what came first."""
+    before = {"id": "before", "author": "armed_group", "created_at": "2016-05-01T11:00:00Z",
+              "text": "As you wish, my followers."}
+    after = {**before, "id": "after", "created_at": "2016-05-01T13:05:00Z"}
+    results = scan(engine, write_posts([before, POLL, after]))
+    assert results["before"].outcome.verdict == "allow"
+    assert results["after"].outcome.verdict == "restrict"
+    rescanned = scan(engine, write_posts([before], name="again.jsonl"))
+    assert rescanned["before"].outcome.verdict == "allow"  # the same answer every time
+
+
+def test_a_removed_harm_poll_still_goes_to_a_person(
+    engine: Engine, photo_file: Callable[..., Path], write_posts: Callable[..., Path]
+) -> None:
+    image = photo_file(4)
+    engine.banks.create("known", action="remove")
+    engine.banks.add_files("known", [image])
+    result = scan(engine, write_posts([{**POLL, "media": [{"path": str(image)}]}]))["poll-1"]
+    assert result.outcome.verdict == "remove" and "review" in result.outcome.actions

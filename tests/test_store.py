@@ -27,7 +27,7 @@ def test_migrating_twice_is_harmless_and_sqlite_is_wal_with_foreign_keys(tmp_pat
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0003"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0004"
 
 
 def test_not_a_database(tmp_path: Path) -> None:

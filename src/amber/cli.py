@@ -476,6 +476,8 @@ def evidence_list(
 def evidence_verify(vault: VaultOption = None) -> None:
     """Recompute every hash, the tree, every signature; exit 0 only if all hold."""
     path = _vault_path(vault)
+    if not (path / "vault.json").exists() and not (path / "log").exists():
+        raise UserError(f"no evidence vault at {str(path)!r} (set --vault or AMBER_VAULT)")
     report = verify_vault(path)
     for note in report.notes:
         err.print(f"note: {note}")
@@ -512,9 +514,15 @@ def evidence_export(
 
 
 @evidence_app.command("verify-bag")
-def evidence_verify_bag(bag: Path) -> None:
+def evidence_verify_bag(
+    bag: Path,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="The verifier key the platform published; must match"),
+    ] = None,
+) -> None:
     """Verify a bag offline: fixity, inclusion proofs, checkpoint signature."""
-    report = verify_bag(bag)
+    report = verify_bag(bag, expected_key=key)
     for problem in report.problems:
         err.print(f"BROKEN: {problem}")
     if not report.ok:

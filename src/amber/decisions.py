@@ -59,6 +59,7 @@ class NewDecision:
     reply_to: str | None = None
     #: When a person must have acted: the poll's closing time, if any.
     deadline: datetime | None = None
+    created_at: datetime | None = None
 
 
 #: Review states a reviewer has settled; a new scan of the post does not reopen them.
@@ -102,6 +103,7 @@ class DecisionStore:
             "author": item.author,
             "reply_to": item.reply_to,
             "deadline": item.deadline,
+            "created_at": item.created_at,
             "threat_to_life": THREAT_TO_LIFE in item.outcome.actions,
             "review_state": "pending" if "review" in item.outcome.actions else "none",
         }
@@ -145,10 +147,17 @@ class DecisionStore:
         )
 
     def earlier(
-        self, *, post_id: str, author: str | None, reply_to: str | None, limit: int = 20
+        self,
+        *,
+        post_id: str,
+        author: str | None,
+        reply_to: str | None,
+        limit: int = 20,
+        before: datetime | None = None,
     ) -> list[Earlier]:
         """Decisions related to a post: the post it replies to, then the same author's
-        other posts, newest first (at most ``limit``)."""
+        other posts, newest first (at most ``limit``). With ``before`` (the post's own
+        creation time), posts created at or after it are left out."""
         conditions = []
         if reply_to is not None:
             conditions.append(decisions.c.post_id == reply_to)
@@ -159,6 +168,11 @@ class DecisionStore:
         query = (
             sa.select(decisions.c.post_id, decisions.c.author, decisions.c.reasons)
             .where(sa.or_(*conditions), decisions.c.post_id != post_id)
+            .where(
+                sa.true()
+                if before is None
+                else sa.or_(decisions.c.created_at.is_(None), decisions.c.created_at < before)
+            )
             .order_by(decisions.c.scanned_at.desc(), decisions.c.id.desc())
             .limit(limit)
         )

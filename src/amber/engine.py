@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from amber import __version__
 from amber.banks import AddResult, BankStore
 from amber.decisions import DecisionStore, NewDecision
-from amber.errors import InternalError, PostError, UserError
-from amber.evidence.vault import DEFAULT_RETENTION, Vault, VaultError
+from amber.errors import AmberError, InternalError, PostError, UserError
+from amber.evidence.vault import DEFAULT_RETENTION, Vault
 from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_map
 from amber.matching import Matcher
 from amber.policy import Findings, Outcome, Policy, Verdict, load_policy
@@ -196,7 +196,7 @@ class Engine:
         )
         signals = [v for s in self.post_signals for v in s.compute(words)]
         earlier = self.decisions.earlier(
-            post_id=post.id, author=post.author, reply_to=post.reply_to
+            post_id=post.id, author=post.author, reply_to=post.reply_to, before=post.created_at
         )
         findings = Findings(
             matches=matches,
@@ -218,6 +218,7 @@ class Engine:
             author=post.author,
             reply_to=post.reply_to,
             deadline=post.poll.closes_at if post.poll else None,
+            created_at=post.created_at,
         )
         return result, new
 
@@ -233,7 +234,7 @@ class Engine:
             if result.outcome.verdict.rank >= Verdict.review.rank:
                 try:
                     self.preserve(result.post, new)
-                except VaultError as exc:
+                except AmberError as exc:  # the decision stands and is printed; say why
                     yield PostError(
                         f"not preserved as evidence: {exc}",
                         source=result.post.source or "<post>",

@@ -123,6 +123,12 @@ def export_bag(
         "Bag-Group-Identifier": checkpoint.origin,
     }
     bagit.make_bag(str(staging), bag_info=info, checksums=["sha256", "sha512"])
+    # bagit-python writes version 0.97; the layout is already RFC 8493 (BagIt 1.0), so
+    # declare 1.0 and recompute the tag manifests over the new bagit.txt.
+    (staging / "bagit.txt").write_text(
+        "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n", encoding="utf-8"
+    )
+    bagit.Bag(str(staging)).save(manifests=False)
     staging.rename(out)
     return out
 
@@ -142,10 +148,24 @@ class BagReport:
         return not self.problems
 
 
-def verify_bag(path: Path) -> BagReport:
+REQUIRED = (
+    "manifest-sha256.txt",
+    "manifest-sha512.txt",
+    "tagmanifest-sha256.txt",
+    "tagmanifest-sha512.txt",
+)
+
+
+def verify_bag(path: Path, *, expected_key: str | None = None) -> BagReport:
     """Check a bag offline: fixity, every inclusion proof, the checkpoint signature, and that
-    the preserved record names exactly the files in the bag. Never raises for damage."""
+    the preserved record names exactly the files in the bag. With ``expected_key`` (the
+    verifier key the platform published), the bag's key must be that one. Never raises
+    for damage."""
     report = BagReport()
+    missing = [name for name in REQUIRED if not (path / name).is_file()]
+    if missing:
+        report.problems.append(f"bag fixity: missing {', '.join(missing)}")
+        return report
     try:
         bag = bagit.Bag(str(path))
         bag.validate()
@@ -158,6 +178,10 @@ def verify_bag(path: Path) -> BagReport:
     try:
         vkey = (data / "checkpoint.vkey").read_text(encoding="utf-8").strip()
         report.key = vkey
+        if expected_key is not None and vkey != expected_key.strip():
+            report.problems.append(
+                f"the bag is signed by {vkey!r}, not the published key {expected_key.strip()!r}"
+            )
         checkpoint = open_note(
             (data / "checkpoint.txt").read_text(encoding="utf-8"), verifier_key=vkey
         )

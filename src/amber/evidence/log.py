@@ -27,6 +27,7 @@ from amber.evidence.checkpoint import Checkpoint, CheckpointError, Signer, open_
 from amber.evidence.merkle import MerkleTree, leaf_hash
 
 RECORDS = "records.jsonl"
+PENDING = "pending"
 CHECKPOINTS = "checkpoints"
 
 
@@ -73,14 +74,12 @@ class Entry:
     record: dict[str, Any]
 
 
-def read_lines(path: Path) -> tuple[list[bytes], bool]:
-    """The complete lines of a records file, and whether a partial last line follows."""
+def read_lines(path: Path) -> tuple[list[bytes], bytes]:
+    """The complete lines of a records file, and the bytes after the last newline."""
     if not path.exists():
-        return [], False
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    partial = lines[-1] != b""
-    return lines[:-1], partial
+        return [], b""
+    lines = path.read_bytes().split(b"\n")
+    return lines[:-1], lines[-1]
 
 
 class CustodyLog:
@@ -92,7 +91,8 @@ class CustodyLog:
         self.verifier_key = verifier_key
         self.entries: list[Entry] = []
         self.tree = MerkleTree()
-        lines, self.partial_tail = read_lines(directory / RECORDS)
+        lines, self.tail = read_lines(directory / RECORDS)
+        self.partial_tail = self.tail != b""
         for index, line in enumerate(lines):
             try:
                 record = json.loads(line)
@@ -171,10 +171,15 @@ class CustodyLog:
     # -- writing -------------------------------------------------------------------------
 
     def append(self, record: Mapping[str, Any], signer: Signer) -> Entry:
-        """Append one record durably, then sign the new size."""
+        """Append one record durably, then sign the new size.
+
+        The record's leaf hash is written to ``pending`` first, so recovery signs an
+        unsigned last record only if amber itself was appending it.
+        """
         line = canonical(record)
         if b"\n" in line:
             raise LogError("a canonical record cannot contain a newline")  # pragma: no cover
+        write_atomic(self.directory / PENDING, leaf_hash(line).hex().encode())
         path = self.directory / RECORDS
         with path.open("ab") as handle:
             handle.write(line + b"\n")
@@ -184,27 +189,70 @@ class CustodyLog:
         self.entries.append(entry)
         self.tree.append(leaf_hash(line))
         self.sign(signer)
+        (self.directory / PENDING).unlink(missing_ok=True)
         return entry
 
     def recover(self, signer: Signer) -> list[str]:
-        """Repair what a crash can leave: a partial last line (never acknowledged, so
-        dropped) and complete records not yet signed (signed now). Returns what was done.
+        """Repair what a crash can leave, and nothing else. Returns what was done.
+
+        - A partial last line: if it is a whole record that a checkpoint already signs
+          (only its newline was lost), its newline is restored; otherwise it was never
+          acknowledged and is dropped.
+        - One complete record after the last checkpoint: signed only if it is the record
+          amber announced in ``pending`` before appending it. Anything else unsigned is
+          left alone for ``amber evidence verify`` to report.
         """
-        done = []
+        done: list[str] = []
+        path = self.directory / RECORDS
         if self.partial_tail:
-            path = self.directory / RECORDS
-            keep = sum(len(e.line) + 1 for e in self.entries)
-            with path.open("r+b") as handle:
-                handle.truncate(keep)
-                handle.flush()
-                os.fsync(handle.fileno())
-            self.partial_tail = False
-            done.append("dropped a partly written last record")
+            if self._signed_tail():
+                with path.open("ab") as handle:
+                    handle.write(b"\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                self.entries.append(Entry(len(self.entries), self.tail, json.loads(self.tail)))
+                self.tree.append(leaf_hash(self.tail))
+                done.append("restored the newline of the last signed record")
+            else:
+                keep = sum(len(e.line) + 1 for e in self.entries)
+                with path.open("r+b") as handle:
+                    handle.truncate(keep)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                done.append("dropped a partly written last record")
+            self.tail, self.partial_tail = b"", False
         for stale in (self.directory / CHECKPOINTS).glob(".*.tmp"):
             stale.unlink()
             done.append(f"removed unfinished checkpoint file {stale.name}")
         sizes = self.checkpoint_sizes()
-        if self.entries and (not sizes or sizes[-1] < len(self.entries)):
+        signed = sizes[-1] if sizes else 0
+        pending = self.directory / PENDING
+        announced = pending.read_text().strip() if pending.exists() else ""
+        if len(self.entries) == signed + 1 and announced == leaf_hash(self.entries[-1].line).hex():
             self.sign(signer)
             done.append(f"signed checkpoint for size {len(self.entries)}")
+        elif len(self.entries) > signed:
+            done.append(
+                f"left {len(self.entries) - signed} unsigned record(s) that amber did not "
+                "announce; run amber evidence verify"
+            )
+        pending.unlink(missing_ok=True)
         return done
+
+    def _signed_tail(self) -> bool:
+        """Whether the partial last line is a whole record some checkpoint already signs."""
+        try:
+            record = json.loads(self.tail)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return False
+        if not isinstance(record, dict) or canonical(record) != self.tail:
+            return False
+        size = len(self.entries) + 1
+        if size not in self.checkpoint_sizes():
+            return False
+        tree = MerkleTree(self.tree.leaf(i) for i in range(len(self.entries)))
+        tree.append(leaf_hash(self.tail))
+        try:
+            return self.open_checkpoint(size)[1].root == tree.root()
+        except (CheckpointError, OSError):
+            return False

@@ -206,6 +206,14 @@ class Vault:
                 raise VaultError(f"{meta_file}: unknown vault format {meta.get('format')!r}")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise VaultError(f"{meta_file} is unreadable ({exc}): not an amber vault") from None
+        if not (path / "keys" / "checkpoint.key").exists() and (
+            (path / "keys" / "checkpoint.vkey").exists()
+            or (path / "log" / "records.jsonl").exists()
+        ):
+            raise VaultError(
+                f"{path / 'keys' / 'checkpoint.key'} is missing: restore it from your backup "
+                "(a new key would not match this vault's signed log)"
+            )
         signer = load_or_create_key(path / "keys", name=origin)
         vault = cls(path, signer=signer, origin=origin, clock=clock, retention=retention)
         with vault.locked():

@@ -92,6 +92,11 @@ def _check_private_key(path: Path, origin: str, verifier_key: str, report: Repor
     if not key_file.exists():
         report.notes.append("keys/checkpoint.key is absent (a copy without the signing key)")
         return
+    if key_file.stat().st_mode & 0o077:
+        report.problems.append(
+            f"keys/checkpoint.key: mode {oct(key_file.stat().st_mode & 0o777)} lets others "
+            "read the signing key; it must be 0600"
+        )
     try:
         key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
     except Exception as exc:  # damaged key bytes: cryptography raises many types for them

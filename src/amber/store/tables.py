@@ -111,6 +111,8 @@ decisions = sa.Table(
     sa.Column("scan_count", sa.Integer, nullable=False),
     sa.Column("author", sa.String(500), nullable=True),
     sa.Column("reply_to", sa.String(500), nullable=True),
+    # When the post says it was created (input order is not the order of events).
+    sa.Column("created_at", UTCDateTime, nullable=True),
     # The review queue: when a person must have acted (a poll's closing time), whether a
     # life is at stake, and where the review stands (none, pending, confirmed, rejected,
     # escalated).
