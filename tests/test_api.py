@@ -110,6 +110,7 @@ NEEDS = {
     "/v1/health": "ingest",
     "/v1/posts": "ingest",
     "/v1/posts/upload": "ingest",
+    "/v1/posts/{post_id}/removal-order": "admin",
     "/v1/decisions/{post_id}": "ingest",
     "/v1/review": "review",
     "/v1/banks": "admin",
@@ -224,3 +225,34 @@ def test_posts_banks_review_and_evidence(server: Server) -> None:
     assert csv.count("\n") == 3
     imported = admin.post("/v1/banks/known/import", content=b"pdq,xyz\n")
     assert imported.status_code == 400 and "row 1" in imported.json()["error"]["message"]
+
+
+def test_removal_orders_and_bank_changes(server: Server) -> None:
+    admin, ingest, review = server.client("admin"), server.client("ingest"), server.client("review")
+    ingest.post("/v1/posts", json={"id": "ordered", "text": "an ordinary post"})
+    ordered = admin.post("/v1/posts/ordered/removal-order")
+    assert ordered.status_code == 200, ordered.text
+    assert review.get("/v1/review/queue").json()[0]["post_id"] == "ordered"
+    assert admin.post("/v1/posts/missing/removal-order").status_code == 404
+
+    admin.post("/v1/banks", json={"name": "temp", "action": "review"})
+    image = photo(654, 320, 240)
+    admin.post("/v1/banks/temp/entries", files=[("files", ("t.jpg", _jpeg(image), "image/jpeg"))])
+    changed = admin.patch("/v1/banks/temp", json={"action": "remove", "threshold": 20})
+    assert changed.json()["action"] == "remove" and changed.json()["threshold"] == 20
+    bad = admin.patch("/v1/banks/temp", json={"threshold": 99})
+    assert bad.status_code == 400
+    first = ingest.post(
+        "/v1/posts/upload",
+        data={"post": '{"id": "t1"}'},
+        files=[("media", ("a.jpg", _jpeg(image), "image/jpeg"))],
+    )
+    assert first.json()["verdict"] == "remove"
+    assert admin.delete("/v1/banks/temp").json()["entries_deleted"] == 1
+    after = ingest.post(
+        "/v1/posts/upload",
+        data={"post": '{"id": "t2"}'},
+        files=[("media", ("a.jpg", _jpeg(image), "image/jpeg"))],
+    )
+    assert after.json()["verdict"] == "allow"  # a deleted bank matches nothing
+    assert admin.get("/v1/banks/temp").status_code == 404

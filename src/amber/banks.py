@@ -110,11 +110,13 @@ class BankStore:
         signals: Registry[SignalType],
         *,
         on_change: Callable[[], object] = lambda: None,
+        on_delete: Callable[[list[int]], object] = lambda ids: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
         self.signals = signals
         self.on_change = on_change
+        self.on_delete = on_delete
         self.clock = clock
 
     # -- banks ---------------------------------------------------------------------------
@@ -193,6 +195,60 @@ class BankStore:
                 )
                 for r in rows
             ]
+
+    def update(
+        self,
+        name: str,
+        *,
+        action: BankAction | str | None = None,
+        label: str | None = None,
+        threshold: int | None = None,
+    ) -> Bank:
+        """Change a bank's action, label or threshold. Raises ``NotFoundError``/``UserError``."""
+        bank = self.get(name)
+        values: dict[str, object] = {}
+        if action is not None:
+            try:
+                values["action"] = BankAction(action).value
+            except ValueError:
+                raise UserError(
+                    f"bank action {action!r} is unknown; use remove, restrict or review"
+                ) from None
+        if label is not None:
+            if not label.strip():
+                raise UserError("bank label is empty")
+            values["label"] = label.strip()
+        if threshold is not None:
+            if not 0 <= threshold <= MAX_THRESHOLD:
+                raise UserError(f"threshold {threshold} is out of range (0 to {MAX_THRESHOLD})")
+            values["threshold"] = threshold
+        if values:
+            with self.db.begin() as conn:
+                conn.execute(banks.update().where(banks.c.id == bank.id).values(**values))
+        return self.get(name)
+
+    def delete(self, name: str) -> int:
+        """Delete a bank and its entries; returns how many entries went.
+
+        Deleted entries stop matching at once (matches are confirmed against the
+        database); ``on_delete`` drops their rows from the PDQ index.
+        """
+        bank = self.get(name)
+        with self.db.begin() as conn:
+            ids = [
+                int(r.id)
+                for r in conn.execute(
+                    sa.select(entry_signals.c.id)
+                    .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
+                    .where(bank_entries.c.bank_id == bank.id)
+                )
+            ]
+            if ids:
+                conn.execute(entry_signals.delete().where(entry_signals.c.id.in_(ids)))
+            conn.execute(bank_entries.delete().where(bank_entries.c.bank_id == bank.id))
+            conn.execute(banks.delete().where(banks.c.id == bank.id))
+        self.on_delete(ids)
+        return bank.entries
 
     # -- entries from files ----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -188,6 +188,26 @@ class DecisionStore:
             for row in rows
         ]
         return sorted(found, key=lambda e: not e.replied_to)
+
+    def removal_order(self, post_id: str, *, received_at: datetime) -> datetime:
+        """A removal order (EU 2021/784 Art. 3) arrived for a post: it must be acted on
+        within one hour, so its review deadline becomes at most ``received_at`` + 1 h and it
+        goes back to the queue. Returns the deadline. Raises ``NotFoundError``."""
+        deadline = received_at + timedelta(hours=1)
+        with self.db.begin() as conn:
+            row = conn.execute(
+                sa.select(decisions.c.deadline).where(decisions.c.post_id == post_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no decision for post {post_id!r}; submit the post first")
+            if row.deadline is not None and row.deadline < deadline:
+                deadline = row.deadline
+            conn.execute(
+                decisions.update()
+                .where(decisions.c.post_id == post_id)
+                .values(deadline=deadline, review_state="pending")
+            )
+        return deadline
 
     def count(self) -> int:
         """How many posts have a decision."""

@@ -111,7 +111,9 @@ class Engine:
         self.signals = signals
         self.clock = clock
         self.matcher = Matcher(db, signals, index_dir, min_quality=policy.pdq_min_quality)
-        self.banks = BankStore(db, signals, on_change=self.matcher.sync, clock=clock)
+        self.banks = BankStore(
+            db, signals, on_change=self.matcher.sync, on_delete=self.matcher.forget, clock=clock
+        )
         self.decisions = DecisionStore(db, policy=policy.ref, amber_version=__version__)
         self.post_signals = [s for s in signals if s.scope is Scope.post]
         self.tokens = TokenStore(db, clock=clock)

@@ -85,6 +85,11 @@ class Matcher:
             self.index.add(ids, hashes.reshape(-1, 32))
             added += len(rows)
 
+    def forget(self, ids: list[int]) -> None:
+        """Drop deleted entry rows from the index (they already no longer match)."""
+        if ids:
+            self.index.remove(np.asarray(ids, dtype=np.int64))
+
     def match(self, media: Sequence[Sequence[SignalValue]]) -> list[Match]:
         """Every bank entry matched by any media item's values, best distance per entry."""
         with self.db.connect() as conn:

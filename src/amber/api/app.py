@@ -137,6 +137,12 @@ class BankIn(BaseModel):
     threshold: int = 31
 
 
+class BankPatch(BaseModel):
+    action: str | None = None
+    label: str | None = None
+    threshold: int | None = None
+
+
 class ReviewIn(BaseModel):
     outcome: str
     reason: str
@@ -245,6 +251,12 @@ def create_app(
             body["media"] = names
             return decide(body, Path(folder))
 
+    @app.post("/v1/posts/{post_id}/removal-order", tags=["posts"])
+    def removal_order(post_id: str, _: Admin) -> dict[str, str]:
+        """Register a removal order: the post goes to review with a one-hour deadline."""
+        deadline = engine.decisions.removal_order(post_id, received_at=engine.clock())
+        return {"post_id": post_id, "deadline": deadline.isoformat()}
+
     @app.get("/v1/decisions/{post_id}", tags=["posts"])
     def decision(post_id: str, _: Ingest) -> dict[str, Any]:
         """A stored decision."""
@@ -268,6 +280,22 @@ def create_app(
     def get_bank(name: str, _: Admin) -> dict[str, Any]:
         """One bank."""
         return _bank(engine.banks.get(name))
+
+    @app.patch("/v1/banks/{name}", tags=["banks"])
+    def update_bank(name: str, patch: BankPatch, _: Admin) -> dict[str, Any]:
+        """Change a bank's action, label or threshold."""
+        return _bank(
+            engine.banks.update(
+                name, action=patch.action, label=patch.label, threshold=patch.threshold
+            )
+        )
+
+    @app.delete("/v1/banks/{name}", tags=["banks"])
+    def delete_bank(name: str, _: Admin) -> dict[str, Any]:
+        """Delete a bank and its entries."""
+        with work:
+            removed = engine.banks.delete(name)
+        return {"name": name, "entries_deleted": removed}
 
     @app.post("/v1/banks/{name}/entries", tags=["banks"])
     def add_entries(
