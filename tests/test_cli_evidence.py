@@ -76,55 +76,62 @@ def test_the_by_hand_check_in_the_docs_works(
     write_posts: Callable[..., Path],
 ) -> None:
     """docs/evidence/check_bag.py verifies a real bag and rejects an altered record."""
-    import subprocess
-    import sys
+    bag = _exported_bag(amber_cli, tmp_path, photo_file, write_posts)
+    ok = _check_by_hand(bag)
+    assert ok.returncode == 0 and "records included" in ok.stdout, ok.stderr
+    assert "files match" in ok.stdout
+    custody = bag / "data" / "custody.jsonl"
+    custody.write_bytes(custody.read_bytes().replace(b'"remove"', b'"allow"'))
+    assert _check_by_hand(bag).returncode != 0
 
+
+def _exported_bag(
+    amber_cli: Cli,
+    tmp_path: Path,
+    photo_file: Callable[..., Path],
+    write_posts: Callable[..., Path],
+) -> Path:
+    """Bank a photo, scan a post of it (removed, so preserved) and export its bag."""
     known = photo_file(13, "known.png")
     amber_cli("bank", "create", "known")
     amber_cli("bank", "add", "known", known)
     amber_cli("scan", write_posts([{"id": "p", "media": [{"path": str(known)}]}]))
     bag = tmp_path / "bag"
     assert amber_cli("evidence", "export", "p", "--out", bag).returncode == 0
-    script = Path(__file__).resolve().parent.parent / "docs" / "evidence" / "check_bag.py"
-    ok = subprocess.run(
-        [sys.executable, str(script), str(bag)], capture_output=True, text=True, timeout=60
-    )
-    assert ok.returncode == 0 and "records included" in ok.stdout, ok.stderr
-    assert "files match" in ok.stdout
-    custody = bag / "data" / "custody.jsonl"
-    custody.write_bytes(custody.read_bytes().replace(b'"remove"', b'"allow"'))
-    bad = subprocess.run(
-        [sys.executable, str(script), str(bag)], capture_output=True, text=True, timeout=60
-    )
-    assert bad.returncode != 0
+    return bag
 
 
-def test_the_by_hand_check_rejects_a_forged_signature(
-    amber_cli: Cli, tmp_path: Path, photo_file: Callable[..., Path],
-    write_posts: Callable[..., Path],
-) -> None:
-    import base64
+def _check_by_hand(bag: Path) -> CompletedProcess[str]:
+    """Run the investigators' script from docs/evidence on ``bag``."""
     import subprocess
     import sys
 
-    known = photo_file(14, "known.png")
-    amber_cli("bank", "create", "known")
-    amber_cli("bank", "add", "known", known)
-    amber_cli("scan", write_posts([{"id": "p", "media": [{"path": str(known)}]}]))
-    bag = tmp_path / "bag"
-    assert amber_cli("evidence", "export", "p", "--out", bag).returncode == 0
     script = Path(__file__).resolve().parent.parent / "docs" / "evidence" / "check_bag.py"
+    return subprocess.run(
+        [sys.executable, str(script), str(bag)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_by_hand_check_rejects_a_forged_signature(
+    amber_cli: Cli,
+    tmp_path: Path,
+    photo_file: Callable[..., Path],
+    write_posts: Callable[..., Path],
+) -> None:
+    import base64
+
+    bag = _exported_bag(amber_cli, tmp_path, photo_file, write_posts)
     note = bag / "data" / "checkpoint.txt"
     text = note.read_text()
     head, _, signature = text.rpartition("— ")
     name, _, value = signature.partition(" ")
     forged = base64.b64encode(b"\x00\x00\x00\x00" + base64.b64decode(value)[4:]).decode()
-    for bad in (head + "— " + name + " " + forged + "\n",  # a signature by no known key
-                head + "— x" + name[1:] + " " + value):  # the signer's name altered
+    for bad in (
+        head + "— " + name + " " + forged + "\n",  # a signature by no known key
+        head + "— x" + name[1:] + " " + value,
+    ):  # the signer's name altered
         note.write_text(bad)
-        run = subprocess.run([sys.executable, str(script), str(bag)], capture_output=True,
-                             text=True, timeout=60)
-        assert run.returncode != 0, bad
+        assert _check_by_hand(bag).returncode != 0, bad
         assert amber_cli("evidence", "verify-bag", bag).returncode == 1
     note.write_text(text)
     vkey = (bag / "data" / "checkpoint.vkey").read_text().strip()
