@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from amber.durable import fsync_path
 from amber.errors import UserError
 
 KEY_FILE = "checkpoint.key"
@@ -372,7 +373,7 @@ def _create_key(directory: Path) -> None:
             os.link(temporary, directory / KEY_FILE)
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_directory(directory)
+    fsync_path(directory)
 
 
 def _read_key(path: Path) -> Ed25519PrivateKey:
@@ -422,12 +423,4 @@ def _write_verifier_key(path: Path, signer: Signer) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, path)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path.parent)

@@ -35,16 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from amber import __version__
+from amber.durable import fsync_path, write_atomic
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.evidence.checkpoint import Signer, load_or_create_key
-from amber.evidence.log import (
-    CustodyLog,
-    Entry,
-    LogError,
-    canonical,
-    fsync_dir,
-    write_atomic,
-)
+from amber.evidence.log import CustodyLog, Entry, LogError, canonical
 
 FORMAT = "amber-vault/1"
 DEFAULT_RETENTION = timedelta(days=183)  # six months: EU 2021/784 Art. 6(1)
@@ -453,7 +447,7 @@ class Vault:
             if target.exists():
                 target.chmod(stat.S_IWUSR | stat.S_IRUSR)
                 target.unlink()
-                fsync_dir(target.parent)
+                fsync_path(target.parent)
             removed.append(digest)
         self.log.append(
             {

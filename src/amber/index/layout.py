@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from amber.durable import fsync_path
 from amber.errors import AmberError
 
 FORMAT = "amber-pdq-index"
@@ -316,7 +317,7 @@ def write_base(directory: Path, manifest: Manifest, ids: Ids, hashes: Hashes) ->
         offsets[begin + 1 : begin + BUCKETS + 1] = chunk * rows + np.cumsum(counts)
     postings.flush()
     del postings
-    _fsync_file(temporary)
+    fsync_path(temporary)
     os.replace(temporary, postings_path)
     _write_array(directory / _base_file(generation, "offsets"), offsets)
     return replace(manifest, base_generation=generation, base_rows=rows)
@@ -342,7 +343,7 @@ def _write_preallocated(path: Path, dtype: str, shape: tuple[int, ...]) -> None:
     temporary = _temporary(path)
     array = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
     del array
-    _fsync_file(temporary)
+    fsync_path(temporary)
     os.replace(temporary, path)
 
 
@@ -388,7 +389,7 @@ def write_tombstones(directory: Path, generation: int, tombstones: Ids) -> None:
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     """Replace ``manifest.json`` atomically and durably, after every rename before it."""
-    _fsync_directory(directory)
+    fsync_path(directory)
     path = directory / MANIFEST
     temporary = _temporary(path)
     with open(temporary, "w", encoding="utf-8") as handle:
@@ -397,7 +398,7 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    _fsync_directory(directory)
+    fsync_path(directory)
 
 
 def remove_unreferenced(directory: Path, manifest: Manifest) -> None:
@@ -407,24 +408,3 @@ def remove_unreferenced(directory: Path, manifest: Manifest) -> None:
         name = path.name
         if (_FILE.match(name) and name not in keep) or _TEMP.match(name):
             path.unlink(missing_ok=True)
-
-
-def _fsync_file(path: Path) -> None:
-    """Flush a file written through a memory map to disk."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make renames in ``directory`` durable (a no-op where directories cannot be opened)."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
