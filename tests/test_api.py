@@ -256,3 +256,47 @@ def test_removal_orders_and_bank_changes(server: Server) -> None:
     )
     assert after.json()["verdict"] == "allow"  # a deleted bank matches nothing
     assert admin.get("/v1/banks/temp").status_code == 404
+
+
+def test_repeats_race_to_one_answer_and_review_outcomes_reach_the_platform(
+    server: Server,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    image = _jpeg(photo(777, 320, 240))
+
+    def send(_: int) -> str:
+        with server.client("ingest") as client:
+            response = client.post(
+                "/v1/posts/upload",
+                data={"post": '{"id": "race"}'},
+                files=[("media", ("r.jpg", image, "image/jpeg"))],
+            )
+            return str(response.json()["verdict"])
+
+    with ThreadPoolExecutor(8) as pool:
+        verdicts = set(pool.map(send, range(8)))
+    assert len(verdicts) == 1
+
+    ingest, review = server.client("ingest"), server.client("review")
+    poll = {
+        "id": "to-review",
+        "text": "Kill him or let him go? Vote now.",
+        "poll": {"question": "?", "options": ["Kill", "Let him go"]},
+    }
+    ingest.post("/v1/posts", json=poll)
+    before = ingest.get("/v1/decisions/to-review").json()
+    assert before["review"] == {"state": "pending"}
+    review.post("/v1/review/to-review/lock")
+    review.post(
+        "/v1/review/to-review/decision",
+        json={"outcome": "confirm", "action": "remove", "reason": "harm poll"},
+    )
+    after = ingest.get("/v1/decisions/to-review").json()["review"]
+    assert after["state"] == "confirmed" and after["action"] == "remove"
+    missing = ingest.get("/v1/no-such-route")
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == 404
+    with server.client() as anonymous:
+        assert "bearer" in anonymous.get("/v1/health").headers["www-authenticate"].lower()
+    bad_csv = server.client("admin").post("/v1/banks/known/import", content=b"pdq,\xff\xfe\n")
+    assert bad_csv.status_code in (400, 404) and "error" in bad_csv.json()

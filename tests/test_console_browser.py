@@ -103,11 +103,11 @@ def test_review_in_the_browser(console: Console, page: playwright.Page, tmp_path
     page.select_option("#bank", "reviewed")
     page.locator("h1").click()
     page.keyboard.press("r")  # confirm: remove
-    page.wait_for_url("**/console/items/later")  # the next most urgent item
+    page.wait_for_url("**/console/items/open")  # the next most urgent item
 
     page.goto(console.url + "/console/queue")
     ids = page.locator("tr.item").evaluate_all("rows => rows.map(r => r.dataset.postId)")
-    assert "urgent" not in ids and ids[0] == "later"
+    assert "urgent" not in ids and ids[0] == "open"
 
     buffer = io.BytesIO()
     photo(11, 320, 240).resize((480, 360)).save(buffer, "JPEG", quality=70)

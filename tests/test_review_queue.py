@@ -57,7 +57,8 @@ def queue_engine(
 
 def test_most_urgent_first(queue_engine: Engine) -> None:
     order = [item.post_id for item in queue_engine.review.items()]
-    assert order == ["poll-soon", "poll-later", "threat", "restricted", "old-review"]
+    # A threat to life without a poll gets an hour: ahead of a poll that closes later.
+    assert order == ["poll-soon", "threat", "poll-later", "restricted", "old-review"]
     soon = queue_engine.review.items()[0]
     assert soon.deadline == datetime(2016, 5, 1, 12, 30, tzinfo=UTC) and soon.threat_to_life
 
@@ -67,7 +68,7 @@ def test_locks_are_exclusive_and_expire(queue_engine: Engine, clock: Clock) -> N
     first = review.next("alice")
     second = review.next("bob")
     assert first is not None and second is not None
-    assert (first.post_id, second.post_id) == ("poll-soon", "poll-later")
+    assert (first.post_id, second.post_id) == ("poll-soon", "threat")
     with pytest.raises(ConflictError, match="being reviewed by 'alice'"):
         review.lock("poll-soon", "bob")
     review.lock("poll-soon", "alice")  # renewing your own lock is fine
@@ -82,6 +83,7 @@ def test_outcomes_need_the_lock_and_a_reason(queue_engine: Engine) -> None:
     with pytest.raises(ConflictError, match="lock post"):
         review.decide("threat", "carol", "escalate", reason="authorities")
     review.lock("threat", "carol")
+    assert review.outcome("threat") is None
     with pytest.raises(UserError, match="needs a reason"):
         review.decide("threat", "carol", "escalate", reason=" ")
     with pytest.raises(UserError, match="confirm needs an action"):
@@ -92,6 +94,8 @@ def test_outcomes_need_the_lock_and_a_reason(queue_engine: Engine) -> None:
     assert done.outcome == "escalate"
     assert "threat" not in [i.post_id for i in review.items()]
     assert review.item("threat").state == "escalated"
+    recorded = review.outcome("threat")
+    assert recorded is not None and recorded.reviewer == "carol" and recorded.outcome == "escalate"
 
 
 def test_confirming_into_a_bank_catches_every_re_upload(

@@ -160,8 +160,12 @@ def test_an_announcement_counts_only_after_the_poll(
     engine: Engine, write_posts: Callable[..., Path]
 ) -> None:
     """Creation times, not file order, decide what came first."""
-    before = {"id": "before", "author": "armed_group", "created_at": "2016-05-01T11:00:00Z",
-              "text": "As you wish, my followers."}
+    before = {
+        "id": "before",
+        "author": "armed_group",
+        "created_at": "2016-05-01T11:00:00Z",
+        "text": "As you wish, my followers.",
+    }
     after = {**before, "id": "after", "created_at": "2016-05-01T13:05:00Z"}
     results = scan(engine, write_posts([before, POLL, after]))
     assert results["before"].outcome.verdict == "allow"

@@ -116,6 +116,20 @@ class DecisionStore:
             if key not in ("post_id", "first_scanned_at", "scan_count")
         }
         update["scan_count"] = decisions.c.scan_count + 1
+        # A deadline once set (a removal order's hour) is never pushed back by a rescan.
+        update["deadline"] = sa.case(
+            (
+                sa.and_(
+                    decisions.c.deadline.is_not(None),
+                    sa.or_(
+                        insert.excluded.deadline.is_(None),
+                        decisions.c.deadline < insert.excluded.deadline,
+                    ),
+                ),
+                decisions.c.deadline,
+            ),
+            else_=insert.excluded.deadline,
+        )
         update["review_state"] = sa.case(
             (decisions.c.review_state.in_(SETTLED), decisions.c.review_state),
             else_=insert.excluded.review_state,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from amber import __version__
 from amber.banks import AddResult, BankStore
-from amber.decisions import DecisionStore, NewDecision
+from amber.decisions import THREAT_TO_LIFE, DecisionStore, NewDecision
 from amber.errors import AmberError, InternalError, PostError, UserError
 from amber.evidence.vault import DEFAULT_RETENTION, Vault
 from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_map
@@ -219,7 +219,7 @@ class Engine:
             media,
             author=post.author,
             reply_to=post.reply_to,
-            deadline=post.poll.closes_at if post.poll else None,
+            deadline=_deadline(post, outcome, self.clock()),
             created_at=post.created_at,
         )
         return result, new
@@ -291,6 +291,16 @@ class Engine:
             source=where,
             policy=self.policy.ref,
         )
+
+
+def _deadline(post: Post, outcome: Outcome, now: datetime) -> datetime | None:
+    """When a person must have acted: the poll's closing time; for a threat to life without
+    one, an hour from now (it must not wait behind polls that close in days)."""
+    if post.poll is not None and post.poll.closes_at is not None:
+        return post.poll.closes_at
+    if THREAT_TO_LIFE in outcome.actions:
+        return now + timedelta(hours=1)
+    return None
 
 
 def _related(post: Post, other: NewDecision) -> bool:

@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amber import __version__
@@ -176,7 +178,19 @@ def create_app(
 
     @app.exception_handler(AmberError)
     async def amber_error(_: Request, exc: AmberError) -> JSONResponse:
-        return _error(exc.http_status, type(exc).__name__, exc.message)
+        response = _error(exc.http_status, type(exc).__name__, exc.message)
+        if exc.http_status == 401:
+            response.headers["www-authenticate"] = 'Bearer realm="amber"'
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not request.url.path.startswith("/v1/"):  # the console's redirects and pages
+            return await http_exception_handler(request, exc)
+        response = _error(exc.status_code, "HTTPError", str(exc.detail))
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -188,14 +202,12 @@ def create_app(
     app.state.work = work  # the console's decisions take the same writer lock
 
     def decide(post_json: dict[str, Any], base: Path) -> dict[str, Any]:
-        post_id = post_json.get("id")
-        if isinstance(post_id, str):
+        post = parse_post(post_json, base=base, source="request")
+        with work:  # check and decide under one lock: concurrent repeats get one answer
             try:
-                return engine.decisions.get(post_id).to_json()  # idempotent: same answer
+                return engine.decisions.get(post.id).to_json()  # idempotent: same answer
             except NotFoundError:
                 pass
-        post = parse_post(post_json, base=base, source="request")
-        with work:
             result = engine.decide_post(post)
         decided.labels(result.outcome.verdict.value).inc()
         return result.to_json()
@@ -259,8 +271,27 @@ def create_app(
 
     @app.get("/v1/decisions/{post_id}", tags=["posts"])
     def decision(post_id: str, _: Ingest) -> dict[str, Any]:
-        """A stored decision."""
-        return engine.decisions.get(post_id).to_json()
+        """A stored decision, with where its human review stands (``review``: state and,
+        once decided, the outcome, action, reviewer and time) so the platform can act."""
+        stored = engine.decisions.get(post_id)
+        review = engine.review.outcome(post_id)
+        return {
+            **stored.to_json(),
+            "review": {
+                "state": engine.review.item(post_id).state,
+                **(
+                    {}
+                    if review is None
+                    else {
+                        "outcome": review.outcome.value,
+                        "action": None if review.action is None else review.action.value,
+                        "reviewer": review.reviewer,
+                        "reason": review.reason,
+                        "decided_at": review.decided_at.isoformat(),
+                    }
+                ),
+            },
+        }
 
     @app.get("/v1/banks", tags=["banks"])
     def banks(_: Admin) -> list[dict[str, Any]]:
@@ -322,7 +353,10 @@ def create_app(
     @app.post("/v1/banks/{name}/import", tags=["banks"])
     async def import_bank(name: str, request: Request, _: Admin) -> dict[str, int]:
         """Import CSV rows ``signal_type,signal[,label]`` (the request body), all or nothing."""
-        text = (await request.body()).decode("utf-8-sig", errors="strict")
+        try:
+            text = (await request.body()).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"the CSV is not UTF-8 (byte {exc.start})") from None
         with work:
             result = engine.banks.import_csv(name, io.StringIO(text), source="request")
         return {"added": result.added, "duplicates": result.duplicates}

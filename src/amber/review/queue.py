@@ -237,6 +237,28 @@ class ReviewQueue:
             conn.execute(review_locks.delete().where(review_locks.c.post_id == post_id))
         return Review(post_id, reviewer, chosen, how, reason, bank, now)
 
+    def outcome(self, post_id: str) -> Review | None:
+        """The latest reviewer outcome for a post, if any."""
+        query = (
+            sa.select(review_outcomes)
+            .where(review_outcomes.c.post_id == post_id)
+            .order_by(review_outcomes.c.id.desc())
+            .limit(1)
+        )
+        with self.db.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return Review(
+            row.post_id,
+            row.reviewer,
+            Outcome(row.outcome),
+            None if row.action is None else Action(row.action),
+            row.reason,
+            row.bank,
+            row.decided_at,
+        )
+
     def media_hashes(self, post_id: str) -> list[dict[str, Any]]:
         """The stored hashes of an item's media, in order."""
         query = (
