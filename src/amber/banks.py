@@ -31,6 +31,8 @@ MAX_THRESHOLD = 63
 #: Names other tools write for signal types amber knows (python-threatexchange, HMA).
 SIGNAL_ALIASES = {"photo_md5": "md5", "video_md5": "md5", "pdq_hash": "pdq"}
 MAX_IMPORT_ERRORS_SHOWN = 20
+#: PostgreSQL advisory lock that orders bank writes ("amber" in ASCII; any fixed number).
+BANK_WRITES_LOCK = 0x616D626572
 
 
 class BankAction(StrEnum):
@@ -151,6 +153,7 @@ class BankStore:
         if not label:
             raise UserError("bank label is empty; give a label such as 'terror-execution'")
         with self.db.begin() as conn:
+            _serialize_bank_writes(conn)
             exists = conn.execute(sa.select(banks.c.id).where(banks.c.name == name)).first()
             if exists:
                 raise ConflictError(f"bank {name!r} already exists; choose another name")
@@ -224,6 +227,7 @@ class BankStore:
             values["threshold"] = threshold
         if values:
             with self.db.begin() as conn:
+                _serialize_bank_writes(conn)
                 conn.execute(banks.update().where(banks.c.id == bank.id).values(**values))
         return self.get(name)
 
@@ -235,6 +239,7 @@ class BankStore:
         """
         bank = self.get(name)
         with self.db.begin() as conn:
+            _serialize_bank_writes(conn)
             ids = [
                 int(r.id)
                 for r in conn.execute(
@@ -267,6 +272,7 @@ class BankStore:
         duplicates: list[str] = []
         failures: list[MediaFailure] = []
         with self.db.begin() as conn:
+            _serialize_bank_writes(conn)
             known = self._known_sha256(conn, bank.id)
             for result in results:
                 if isinstance(result, MediaFailure):
@@ -308,6 +314,7 @@ class BankStore:
             raise ImportRowsError(source, errors)
         duplicates = 0
         with self.db.begin() as conn:
+            _serialize_bank_writes(conn)
             known = self._known_values(conn, bank.id)
             for number, value, label in rows:
                 key = (value.signal_type, value.value)
@@ -399,6 +406,20 @@ class BankStore:
 
     def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
         return {value for kind, value in self._known_values(conn, bank_id) if kind == "sha256"}
+
+
+def _serialize_bank_writes(conn: sa.Connection) -> None:
+    """Make this transaction the only bank writer until it ends.
+
+    Bank writes then commit in the order their rows are numbered, so a process that has
+    seen entry signal ``n`` has seen every one below it (``Matcher.sync`` reads only rows
+    above the last it indexed), and check-then-insert (duplicate files, bank names)
+    cannot race between processes.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(BANK_WRITES_LOCK)))
+    else:  # SQLite: a write statement takes the database's write lock now, not at commit
+        conn.execute(banks.update().where(sa.false()).values(name=banks.c.name))
 
 
 def _hash_for_bank(path: str) -> MediaHashes | MediaFailure:
