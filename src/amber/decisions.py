@@ -75,19 +75,34 @@ class DecisionStore:
         self.policy = policy
         self.amber_version = amber_version
 
-    def save(self, batch: Sequence[NewDecision], *, now: datetime) -> None:
-        """Store a batch in one transaction: insert new post ids, replace known ones."""
+    def save(
+        self, batch: Sequence[NewDecision], *, now: datetime, replace: bool = True
+    ) -> set[str]:
+        """Store a batch in one transaction: insert new post ids and, with ``replace``,
+        replace known ones (a rescan); without it a known post id keeps its decision.
+        Returns the post ids written.
+
+        Rows are written in post id order, so processes saving overlapping batches at
+        once take their row locks in the same order and never deadlock.
+        """
+        written: set[str] = set()
         if not batch:
-            return
+            return written
         with self.db.begin() as conn:
-            for item in batch:
-                decision_id = self._upsert(conn, item, now)
+            for item in sorted(batch, key=lambda item: item.post_id):
+                decision_id = self._upsert(conn, item, now, replace=replace)
+                if decision_id is None:
+                    continue
+                written.add(item.post_id)
                 conn.execute(post_media.delete().where(post_media.c.decision_id == decision_id))
                 rows = [_media_row(decision_id, i, path, hashes) for i, path, hashes in item.media]
                 if rows:
                     conn.execute(post_media.insert(), rows)
+        return written
 
-    def _upsert(self, conn: sa.Connection, item: NewDecision, now: datetime) -> int:
+    def _upsert(
+        self, conn: sa.Connection, item: NewDecision, now: datetime, *, replace: bool
+    ) -> int | None:
         values = {
             "post_id": item.post_id,
             "verdict": item.outcome.verdict.value,
@@ -110,6 +125,10 @@ class DecisionStore:
         insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
             decisions
         )
+        if not replace:
+            kept = insert.values(values).on_conflict_do_nothing(index_elements=["post_id"])
+            found = conn.execute(kept.returning(decisions.c.id)).scalar_one_or_none()
+            return None if found is None else int(found)
         update: dict[str, Any] = {
             key: insert.excluded[key]
             for key in values

@@ -10,6 +10,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from dataclasses import replace as replace_field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class ScanResult:
     post: Post
     outcome: Outcome
     media: list[MediaHashes]
+    #: False when the post already had a decision that was kept (``replace=False``).
+    saved: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL contract: post_id, verdict, reasons, actions."""
@@ -135,13 +138,16 @@ class Engine:
         *,
         workers: int | None = None,
         on_item: Callable[[], None] = lambda: None,
+        replace: bool = True,
     ) -> Iterator[ScanResult | PostError]:
         """Decide about each post and store the decision; errors pass through in order.
 
         Media are hashed in parallel across processes; matching, policy and storage run
         here, in input order. A media file that cannot be read gives a ``PostError`` naming
         the media field, and the post is still decided on what could be read (the policy
-        sees the unreadable files too). ``on_item`` is called once per item.
+        sees the unreadable files too). ``on_item`` is called once per item. Without
+        ``replace`` a post that already has a decision keeps it (``saved`` is False) and
+        nothing is preserved again.
         """
         self.matcher.sync()
         queue: deque[Post | PostError] = deque()
@@ -156,7 +162,7 @@ class Engine:
             item = queue.popleft()
             on_item()
             if isinstance(item, PostError):
-                yield from self._flush(pending)
+                yield from self._flush(pending, replace)
                 yield item
                 continue
             for position, failure in enumerate(hashed):
@@ -168,15 +174,19 @@ class Engine:
                         field=f"media[{position}].path",
                     )
             if any(_related(item, new) for _, new in pending):
-                yield from self._flush(pending)  # its policy may look at them
+                yield from self._flush(pending, replace)  # its policy may look at them
             pending.append(self._decide(item, hashed))
             if len(pending) >= SAVE_BATCH:
-                yield from self._flush(pending)
-        yield from self._flush(pending)
+                yield from self._flush(pending, replace)
+        yield from self._flush(pending, replace)
 
-    def decide_post(self, post: Post) -> ScanResult:
-        """Scan one post. Unreadable media are in the decision's reasons, not raised."""
-        for result in self.scan([post], workers=1):
+    def decide_post(self, post: Post, *, replace: bool = True) -> ScanResult:
+        """Scan one post. Unreadable media are in the decision's reasons, not raised.
+
+        Without ``replace``, when another process decided the same post id first, its
+        decision stands and the result says ``saved=False``.
+        """
+        for result in self.scan([post], workers=1, replace=replace):
             if isinstance(result, ScanResult):
                 return result
         raise InternalError(f"scanning post {post.id!r} gave no result")
@@ -225,14 +235,19 @@ class Engine:
         return result, new
 
     def _flush(
-        self, pending: list[tuple[ScanResult, NewDecision]]
+        self, pending: list[tuple[ScanResult, NewDecision]], replace: bool
     ) -> Iterator[ScanResult | PostError]:
         if not pending:
             return
-        self.decisions.save([new for _, new in pending], now=self.clock())
+        written = self.decisions.save(
+            [new for _, new in pending], now=self.clock(), replace=replace
+        )
         batch = list(pending)
         pending.clear()
         for result, new in batch:
+            if result.post.id not in written:
+                yield replace_field(result, saved=False)
+                continue
             if result.outcome.verdict.rank >= Verdict.review.rank:
                 try:
                     self.preserve(result.post, new)
