@@ -54,15 +54,19 @@ def test_kill_9_at_many_points_never_breaks_the_vault(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        # Let it get going (imports take a moment), then kill it at a random instant.
-        time.sleep(0.5 + rng.random() * 0.4)
+        # Once it has written its first post (however slow the machine), kill it at a
+        # random instant of the work that follows.
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        assert first, child.communicate(timeout=30)[1]
+        time.sleep(rng.random() * 0.4)
         os.kill(child.pid, signal.SIGKILL)
         out, err = child.communicate(timeout=30)
         assert child.returncode == -signal.SIGKILL, err
         kills += 1
-        written += len(out.split())
+        written += len((first + out).split())
         Vault.open(tmp_path / "vault")  # restart: recovery runs on open
         report = verify_vault(tmp_path / "vault")
         assert report.ok, (round_, report.problems)
-    assert kills == 25 and written > 100  # the writer really was interrupted mid-work
+    assert kills == 25 and written >= 25  # the writer really was interrupted mid-work
     assert len(Vault.open(tmp_path / "vault").log) > written

@@ -65,24 +65,73 @@ class CustodyLog:
         self.directory = directory
         self.origin = origin
         self.verifier_key = verifier_key
+        #: Bumped whenever the log is read from the start again (``refresh``).
+        self.generation = 0
+        self._read_all()
+
+    def _read_all(self) -> None:
+        self.generation += 1
         self.entries: list[Entry] = []
         self.tree = MerkleTree()
-        lines, self.tail = read_lines(directory / RECORDS)
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file read
+        self._offset = 0  # bytes of complete lines read
+        self.tail = b""
+        self.partial_tail = False
+        self._signed = max(self.checkpoint_sizes(), default=0)
+        self.refresh()
+
+    def refresh(self) -> int:
+        """Read the lines other processes appended since the last read; returns how many.
+
+        Reads only what is new, so a writer's cost does not grow with the log. When the
+        file was replaced or shortened (recovery, or damage), it is read from the start.
+        Raises ``LogError`` for a line that is not a canonical JSON record.
+        """
+        path = self.directory / RECORDS
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            if self._offset:
+                self._read_all()
+            return 0
+        with handle:
+            info = os.fstat(handle.fileno())
+            identity = (info.st_dev, info.st_ino)
+            if self._identity is not None and (
+                identity != self._identity or info.st_size < self._offset
+            ):
+                self._read_all()
+                return len(self.entries)
+            self._identity = identity
+            handle.seek(self._offset)
+            data = handle.read()
+        *lines, self.tail = data.split(b"\n")
         self.partial_tail = self.tail != b""
-        for index, line in enumerate(lines):
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise LogError(
-                    f"{directory / RECORDS} line {index + 1} is not JSON: the log is damaged"
-                ) from None
-            if not isinstance(record, dict) or canonical(record) != line:
-                raise LogError(
-                    f"{directory / RECORDS} line {index + 1} is not a canonical record: "
-                    "the log is damaged"
-                )
-            self.entries.append(Entry(index, line, record))
-            self.tree.append(leaf_hash(line))
+        for line in lines:
+            self._take(line)
+            self._offset += len(line) + 1
+        if lines and len(self.entries) > self._signed:
+            if self.checkpoint_path(len(self.entries)).exists():
+                self._signed = len(self.entries)
+            else:
+                self._signed = max(self.checkpoint_sizes(), default=0)
+        return len(lines)
+
+    def _take(self, line: bytes) -> None:
+        index = len(self.entries)
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise LogError(
+                f"{self.directory / RECORDS} line {index + 1} is not JSON: the log is damaged"
+            ) from None
+        if not isinstance(record, dict) or canonical(record) != line:
+            raise LogError(
+                f"{self.directory / RECORDS} line {index + 1} is not a canonical record: "
+                "the log is damaged"
+            )
+        self.entries.append(Entry(index, line, record))
+        self.tree.append(leaf_hash(line))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -119,8 +168,7 @@ class CustodyLog:
 
     def latest_checkpoint(self) -> tuple[str, Checkpoint] | None:
         """The newest signed checkpoint, or ``None`` for a log never signed."""
-        sizes = self.checkpoint_sizes()
-        return self.open_checkpoint(sizes[-1]) if sizes else None
+        return self.open_checkpoint(self._signed) if self._signed else None
 
     def sign(self, signer: Signer) -> Checkpoint:
         """Sign a checkpoint for the log's current size, if it has none yet.
@@ -142,6 +190,7 @@ class CustodyLog:
         checkpoint = Checkpoint(self.origin, size, self.tree.root(size))
         (self.directory / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
         write_atomic(self.checkpoint_path(size), signer.sign(checkpoint).encode())
+        self._signed = size
         return checkpoint
 
     # -- writing -------------------------------------------------------------------------
@@ -157,13 +206,19 @@ class CustodyLog:
             raise LogError("a canonical record cannot contain a newline")  # pragma: no cover
         write_atomic(self.directory / PENDING, leaf_hash(line).hex().encode())
         path = self.directory / RECORDS
+        self.refresh()  # the caller holds the lock: nothing more can arrive now
+        if self.partial_tail:
+            raise LogError(
+                f"{path} ends in a partly written record; reopen the vault to recover it"
+            )
         with path.open("ab") as handle:
             handle.write(line + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
-        entry = Entry(len(self.entries), line, json.loads(line))
-        self.entries.append(entry)
-        self.tree.append(leaf_hash(line))
+        self.refresh()
+        entry = self.entries[-1]
+        if entry.line != line:
+            raise LogError(f"{path} changed while amber appended to it")  # pragma: no cover
         self.sign(signer)
         (self.directory / PENDING).unlink(missing_ok=True)
         return entry
@@ -180,23 +235,21 @@ class CustodyLog:
         """
         done: list[str] = []
         path = self.directory / RECORDS
+        self.refresh()
         if self.partial_tail:
             if self._signed_tail():
                 with path.open("ab") as handle:
                     handle.write(b"\n")
                     handle.flush()
                     os.fsync(handle.fileno())
-                self.entries.append(Entry(len(self.entries), self.tail, json.loads(self.tail)))
-                self.tree.append(leaf_hash(self.tail))
                 done.append("restored the newline of the last signed record")
             else:
-                keep = sum(len(e.line) + 1 for e in self.entries)
                 with path.open("r+b") as handle:
-                    handle.truncate(keep)
+                    handle.truncate(self._offset)
                     handle.flush()
                     os.fsync(handle.fileno())
                 done.append("dropped a partly written last record")
-            self.tail, self.partial_tail = b"", False
+            self.refresh()
         for stale in (self.directory / CHECKPOINTS).glob(".*.tmp"):
             stale.unlink()
             done.append(f"removed unfinished checkpoint file {stale.name}")

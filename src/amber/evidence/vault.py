@@ -107,13 +107,47 @@ def _objects(value: object) -> dict[str, Any]:
 
 def replay(entries: Sequence[Entry]) -> dict[str, Item]:
     """Every item's state from the log records, in order."""
-    states: dict[str, _State] = {}
-    for entry in entries:
+    return Replay().update(entries)
+
+
+class Replay:
+    """Items from log records, kept up to date as records are appended.
+
+    ``update`` applies only the records it has not seen, so keeping a long log's items
+    current costs what is new, not the whole log.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, _State] = {}
+        self._items: dict[str, Item] = {}
+        self._seen = 0
+
+    def update(self, entries: Sequence[Entry]) -> dict[str, Item]:
+        """The items after ``entries`` (which extend the ones given before); a new dict."""
+        changed = {post_id for entry in entries[self._seen :] if (post_id := self._apply(entry))}
+        self._seen = len(entries)
+        for post_id in changed:
+            s = self._states[post_id]
+            if s.objects:
+                self._items[post_id] = Item(
+                    s.post_id,
+                    s.verdict,
+                    s.preserved_at,
+                    s.retain_until,
+                    s.objects,
+                    tuple(s.records),
+                    s.hold,
+                    s.expiring,
+                    s.deleted,
+                )
+        return dict(self._items)
+
+    def _apply(self, entry: Entry) -> str | None:
         record = entry.record
         post_id = record.get("post_id")
         if not isinstance(post_id, str):
-            continue
-        state = states.setdefault(post_id, _State(post_id))
+            return None
+        state = self._states.setdefault(post_id, _State(post_id))
         state.records.append(entry.index)
         event = record.get("event")
         if event == "preserved":
@@ -135,21 +169,7 @@ def replay(entries: Sequence[Entry]) -> dict[str, Item]:
             state.expiring = True
         elif event == "deleted":
             state.deleted = True
-    return {
-        s.post_id: Item(
-            s.post_id,
-            s.verdict,
-            s.preserved_at,
-            s.retain_until,
-            s.objects,
-            tuple(s.records),
-            s.hold,
-            s.expiring,
-            s.deleted,
-        )
-        for s in states.values()
-        if s.objects
-    }
+        return post_id
 
 
 class Vault:
@@ -171,6 +191,8 @@ class Vault:
         self.retention = retention
         self.log = CustodyLog(path / "log", origin=origin, verifier_key=signer.verifier_key())
         self.recovered: list[str] = []
+        self._replay = Replay()
+        self._replayed = (self.log, self.log.generation)
 
     @classmethod
     def open(
@@ -211,7 +233,7 @@ class Vault:
         signer = load_or_create_key(path / "keys", name=origin)
         vault = cls(path, signer=signer, origin=origin, clock=clock, retention=retention)
         with vault.locked():
-            vault.log = CustodyLog(path / "log", origin=origin, verifier_key=signer.verifier_key())
+            vault.log.refresh()
             vault.recovered = vault.log.recover(signer)
             if not len(vault.log):
                 # The first record ties the vault's metadata and key to the signed log.
@@ -259,9 +281,11 @@ class Vault:
             os.close(fd)
 
     def _reload(self) -> None:
-        self.log = CustodyLog(
-            self.path / "log", origin=self.origin, verifier_key=self.signer.verifier_key()
-        )
+        """Take up what other processes appended; the caller holds the lock, so a partly
+        written last record is a crash's leftover and is repaired as at opening."""
+        self.log.refresh()
+        if self.log.partial_tail:
+            self.recovered += self.log.recover(self.signer)
 
     # -- objects -------------------------------------------------------------------------
 
@@ -291,8 +315,11 @@ class Vault:
     # -- items ---------------------------------------------------------------------------
 
     def items(self) -> dict[str, Item]:
-        """Every item the log names, by post id."""
-        return replay(self.log.entries)
+        """Every item the log names, by post id, including other processes' latest."""
+        self.log.refresh()
+        if self._replayed != (self.log, self.log.generation):  # the log was read afresh
+            self._replay, self._replayed = Replay(), (self.log, self.log.generation)
+        return self._replay.update(self.log.entries)
 
     def item(self, post_id: str) -> Item:
         """One item. Raises ``NotFoundError``."""
