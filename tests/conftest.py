@@ -1,25 +1,143 @@
-"""Shared fixtures: a fresh engine per test, generated photos on disk, the CLI as a process."""
+"""Shared fixtures: a fresh database and engine per test on each backend, generated photos
+on disk, the CLI as a process.
+
+Every test that asks for ``database`` (or ``engine``, ``amber_cli``, ``databases``) runs
+twice, ``[sqlite]`` and ``[postgresql]``. PostgreSQL is the server at
+``AMBER_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/test``); each test
+gets a schema of its own there, dropped afterwards. ``AMBER_TEST_POSTGRES=off`` tests SQLite
+only; otherwise an unreachable server fails the PostgreSQL tests, never skips them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 
 from amber.engine import Engine, open_engine
 from amber.synthetic import photo
 
+POSTGRES = os.environ.get("AMBER_TEST_POSTGRES") or "postgresql://postgres@127.0.0.1:5432/test"
+BACKENDS = ["sqlite"] if POSTGRES == "off" else ["sqlite", "postgresql"]
+#: Test schemas are named ``t_<unix time>_<random>``; ones left by a killed run are dropped
+#: by a later run once they are this old.
+STALE_AFTER = 6 * 3600
+
+
+#: For a test about one backend only: ``@sqlite_only`` (a file that is not SQLite) or
+#: ``@postgresql_only`` (a server that is down). Its id still says which: ``[sqlite]``.
+sqlite_only = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+postgresql_only = pytest.mark.parametrize(
+    "databases", [b for b in BACKENDS if b == "postgresql"], indirect=True
+)
+
+
+class Databases:
+    """Makes fresh, empty databases on one backend: SQLite files, or PostgreSQL schemas.
+
+    ``with databases.new(folder) as db:`` gives a database (a path or URL, as ``--db``,
+    ``AMBER_DB`` and ``open_engine(db=...)`` take it) that no other test sees; a
+    PostgreSQL schema is dropped on leaving the block. Any number of processes may open it.
+    """
+
+    def __init__(self, backend: str, server: sa.Engine | None = None) -> None:
+        self.backend = backend
+        self.server = server
+
+    @contextmanager
+    def new(self, folder: Path) -> Iterator[str]:
+        """A new database; a SQLite file goes in ``folder`` (which must exist)."""
+        if self.server is None:
+            yield str(folder / "amber.db")
+            return
+        schema = f"t_{int(time.time())}_{secrets.token_hex(6)}"
+        with self.server.connect() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        url = self.server.url.set(drivername="postgresql").update_query_dict(
+            {"options": f"-csearch_path={schema}"}
+        )
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with self.server.connect() as conn:
+                conn.exec_driver_sql("SET lock_timeout = '30s'")
+                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _postgres_server() -> sa.Engine:
+    """The test server, checked to answer; ``pytest.fail`` saying how to fix it if not."""
+    url = sa.make_url(POSTGRES)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    server = sa.create_engine(
+        url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}, pool_size=1
+    )
+    try:
+        with server.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.DBAPIError as exc:
+        server.dispose()
+        reason = " ".join(str(exc.orig).split())
+        pytest.fail(
+            f"PostgreSQL for the tests is not reachable at {url.render_as_string()!r}: "
+            f"{reason}. Start it, point AMBER_TEST_POSTGRES at a server (a URL with a database "
+            "amber may create schemas in), or set AMBER_TEST_POSTGRES=off to test SQLite only.",
+            pytrace=False,
+        )
+    _drop_stale_schemas(server)
+    return server
+
+
+def _drop_stale_schemas(server: sa.Engine) -> None:
+    cutoff = int(time.time()) - STALE_AFTER
+    with server.connect() as conn:
+        names = conn.exec_driver_sql(
+            "SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9]+_[0-9a-f]+$'"
+        ).scalars()
+        for name in [n for n in names if int(n.split("_")[1]) < cutoff]:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
+    """A maker of fresh databases, once per backend: ``with databases.new(folder) as db``."""
+    if request.param == "sqlite":
+        yield Databases("sqlite")
+        return
+    server = _postgres_server()
+    yield Databases("postgresql", server)
+    server.dispose()
+
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    """An engine on a new SQLite database and vault in ``tmp_path``."""
-    with open_engine(db=tmp_path / "amber.db", vault=tmp_path / "vault") as eng:
+def database(databases: Databases, tmp_path: Path) -> Iterator[str]:
+    """A fresh database for this test: a SQLite path in ``tmp_path`` or a PostgreSQL URL."""
+    with databases.new(tmp_path) as db:
+        yield db
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The PDQ index of a database server lives in the user cache: keep it out of $HOME."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture
+def engine(database: str, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a fresh database and a new vault in ``tmp_path``."""
+    with open_engine(db=database, vault=tmp_path / "vault") as eng:
         yield eng
 
 
@@ -62,13 +180,14 @@ def write_posts(tmp_path: Path) -> Callable[[list[object]], Path]:
 
 
 @pytest.fixture
-def amber_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run the real ``amber`` command in a process, with state in ``tmp_path``."""
+def amber_cli(tmp_path: Path, database: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real ``amber`` command in a process, on ``database`` with a vault in
+    ``tmp_path``."""
 
     def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
-            "AMBER_DB": str(tmp_path / "amber.db"),
+            "AMBER_DB": database,
             "AMBER_VAULT": str(tmp_path / "vault"),
             "COLUMNS": "200",
         }

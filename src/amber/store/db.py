@@ -1,7 +1,14 @@
-"""Opening the database: a URL or a SQLite path, pragmas, and migrations to the latest schema."""
+"""Opening the database: a SQLite path or a PostgreSQL URL, and migrations to the latest schema.
+
+``--db`` is a SQLite file path (``amber.db``, ``sqlite:///amber.db``) or a PostgreSQL URL
+(``postgresql://user@host:5432/name``; ``postgres://`` is read the same). PostgreSQL is
+reached with psycopg 3; a URL's ``options=-csearch_path%3Dname`` puts amber in that schema.
+"""
 
 from __future__ import annotations
 
+import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +20,49 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import event
 
-from amber.errors import ExternalError, UserError
+from amber.errors import AmberError, ExternalError, UserError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: Seconds to wait for a database server to answer before giving up.
+CONNECT_TIMEOUT = 10
+#: PostgreSQL errors (SQLSTATE) that mean the server refused, not that the input was wrong.
+_REFUSED = ("28", "53", "57", "08")  # sign-in, resources, shutting down, connection
+_MISSING_DATABASE = re.compile(r'FATAL: database ".*" does not exist')
 
 
 def database_url(db: str | Path) -> str:
-    """A SQLAlchemy URL for ``db``: a URL is kept, anything else is a SQLite file path."""
+    """A SQLAlchemy URL for ``db``: a URL is kept, anything else is a SQLite file path.
+
+    ``postgresql://`` and ``postgres://`` URLs get the psycopg 3 driver. Raises
+    ``UserError`` for text that looks like a URL but is not one.
+    """
     text = str(db)
-    if "://" in text:
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    try:
+        url = sa.make_url(text)
+    except (sa.exc.ArgumentError, ValueError):
+        raise UserError(
+            f"database {text.split('://')[0] + '://…'!r} is not a URL SQLAlchemy can read; "
+            "give a file path or a URL such as postgresql://user@host:5432/amber"
+        ) from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def display_url(db: str | Path) -> str:
+    """``db`` as it may be shown in messages and logs: with any password masked."""
+    text = str(db)
+    if "://" not in text:
         return text
-    return f"sqlite:///{Path(text).expanduser().resolve()}"
+    try:
+        url = sa.make_url(text)
+    except (sa.exc.ArgumentError, ValueError):
+        return text.split("://")[0] + "://…"
+    if "password" in url.query:
+        url = url.update_query_dict({"password": "***"})
+    return url.render_as_string(hide_password=True)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -43,13 +82,36 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_engine(url: str | Path) -> sa.Engine:
+    """An engine on a SQLite URL or file: WAL mode, foreign keys on, waits up to 30 s for
+    another process's write to finish."""
+    engine = sa.create_engine(url if isinstance(url, str) else f"sqlite:///{url}")
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _create_engine(url: str) -> sa.Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return sqlite_engine(url)
+    if parsed.get_backend_name() != "postgresql":
+        return sa.create_engine(url)
+    options: dict[str, Any] = {}
+    if "connect_timeout" not in parsed.query:
+        options["connect_timeout"] = CONNECT_TIMEOUT
+    # A long-running service outlives server restarts: test a pooled connection before use.
+    return sa.create_engine(url, connect_args=options, pool_pre_ping=True)
+
+
 def connect(db: str | Path) -> sa.Engine:
     """Open ``db`` (a path or URL) and bring its schema to the latest migration.
 
-    Raises ``UserError`` for a path that cannot hold a database and ``ExternalError`` when
-    a database server cannot be reached.
+    Raises ``UserError`` for a path or database that cannot hold amber's data (a folder, a
+    file or schema that is not amber's, a schema from a newer amber, a database that does
+    not exist) and ``ExternalError`` when a database server cannot be reached or refuses.
     """
     url = database_url(db)
+    shown = display_url(db)
     file = sqlite_path(url)
     if file is not None:
         if file.is_dir():
@@ -57,28 +119,48 @@ def connect(db: str | Path) -> sa.Engine:
         if not file.parent.is_dir():
             raise UserError(f"database folder {str(file.parent)!r} does not exist; create it first")
     try:
-        engine = sa.create_engine(url)
+        engine = _create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise UserError(f"cannot use database {url!r}: {exc}") from None
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        raise UserError(f"cannot use database {shown!r}: {exc}") from None
     try:
         migrate(engine)
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DBAPIError as exc:
         engine.dispose()
-        if file is not None:
-            raise UserError(f"cannot open database {str(file)!r}: {exc.orig}") from None
-        raise ExternalError(f"cannot reach database {url!r}: {exc.orig}") from None
-    except sa.exc.DatabaseError as exc:
-        engine.dispose()
-        raise UserError(f"{url!r} is not an amber database: {exc.orig}") from None
+        raise _open_error(exc, file=file, shown=shown) from None
     except CommandError as exc:
         engine.dispose()
         raise UserError(
-            f"database {url!r} has a schema this amber does not know ({exc}); it was written "
+            f"database {shown!r} has a schema this amber does not know ({exc}); it was written "
             "by a newer amber: upgrade amber"
         ) from None
+    except AmberError:
+        engine.dispose()
+        raise
     return engine
+
+
+def _open_error(exc: sa.exc.DBAPIError, *, file: Path | None, shown: str) -> AmberError:
+    """The error to report when opening a database failed with ``exc``."""
+    reason = " ".join(str(exc.orig).split())  # drivers' messages span lines
+    if file is not None:
+        if isinstance(exc, sa.exc.OperationalError):
+            return UserError(f"cannot open database {str(file)!r}: {reason}")
+        return UserError(f"{str(file)!r} is not an amber database: {reason}")
+    state = str(getattr(exc.orig, "sqlstate", None) or "")
+    if not state and isinstance(exc, sa.exc.OperationalError):
+        # Failed while connecting: libpq gives no SQLSTATE, only the server's message.
+        if _MISSING_DATABASE.search(reason):
+            return UserError(f"database {shown!r} does not exist: {reason}; create it first")
+        if "FATAL" in reason:
+            return ExternalError(f"database {shown!r} refused the connection: {reason}")
+        return ExternalError(f"cannot reach database {shown!r}: {reason}")
+    if state == "3F000":
+        return UserError(f"the schema of database {shown!r} does not exist: {reason}; create it")
+    if state == "42501":
+        return ExternalError(f"database {shown!r} refused amber: {reason}; grant it the rights")
+    if state.startswith(_REFUSED):
+        return ExternalError(f"database {shown!r} failed: {reason}")
+    return UserError(f"{shown!r} is not an amber database: {reason}")
 
 
 def _alembic_config() -> Config:
@@ -87,14 +169,44 @@ def _alembic_config() -> Config:
     return config
 
 
+def _shown(engine: sa.Engine) -> str:
+    file = sqlite_path(engine.url.render_as_string(hide_password=False))
+    return str(file) if file is not None else engine.url.render_as_string(hide_password=True)
+
+
+def _revision(connection: sa.Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def migrate(engine: sa.Engine) -> None:
-    """Upgrade the schema to the newest migration; does nothing when already there."""
+    """Upgrade the schema to the newest migration; does nothing when already there.
+
+    Processes that open a new PostgreSQL database at once take turns. Raises ``UserError``
+    for a database (or schema) that holds other tables but none of amber's.
+    """
     config = _alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    if current == head:
-        return
+        if _revision(connection) == head:
+            return
     with engine.begin() as connection:
+        # One migration at a time; whoever waited finds the schema migrated.
+        if connection.dialect.name == "postgresql":
+            schema = connection.exec_driver_sql("SELECT current_schema()").scalar()
+            key = zlib.crc32(f"amber migrate {schema}".encode())
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        elif connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, and atomic DDL
+        current = _revision(connection)
+        if current == head:
+            return
+        if current is None:
+            others = sa.inspect(connection).get_table_names()
+            if others:
+                listed = ", ".join(sorted(others)[:5]) + (", …" if len(others) > 5 else "")
+                raise UserError(
+                    f"database {_shown(engine)!r} holds tables that are not "
+                    f"amber's ({listed}); give amber a database or schema of its own"
+                )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -23,6 +23,11 @@ metadata = sa.MetaData(
 )
 
 
+#: Row ids and the columns that refer to them: 64-bit on every backend. (SQLite's INTEGER
+#: PRIMARY KEY already is, and must stay INTEGER to be the rowid; PostgreSQL's is 32-bit.)
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """A timezone-aware UTC datetime on every backend (SQLite keeps no zone of its own)."""
 
@@ -46,7 +51,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 banks = sa.Table(
     "banks",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", Id, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("label", sa.String(200), nullable=False),
     sa.Column("action", sa.String(20), nullable=False),
@@ -57,10 +62,10 @@ banks = sa.Table(
 bank_entries = sa.Table(
     "bank_entries",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", Id, primary_key=True),
     sa.Column(
         "bank_id",
-        sa.Integer,
+        Id,
         sa.ForeignKey("banks.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
@@ -75,10 +80,10 @@ bank_entries = sa.Table(
 entry_signals = sa.Table(
     "entry_signals",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", Id, primary_key=True),
     sa.Column(
         "entry_id",
-        sa.Integer,
+        Id,
         sa.ForeignKey("bank_entries.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
@@ -97,7 +102,7 @@ entry_signals = sa.Table(
 decisions = sa.Table(
     "decisions",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", Id, primary_key=True),
     sa.Column("post_id", sa.String(500), nullable=False, unique=True),
     sa.Column("verdict", sa.String(20), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
@@ -126,7 +131,7 @@ decisions = sa.Table(
 api_tokens = sa.Table(
     "api_tokens",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", Id, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     # SHA-256 of the token: the token itself is shown once and never stored.
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
@@ -146,7 +151,7 @@ review_locks = sa.Table(
 review_outcomes = sa.Table(
     "review_outcomes",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", Id, primary_key=True),
     sa.Column("post_id", sa.String(500), nullable=False, index=True),
     sa.Column("reviewer", sa.String(200), nullable=False),
     sa.Column("outcome", sa.String(20), nullable=False),
@@ -159,10 +164,10 @@ review_outcomes = sa.Table(
 post_media = sa.Table(
     "post_media",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", Id, primary_key=True),
     sa.Column(
         "decision_id",
-        sa.Integer,
+        Id,
         sa.ForeignKey("decisions.id", ondelete="CASCADE"),
         nullable=False,
     ),

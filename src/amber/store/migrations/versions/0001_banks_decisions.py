@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from amber.store.tables import UTCDateTime
+from amber.store.tables import Id, UTCDateTime
 
 revision = "0001"
 down_revision = None
@@ -21,7 +21,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "banks",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("id", Id, primary_key=True),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("label", sa.String(200), nullable=False),
         sa.Column("action", sa.String(20), nullable=False),
@@ -32,8 +32,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "bank_entries",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("bank_id", sa.Integer, nullable=False),
+        sa.Column("id", Id, primary_key=True),
+        sa.Column("bank_id", Id, nullable=False),
         sa.Column("source", sa.Text, nullable=False),
         sa.Column("label", sa.String(200), nullable=True),
         sa.Column("added_at", UTCDateTime, nullable=False),
@@ -45,8 +45,8 @@ def upgrade() -> None:
     op.create_index("ix_bank_entries_bank_id", "bank_entries", ["bank_id"])
     op.create_table(
         "entry_signals",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("entry_id", sa.Integer, nullable=False),
+        sa.Column("id", Id, primary_key=True),
+        sa.Column("entry_id", Id, nullable=False),
         sa.Column("signal_type", sa.String(40), nullable=False),
         sa.Column("signal_version", sa.Integer, nullable=False),
         sa.Column("value", sa.String(512), nullable=False),
@@ -65,7 +65,7 @@ def upgrade() -> None:
     op.create_index("ix_entry_signals_type_value", "entry_signals", ["signal_type", "value"])
     op.create_table(
         "decisions",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("id", Id, primary_key=True),
         sa.Column("post_id", sa.String(500), nullable=False),
         sa.Column("verdict", sa.String(20), nullable=False),
         sa.Column("reasons", sa.JSON, nullable=False),
@@ -82,8 +82,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "post_media",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("decision_id", sa.Integer, nullable=False),
+        sa.Column("id", Id, primary_key=True),
+        sa.Column("decision_id", Id, nullable=False),
         sa.Column("position", sa.Integer, nullable=False),
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=True),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from amber.store.tables import UTCDateTime
+from amber.store.tables import Id, UTCDateTime
 
 revision = "0003"
 down_revision = "0002"
@@ -21,7 +21,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "api_tokens",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("id", Id, primary_key=True),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("token_hash", sa.String(64), nullable=False),
         sa.Column("scopes", sa.String(200), nullable=False),
@@ -49,7 +49,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "review_outcomes",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("id", Id, primary_key=True),
         sa.Column("post_id", sa.String(500), nullable=False),
         sa.Column("reviewer", sa.String(200), nullable=False),
         sa.Column("outcome", sa.String(20), nullable=False),
