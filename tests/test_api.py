@@ -20,6 +20,7 @@ from PIL import ImageOps
 from amber.engine import open_engine
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
+from conftest import Databases
 
 
 @dataclass
@@ -40,9 +41,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("serve")
-    db, vault, media = root / "amber.db", root / "vault", root / "media"
+    with databases.new(root) as db:
+        yield from _serve(root, db)
+
+
+def _serve(root: Path, db: str) -> Iterator[Server]:
+    vault, media = root / "vault", root / "media"
     media.mkdir()
     tokens = {}
     with open_engine(db=db, vault=vault) as engine:
@@ -65,7 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "--port",
             str(port),
             "--db",
-            str(db),
+            db,
             "--vault",
             str(vault),
             "--media-root",

@@ -10,6 +10,7 @@ from subprocess import CompletedProcess
 from PIL import ImageOps
 
 from amber.synthetic import photo
+from conftest import sqlite_only
 
 Cli = Callable[..., CompletedProcess[str]]
 
@@ -93,6 +94,7 @@ def test_user_errors_exit_2_without_traceback(amber_cli: Cli, tmp_path: Path) ->
     assert_clean_error(amber_cli("bank", "create", "b", "--action", "delete"), 2, "delete")
 
 
+@sqlite_only
 def test_corrupt_database_is_a_clean_error(amber_cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "amber.db").write_bytes(b"garbage" * 1000)
     assert_clean_error(amber_cli("bank", "list"), 2, "amber.db")
@@ -114,6 +116,7 @@ def test_folder_scan_with_a_non_image(amber_cli: Cli, tmp_path: Path) -> None:
     assert "b.txt" in result.stderr and "media[0].path" in result.stderr
 
 
+@sqlite_only  # the demo makes its own SQLite database
 def test_demo_runs_and_explains(amber_cli: Cli, tmp_path: Path) -> None:
     result = amber_cli("demo", "--dir", tmp_path / "d")
     assert result.returncode == 0, result.stderr
@@ -127,9 +130,7 @@ def test_demo_runs_and_explains(amber_cli: Cli, tmp_path: Path) -> None:
     assert_clean_error(amber_cli("demo", "--dir", tmp_path / "mine"), 2, "not an amber demo folder")
 
 
-def test_jsonl_goes_to_stdout_while_the_progress_bar_shows(
-    amber_cli: Cli, tmp_path: Path, write_posts: Callable[..., Path]
-) -> None:
+def test_jsonl_goes_to_stdout_while_the_progress_bar_shows(database: str, tmp_path: Path) -> None:
     """The progress bar must never capture stdout: pipe data and terminal messages apart."""
     import os
     import pty
@@ -141,7 +142,7 @@ def test_jsonl_goes_to_stdout_while_the_progress_bar_shows(
     for seed in range(40):
         photo(seed, 900, 700).save(folder / f"{seed:02}.jpg", quality=90)
     primary, secondary = pty.openpty()  # stderr is a terminal, as for a person at a shell
-    env = {**os.environ, "AMBER_DB": str(tmp_path / "amber.db"), "COLUMNS": "120"}
+    env = {**os.environ, "AMBER_DB": database, "COLUMNS": "120"}
     with (tmp_path / "out.jsonl").open("w") as out:
         subprocess.run(
             [

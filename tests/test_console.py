@@ -22,6 +22,7 @@ from amber.engine import open_engine
 from amber.posts import parse_post
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
+from conftest import Databases
 
 POLL = "Kill him or let him go? You have one hour to vote."
 
@@ -30,7 +31,7 @@ POLL = "Kill him or let him go? You have one hour to vote."
 class Console:
     url: str
     tokens: dict[str, str]
-    db: Path
+    db: str
     vault: Path
 
     def client(self) -> httpx.Client:
@@ -66,13 +67,13 @@ def _poll(post_id: str, author: str, closes_in: timedelta | None, image: str) ->
     }
 
 
-def seed(root: Path) -> tuple[Path, Path, dict[str, str]]:
+def seed(root: Path, db: str) -> tuple[Path, dict[str, str]]:
     """A database and vault with a bank, review tokens and three queued items.
 
     ``urgent`` (poll closing in 40 minutes, image ``urgent.png``) comes first, then
     ``later`` (closing in 3 hours), then ``open`` (no closing time).
     """
-    db, vault = root / "amber.db", root / "vault"
+    vault = root / "vault"
     media = root / "media"
     media.mkdir()
     for seed_, name in ((11, "urgent.png"), (12, "later.png"), (13, "open.png")):
@@ -95,7 +96,7 @@ def seed(root: Path) -> tuple[Path, Path, dict[str, str]]:
             engine.decide_post(parse_post(raw, base=media, source="seed"))
         order = [i.post_id for i in engine.review.items()]
     assert order == ["urgent", "open", "later"], order  # a threat to life gets an hour
-    return db, vault, tokens
+    return vault, tokens
 
 
 def _free_port() -> int:
@@ -105,11 +106,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(root: Path) -> Iterator[Console]:
-    """``amber serve`` on a free loopback port over freshly seeded state."""
-    db, vault, tokens = seed(root)
+def serve(root: Path, db: str) -> Iterator[Console]:
+    """``amber serve`` on a free loopback port over freshly seeded state in ``db``."""
+    vault, tokens = seed(root, db)
     port = _free_port()
-    command = ["serve", "--port", str(port), "--db", str(db), "--vault", str(vault)]
+    command = ["serve", "--port", str(port), "--db", db, "--vault", str(vault)]
     process = subprocess.Popen(
         [sys.executable, "-m", "amber", *command],
         stdout=subprocess.DEVNULL,
@@ -137,8 +138,9 @@ def serve(root: Path) -> Iterator[Console]:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    with serve(tmp_path_factory.mktemp("console")) as running:
+def console(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[Console]:
+    root = tmp_path_factory.mktemp("console")
+    with databases.new(root) as db, serve(root, db) as running:
         yield running
 
 

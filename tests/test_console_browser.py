@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from amber.synthetic import photo
+from conftest import Databases
 from test_console import Console, serve
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -39,8 +40,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    with serve(tmp_path_factory.mktemp("browser")) as running:
+def console(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[Console]:
+    root = tmp_path_factory.mktemp("browser")
+    with databases.new(root) as db, serve(root, db) as running:
         yield running
 
 

@@ -45,10 +45,9 @@ def put(vault: Vault, tmp_path: Path, post_id: str, content: bytes = b"\xff\xd8 
 
 @pytest.fixture
 def scanned(
-    tmp_path: Path, write_posts: Callable[..., Path], photo_file: Callable[..., Path]
+    engine: Engine, write_posts: Callable[..., Path], photo_file: Callable[..., Path]
 ) -> tuple[Engine, Path]:
     """An engine whose scan removed one post (a banked photo) and allowed another."""
-    engine = open_engine(db=tmp_path / "a.db", vault=tmp_path / "vault")
     known = photo_file(5, "known.jpg")
     engine.banks.create("known", label="execution-photo")
     engine.banks.add_files("known", [known])
@@ -97,8 +96,10 @@ def test_scanning_again_adds_no_second_copy(scanned: tuple[Engine, Path], tmp_pa
     engine.close()
 
 
-def test_allow_only_scans_create_no_vault(tmp_path: Path, write_posts: Callable[..., Path]) -> None:
-    with open_engine(db=tmp_path / "a.db", vault=tmp_path / "vault") as engine:
+def test_allow_only_scans_create_no_vault(
+    database: str, tmp_path: Path, write_posts: Callable[..., Path]
+) -> None:
+    with open_engine(db=database, vault=tmp_path / "vault") as engine:
         list(engine.scan(read_input(write_posts([{"id": "x", "text": "hello"}]))))
     assert not (tmp_path / "vault").exists()
 

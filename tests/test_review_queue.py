@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,9 +31,13 @@ def clock() -> Clock:
 
 @pytest.fixture
 def queue_engine(
-    tmp_path: Path, clock: Clock, photo_file: Callable[..., Path], write_posts: Callable[..., Path]
-) -> Engine:
-    engine = open_engine(db=tmp_path / "a.db", vault=tmp_path / "vault", clock=clock)
+    database: str,
+    tmp_path: Path,
+    clock: Clock,
+    photo_file: Callable[..., Path],
+    write_posts: Callable[..., Path],
+) -> Iterator[Engine]:
+    engine = open_engine(db=database, vault=tmp_path / "vault", clock=clock)
     engine.banks.create("watch", action="review")
     engine.banks.create("hide", action="restrict")
     engine.banks.add_files("watch", [photo_file(1)])
@@ -52,7 +56,8 @@ def queue_engine(
     ]
     results = [r for r in engine.scan(read_input(write_posts(posts))) if isinstance(r, ScanResult)]
     assert len(results) == 6
-    return engine
+    yield engine
+    engine.close()
 
 
 def test_most_urgent_first(queue_engine: Engine) -> None:
@@ -186,3 +191,4 @@ def test_tokens_are_stored_hashed_and_checked(engine: Engine) -> None:
     with pytest.raises(UserError, match="unknown scope 'root'"):
         parse_scopes("ingest,root")
     assert isinstance(engine.db, sa.Engine)
+

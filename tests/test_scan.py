@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from amber.demo import caption, screenshot
-from amber.engine import Engine, ScanResult, open_engine
+from amber.engine import Engine, ScanResult, default_index_dir, open_engine
 from amber.errors import PostError
 from amber.posts import read_input
 from amber.synthetic import photo
@@ -156,15 +156,18 @@ def test_low_quality_hash_never_matches_alone(
 
 
 def test_index_persists_and_catches_up_incrementally(
-    tmp_path: Path, photo_file: Callable[..., Path], write_posts: Callable[..., Path]
+    database: str,
+    tmp_path: Path,
+    photo_file: Callable[..., Path],
+    write_posts: Callable[..., Path],
 ) -> None:
-    db, vault = tmp_path / "a.db", tmp_path / "v"
+    db, vault = database, tmp_path / "v"
     with open_engine(db=db, vault=vault) as first:
         first.banks.create("known")
         first.banks.add_files("known", [photo_file(1), photo_file(2)])
         indexed = len(first.matcher.index)
     assert indexed >= 2
-    assert (tmp_path / "a.db.index").is_dir()
+    assert default_index_dir(db).is_dir()
     with open_engine(db=db, vault=vault) as second:
         assert len(second.matcher.index) == indexed
         assert second.matcher.sync() == 0  # nothing to catch up: the index was kept

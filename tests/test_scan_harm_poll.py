@@ -82,9 +82,9 @@ def test_outcome_from_the_poll_author_is_restricted_even_in_the_same_scan(
 
 
 def test_outcome_in_a_later_scan_sees_the_stored_poll(
-    tmp_path: Path, write_posts: Callable[..., Path]
+    database: str, tmp_path: Path, write_posts: Callable[..., Path]
 ) -> None:
-    db = tmp_path / "a.db"
+    db = database
     with open_engine(db=db, vault=tmp_path / "v") as first:
         scan(first, write_posts([POLL], name="one.jsonl"))
     with open_engine(db=db, vault=tmp_path / "v") as second:
@@ -133,7 +133,7 @@ def test_hard_negatives_are_allowed(
 
 
 def test_threshold_comes_from_the_policy_file(
-    tmp_path: Path, write_posts: Callable[..., Path]
+    database: str, tmp_path: Path, write_posts: Callable[..., Path]
 ) -> None:
     """The same borderline post is restricted or allowed by the policy's min_score alone."""
     post = {"id": "b", "text": "Kill him or let him go?"}
@@ -144,8 +144,7 @@ def test_threshold_comes_from_the_policy_file(
             "[[rules]]\nname = 'vote'\nwhen = 'signal_score'\nsignal = 'harm_poll'\n"
             f"values = ['vote']\nmin_score = {min_score}\nverdict = 'restrict'\n"
         )
-        db = tmp_path / f"{min_score}.db"
-        with open_engine(db=db, vault=tmp_path / "v", policy=policy) as engine:
+        with open_engine(db=database, vault=tmp_path / "v", policy=policy) as engine:
             verdicts[min_score] = scan(engine, write_posts([post]))["b"].outcome.verdict
     assert verdicts == {0.5: "restrict", 0.95: "allow"}
 
