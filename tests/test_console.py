@@ -272,3 +272,35 @@ def test_settings_are_kept_per_reviewer_and_sign_out_ends_the_session(console: C
         assert bob.post("/console/sign-out", data={}).status_code == 403
         assert bob.post("/console/sign-out", data={"csrf": token}).status_code == 303
         assert bob.get("/console/queue").status_code == 303
+
+
+OPEN_STORE_AT = """
+import sys, time
+from pathlib import Path
+from amber.web.store import ConsoleStore
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+store = ConsoleStore(Path(sys.argv[1]))
+print(store.key.hex(), store.settings("nobody"))
+store.close()
+"""
+
+
+def test_workers_opening_the_console_store_at_once_share_one_key(tmp_path: Path) -> None:
+    start = f"{time.time() + 2:.3f}"  # after every process has imported amber
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_STORE_AT, str(tmp_path / "console"), start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    keys = set()
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        keys.add(out.split()[0])
+    assert len(keys) == 1 and len(bytes.fromhex(keys.pop())) == 32
+    names = sorted(p.name for p in (tmp_path / "console").iterdir())
+    assert names == ["console.sqlite", "session.key"]  # no candidate key left behind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -192,3 +193,18 @@ def test_tokens_are_stored_hashed_and_checked(engine: Engine) -> None:
         parse_scopes("ingest,root")
     assert isinstance(engine.db, sa.Engine)
 
+
+def test_one_name_one_token_however_many_ask_at_once(engine: Engine) -> None:
+    def create(_: int) -> str:
+        try:
+            engine.tokens.create("hook", {Scope.ingest})
+        except ConflictError:
+            return "conflict"
+        return "created"
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = sorted(pool.map(create, range(6)))
+    assert answers == ["conflict"] * 5 + ["created"]
+    for name in ("b", "B", "9c", "a"):
+        engine.tokens.create(name, {Scope.review})
+    assert [t.name for t in engine.tokens.all()] == ["9c", "B", "a", "b", "hook"]

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from amber.errors import NotFoundError
 from amber.hashing import MediaHashes
 from amber.policy import Earlier, Outcome, Verdict
-from amber.store.tables import decisions, post_media
+from amber.store.tables import UTCDateTime, decisions, post_media
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,20 +226,24 @@ class DecisionStore:
         """A removal order (EU 2021/784 Art. 3) arrived for a post: it must be acted on
         within one hour, so its review deadline becomes at most ``received_at`` + 1 h and it
         goes back to the queue. Returns the deadline. Raises ``NotFoundError``."""
-        deadline = received_at + timedelta(hours=1)
+        due = received_at + timedelta(hours=1)
+        # One statement, so concurrent orders cannot undo each other's earlier deadline.
+        kept = sa.case(
+            (
+                sa.and_(decisions.c.deadline.is_not(None), decisions.c.deadline < due),
+                decisions.c.deadline,
+            ),
+            else_=sa.literal(due, UTCDateTime),
+        )
         with self.db.begin() as conn:
-            row = conn.execute(
-                sa.select(decisions.c.deadline).where(decisions.c.post_id == post_id)
-            ).first()
-            if row is None:
-                raise NotFoundError(f"no decision for post {post_id!r}; submit the post first")
-            if row.deadline is not None and row.deadline < deadline:
-                deadline = row.deadline
-            conn.execute(
+            deadline: datetime | None = conn.execute(
                 decisions.update()
                 .where(decisions.c.post_id == post_id)
-                .values(deadline=deadline, review_state="pending")
-            )
+                .values(deadline=kept, review_state="pending")
+                .returning(decisions.c.deadline)
+            ).scalar_one_or_none()
+        if deadline is None:
+            raise NotFoundError(f"no decision for post {post_id!r}; submit the post first")
         return deadline
 
     def count(self) -> int:

@@ -78,19 +78,25 @@ class TokenStore:
             raise UserError("give at least one scope: ingest, review or admin")
         secret = PREFIX + secrets.token_urlsafe(32)
         now = self.clock()
-        with self.db.begin() as conn:
-            if conn.execute(sa.select(api_tokens.c.id).where(api_tokens.c.name == name)).first():
-                raise ConflictError(f"a token called {name!r} exists; revoke it or pick a name")
-            token_id = conn.execute(
-                api_tokens.insert()
-                .values(
-                    name=name,
-                    token_hash=_digest(secret),
-                    scopes=",".join(sorted(scope_set)),
-                    created_at=now,
-                )
-                .returning(api_tokens.c.id)
-            ).scalar_one()
+        taken = ConflictError(f"a token called {name!r} exists; revoke it or pick a name")
+        try:
+            with self.db.begin() as conn:
+                if conn.execute(
+                    sa.select(api_tokens.c.id).where(api_tokens.c.name == name)
+                ).first():
+                    raise taken
+                token_id = conn.execute(
+                    api_tokens.insert()
+                    .values(
+                        name=name,
+                        token_hash=_digest(secret),
+                        scopes=",".join(sorted(scope_set)),
+                        created_at=now,
+                    )
+                    .returning(api_tokens.c.id)
+                ).scalar_one()
+        except sa.exc.IntegrityError:
+            raise taken from None  # created by another process since we looked
         return Token(token_id, name, scope_set, now), secret
 
     def authenticate(self, secret: str | None) -> Token:
@@ -123,10 +129,10 @@ class TokenStore:
             raise NotFoundError(f"no live token called {name!r}")
 
     def all(self) -> list[Token]:
-        """Every token, by name."""
+        """Every token, by name (in code-point order, whatever the database's collation)."""
         with self.db.connect() as conn:
-            rows = conn.execute(sa.select(api_tokens).order_by(api_tokens.c.name))
-            return [_token(r) for r in rows]
+            rows = conn.execute(sa.select(api_tokens))
+            return sorted((_token(r) for r in rows), key=lambda t: t.name)
 
 
 def _token(row: sa.Row[tuple[object, ...]]) -> Token:

@@ -218,6 +218,17 @@ class ReviewQueue:
                 raise UserError("this queue cannot add to banks")
             self.add_to_bank(post_id, bank)
         with self.db.begin() as conn:
+            # Give the lock back in the same transaction: if it expired and another reviewer
+            # took the item meanwhile, nothing is released and nothing is recorded.
+            released = conn.execute(
+                review_locks.delete().where(
+                    review_locks.c.post_id == post_id,
+                    review_locks.c.reviewer == reviewer,
+                    review_locks.c.expires_at > now,
+                )
+            ).rowcount
+            if released != 1:
+                raise ConflictError(f"the lock on post {post_id!r} ended; lock it again")
             conn.execute(
                 review_outcomes.insert().values(
                     post_id=post_id,
@@ -234,7 +245,6 @@ class ReviewQueue:
                 .where(decisions.c.post_id == post_id)
                 .values(review_state=STATE[chosen])
             )
-            conn.execute(review_locks.delete().where(review_locks.c.post_id == post_id))
         return Review(post_id, reviewer, chosen, how, reason, bank, now)
 
     def outcome(self, post_id: str) -> Review | None:

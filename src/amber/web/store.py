@@ -1,7 +1,8 @@
 """The console's own state: sign-in sessions, reviewers' settings, graphic items seen.
 
-It lives in a small SQLite file beside the main database (``amber.db.console``; beside
-the vault for a database server), not in amber's schema: nothing here is evidence or a
+It lives in a small SQLite file beside the main database (``amber.db.console/``; for a
+PostgreSQL database, beside the vault: ``amber-vault.console/``, shared by the processes
+that share the vault), not in amber's schema: nothing here is evidence or a
 decision, and losing it only signs reviewers out and resets their preferences.
 
 A session is a random id. The browser holds ``id.signature`` (an HMAC-SHA256 under a key
@@ -23,7 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from amber.errors import AuthenticationError
-from amber.store.db import sqlite_path
+from amber.store.db import sqlite_engine, sqlite_path
 from amber.store.tables import UTCDateTime
 from amber.tokens import Scope, Token
 
@@ -97,8 +98,10 @@ class ConsoleStore:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.clock = clock
         self.key = _key(folder / "session.key")
-        self.db = sa.create_engine(f"sqlite:///{folder / 'console.sqlite'}")
-        metadata.create_all(self.db)
+        self.db = sqlite_engine(folder / "console.sqlite")
+        with self.db.begin() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # workers starting at once take turns
+            metadata.create_all(conn)
 
     def close(self) -> None:
         """Release the database file."""
@@ -192,12 +195,17 @@ def _digest(text: str) -> str:
 
 
 def _key(path: Path) -> bytes:
-    """The session-signing key, created once with mode 0600."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as out:
-        key = secrets.token_bytes(32)
-        out.write(key)
-    return key
+    """The session-signing key, created once with mode 0600. Processes starting at once
+    agree on one: each writes a candidate in full, and the first to link it in wins."""
+    if not path.exists():
+        candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass  # another process was first: use its key
+        finally:
+            candidate.unlink()
+    return path.read_bytes()
