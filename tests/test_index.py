@@ -1,8 +1,10 @@
-"""The PDQ near-duplicate index: exact against brute force, incremental, persistent, safe."""
+"""The PDQ near-duplicate index: exact against brute force, incremental, persistent, safe,
+and shared by several processes."""
 
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amber.errors import UserError
-from amber.index import IndexCorruptError, PdqIndex, brute_force_search, layout, mih
+from amber.index import IndexCorruptError, PdqIndex, brute_force_search, layout, mih, probes
 
 Hashes = npt.NDArray[np.uint8]
 
@@ -69,7 +71,7 @@ def live_reference(index_rows: dict[int, Hashes]) -> tuple[Hashes, npt.NDArray[n
 # --------------------------------------------------------------------------- exactness
 
 
-@pytest.mark.parametrize("scan_share", [0, 8, 1 << 40], ids=["probe", "default", "scan"])
+@pytest.mark.parametrize("scan_bias", [math.inf, 1.0, 0.0], ids=["probe", "default", "scan"])
 @settings(
     max_examples=40,
     deadline=None,
@@ -80,16 +82,24 @@ def live_reference(index_rows: dict[int, Hashes]) -> tuple[Hashes, npt.NDArray[n
     count=st.integers(0, 250),
     radius=st.integers(0, 63),
     in_base=st.floats(0, 1),
+    shape=st.tuples(st.integers(1, 12), st.integers(0, 8), st.integers(1, 16)),
 )
 def test_search_equals_brute_force(
     monkeypatch: pytest.MonkeyPatch,
-    scan_share: int,
+    scan_bias: float,
     seed: int,
     count: int,
     radius: int,
     in_base: float,
+    shape: tuple[int, int, int],
 ) -> None:
-    monkeypatch.setattr(mih, "_SCAN_SHARE", scan_share)
+    # Every table shape the kernels accept (chunks straddling words, postings of any
+    # width), not only the one picked for the row count.
+    bucket_bits, suffix_bits, tables = shape
+    table_bits = bucket_bits + suffix_bits
+    tables_ = layout.Tables(min(tables, 256 // table_bits), table_bits, bucket_bits)
+    monkeypatch.setattr(layout.Tables, "for_rows", classmethod(lambda cls, rows: tables_))
+    monkeypatch.setattr(mih, "_scan_bias", scan_bias)
     rng = np.random.default_rng(seed)
     hashes = planted(rng, count, radius)
     ids = rng.permutation(count * 3)[:count].astype(np.int64)
@@ -106,6 +116,37 @@ def test_search_equals_brute_force(
         assert len(index) == int(keep.sum())
 
 
+@pytest.mark.parametrize("rows", [1, 100, 4096, 10**6, 10**7, 10**8])
+def test_every_plan_satisfies_the_pigeonhole_bound(rows: int) -> None:
+    tables = layout.Tables.for_rows(rows)
+    assert tables.valid()
+    for radius in range(64):
+        plan = probes.plan(tables, rows, radius)
+        if plan is None:
+            continue
+        assert int((plan.thresholds + 1).sum()) >= radius + 1
+        most = int(plan.thresholds.max())
+        assert int(plan.mask_ends[most]) == sum(
+            math.comb(tables.bucket_bits, f) for f in range(min(most, tables.bucket_bits) + 1)
+        )
+
+
+def test_the_ten_million_row_shape_is_exact(tmp_path: Path) -> None:
+    """11 tables of 23 bits bucketed by 20, as at 10M rows, on a small set."""
+    assert layout.Tables.for_rows(10**7) == layout.Tables(11, 23, 20)
+    rng = np.random.default_rng(12)
+    hashes = planted(rng, 3000, 31)
+    ids = np.arange(3000, dtype=np.int64)
+    queries = queries_for(rng, hashes, 60, 31)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(layout.Tables, "for_rows", classmethod(lambda cls, rows: cls(11, 23, 20)))
+        patched.setattr(mih, "_scan_bias", math.inf)
+        index = PdqIndex.rebuild(tmp_path, ids, hashes)
+        for radius in (0, 15, 31, 47):
+            expected = brute_force_search(hashes, ids, queries, radius)
+            assert index.search(queries, radius) == expected
+
+
 def test_every_match_found_at_the_usual_radius_with_full_buckets(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     prototype = rng.integers(0, 256, 32, dtype=np.uint8)
@@ -115,6 +156,21 @@ def test_every_match_found_at_the_usual_radius_with_full_buckets(tmp_path: Path)
     index = PdqIndex.rebuild(tmp_path, ids, hashes)
     queries = queries_for(rng, hashes, 40, 31)
     assert index.search(queries, 31) == brute_force_search(hashes, ids, queries, 31)
+
+
+def test_many_matches_of_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # More matches than the kernels' first room (64 a query) and than ids read one by one.
+    monkeypatch.setattr(mih, "_scan_bias", math.inf)
+    rng = np.random.default_rng(16)
+    prototype = rng.integers(0, 256, 32, dtype=np.uint8)
+    hashes = np.array([flipped(prototype, int(b), rng) for b in rng.integers(0, 6, 400)])
+    ids = rng.permutation(10_000)[:400].astype(np.int64)
+    index = PdqIndex.rebuild(tmp_path, ids[:300], hashes[:300])
+    index.add(ids[300:], hashes[300:])
+    queries = np.stack([prototype, flipped(prototype, 20, rng)])
+    expected = brute_force_search(hashes, ids, queries, 31)
+    assert index.search(queries, 31) == expected
+    assert len(expected[0]) == 400
 
 
 # --------------------------------------------------------------------------- increments
@@ -184,7 +240,7 @@ def test_delta_merges_exactly_when_full(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["base"]["rows"] == len(ids) and manifest["delta"] is None
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["manifest.json"]
+        ["lock", "manifest.json"]
         + [f"base-{manifest['generation']}.{part}.npy" for part in layout.BASE_PARTS]
     )
     queries = queries_for(rng, hashes, 10, 31)
@@ -264,8 +320,12 @@ def test_corrupt_manifest_is_reported(tmp_path: Path) -> None:
     with pytest.raises(IndexCorruptError, match=r"manifest\.json") as caught:
         PdqIndex.open(tmp_path)
     assert caught.value.path == str(tmp_path / "manifest.json")
-    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 1}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 2}))
     with pytest.raises(IndexCorruptError, match="generation"):
+        PdqIndex.open(tmp_path)
+    # A folder written by an older amber: the matcher rebuilds it from the database.
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 1}))
+    with pytest.raises(IndexCorruptError, match="format version 1 is not 2"):
         PdqIndex.open(tmp_path)
 
 
@@ -294,6 +354,37 @@ def test_swapped_or_missing_files_are_reported(tmp_path: Path) -> None:
     np.save(tombstones, np.array([99], np.int64))
     with pytest.raises(IndexCorruptError):
         PdqIndex.open(tmp_path)
+
+
+def all_ones_index(folder: Path, monkeypatch: pytest.MonkeyPatch) -> PdqIndex:
+    """Five equal hashes, all bits set: every posting lands in each table's last bucket."""
+    monkeypatch.setattr(mih, "_scan_bias", math.inf)
+    return PdqIndex.rebuild(folder, np.arange(5), np.full((5, 32), 255, np.uint8))
+
+
+def test_postings_out_of_range_are_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = all_ones_index(tmp_path, monkeypatch)
+    (path,) = tmp_path.glob("base-*.postings.npy")
+    postings = np.load(path, mmap_mode="r+")
+    postings[:] = np.uint64(2**64 - 1)  # row 7 of 5
+    postings.flush()
+    with pytest.raises(IndexCorruptError, match=path.name) as caught:
+        index.search(np.full((1, 32), 255, np.uint8), 0)
+    assert caught.value.path == str(path)
+
+
+def test_bucket_offsets_out_of_order_are_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = all_ones_index(tmp_path, monkeypatch)
+    (path,) = tmp_path.glob("base-*.offsets.npy")
+    offsets = np.load(path, mmap_mode="r+")
+    offsets[:, -2] = 9  # the last bucket would start after it ends
+    offsets.flush()
+    with pytest.raises(IndexCorruptError, match=path.name):
+        index.search(np.full((1, 32), 255, np.uint8), 0)
 
 
 def test_a_crash_mid_write_leaves_the_old_state(tmp_path: Path) -> None:
@@ -349,3 +440,114 @@ def test_a_killed_writer_leaves_a_whole_state(tmp_path: Path, delay: float) -> N
     found = index.search(hashes, 0)
     assert found[:live] == [[(i, 0)] for i in range(live)]
     assert found[live:] == [[] for _ in range(6000 - live)]
+
+
+# --------------------------------------------------------------------------- sharing
+
+
+def found_ids(index: PdqIndex, hashes: Hashes) -> list[list[int]]:
+    return [[id_ for id_, _ in hits] for hits in index.search(hashes, 0)]
+
+
+def test_a_stale_writer_applies_its_change_to_the_latest_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mih, "MIN_DELTA", 8)
+    hashes = np.random.default_rng(13).integers(0, 256, (40, 32), dtype=np.uint8)
+    first, second = PdqIndex.open(tmp_path), PdqIndex.open(tmp_path)
+    first.add([1, 2, 3], hashes[1:4])
+    second.add([4], hashes[4:5])  # opened before the first wrote: must not drop 1..3
+    second.remove([2])
+    first.add([5], hashes[5:6])  # does not know 4 was added and 2 removed
+    first.add(np.arange(6, 20), hashes[6:20])  # overflows the delta: a merge
+    second.add([3], hashes[30:31])  # replaces 3, on top of the merged base
+    reopened = PdqIndex.open(tmp_path)
+    assert found_ids(reopened, hashes[[1, 2, 3, 4, 30]]) == [[1], [], [], [4], [3]]
+    assert found_ids(reopened, hashes[5:20]) == [[i] for i in range(5, 20)]
+    assert len(reopened) == len(first) == len(second) == 18
+    assert reopened.max_id == first.max_id == second.max_id == 19
+
+
+def test_refresh_picks_up_another_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mih, "MIN_DELTA", 8)
+    hashes = np.random.default_rng(14).integers(0, 256, (30, 32), dtype=np.uint8)
+    writer = PdqIndex.rebuild(tmp_path, np.arange(10), hashes[:10])
+    reader = PdqIndex.open(tmp_path)
+    assert reader.refresh() is False  # nothing changed: one small read
+    writer.add([10], hashes[10:11])
+    writer.remove([0])
+    assert found_ids(reader, hashes[[0, 10]]) == [[0], []]  # as of its open
+    assert reader.refresh() is True
+    assert found_ids(reader, hashes[[0, 10]]) == [[], [10]]
+    assert (len(reader), reader.max_id) == (10, 10)
+    assert reader.refresh() is False
+    # A merge deletes the files the reader maps; its mapping stays readable (Linux keeps
+    # an unlinked file until its last mapping goes) until it refreshes.
+    writer.add(np.arange(11, 30), hashes[11:30])
+    assert not (tmp_path / layout.base_file(reader.generation - 2, "hashes")).exists()
+    assert found_ids(reader, hashes[[1, 20]]) == [[1], []]
+    assert reader.refresh() is True
+    assert found_ids(reader, hashes[[1, 20]]) == [[1], [20]]
+
+
+SHARED_HASHES = 3000
+
+WRITER = """
+import sys
+import numpy as np
+from amber.index import PdqIndex, mih
+
+mih.MIN_DELTA = 64  # merge often, while the other writers append
+folder, first, count, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+hashes = np.random.default_rng(15).integers(0, 256, (total, 32), dtype=np.uint8)
+index = PdqIndex.open(folder)
+for start in range(first, first + count, 20):
+    ids = np.arange(start, start + 20)
+    index.add(ids, hashes[ids])
+    index.remove(ids[:2])
+"""
+
+READER = """
+import sys
+import numpy as np
+from pathlib import Path
+from amber.index import PdqIndex
+
+folder, stop, total = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+hashes = np.random.default_rng(15).integers(0, 256, (total, 32), dtype=np.uint8)
+index = PdqIndex.open(folder)
+changes = 0
+while not stop.exists():
+    changes += index.refresh()
+    for number, hits in enumerate(index.search(hashes[::7], 0)):
+        assert all(id_ == number * 7 and distance == 0 for id_, distance in hits), hits
+print(changes)
+"""
+
+
+@pytest.mark.slow
+def test_processes_sharing_a_folder_lose_no_write(tmp_path: Path) -> None:
+    folder, stop = tmp_path / "index", tmp_path / "stop"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(folder), str(stop), str(SHARED_HASHES)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(folder), str(first), "200", str(SHARED_HASHES)]
+        )
+        for first in (0, 1000, 2000)
+    ]
+    assert [writer.wait(timeout=300) for writer in writers] == [0, 0, 0]
+    stop.touch()
+    output, _ = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and int(output) > 0  # it searched while others wrote
+    hashes = np.random.default_rng(15).integers(0, 256, (SHARED_HASHES, 32), dtype=np.uint8)
+    live = [i for first in (0, 1000, 2000) for i in range(first, first + 200) if i % 20 >= 2]
+    index = PdqIndex.open(folder)
+    assert len(index) == len(live) == 540
+    assert found_ids(index, hashes[live]) == [[i] for i in live]
+    assert index.max_id == 2199
+    removed = [i for first in (0, 1000, 2000) for i in range(first, first + 200) if i % 20 < 2]
+    assert found_ids(index, hashes[removed]) == [[] for _ in removed]

@@ -1,18 +1,23 @@
-"""On-disk layout of a ``PdqIndex`` folder: manifest, segment files, atomic writes.
+"""On-disk layout of a ``PdqIndex`` folder: manifest, segment files, atomic writes, lock.
 
 The folder holds plain ``.npy`` arrays (opened with ``mmap_mode="r"``) and a
 ``manifest.json`` that names the files of the current state and is replaced last, so a
-reader sees the old state or the new one. The layout, the manifest's fields and the crash
-guarantees are described in ``docs/index.md``. Everything that reads, checks, writes or
-cleans up those files lives here; ``mih.py`` builds and searches the index on top.
+reader sees the old state or the new one. Writers, in any process, hold an exclusive
+``flock`` on the folder's ``lock`` file. The layout, the manifest's fields and the crash
+and concurrency guarantees are described in ``docs/index.md``. Everything that reads,
+checks, writes or cleans up those files lives here; ``mih.py`` searches on top.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import math
 import os
 import re
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,14 +26,22 @@ import numpy as np
 import numpy.typing as npt
 
 from amber.durable import fsync_path
-from amber.errors import AmberError
+from amber.errors import AmberError, UserError
 
 FORMAT = "amber-pdq-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HASH_BYTES = 32
-CHUNKS = 16
-BUCKETS = 1 << 16
 MANIFEST = "manifest.json"
+#: The file writers ``flock``; it is never deleted.
+LOCK = "lock"
+#: Chunk bits kept in each posting beyond the bucket key, to drop far candidates early.
+SUFFIX_BITS = 3
+#: Bucket keys have at most 20 bits: 2**20 buckets, 4 MiB of offsets per table.
+MAX_BUCKET_BITS = 20
+MIN_BUCKET_BITS = 4
+MAX_TABLES = 16
+#: Bucket offsets are uint32, so a base holds fewer rows than this.
+MAX_ROWS = 1 << 32
 #: The files of a base segment: ``base-G.<part>.npy``.
 BASE_PARTS = ("ids", "hashes", "postings", "offsets")
 
@@ -39,6 +52,7 @@ _TEMP = re.compile(r"^(manifest\.json|.+\.npy)\.tmp$")
 
 Ids = npt.NDArray[np.int64]
 Hashes = npt.NDArray[np.uint8]
+Words = npt.NDArray[np.uint64]
 
 
 class IndexCorruptError(AmberError):
@@ -54,6 +68,53 @@ class IndexCorruptError(AmberError):
 
 
 @dataclass(frozen=True, slots=True)
+class Tables:
+    """How a base cuts hashes into bucket tables (see ``kernels.py``)."""
+
+    tables: int
+    table_bits: int
+    bucket_bits: int
+
+    @classmethod
+    def for_rows(cls, rows: int) -> Tables:
+        """The shape for a base of ``rows``: about 8 rows per bucket, 3 suffix bits.
+
+        At 10 million rows: 11 tables of 23 bits, bucketed by 20 of them.
+        """
+        wanted = round(math.log2(max(rows, 1))) - 3
+        bucket_bits = min(max(wanted, MIN_BUCKET_BITS), MAX_BUCKET_BITS)
+        table_bits = bucket_bits + SUFFIX_BITS
+        return cls(min(HASH_BYTES * 8 // table_bits, MAX_TABLES), table_bits, bucket_bits)
+
+    @property
+    def suffix_bits(self) -> int:
+        """Chunk bits beyond the bucket key, stored in each posting."""
+        return self.table_bits - self.bucket_bits
+
+    def posting_bits(self, rows: int) -> int:
+        """Bits per posting: the row position and the chunk's suffix."""
+        return row_bits(rows) + self.suffix_bits
+
+    def posting_words(self, rows: int) -> int:
+        """uint64 words of the packed postings, plus one spare for branch-free reads."""
+        return -(-self.tables * rows * self.posting_bits(rows) // 64) + 1
+
+    def valid(self) -> bool:
+        """Whether the kernels can use this shape."""
+        return (
+            1 <= self.tables <= MAX_TABLES
+            and 1 <= self.bucket_bits <= MAX_BUCKET_BITS
+            and 0 <= self.suffix_bits <= 8
+            and self.tables * self.table_bits <= HASH_BYTES * 8
+        )
+
+
+def row_bits(rows: int) -> int:
+    """Bits that hold a row position below ``rows``."""
+    return max(1, (rows - 1).bit_length())
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     """What ``manifest.json`` says: the generation of each segment and its row count."""
 
@@ -61,6 +122,7 @@ class Manifest:
     max_id: int = -1
     base_generation: int | None = None
     base_rows: int = 0
+    base_tables: Tables | None = None
     delta_generation: int | None = None
     delta_rows: int = 0
     delta_capacity: int = 0
@@ -71,23 +133,30 @@ class Manifest:
         """Names of the files this state is made of."""
         names: set[str] = set()
         if self.base_generation is not None:
-            names |= {_base_file(self.base_generation, part) for part in BASE_PARTS}
+            names |= {base_file(self.base_generation, part) for part in BASE_PARTS}
         if self.delta_generation is not None:
-            names |= {_delta_file(self.delta_generation, part) for part in ("ids", "hashes")}
+            names |= {delta_file(self.delta_generation, part) for part in ("ids", "hashes")}
         if self.tombstone_generation is not None:
-            names.add(_tombstone_file(self.tombstone_generation))
+            names.add(tombstone_file(self.tombstone_generation))
         return names
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as written to disk."""
+        base = None
+        if self.base_generation is not None and self.base_tables is not None:
+            base = {
+                "generation": self.base_generation,
+                "rows": self.base_rows,
+                "tables": self.base_tables.tables,
+                "table_bits": self.base_tables.table_bits,
+                "bucket_bits": self.base_tables.bucket_bits,
+            }
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "generation": self.generation,
             "max_id": self.max_id,
-            "base": None
-            if self.base_generation is None
-            else {"generation": self.base_generation, "rows": self.base_rows},
+            "base": base,
             "delta": None
             if self.delta_generation is None
             else {
@@ -123,50 +192,100 @@ class Manifest:
             return value
 
         base, delta, tombs = section("base"), section("delta"), section("tombstones")
+        tables = None
+        if base is not None:
+            tables = Tables(
+                number(base, "tables", 1),
+                number(base, "table_bits", 1),
+                number(base, "bucket_bits", 1),
+            )
+            if not tables.valid():
+                raise IndexCorruptError(f"base tables {tables} cannot be searched", path=path)
         manifest = cls(
             generation=number(data, "generation", 0),
             max_id=number(data, "max_id", -1),
             base_generation=None if base is None else number(base, "generation", 0),
             base_rows=0 if base is None else number(base, "rows", 1),
+            base_tables=tables,
             delta_generation=None if delta is None else number(delta, "generation", 0),
             delta_rows=0 if delta is None else number(delta, "rows", 0),
             delta_capacity=0 if delta is None else number(delta, "capacity", 1),
             tombstone_generation=None if tombs is None else number(tombs, "generation", 0),
             tombstone_rows=0 if tombs is None else number(tombs, "rows", 1),
         )
+        if manifest.base_rows >= MAX_ROWS:
+            raise IndexCorruptError(f"base rows {manifest.base_rows} exceed 2**32 - 1", path=path)
         if manifest.delta_rows > manifest.delta_capacity:
             raise IndexCorruptError("delta rows exceed its capacity", path=path)
         return manifest
 
 
-def _base_file(generation: int, part: str) -> str:
+def base_file(generation: int, part: str) -> str:
     """File name of one part of the base segment written by ``generation``."""
     return f"base-{generation}.{part}.npy"
 
 
-def _delta_file(generation: int, part: str) -> str:
+def delta_file(generation: int, part: str) -> str:
     """File name of one part of the delta segment written by ``generation``."""
     return f"delta-{generation}.{part}.npy"
 
 
-def _tombstone_file(generation: int) -> str:
+def tombstone_file(generation: int) -> str:
     """File name of the tombstones written by ``generation``."""
     return f"tombstones-{generation}.npy"
 
 
+class IdReader:
+    """Reads ids at row positions with ``pread``, so searching never maps the ids file.
+
+    A search needs an id only for each match, but every page fault on a mapped file also
+    maps the cached pages around it, so a few thousand matches would leave the whole ids
+    array (8 bytes a row) resident in every searching process. The descriptor keeps the
+    file readable after a writer deletes it, as a mapping does; it closes with the reader.
+    """
+
+    #: Past this many ids in one call, reading the mapping is cheaper than system calls.
+    MOST = 256
+
+    def __init__(self, path: Path, offset: int) -> None:
+        """Open ``path`` whose int64 ids start at byte ``offset``. Raises ``OSError``."""
+        self._fd = os.open(path, os.O_RDONLY)
+        self._offset = offset
+        weakref.finalize(self, os.close, self._fd)
+
+    def read(self, rows: Ids) -> Ids:
+        """The ids at these row positions (in range)."""
+        ids = np.empty(rows.shape, np.int64)
+        for number, row in enumerate(rows.tolist()):
+            data = os.pread(self._fd, 8, self._offset + 8 * row)
+            ids[number] = int.from_bytes(data, "little", signed=True)
+        return ids
+
+
 @dataclass(frozen=True, slots=True)
 class Base:
-    """The MIH-indexed segment (memory-mapped)."""
+    """The segment searched through bucket tables (memory-mapped)."""
 
     ids: Ids
     hashes: Hashes
-    postings: npt.NDArray[np.uint32]  # flat: chunk j's rows at [j * n, (j + 1) * n)
-    offsets: Ids
+    words: Words  # the hashes as (n, 4) uint64
+    offsets: npt.NDArray[np.uint32]  # (tables, 2**bucket_bits + 1)
+    postings: Words  # bit-packed, see kernels.py
+    tables: Tables
+    generation: int
+    id_reader: IdReader | None = None
 
     @property
     def rows(self) -> int:
         """Number of rows in the segment."""
         return int(self.ids.shape[0])
+
+    def ids_at(self, rows: Ids) -> Ids:
+        """Ids of these row positions; few are read without mapping (see ``IdReader``)."""
+        if self.id_reader is None or rows.shape[0] > IdReader.MOST:
+            result: Ids = np.take(self.ids, rows)
+            return result
+        return self.id_reader.read(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,28 +301,43 @@ class Delta:
 EMPTY_BASE = Base(
     ids=np.empty(0, np.int64),
     hashes=np.empty((0, HASH_BYTES), np.uint8),
-    postings=np.empty(0, np.uint32),
-    offsets=np.zeros(1, np.int64),
+    words=np.empty((0, 4), np.uint64),
+    offsets=np.zeros((1, 2), np.uint32),
+    postings=np.zeros(1, np.uint64),
+    tables=Tables(1, 1, 1),
+    generation=-1,
 )
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def read_manifest(directory: Path) -> Manifest:
-    """The manifest in ``directory``; an empty state if there is none."""
+def read_stamp(directory: Path) -> bytes:
+    """The bytes of ``manifest.json`` (empty if there is none): what names a state."""
     path = directory / MANIFEST
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except FileNotFoundError:
-        return Manifest()
+        return b""
     except OSError as error:
         raise IndexCorruptError(f"cannot be read ({error})", path=path) from error
+
+
+def parse_manifest(directory: Path, stamp: bytes) -> Manifest:
+    """The manifest these bytes of ``manifest.json`` hold; an empty state for none."""
+    if not stamp:
+        return Manifest()
+    path = directory / MANIFEST
     try:
-        data = json.loads(text)
+        data = json.loads(stamp)
     except ValueError as error:
         raise IndexCorruptError(f"is not valid JSON ({error})", path=path) from error
     return Manifest.from_json(data, path)
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """The manifest in ``directory``; an empty state if there is none."""
+    return parse_manifest(directory, read_stamp(directory))
 
 
 def next_generation(directory: Path) -> int:
@@ -238,17 +372,33 @@ def _load_array(path: Path, dtype: str, shape: tuple[int, ...]) -> tuple[Any, in
 
 def load_base(directory: Path, manifest: Manifest) -> Base:
     """Map the base segment. Raises ``IndexCorruptError``."""
-    generation, rows = manifest.base_generation, manifest.base_rows
-    if generation is None:
+    generation, rows, tables = manifest.base_generation, manifest.base_rows, manifest.base_tables
+    if generation is None or tables is None:
         return EMPTY_BASE
-    ids, _ = _load_array(directory / _base_file(generation, "ids"), "<i8", (rows,))
-    hashes, _ = _load_array(directory / _base_file(generation, "hashes"), "u1", (rows, HASH_BYTES))
-    postings, _ = _load_array(directory / _base_file(generation, "postings"), "<u4", (CHUNKS, rows))
-    offsets_path = directory / _base_file(generation, "offsets")
-    offsets, _ = _load_array(offsets_path, "<i8", (CHUNKS * BUCKETS + 1,))
-    if offsets[0] != 0 or offsets[-1] != CHUNKS * rows:
+    ids_path = directory / base_file(generation, "ids")
+    ids, ids_offset = _load_array(ids_path, "<i8", (rows,))
+    try:
+        id_reader = IdReader(ids_path, ids_offset)
+    except OSError as error:
+        raise IndexCorruptError(f"cannot be read ({error})", path=ids_path) from error
+    hashes, _ = _load_array(directory / base_file(generation, "hashes"), "u1", (rows, HASH_BYTES))
+    postings_path = directory / base_file(generation, "postings")
+    postings, _ = _load_array(postings_path, "<u8", (tables.posting_words(rows),))
+    offsets_path = directory / base_file(generation, "offsets")
+    shape = (tables.tables, (1 << tables.bucket_bits) + 1)
+    offsets, _ = _load_array(offsets_path, "<u4", shape)
+    if (offsets[:, 0] != 0).any() or (offsets[:, -1] != rows).any():
         raise IndexCorruptError("bucket offsets do not span the postings", path=offsets_path)
-    return Base(ids=ids, hashes=hashes, postings=postings.reshape(-1), offsets=offsets)
+    return Base(
+        ids=ids,
+        hashes=hashes,
+        words=hashes.view(np.uint64),
+        offsets=offsets,
+        postings=postings,
+        tables=tables,
+        generation=generation,
+        id_reader=id_reader,
+    )
 
 
 def _delta_parts(capacity: int) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -267,7 +417,7 @@ def load_delta(directory: Path, manifest: Manifest) -> Delta | None:
 def _open_delta(directory: Path, generation: int, capacity: int) -> Delta:
     """Map the delta files of ``generation``. Raises ``IndexCorruptError``."""
     (ids, ids_offset), (hashes, hashes_offset) = (
-        _load_array(directory / _delta_file(generation, part), dtype, shape)
+        _load_array(directory / delta_file(generation, part), dtype, shape)
         for part, dtype, shape in _delta_parts(capacity)
     )
     return Delta(ids=ids, hashes=hashes, ids_offset=ids_offset, hashes_offset=hashes_offset)
@@ -278,7 +428,7 @@ def load_tombstones(directory: Path, manifest: Manifest) -> Ids:
     generation = manifest.tombstone_generation
     if generation is None:
         return EMPTY_BASE.ids
-    path = directory / _tombstone_file(generation)
+    path = directory / tombstone_file(generation)
     tombstones = np.array(_load_array(path, "<i8", (manifest.tombstone_rows,))[0])
     limit = manifest.base_rows + manifest.delta_rows
     if (np.diff(tombstones) <= 0).any() or tombstones[0] < 0 or tombstones[-1] >= limit:
@@ -290,37 +440,75 @@ def load_tombstones(directory: Path, manifest: Manifest) -> Ids:
 # --------------------------------------------------------------------------- writing
 
 
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold the folder's exclusive writer lock (``flock`` on ``lock``), across processes.
+
+    Blocks while another process (or another ``PdqIndex`` in this one) writes.
+    """
+    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def write_base(directory: Path, manifest: Manifest, ids: Ids, hashes: Hashes) -> Manifest:
     """Write base files of these rows (unique ids) for ``manifest.generation``.
 
+    Raises ``UserError`` for 2**32 rows or more.
+
     Returns ``manifest`` naming them; the caller writes it.
     """
+    from amber.index import kernels  # numba: imported on first use, not with amber
+
     generation = manifest.generation
     rows = int(ids.shape[0])
     if rows == 0:
         return manifest
+    if rows >= MAX_ROWS:
+        raise UserError(f"{rows} rows do not fit one index (at most {MAX_ROWS - 1})")
+    tables = Tables.for_rows(rows)
     order = np.argsort(ids, kind="stable")
     ids = np.take(ids, order)
     hashes = np.take(hashes, order, axis=0)
-    _write_array(directory / _base_file(generation, "ids"), ids.astype("<i8"))
-    _write_array(directory / _base_file(generation, "hashes"), hashes)
-    keys = hashes.view("<u2")
-    offsets = np.zeros(CHUNKS * BUCKETS + 1, "<i8")
-    postings_path = directory / _base_file(generation, "postings")
-    temporary = _temporary(postings_path)
-    postings = np.lib.format.open_memmap(temporary, mode="w+", dtype="<u4", shape=(CHUNKS, rows))
-    for chunk in range(CHUNKS):
-        key = np.ascontiguousarray(keys[:, chunk])
-        postings[chunk] = np.argsort(key, kind="stable")
-        counts = np.bincount(key, minlength=BUCKETS)
-        begin = chunk * BUCKETS
-        offsets[begin + 1 : begin + BUCKETS + 1] = chunk * rows + np.cumsum(counts)
-    postings.flush()
-    del postings
+    _write_array(directory / base_file(generation, "ids"), ids.astype("<i8"))
+    _write_array(directory / base_file(generation, "hashes"), hashes)
+    with _writing(directory / base_file(generation, "postings")) as postings_path:
+        postings = np.lib.format.open_memmap(
+            postings_path, mode="w+", dtype="<u8", shape=(tables.posting_words(rows),)
+        )
+        with _writing(directory / base_file(generation, "offsets")) as offsets_path:
+            offsets = np.lib.format.open_memmap(
+                offsets_path,
+                mode="w+",
+                dtype="<u4",
+                shape=(tables.tables, (1 << tables.bucket_bits) + 1),
+            )
+            kernels.build_tables(
+                hashes.view(np.uint64),
+                tables.tables,
+                tables.table_bits,
+                tables.bucket_bits,
+                row_bits(rows),
+                offsets,
+                postings,
+            )
+            offsets.flush()
+            del offsets
+        postings.flush()
+        del postings
+    return replace(manifest, base_generation=generation, base_rows=rows, base_tables=tables)
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; then fsync it and rename it to ``path``."""
+    temporary = _temporary(path)
+    yield temporary
     fsync_path(temporary)
-    os.replace(temporary, postings_path)
-    _write_array(directory / _base_file(generation, "offsets"), offsets)
-    return replace(manifest, base_generation=generation, base_rows=rows)
+    os.replace(temporary, path)
 
 
 def _temporary(path: Path) -> Path:
@@ -340,11 +528,9 @@ def _write_array(path: Path, array: npt.NDArray[Any]) -> None:
 
 def _write_preallocated(path: Path, dtype: str, shape: tuple[int, ...]) -> None:
     """Create a zero-filled (sparse) ``.npy`` of ``shape``, atomically."""
-    temporary = _temporary(path)
-    array = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
-    del array
-    fsync_path(temporary)
-    os.replace(temporary, path)
+    with _writing(path) as temporary:
+        array = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
+        del array
 
 
 def _write_at(path: Path, offset: int, data: bytes) -> None:
@@ -359,7 +545,7 @@ def _write_at(path: Path, offset: int, data: bytes) -> None:
 def create_delta(directory: Path, generation: int, capacity: int) -> Delta:
     """Create zero-filled delta files of ``capacity`` rows for ``generation`` and map them."""
     for part, dtype, shape in _delta_parts(capacity):
-        _write_preallocated(directory / _delta_file(generation, part), dtype, shape)
+        _write_preallocated(directory / delta_file(generation, part), dtype, shape)
     return _open_delta(directory, generation, capacity)
 
 
@@ -368,15 +554,16 @@ def write_delta_rows(
 ) -> None:
     """Write rows into the delta files of ``generation`` from row ``start`` on, durably.
 
-    The rows stay invisible until a manifest whose ``rows`` covers them is written.
+    The rows stay invisible until a manifest whose ``rows`` covers them is written; rows
+    below ``start`` are never rewritten, so readers of an older manifest are unaffected.
     """
     _write_at(
-        directory / _delta_file(generation, "ids"),
+        directory / delta_file(generation, "ids"),
         delta.ids_offset + start * 8,
         ids.astype("<i8").tobytes(),
     )
     _write_at(
-        directory / _delta_file(generation, "hashes"),
+        directory / delta_file(generation, "hashes"),
         delta.hashes_offset + start * HASH_BYTES,
         hashes.tobytes(),
     )
@@ -384,25 +571,33 @@ def write_delta_rows(
 
 def write_tombstones(directory: Path, generation: int, tombstones: Ids) -> None:
     """Write the tombstones file of ``generation`` (ascending row positions)."""
-    _write_array(directory / _tombstone_file(generation), tombstones)
+    _write_array(directory / tombstone_file(generation), tombstones)
 
 
-def write_manifest(directory: Path, manifest: Manifest) -> None:
-    """Replace ``manifest.json`` atomically and durably, after every rename before it."""
+def write_manifest(directory: Path, manifest: Manifest) -> bytes:
+    """Replace ``manifest.json`` atomically and durably, after every rename before it.
+
+    Returns the bytes written (the new state's stamp).
+    """
     fsync_path(directory)
     path = directory / MANIFEST
     temporary = _temporary(path)
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(manifest.to_json(), handle, indent=1)
-        handle.write("\n")
+    stamp = (json.dumps(manifest.to_json(), indent=1) + "\n").encode()
+    with open(temporary, "wb") as handle:
+        handle.write(stamp)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
     fsync_path(directory)
+    return stamp
 
 
 def remove_unreferenced(directory: Path, manifest: Manifest) -> None:
-    """Delete index files and temporaries that ``manifest`` does not name."""
+    """Delete index files and temporaries that ``manifest`` does not name.
+
+    Only a writer holding the lock calls this. A reader that still maps a deleted file
+    keeps reading it: on Linux an unlinked file lives until its last mapping goes.
+    """
     keep = manifest.files()
     for path in directory.iterdir():
         name = path.name

@@ -1,50 +1,57 @@
 """Multi-index hashing (MIH): exact Hamming range search over 256-bit PDQ hashes.
 
-Each hash is cut into 16 chunks of 16 bits (chunk ``j`` is bytes ``2j, 2j+1`` read as a
-little-endian uint16). If two hashes are within ``r`` bits, some chunk differs by at most
-``r // 16`` bits (pigeonhole), so probing, for every chunk of the query, its bucket and
-the buckets within ``r // 16`` bit flips finds every match; candidates are then checked
-with an exact popcount. The answer is exact for every radius 0..63; when a radius is so
-wide that probing would touch a large share of the rows, the index scans instead.
+Each hash is cut into chunks, one per bucket table (11 tables of 23 bits at 10 million
+rows). By the pigeonhole principle, a hash within ``r`` bits of a query has some chunk
+within a few bits of the query's (``probes.py``), so probing, in each table, the buckets
+within that many flips finds every match; candidates are then checked with an exact
+popcount (``kernels.py``). The answer is exact for every radius 0..63; when probing would
+cost more than reading every row, the index scans instead.
 
-State is two segments plus tombstones. The **base** is built in one go and searched by
-MIH. The **delta** holds rows added since, in files preallocated to a fixed capacity and
-filled in place; it is searched by brute force. When the delta is full (or tombstones
+State is two segments plus tombstones. The **base** is built in one go and searched
+through its tables. The **delta** holds rows added since, in files preallocated to a
+fixed capacity and filled in place; it is scanned. When the delta is full (or tombstones
 outnumber its capacity) everything live is merged into a new base.
 
-The folder's files, the manifest and the crash guarantees are described in
+Several processes may share one folder: writers take the folder's lock and apply their
+change to the latest state on disk; readers pick up other processes' writes with
+``refresh``. The files, the manifest and the guarantees are described in
 ``docs/index.md`` and implemented in ``layout.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
 
 from amber.errors import UserError
+from amber.index import probes
 from amber.index.layout import (
-    BUCKETS,
-    CHUNKS,
     EMPTY_BASE,
     HASH_BYTES,
     Base,
+    Delta,
     Hashes,
     Ids,
     IndexCorruptError,
     Manifest,
+    base_file,
     create_delta,
     load_base,
     load_delta,
     load_tombstones,
+    locked,
     next_generation,
-    read_manifest,
+    parse_manifest,
+    read_stamp,
     remove_unreferenced,
+    row_bits,
     write_base,
     write_delta_rows,
     write_manifest,
@@ -57,27 +64,38 @@ MAX_RADIUS = 63
 
 #: Delta capacity is 5% of the base, at least this many rows ...
 MIN_DELTA = 4096
-#: ... and at most this many, so brute force over the delta stays well under a millisecond.
+#: ... and at most this many, so scanning the delta stays well under a millisecond.
 MAX_DELTA = 65536
-#: Queries probed together; bounds the candidate arrays of one step.
-_QUERY_BLOCK = 16
-#: Scan the base instead of probing when probes would touch more than 1/8 of its rows
-#: (0: never scan).
-_SCAN_SHARE = 8
-#: Rows per step when scanning.
-_SCAN_ROWS = 1 << 20
-
-Words = npt.NDArray[np.uint64]
+#: How often a reader re-reads a state that writers keep replacing while it maps it.
+_LOAD_ATTEMPTS = 20
+#: Multiplies the cost of scanning in the probe plan (tests: 0 always scans, inf never).
+_scan_bias = 1.0
 
 
 @dataclass(frozen=True, slots=True)
-class _Snapshot:
+class _State:
     """One consistent state to search; replaced, never changed, by every write."""
 
+    stamp: bytes  # manifest.json as read or written: equal bytes, same state
+    manifest: Manifest
     base: Base
-    delta_ids: Ids
-    delta_hashes: Hashes
+    delta: Delta | None  # mapped at full capacity
     tombstones: Ids
+
+    @property
+    def delta_ids(self) -> Ids:
+        """Ids of the delta's valid rows."""
+        return EMPTY_BASE.ids if self.delta is None else self.delta.ids[: self.manifest.delta_rows]
+
+    @property
+    def delta_hashes(self) -> Hashes:
+        """Hashes of the delta's valid rows."""
+        if self.delta is None:
+            return EMPTY_BASE.hashes
+        return self.delta.hashes[: self.manifest.delta_rows]
+
+
+_EMPTY = _State(b"", Manifest(), EMPTY_BASE, None, EMPTY_BASE.ids)
 
 
 # --------------------------------------------------------------------------- the index
@@ -88,30 +106,17 @@ class PdqIndex:
 
     Open one with ``PdqIndex.open(directory)``. Ids are non-negative int64 (database row
     ids). Adding an id that is live replaces its hash (a no-op if the hash is the same).
-    One writer at a time; searches may run while one thread writes.
+    Writers in any process take the folder's lock and apply their change to the latest
+    state on disk; a search sees the state as of this object's last open, write or
+    ``refresh``. Searches may run while another thread writes.
     """
 
-    def __init__(self, directory: Path, manifest: Manifest) -> None:
-        """Use ``PdqIndex.open``; this maps the state ``manifest`` describes.
-
-        Raises ``IndexCorruptError`` naming the first file that does not fit.
-        """
+    def __init__(self, directory: Path, state: _State) -> None:
+        """Use ``PdqIndex.open`` or ``PdqIndex.rebuild``."""
         self._directory = directory
-        self._lock = threading.Lock()
-        self._manifest = manifest
-        self._delta = load_delta(directory, manifest)
-        self._delta_rows: dict[int, int] = {}
-        self._snapshot = self._snapshot_of(
-            manifest, load_base(directory, manifest), load_tombstones(directory, manifest)
-        )
-        base_rows = self._snapshot.base.rows
-        delta_ids = self._snapshot.delta_ids
-        live = ~_in_sorted(
-            np.arange(delta_ids.shape[0], dtype=np.int64) + base_rows, self._snapshot.tombstones
-        )
-        self._delta_rows = dict(
-            zip(delta_ids[live].tolist(), np.flatnonzero(live).tolist(), strict=True)
-        )
+        self._state = state
+        self._write_lock = threading.Lock()  # one writer per process; flock across them
+        self._swap_lock = threading.Lock()  # guards replacing ``_state``
 
     # ----------------------------------------------------------------- opening
 
@@ -119,22 +124,13 @@ class PdqIndex:
     def open(cls, directory: Path | str) -> PdqIndex:
         """Open the index in ``directory``, creating the folder (empty index) if absent.
 
+        Maps the files (nothing is read in full), so it takes milliseconds at any size.
         Raises ``IndexCorruptError`` naming the file when the folder is not a
         consistent index; ``rebuild`` then starts it afresh.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        manifest = read_manifest(directory)
-        for _ in range(2):
-            try:
-                return cls(directory, manifest)
-            except IndexCorruptError:
-                # A writer may have replaced the state while we read it: read it again.
-                latest = read_manifest(directory)
-                if latest == manifest:
-                    raise
-                manifest = latest
-        return cls(directory, manifest)
+        return cls(directory, _load_state(directory, None))
 
     @classmethod
     def rebuild(cls, directory: Path | str, ids: npt.ArrayLike, hashes: npt.ArrayLike) -> PdqIndex:
@@ -146,11 +142,25 @@ class PdqIndex:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         ids_, hashes_ = _last_per_id(*_check_rows(ids, hashes))
-        manifest = Manifest(generation=next_generation(directory), max_id=int(ids_.max(initial=-1)))
-        manifest = write_base(directory, manifest, ids_, hashes_)
-        write_manifest(directory, manifest)
-        remove_unreferenced(directory, manifest)
-        return cls(directory, manifest)
+        with locked(directory):
+            manifest = Manifest(
+                generation=next_generation(directory), max_id=int(ids_.max(initial=-1))
+            )
+            manifest = write_base(directory, manifest, ids_, hashes_)
+            stamp = write_manifest(directory, manifest)
+            remove_unreferenced(directory, manifest)
+            base = load_base(directory, manifest)
+        return cls(directory, _State(stamp, manifest, base, None, EMPTY_BASE.ids))
+
+    def refresh(self) -> bool:
+        """Take up the folder's latest state if another process (or index) changed it.
+
+        Reads ``manifest.json`` (a few hundred bytes) and returns ``False`` when it is
+        unchanged; otherwise maps the segments that changed and returns ``True``.
+        Raises ``IndexCorruptError`` when the latest state cannot be read.
+        """
+        state = _load_state(self._directory, self._state)
+        return self._take(state)
 
     # ----------------------------------------------------------------- reading
 
@@ -162,16 +172,17 @@ class PdqIndex:
     @property
     def max_id(self) -> int:
         """The largest id ever added (even if removed since); -1 for a new index."""
-        return self._manifest.max_id
+        return self._state.manifest.max_id
+
+    @property
+    def generation(self) -> int:
+        """The manifest generation this index serves (grows with every write)."""
+        return self._state.manifest.generation
 
     def __len__(self) -> int:
         """Number of live (added and not removed) ids."""
-        snapshot = self._snapshot
-        return (
-            snapshot.base.rows
-            + int(snapshot.delta_ids.shape[0])
-            - int(snapshot.tombstones.shape[0])
-        )
+        manifest = self._state.manifest
+        return manifest.base_rows + manifest.delta_rows - manifest.tombstone_rows
 
     def __repr__(self) -> str:
         return f"PdqIndex({str(self._directory)!r}, live={len(self)}, max_id={self.max_id})"
@@ -180,37 +191,35 @@ class PdqIndex:
         """For each query, every live ``(id, distance)`` within ``radius`` bits.
 
         ``queries`` is ``(q, 32)`` uint8; ``radius`` is 0..63. Each list is sorted by
-        distance, then id. Raises ``UserError`` on a bad shape, dtype or radius.
+        distance, then id. The first search in a process loads the compiled kernels
+        (about half a second). Raises ``UserError`` on a bad shape, dtype or radius and
+        ``IndexCorruptError`` when a base file holds values out of range.
         """
         queries_ = _check_hashes(queries, "queries")
         radius = _check_radius(radius)
-        snapshot = self._snapshot
         count = int(queries_.shape[0])
         if count == 0:
             return []
-        words = np.ascontiguousarray(queries_).view(np.uint64)
-        base = snapshot.base
-        found: list[_Matches] = []
-        for start in range(0, count, _QUERY_BLOCK):
-            found.extend(_search_base(base, words[start : start + _QUERY_BLOCK], radius, start))
-        delta_words = snapshot.delta_hashes.view(np.uint64)
-        if delta_words.shape[0]:
-            for number in range(count):
-                distances = _distances(delta_words, words[number])
-                rows = np.flatnonzero(distances <= radius)
-                found.append((np.full(rows.shape, number), rows + base.rows, distances[rows]))
-        if not found:
-            return [[] for _ in range(count)]
-        query = np.concatenate([part[0] for part in found])
-        position = np.concatenate([part[1] for part in found])
-        distance = np.concatenate([part[2] for part in found])
-        if snapshot.tombstones.shape[0]:
-            alive = ~_in_sorted(position, snapshot.tombstones)
+        state = self._state
+        words = np.array(queries_, dtype=np.uint8, order="C").view(np.uint64)  # own, writable
+        parts = []
+        base = state.base
+        if base.rows:
+            parts.append(_search_base(self._directory, base, words, radius))
+        if state.manifest.delta_rows:
+            delta = state.delta_hashes.view(np.uint64)
+            found = _collect(lambda room: _kernels().scan(words, delta, radius, room), count)
+            found[:, 1] += base.rows
+            parts.append(found)
+        found = np.concatenate(parts) if parts else np.empty((0, 3), np.int64)
+        query, position, distance = found[:, 0], found[:, 1], found[:, 2]
+        if state.tombstones.shape[0]:
+            alive = ~_in_sorted(position, state.tombstones)
             query, position, distance = query[alive], position[alive], distance[alive]
         in_base = position < base.rows
         ids = np.empty(position.shape, np.int64)
-        ids[in_base] = np.take(base.ids, position[in_base])
-        ids[~in_base] = np.take(snapshot.delta_ids, position[~in_base] - base.rows)
+        ids[in_base] = base.ids_at(position[in_base])
+        ids[~in_base] = np.take(state.delta_ids, position[~in_base] - base.rows)
         order = np.lexsort((ids, distance, query))
         ids_list, distance_list = ids[order].tolist(), distance[order].tolist()
         ends = np.cumsum(np.bincount(query, minlength=count)).tolist()
@@ -225,129 +234,101 @@ class PdqIndex:
     def add(self, ids: npt.ArrayLike, hashes: npt.ArrayLike) -> None:
         """Add rows (``ids`` ``(n,)`` int, ``hashes`` ``(n, 32)`` uint8), durably.
 
-        A live id is replaced by its new hash; within one call the last row of an id
-        wins. Merges into a new base when the delta is full (slow at scale: seconds at
-        10M rows). Raises ``UserError`` on bad input.
+        Applied to the latest state on disk, under the folder's lock. A live id is
+        replaced by its new hash; within one call the last row of an id wins. Merges
+        into a new base when the delta is full (seconds at 10M rows). Raises
+        ``UserError`` on bad input.
         """
         ids_, hashes_ = _last_per_id(*_check_rows(ids, hashes))
         if ids_.shape[0] == 0:
             return
-        with self._lock:
-            manifest = self._manifest
+        with self._writing() as state:
+            manifest = state.manifest
             max_id = max(manifest.max_id, int(ids_.max()))
-            old = self._positions(ids_)
+            old = _positions(state, ids_)
             present = old >= 0
             if present.any():
                 same = np.zeros(ids_.shape, bool)
-                same[present] = (self._hashes_at(old[present]) == hashes_[present]).all(axis=1)
+                same[present] = (_hashes_at(state, old[present]) == hashes_[present]).all(axis=1)
                 ids_, hashes_, old = ids_[~same], hashes_[~same], old[~same]
             if ids_.shape[0] == 0:
                 return
             dead = old[old >= 0]
             capacity = manifest.delta_capacity or _delta_capacity(manifest.base_rows)
             if manifest.delta_rows + ids_.shape[0] > capacity:
-                self._merge(dead, ids_, hashes_, max_id)
+                self._merge(state, dead, ids_, hashes_, max_id)
             else:
-                self._append(dead, ids_, hashes_, max_id, capacity)
+                self._append(state, dead, ids_, hashes_, max_id, capacity)
 
     def remove(self, ids: npt.ArrayLike) -> None:
-        """Remove these ids (unknown ones are ignored), durably. Raises ``UserError``."""
+        """Remove these ids (unknown ones are ignored), durably, under the folder's lock.
+
+        Raises ``UserError`` on bad input.
+        """
         ids_ = np.unique(_check_ids(ids))
-        with self._lock:
-            positions = self._positions(ids_)
+        with self._writing() as state:
+            positions = _positions(state, ids_)
             dead = positions[positions >= 0]
             if dead.shape[0] == 0:
                 return
-            manifest = self._manifest
+            manifest = state.manifest
             limit = max(manifest.delta_capacity, _delta_capacity(manifest.base_rows))
             if manifest.tombstone_rows + dead.shape[0] > limit:
-                self._merge(dead, None, None, manifest.max_id)
+                self._merge(state, dead, None, None, manifest.max_id)
                 return
             generation = manifest.generation + 1
-            tombstones = self._write_tombstones(dead, generation)
+            tombstones = _with_tombstones(self._directory, state, dead, generation)
             updated = replace(
                 manifest,
                 generation=generation,
                 tombstone_generation=generation,
                 tombstone_rows=int(tombstones.shape[0]),
             )
-            write_manifest(self._directory, updated)
-            for id_ in ids_[positions >= self._snapshot.base.rows].tolist():
-                del self._delta_rows[id_]
-            self._switch(updated, tombstones)
+            self._commit(replace(state, manifest=updated, tombstones=tombstones))
 
     def compact(self) -> None:
         """Merge the delta and tombstones into a new base now (``add`` does it when due)."""
-        with self._lock:
-            manifest = self._manifest
+        with self._writing() as state:
+            manifest = state.manifest
             if manifest.delta_generation is not None or manifest.tombstone_generation is not None:
-                self._merge(np.empty(0, np.int64), None, None, manifest.max_id)
+                self._merge(state, EMPTY_BASE.ids, None, None, manifest.max_id)
 
     def clear(self) -> None:
         """Remove every row and reset ``max_id`` to -1, durably."""
-        with self._lock:
-            manifest = Manifest(generation=self._manifest.generation + 1)
-            write_manifest(self._directory, manifest)
-            self._delta, self._delta_rows = None, {}
-            self._base_changed(manifest)
+        with self._writing() as state:
+            manifest = Manifest(generation=state.manifest.generation + 1)
+            self._commit(replace(_EMPTY, manifest=manifest))
 
     # ----------------------------------------------------------------- internals
 
-    def _snapshot_of(self, manifest: Manifest, base: Base, tombstones: Ids) -> _Snapshot:
-        """The searchable view of ``manifest`` given its mapped parts."""
-        delta, rows = self._delta, manifest.delta_rows
-        if delta is None:
-            return _Snapshot(base, EMPTY_BASE.ids, EMPTY_BASE.hashes, tombstones)
-        return _Snapshot(base, delta.ids[:rows], delta.hashes[:rows], tombstones)
+    def _take(self, state: _State) -> bool:
+        """Serve ``state`` unless this index already serves a newer one."""
+        with self._swap_lock:
+            current = self._state
+            if state is current or state.manifest.generation < current.manifest.generation:
+                return False
+            self._state = state
+            return state.stamp != current.stamp
 
-    def _switch(self, manifest: Manifest, tombstones: Ids) -> None:
-        """Serve ``manifest`` (already written) with the same base and delta files."""
-        remove_unreferenced(self._directory, manifest)
-        self._manifest = manifest
-        self._snapshot = self._snapshot_of(manifest, self._snapshot.base, tombstones)
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[_State]:
+        """Hold this process's and the folder's writer locks; yield the latest state."""
+        with self._write_lock, locked(self._directory):
+            state = _load_state(self._directory, self._state)
+            self._take(state)
+            yield state
 
-    def _base_changed(self, manifest: Manifest) -> None:
-        """Serve ``manifest`` (already written, a new base and no delta or tombstones)."""
-        remove_unreferenced(self._directory, manifest)
-        base = load_base(self._directory, manifest)
-        self._manifest = manifest
-        self._snapshot = self._snapshot_of(manifest, base, EMPTY_BASE.ids)
+    def _commit(self, state: _State) -> None:
+        """Write ``state.manifest``, delete what it no longer names and serve it."""
+        stamp = write_manifest(self._directory, state.manifest)
+        remove_unreferenced(self._directory, state.manifest)
+        self._take(replace(state, stamp=stamp))
 
-    def _positions(self, ids: Ids) -> Ids:
-        """Row position of each live id, -1 where absent."""
-        snapshot = self._snapshot
-        base = snapshot.base
-        positions = np.full(ids.shape, -1, np.int64)
-        if base.rows:
-            at = np.minimum(np.searchsorted(base.ids, ids), base.rows - 1)
-            found = np.take(base.ids, at) == ids
-            found &= ~_in_sorted(at, snapshot.tombstones)
-            positions[found] = at[found]
-        for number, id_ in enumerate(ids.tolist()):
-            row = self._delta_rows.get(id_)
-            if row is not None:
-                positions[number] = base.rows + row
-        return positions
-
-    def _hashes_at(self, positions: Ids) -> Hashes:
-        """Stored hashes at these live row positions."""
-        snapshot = self._snapshot
-        rows = snapshot.base.rows
-        out = np.empty((positions.shape[0], HASH_BYTES), np.uint8)
-        in_base = positions < rows
-        out[in_base] = np.take(snapshot.base.hashes, positions[in_base], axis=0)
-        out[~in_base] = np.take(snapshot.delta_hashes, positions[~in_base] - rows, axis=0)
-        return out
-
-    def _write_tombstones(self, dead: Ids, generation: int) -> Ids:
-        """Write the tombstones plus ``dead`` as a new file; return them."""
-        tombstones = np.union1d(self._snapshot.tombstones, dead).astype(np.int64)
-        write_tombstones(self._directory, generation, tombstones)
-        return tombstones
-
-    def _append(self, dead: Ids, ids: Ids, hashes: Hashes, max_id: int, capacity: int) -> None:
+    def _append(
+        self, state: _State, dead: Ids, ids: Ids, hashes: Hashes, max_id: int, capacity: int
+    ) -> None:
         """Write rows into the delta beyond its valid end, then commit a manifest."""
-        manifest = self._manifest
+        manifest = state.manifest
         generation = manifest.generation + 1
         updated = replace(
             manifest,
@@ -356,122 +337,198 @@ class PdqIndex:
             delta_rows=manifest.delta_rows + int(ids.shape[0]),
             delta_capacity=capacity,
         )
-        delta, delta_generation = self._delta, manifest.delta_generation
+        delta, delta_generation = state.delta, manifest.delta_generation
         if delta is None or delta_generation is None:
             delta_generation = generation
             updated = replace(updated, delta_generation=generation)
             delta = create_delta(self._directory, generation, capacity)
-        start = manifest.delta_rows
-        write_delta_rows(self._directory, delta_generation, delta, start, ids, hashes)
-        tombstones = self._snapshot.tombstones
+        write_delta_rows(self._directory, delta_generation, delta, manifest.delta_rows, ids, hashes)
+        tombstones = state.tombstones
         if dead.shape[0]:
-            tombstones = self._write_tombstones(dead, generation)
+            tombstones = _with_tombstones(self._directory, state, dead, generation)
             updated = replace(
-                updated,
-                tombstone_generation=generation,
-                tombstone_rows=int(tombstones.shape[0]),
+                updated, tombstone_generation=generation, tombstone_rows=int(tombstones.shape[0])
             )
-        write_manifest(self._directory, updated)
-        self._delta = delta
-        self._delta_rows.update(zip(ids.tolist(), range(start, start + ids.shape[0]), strict=True))
-        self._switch(updated, tombstones)
+        self._commit(replace(state, manifest=updated, delta=delta, tombstones=tombstones))
 
-    def _merge(self, dead: Ids, ids: Ids | None, hashes: Hashes | None, max_id: int) -> None:
+    def _merge(
+        self, state: _State, dead: Ids, ids: Ids | None, hashes: Hashes | None, max_id: int
+    ) -> None:
         """Build a new base from every live row plus ``ids``/``hashes``; commit it."""
-        snapshot = self._snapshot
-        base = snapshot.base
-        removed = np.union1d(snapshot.tombstones, dead)
-        total = base.rows + int(snapshot.delta_ids.shape[0])
+        base = state.base
+        removed = np.union1d(state.tombstones, dead)
+        total = base.rows + state.manifest.delta_rows
         live = np.flatnonzero(~_in_sorted(np.arange(total, dtype=np.int64), removed))
         live_base, live_delta = live[live < base.rows], live[live >= base.rows] - base.rows
-        all_ids = [np.take(base.ids, live_base), np.take(snapshot.delta_ids, live_delta)]
+        all_ids = [np.take(base.ids, live_base), np.take(state.delta_ids, live_delta)]
         all_hashes = [
             np.take(base.hashes, live_base, axis=0),
-            np.take(snapshot.delta_hashes, live_delta, axis=0),
+            np.take(state.delta_hashes, live_delta, axis=0),
         ]
         if ids is not None and hashes is not None:
             all_ids.append(ids)
             all_hashes.append(hashes)
-        manifest = Manifest(generation=self._manifest.generation + 1, max_id=max_id)
+        manifest = Manifest(generation=state.manifest.generation + 1, max_id=max_id)
         manifest = write_base(
             self._directory, manifest, np.concatenate(all_ids), np.concatenate(all_hashes)
         )
-        write_manifest(self._directory, manifest)
-        self._delta, self._delta_rows = None, {}
-        self._base_changed(manifest)
+        new_base = load_base(self._directory, manifest)
+        self._commit(_State(b"", manifest, new_base, None, EMPTY_BASE.ids))
 
 
-_Matches = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint16]]
+# --------------------------------------------------------------------------- state
+
+
+def _load_state(directory: Path, previous: _State | None) -> _State:
+    """The folder's latest state, reusing ``previous``'s mapped segments where unchanged.
+
+    A writer may replace the state (and delete its files) while this maps it; then it
+    reads the new one. Raises ``IndexCorruptError`` when the state on disk, unchanged
+    between two reads, cannot be mapped.
+    """
+    for _ in range(_LOAD_ATTEMPTS):
+        stamp = read_stamp(directory)
+        if previous is not None and stamp == previous.stamp:
+            return previous
+        try:
+            return _map_state(directory, stamp, previous)
+        except IndexCorruptError:
+            if read_stamp(directory) == stamp:
+                raise
+    return _map_state(directory, read_stamp(directory), previous)
+
+
+def _map_state(directory: Path, stamp: bytes, previous: _State | None) -> _State:
+    """Map the state ``stamp`` names. Raises ``IndexCorruptError``."""
+    manifest = parse_manifest(directory, stamp)
+    old = previous.manifest if previous is not None else Manifest()
+    if previous is not None and (
+        old.base_generation,
+        old.base_rows,
+        old.base_tables,
+    ) == (manifest.base_generation, manifest.base_rows, manifest.base_tables):
+        base = previous.base
+    else:
+        base = load_base(directory, manifest)
+    if previous is not None and (old.delta_generation, old.delta_capacity) == (
+        manifest.delta_generation,
+        manifest.delta_capacity,
+    ):
+        delta = previous.delta
+    else:
+        delta = load_delta(directory, manifest)
+    if previous is not None and (old.tombstone_generation, old.tombstone_rows) == (
+        manifest.tombstone_generation,
+        manifest.tombstone_rows,
+    ):
+        tombstones = previous.tombstones
+    else:
+        tombstones = load_tombstones(directory, manifest)
+    return _State(stamp, manifest, base, delta, tombstones)
+
+
+def _positions(state: _State, ids: Ids) -> Ids:
+    """Row position of each live id (unique ids), -1 where absent."""
+    positions = np.full(ids.shape, -1, np.int64)
+    if ids.shape[0] == 0 or int(ids.min()) > state.manifest.max_id:
+        return positions  # ids above every id ever added: the common case, new rows
+    base = state.base
+    if base.rows:
+        at = np.minimum(np.searchsorted(base.ids, ids), base.rows - 1)
+        found = np.take(base.ids, at) == ids
+        found &= ~_in_sorted(at, state.tombstones)
+        positions[found] = at[found]
+    delta_ids = state.delta_ids
+    if delta_ids.shape[0]:
+        rows = np.flatnonzero(np.isin(delta_ids, ids))
+        rows = rows[~_in_sorted(rows + base.rows, state.tombstones)]  # at most one live per id
+        order = np.argsort(ids)
+        where = order[np.searchsorted(ids, delta_ids[rows], sorter=order)]
+        positions[where] = rows + base.rows
+    return positions
+
+
+def _hashes_at(state: _State, positions: Ids) -> Hashes:
+    """Stored hashes at these live row positions."""
+    rows = state.base.rows
+    out = np.empty((positions.shape[0], HASH_BYTES), np.uint8)
+    in_base = positions < rows
+    out[in_base] = np.take(state.base.hashes, positions[in_base], axis=0)
+    out[~in_base] = np.take(state.delta_hashes, positions[~in_base] - rows, axis=0)
+    return out
+
+
+def _with_tombstones(directory: Path, state: _State, dead: Ids, generation: int) -> Ids:
+    """Write the state's tombstones plus ``dead`` as the file of ``generation``."""
+    tombstones = np.union1d(state.tombstones, dead).astype(np.int64)
+    write_tombstones(directory, generation, tombstones)
+    return tombstones
 
 
 # --------------------------------------------------------------------------- search
 
-
-def _search_base(base: Base, words: Words, radius: int, first: int) -> Iterator[_Matches]:
-    """Matches in the base for a block of queries: (query number, row, distance) arrays."""
-    rows = base.rows
-    if rows == 0:
-        return
-    keys = words.view(np.uint8).view("<u2").astype(np.int64)  # (b, 16) chunk keys
-    probes = (keys[:, :, None] ^ _probe_masks(radius // 16)[None, None, :]) + _CHUNK_STARTS
-    starts = np.take(base.offsets, probes)
-    lengths = np.take(base.offsets, probes + 1) - starts
-    totals = lengths.sum(axis=(1, 2))
-    scan = totals * _SCAN_SHARE > rows
-    hashes = base.hashes.view(np.uint64)
-    for number in np.flatnonzero(scan).tolist():
-        for begin in range(0, rows, _SCAN_ROWS):
-            distances = _distances(hashes[begin : begin + _SCAN_ROWS], words[number])
-            hits = np.flatnonzero(distances <= radius)
-            yield np.full(hits.shape, first + number), hits + begin, distances[hits]
-    probed = np.flatnonzero(~scan)
-    if probed.shape[0] == 0:
-        return
-    starts, lengths = starts[probed].ravel(), lengths[probed].ravel()
-    count = int(lengths.sum())
-    if count == 0:
-        return
-    owner = np.repeat(np.repeat(probed, probes.shape[1] * probes.shape[2]), lengths)
-    ends = np.cumsum(lengths)
-    slots = np.arange(count, dtype=np.int64) + np.repeat(starts - (ends - lengths), lengths)
-    candidates = np.take(base.postings, slots).astype(np.int64)
-    distances = _distances(np.take(hashes, candidates, axis=0), np.take(words, owner, axis=0))
-    near = distances <= radius
-    owner, candidates, distances = owner[near], candidates[near], distances[near]
-    _, unique = np.unique(owner * rows + candidates, return_index=True)
-    yield owner[unique] + first, candidates[unique], distances[unique]
+#: Room for this many matches per query before a kernel is run again with more.
+_ROOM = 64
 
 
-_CHUNK_STARTS = (np.arange(CHUNKS, dtype=np.int64) * BUCKETS)[None, :, None]
+def _kernels() -> ModuleType:
+    """The compiled kernels; importing numba is left to the first search or build."""
+    from amber.index import kernels
+
+    return kernels
 
 
-@lru_cache(maxsize=4)
-def _probe_masks(flips: int) -> npt.NDArray[np.int64]:
-    """Every 16-bit XOR mask with at most ``flips`` bits set (1, 17, 137 or 697 masks)."""
-    values = np.arange(BUCKETS, dtype=np.int64)
-    masks = values[_popcount(values.astype(np.uint64)) <= flips]
-    masks.setflags(write=False)
-    return masks
+def _collect(run: Callable[[npt.NDArray[np.int64]], int], queries: int) -> npt.NDArray[np.int64]:
+    """``(query, row, distance)`` rows a kernel writes into the room it is given.
+
+    ``run(room)`` fills ``room`` and returns how many matches there are; if they did
+    not fit, it runs again with room for all of them.
+    """
+    room = np.empty((_ROOM * queries, 3), np.int64)
+    count = run(room)
+    if count > room.shape[0]:
+        room = np.empty((count, 3), np.int64)
+        count = run(room)
+    return room[:count]
 
 
-def _distances(hashes: Words, query: Words) -> npt.NDArray[np.uint16]:
-    """Hamming distance of each ``(k, 4)`` uint64 row to ``query`` (``(4,)`` or ``(k, 4)``)."""
-    total = _popcount(hashes[:, 0] ^ query[..., 0]).astype(np.uint16)
-    for word in range(1, 4):
-        total += _popcount(hashes[:, word] ^ query[..., word])
-    return total
+def _search_base(
+    directory: Path, base: Base, words: npt.NDArray[np.uint64], radius: int
+) -> npt.NDArray[np.int64]:
+    """Matches in the base: ``(query, row, distance)`` rows.
 
+    Raises ``IndexCorruptError`` naming the file when a bucket bound or a posting is out
+    of range.
+    """
+    kernels = _kernels()
+    tables = base.tables
+    plan = probes.plan(tables, base.rows, radius, probes.SCAN_COST * _scan_bias)
+    if plan is None:
+        return _collect(lambda room: kernels.scan(words, base.words, radius, room), len(words))
 
-_BYTE_BITS = np.array([bin(value).count("1") for value in range(256)], np.uint8)
+    def run(room: npt.NDArray[np.int64]) -> int:
+        count, status, _ = kernels.search_tables(
+            words,
+            base.words,
+            base.offsets,
+            base.postings,
+            tables.table_bits,
+            tables.bucket_bits,
+            row_bits(base.rows),
+            plan.thresholds,
+            plan.masks,
+            plan.mask_flips,
+            plan.mask_ends,
+            radius,
+            room,
+        )
+        if status != kernels.OK:
+            part = "offsets" if status == kernels.BAD_OFFSETS else "postings"
+            path = directory / base_file(base.generation, part)
+            raise IndexCorruptError(f"holds a {part[:-1]} out of range", path=path)
+        return int(count)
 
-
-def _popcount(words: npt.NDArray[np.uint64] | npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """Set bits per 64-bit word (``np.bitwise_count`` on numpy 2, a byte table before)."""
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(words).astype(np.uint8, copy=False)
-    as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(*words.shape, 8)
-    result: npt.NDArray[np.uint8] = _BYTE_BITS[as_bytes].sum(axis=-1, dtype=np.uint8)
-    return result
+    return _collect(run, len(words))
 
 
 def _in_sorted(
