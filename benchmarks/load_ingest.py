@@ -15,9 +15,15 @@ the rest benign. Every post has a fresh id, so none is answered from the stored 
 All images are generated and encoded before the clock starts. The server is stopped at the
 end, whatever happens.
 
+The same planned load is run against each ``--setups`` entry in turn, ``BACKEND:WORKERS``
+(``sqlite`` or ``postgresql``, and ``amber serve --workers``), each on fresh state; the first
+setup is the baseline the others are compared with. PostgreSQL runs get a throw-away schema
+in the ``--postgres`` database, dropped afterwards.
+
 Run from the repository root:
 
     python benchmarks/load_ingest.py [--clients 8] [--requests 400] [--seconds 60]
+        [--setups sqlite:1,sqlite:2,postgresql:1,postgresql:2]
 
 Prints Markdown tables and writes ``benchmarks/results/load_ingest.json``. Client and server
 share the machine's cores, so the figures are a floor for a server on its own host.
@@ -31,6 +37,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -38,13 +45,16 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from PIL import Image, ImageOps
 
 from amber.engine import open_engine
@@ -164,7 +174,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def prepare_state(root: Path) -> str:
+def prepare_state(root: Path, db: str) -> str:
     """A database with one bank of the banked photos, and an ingest token (returned)."""
     photos = root / "banked"
     photos.mkdir()
@@ -173,7 +183,7 @@ def prepare_state(root: Path) -> str:
         path = photos / f"{seed}.jpg"
         path.write_bytes(_fresh_jpeg(seed))
         paths.append(path)
-    with open_engine(db=root / "amber.db", vault=root / "vault") as engine:
+    with open_engine(db=db, vault=root / "vault") as engine:
         engine.banks.create("known", label="load-test-known")
         added = engine.banks.add_files("known", paths)
         if len(added.added) != len(paths):
@@ -181,8 +191,10 @@ def prepare_state(root: Path) -> str:
         return engine.tokens.create("load", parse_scopes("ingest"))[1]
 
 
-def start_server(root: Path, token: str) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m amber serve`` on a free loopback port, once /v1/health answers."""
+def start_server(
+    root: Path, token: str, db: str, workers: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m amber serve`` on a free loopback port, once every worker answers."""
     port = _free_port()
     log = (root / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -196,9 +208,11 @@ def start_server(root: Path, token: str) -> tuple[subprocess.Popen[bytes], str]:
             "--port",
             str(port),
             "--db",
-            str(root / "amber.db"),
+            db,
             "--vault",
             str(root / "vault"),
+            "--workers",
+            str(workers),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -206,13 +220,17 @@ def start_server(root: Path, token: str) -> tuple[subprocess.Popen[bytes], str]:
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
+    answered: set[int] = set()
     while True:
         try:
             health = httpx.get(
                 url + "/v1/health", headers={"authorization": f"Bearer {token}"}, timeout=5
             )
             if health.status_code == 200:
-                return process, url
+                answered.add(health.json()["worker"])
+                if len(answered) == workers:
+                    return process, url
+                continue
         except httpx.TransportError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
@@ -235,12 +253,24 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc), or None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    """User + system CPU seconds of a process and its living children (Linux /proc), or
+    None elsewhere."""
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    if pid not in stats:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    family, grew = {pid}, True
+    while grew:
+        more = {p for p, fields in stats.items() if int(fields[1]) in family} - family
+        family |= more
+        grew = bool(more)
+    ticks = sum(int(stats[p][11]) + int(stats[p][12]) for p in family)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def drive(
@@ -365,6 +395,90 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def database(backend: str, root: Path, postgres: str) -> Iterator[str]:
+    """A fresh database for one setup: a SQLite file, or a throw-away PostgreSQL schema."""
+    if backend == "sqlite":
+        yield str(root / "amber.db")
+        return
+    schema = f"amber_load_{secrets.token_hex(4)}"
+    admin = sa.create_engine(postgres.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{postgres}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def run_setup(
+    backend: str, workers: int, planned: list[Planned], args: argparse.Namespace
+) -> dict[str, Any]:
+    """One setup on fresh state: start the server, drive the load, stop it."""
+    with (
+        tempfile.TemporaryDirectory(prefix="amber-load-") as folder,
+        database(backend, Path(folder), args.postgres) as db,
+    ):
+        root = Path(folder)
+        token = prepare_state(root, db)
+        process, url = start_server(root, token, db, workers)
+        try:
+            print(
+                f"{backend} with {workers} worker(s): {args.clients} clients, "
+                f"{len(planned)} requests at most, {args.seconds:g} s at most ...",
+                file=sys.stderr,
+            )
+            server_cpu0, client_cpu0 = _cpu_seconds(process.pid), time.process_time()
+            sent, elapsed = drive(url, token, planned, clients=args.clients, seconds=args.seconds)
+            server_cpu1, client_cpu1 = _cpu_seconds(process.pid), time.process_time()
+        finally:
+            stop_server(process)
+    summary = summarise(sent, elapsed)
+    summary["cpu_s"] = {
+        "server": None
+        if server_cpu0 is None or server_cpu1 is None
+        else round(server_cpu1 - server_cpu0, 1),
+        "client": round(client_cpu1 - client_cpu0, 1),
+    }
+    return {
+        "backend": backend,
+        "workers": workers,
+        "stopped_by": "requests" if len(sent) == len(planned) else "seconds",
+        **summary,
+    }
+
+
+def compare(runs: list[dict[str, Any]]) -> str:
+    """One row per setup, with throughput as a ratio to the first."""
+    base = runs[0]["endpoints"]["all"]["requests_per_s"] or 1.0
+    lines = [
+        "| setup | req/s | vs first | p50 ms | p99 ms | errors | server CPU s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        e = run["endpoints"]["all"]
+        lines.append(
+            f"| {run['backend']}, {run['workers']} worker(s) | {e['requests_per_s']} | "
+            f"{e['requests_per_s'] / base:.2f}x | {e['p50_ms']} | {e['p99_ms']} | "
+            f"{e['errors']} | {run['cpu_s']['server']} |"
+        )
+    return "\n".join(lines)
+
+
+def _setups(text: str) -> list[tuple[str, int]]:
+    setups = []
+    for item in text.split(","):
+        backend, _, workers = item.strip().partition(":")
+        if backend not in ("sqlite", "postgresql") or not workers.isdigit() or int(workers) < 1:
+            raise argparse.ArgumentTypeError(
+                f"setup {item!r}: use BACKEND:WORKERS with sqlite or postgresql, e.g. sqlite:2"
+            )
+        setups.append((backend, int(workers)))
+    return setups
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
@@ -374,36 +488,25 @@ def main(argv: list[str] | None = None) -> int:
         "--text-share", type=float, default=0.25, help="share of requests to POST /v1/posts"
     )
     parser.add_argument("--seed", type=int, default=1, help="seed for the mix and the images")
+    parser.add_argument(
+        "--setups",
+        type=_setups,
+        default=_setups("sqlite:1,sqlite:2,postgresql:1,postgresql:2"),
+        help="BACKEND:WORKERS,... to run in turn (the first is the baseline)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://127.0.0.1:5432/test",
+        help="PostgreSQL database for the postgresql setups (a schema is made and dropped)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="where to write the JSON")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1 or args.seconds <= 0:
         parser.error("--clients, --requests and --seconds must be positive")
 
-    with tempfile.TemporaryDirectory(prefix="amber-load-") as folder:
-        root = Path(folder)
-        print("generating images and state ...", file=sys.stderr)
-        planned = plan(requests=args.requests, text_share=args.text_share, seed=args.seed)
-        token = prepare_state(root)
-        process, url = start_server(root, token)
-        try:
-            print(
-                f"driving {url} with {args.clients} clients, {len(planned)} requests at most, "
-                f"{args.seconds:g} s at most ...",
-                file=sys.stderr,
-            )
-            server_cpu0, client_cpu0 = _cpu_seconds(process.pid), time.process_time()
-            sent, elapsed = drive(url, token, planned, clients=args.clients, seconds=args.seconds)
-            server_cpu1, client_cpu1 = _cpu_seconds(process.pid), time.process_time()
-        finally:
-            stop_server(process)
-
-    summary = summarise(sent, elapsed)
-    summary["cpu_s"] = {
-        "server": None
-        if server_cpu0 is None or server_cpu1 is None
-        else round(server_cpu1 - server_cpu0, 1),
-        "client": round(client_cpu1 - client_cpu0, 1),
-    }
+    print("generating images ...", file=sys.stderr)
+    planned = plan(requests=args.requests, text_share=args.text_share, seed=args.seed)
+    runs = [run_setup(backend, workers, planned, args) for backend, workers in args.setups]
     result = {
         "command": " ".join(["python", "benchmarks/load_ingest.py", *(argv or sys.argv[1:])]),
         "clients": args.clients,
@@ -411,18 +514,15 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_limit": args.seconds,
         "text_share": args.text_share,
         "seed": args.seed,
-        "stopped_by": "requests" if len(sent) == len(planned) else "seconds",
-        **summary,
+        "runs": runs,
         "machine": _machine(),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    print(render(summary))
-    print(
-        f"\n{len(sent)} requests in {elapsed:.1f} s with {args.clients} clients; CPU s: "
-        f"server {summary['cpu_s']['server']}, client {summary['cpu_s']['client']} "
-        f"({os.cpu_count()} cores shared)",
-        file=sys.stderr,
-    )
+    for run in runs:
+        print(f"\n## {run['backend']}, {run['workers']} worker(s)\n")
+        print(render(run))
+    print("\n## Side by side\n")
+    print(compare(runs))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -587,6 +589,14 @@ def serve(
     max_body: Annotated[
         int, typer.Option("--max-body", help="Largest request body in bytes", min=1024)
     ] = 64 * 1024 * 1024,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Worker processes sharing the port, the database, the vault and the index",
+            min=1,
+        ),
+    ] = 1,
     policy: PolicyOption = None,
     db: DbOption = None,
     vault: VaultOption = None,
@@ -594,12 +604,41 @@ def serve(
     """Run the HTTP API (OpenAPI docs at /docs) on the embedded default state."""
     import uvicorn
 
-    from amber.api.app import create_app
+    from amber.api.app import SETTINGS_ENV, create_app
 
-    with _engine(db, vault, policy) as engine:
-        err.print(f"amber {__version__} serving on http://{host}:{port} (docs at /docs)")
-        api = create_app(engine, media_root=media_root, max_body=max_body)
-        uvicorn.run(api, host=host, port=port, log_level="warning")
+    with _engine(db, vault, policy) as engine:  # migrate and check the settings once, here
+        err.print(
+            f"amber {__version__} serving on http://{host}:{port} (docs at /docs)"
+            + (f" with {workers} worker processes" if workers > 1 else "")
+        )
+        if workers == 1:
+            api = create_app(engine, media_root=media_root, max_body=max_body)
+            uvicorn.run(api, host=host, port=port, log_level="warning")
+            return
+        settings = {
+            "db": str(engine.db.url.render_as_string(hide_password=False)),
+            "vault": str(engine.vault_path.resolve()),
+            "policy": None if policy is None else str(policy.resolve()),
+            "media_root": None if media_root is None else str(media_root.resolve()),
+            "max_body": max_body,
+        }
+    os.environ[SETTINGS_ENV] = json.dumps(settings)
+    metrics = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # where workers count for /v1/metrics
+        metrics = tempfile.mkdtemp(prefix="amber-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
+    try:
+        uvicorn.run(
+            "amber.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+    finally:
+        if metrics is not None:
+            shutil.rmtree(metrics, ignore_errors=True)
 
 
 @app.command()

@@ -2,14 +2,22 @@
 
 Exact signal types (sha256, md5) are looked up in the database. PDQ goes through the
 persistent multi-index-hashing index, searched at the largest bank threshold and then
-filtered by each bank's own threshold; the index is brought up to date from the database
-(rows added since it was last written) whenever it is opened or a bank changes.
+filtered by each bank's own threshold.
+
+Several processes, on one machine or many, may share one database. Each keeps its index
+current on its own: before matching, when its last look is older than ``sync_every``
+seconds (and whenever this process changes a bank), it picks up what another process on
+this machine wrote to the shared index folder and adds the PDQ rows the database has
+above the highest it indexed. Bank writes commit in row order (``banks``), so nothing
+below that mark can still appear. Removals need no message: a hit is confirmed against the
+database, and a hit whose row is gone is dropped from the index when it is found.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +31,8 @@ from amber.store.tables import bank_entries, banks, entry_signals
 
 log = logging.getLogger(__name__)
 SYNC_BATCH = 100_000
+#: How stale (seconds) a process's view of the banks may be when it matches.
+SYNC_EVERY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +62,16 @@ class Matcher:
         index_dir: Path,
         *,
         min_quality: int = PdqSignal.MIN_QUALITY,
+        sync_every: float = SYNC_EVERY,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.signals = signals
         self.index_dir = index_dir
         self.min_quality = min_quality
+        self.sync_every = sync_every
+        self._monotonic = monotonic
+        self._synced_at = -float("inf")
         try:
             self.index = PdqIndex.open(index_dir)
         except IndexCorruptError as exc:
@@ -67,7 +82,10 @@ class Matcher:
         self.sync()
 
     def sync(self) -> int:
-        """Add PDQ rows the database has and the index lacks; returns how many were added."""
+        """Take up another local process's index writes, then add the PDQ rows the
+        database has and the index lacks; returns how many this call added."""
+        self._synced_at = self._monotonic()
+        self.index.refresh()
         added = 0
         while True:
             query = (
@@ -85,6 +103,12 @@ class Matcher:
             self.index.add(ids, hashes.reshape(-1, 32))
             added += len(rows)
 
+    def sync_if_stale(self) -> int:
+        """``sync`` when the last one is older than ``sync_every`` seconds; else 0."""
+        if self._monotonic() - self._synced_at < self.sync_every:
+            return 0
+        return self.sync()
+
     def forget(self, ids: list[int]) -> None:
         """Drop deleted entry rows from the index (they already no longer match)."""
         if ids:
@@ -92,6 +116,7 @@ class Matcher:
 
     def match(self, media: Sequence[Sequence[SignalValue]]) -> list[Match]:
         """Every bank entry matched by any media item's values, best distance per entry."""
+        self.sync_if_stale()
         with self.db.connect() as conn:
             found = self._match_exact(conn, media) + self._match_pdq(conn, media)
         best: dict[tuple[int, str, int], Match] = {}
@@ -164,6 +189,8 @@ class Matcher:
         rows = {
             r.id: r for r in conn.execute(self._entry_query().where(entry_signals.c.id.in_(wanted)))
         }
+        if gone := wanted - rows.keys():  # deleted by some process since it was indexed
+            self.forget(sorted(gone))
         matches = []
         for (position, value), per_query in zip(queries, hits, strict=True):
             for row_id, distance in per_query:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,13 +28,13 @@ from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amber import __version__
-from amber.engine import Engine
+from amber.engine import Engine, open_engine
 from amber.errors import AmberError, NotFoundError, PermissionDeniedError, PostError, UserError
 from amber.evidence.bag import export_bag
 from amber.posts import parse_post
@@ -41,6 +43,8 @@ from amber.tokens import Token
 from amber.web import console
 
 MAX_BODY = 64 * 1024 * 1024
+#: How ``amber serve --workers N`` hands its settings to each worker process (JSON).
+SETTINGS_ENV = "AMBER_SERVE_SETTINGS"
 
 
 class BodyLimit:
@@ -152,21 +156,58 @@ class ReviewIn(BaseModel):
     bank: str | None = None
 
 
+def app_from_env() -> FastAPI:
+    """One worker of ``amber serve --workers N``: its own engine, from the settings the
+    parent process put in ``AMBER_SERVE_SETTINGS``; closed when the worker stops."""
+    settings = json.loads(os.environ[SETTINGS_ENV])
+    engine = open_engine(
+        db=settings["db"],
+        vault=Path(settings["vault"]),
+        policy=None if settings["policy"] is None else Path(settings["policy"]),
+    )
+    media_root = settings["media_root"]
+    return create_app(
+        engine,
+        media_root=None if media_root is None else Path(media_root),
+        max_body=int(settings["max_body"]),
+        owns_engine=True,
+    )
+
+
 def create_app(
-    engine: Engine, *, media_root: Path | None = None, max_body: int = MAX_BODY
+    engine: Engine,
+    *,
+    media_root: Path | None = None,
+    max_body: int = MAX_BODY,
+    owns_engine: bool = False,
 ) -> FastAPI:
-    """The API for ``engine``. JSON posts may name media only under ``media_root``."""
+    """The API for ``engine``. JSON posts may name media only under ``media_root``.
+    With ``owns_engine`` the app closes the engine when it shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owns_engine:
+                engine.close()
+
     app = FastAPI(
         title="amber",
         version=__version__,
         description="Trust-and-safety engine: decisions, banks, review, evidence.",
+        lifespan=lifespan,
     )
     work = threading.Lock()  # the engine's index and vault take one writer at a time
     registry = CollectorRegistry()
+    shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    if shared:  # amber serve --workers N: /v1/metrics sums every worker's files
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    own = None if shared else registry
     decided = Counter(
-        "amber_decisions_total", "Posts decided, by verdict", ["verdict"], registry=registry
+        "amber_decisions_total", "Posts decided, by verdict", ["verdict"], registry=own
     )
-    latency = Histogram("amber_request_seconds", "Request latency", ["route"], registry=registry)
+    latency = Histogram("amber_request_seconds", "Request latency", ["route"], registry=own)
 
     @app.middleware("http")
     async def timing(request: Request, call: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -208,14 +249,25 @@ def create_app(
                 return engine.decisions.get(post.id).to_json()  # idempotent: same answer
             except NotFoundError:
                 pass
-            result = engine.decide_post(post)
+            # Another worker process may be deciding the same post right now: the first
+            # decision stored stands, and this request answers with it.
+            result = engine.decide_post(post, replace=False)
+        if not result.saved:
+            return engine.decisions.get(post.id).to_json()
         decided.labels(result.outcome.verdict.value).inc()
         return result.to_json()
 
     @app.get("/v1/health", tags=["service"])
-    def health(_: Ingest) -> dict[str, str]:
-        """The service is up."""
-        return {"status": "ok", "version": __version__}
+    def health(_: Ingest) -> dict[str, Any]:
+        """The service is up; which worker process answered and how current its index is."""
+        with work:
+            engine.matcher.sync_if_stale()
+        return {
+            "status": "ok",
+            "version": __version__,
+            "worker": os.getpid(),
+            "index": {"hashes": len(engine.matcher.index), "max_id": engine.matcher.index.max_id},
+        }
 
     @app.get("/v1/metrics", tags=["service"], response_class=PlainTextResponse)
     def metrics(_: Admin) -> PlainTextResponse:
