@@ -470,9 +470,10 @@ def write_base(directory: Path, manifest: Manifest, ids: Ids, hashes: Hashes) ->
     if rows >= MAX_ROWS:
         raise UserError(f"{rows} rows do not fit one index (at most {MAX_ROWS - 1})")
     tables = Tables.for_rows(rows)
-    order = np.argsort(ids, kind="stable")
-    ids = np.take(ids, order)
-    hashes = np.take(hashes, order, axis=0)
+    if not (ids[1:] > ids[:-1]).all():  # a merge of new ids onto a base is in order already
+        order = np.argsort(ids, kind="stable")
+        ids = np.take(ids, order)
+        hashes = np.take(hashes, order, axis=0)
     _write_array(directory / base_file(generation, "ids"), ids.astype("<i8"))
     _write_array(directory / base_file(generation, "hashes"), hashes)
     with _writing(directory / base_file(generation, "postings")) as postings_path:

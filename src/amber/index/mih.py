@@ -356,22 +356,29 @@ class PdqIndex:
     ) -> None:
         """Build a new base from every live row plus ``ids``/``hashes``; commit it."""
         base = state.base
-        removed = np.union1d(state.tombstones, dead)
-        total = base.rows + state.manifest.delta_rows
-        live = np.flatnonzero(~_in_sorted(np.arange(total, dtype=np.int64), removed))
+        alive = np.ones(base.rows + state.manifest.delta_rows, bool)
+        alive[np.union1d(state.tombstones, dead)] = False
+        live = np.flatnonzero(alive)
         live_base, live_delta = live[live < base.rows], live[live >= base.rows] - base.rows
-        all_ids = [np.take(base.ids, live_base), np.take(state.delta_ids, live_delta)]
-        all_hashes = [
-            np.take(base.hashes, live_base, axis=0),
-            np.take(state.delta_hashes, live_delta, axis=0),
+        sources = [
+            (base.ids, base.hashes, live_base),
+            (state.delta_ids, state.delta_hashes, live_delta),
         ]
         if ids is not None and hashes is not None:
-            all_ids.append(ids)
-            all_hashes.append(hashes)
+            sources.append((ids, hashes, np.arange(ids.shape[0])))
+        # One copy of the live rows (gathered straight into place): 40 bytes a row.
+        count = sum(int(rows.shape[0]) for _, _, rows in sources)
+        all_ids = np.empty(count, np.int64)
+        all_hashes = np.empty((count, HASH_BYTES), np.uint8)
+        start = 0
+        for source_ids, source_hashes, rows in sources:
+            end = start + int(rows.shape[0])
+            # mode="clip" (the rows are in range) writes into ``out`` without a buffer.
+            np.take(source_ids, rows, out=all_ids[start:end], mode="clip")
+            np.take(source_hashes, rows, axis=0, out=all_hashes[start:end], mode="clip")
+            start = end
         manifest = Manifest(generation=state.manifest.generation + 1, max_id=max_id)
-        manifest = write_base(
-            self._directory, manifest, np.concatenate(all_ids), np.concatenate(all_hashes)
-        )
+        manifest = write_base(self._directory, manifest, all_ids, all_hashes)
         new_base = load_base(self._directory, manifest)
         self._commit(_State(b"", manifest, new_base, None, EMPTY_BASE.ids))
 
