@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from PIL import Image
 
 from amber.engine import Engine, open_engine
+from amber.store.db import database_url, display_url
 from amber.synthetic import photo
 
 POSTGRES = os.environ.get("AMBER_TEST_POSTGRES") or "postgresql://postgres@127.0.0.1:5432/test"
@@ -53,12 +54,19 @@ class Databases:
     def __init__(self, backend: str, server: sa.Engine | None = None) -> None:
         self.backend = backend
         self.server = server
+        self._files: set[Path] = set()
 
     @contextmanager
     def new(self, folder: Path) -> Iterator[str]:
-        """A new database; a SQLite file goes in ``folder`` (which must exist)."""
+        """A new database; a SQLite file goes in ``folder`` (``amber.db``, then
+        ``amber-2.db``, ...)."""
         if self.server is None:
-            yield str(folder / "amber.db")
+            file, n = folder / "amber.db", 1
+            while file in self._files or file.exists():
+                n += 1
+                file = folder / f"amber-{n}.db"
+            self._files.add(file)
+            yield str(file)
             return
         schema = f"t_{int(time.time())}_{secrets.token_hex(6)}"
         with self.server.connect() as conn:
@@ -76,11 +84,11 @@ class Databases:
 
 def _postgres_server() -> sa.Engine:
     """The test server, checked to answer; ``pytest.fail`` saying how to fix it if not."""
-    url = sa.make_url(POSTGRES)
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")
     server = sa.create_engine(
-        url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}, pool_size=1
+        database_url(POSTGRES),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 5},
+        pool_size=1,
     )
     try:
         with server.connect() as conn:
@@ -89,9 +97,9 @@ def _postgres_server() -> sa.Engine:
         server.dispose()
         reason = " ".join(str(exc.orig).split())
         pytest.fail(
-            f"PostgreSQL for the tests is not reachable at {url.render_as_string()!r}: "
-            f"{reason}. Start it, point AMBER_TEST_POSTGRES at a server (a URL with a database "
-            "amber may create schemas in), or set AMBER_TEST_POSTGRES=off to test SQLite only.",
+            f"PostgreSQL for the tests is not reachable at {display_url(POSTGRES)!r} ({reason}). "
+            "Start it, point AMBER_TEST_POSTGRES at a server (a URL with a database amber may "
+            "create schemas in), or set AMBER_TEST_POSTGRES=off to test SQLite only.",
             pytrace=False,
         )
     _drop_stale_schemas(server)
@@ -105,7 +113,8 @@ def _drop_stale_schemas(server: sa.Engine) -> None:
             "SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9]+_[0-9a-f]+$'"
         ).scalars()
         for name in [n for n in names if int(n.split("_")[1]) < cutoff]:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+            with suppress(sa.exc.DBAPIError):  # another worker may be dropping it too
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
