@@ -192,7 +192,7 @@ class PdqIndex:
 
         ``queries`` is ``(q, 32)`` uint8; ``radius`` is 0..63. Each list is sorted by
         distance, then id. The first search in a process loads the compiled kernels
-        (about half a second). Raises ``UserError`` on a bad shape, dtype or radius and
+        (0.2 to 1.5 seconds). Raises ``UserError`` on a bad shape, dtype or radius and
         ``IndexCorruptError`` when a base file holds values out of range.
         """
         queries_ = _check_hashes(queries, "queries")
