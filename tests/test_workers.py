@@ -426,3 +426,26 @@ def test_processes_sharing_a_vault_append_in_turn_and_see_each_other(tmp_path: P
     assert report.records == 46  # the vault's first record and 45 preserved posts
     items = Vault.open(tmp_path / "vault").items()
     assert sorted(items) == sorted(f"w{w}-{n}" for w in range(3) for n in range(15))
+
+
+# --------------------------------------------------------------------------- the index
+
+
+def test_an_index_another_process_damaged_is_rebuilt_and_matching_goes_on(
+    tmp_path: Path, database: str
+) -> None:
+    known = tmp_path / "known.png"
+    photo(21, 320, 240).save(known)
+    with open_engine(db=database, vault=tmp_path / "vault") as engine:
+        engine.banks.create("known", action="remove")
+        engine.banks.add_files("known", [known])
+        folder = engine.matcher.index.directory
+        (folder / "manifest.json").write_text("{not json", encoding="utf-8")
+        engine.matcher.sync()  # what the next post does once its view is a second old
+        assert len(engine.matcher.index) > 0
+        from amber.posts import parse_post
+
+        post = parse_post(
+            {"id": "again", "media": [{"path": str(known)}]}, base=tmp_path, source="t"
+        )
+        assert engine.decide_post(post).outcome.verdict.value == "remove"

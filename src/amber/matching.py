@@ -75,15 +75,31 @@ class Matcher:
         try:
             self.index = PdqIndex.open(index_dir)
         except IndexCorruptError as exc:
-            log.warning("PDQ index unusable (%s); rebuilding it from the database", exc)
-            self.index = PdqIndex.rebuild(
-                index_dir, np.empty(0, np.int64), np.empty((0, 32), np.uint8)
-            )
+            self._rebuild(exc)
         self.sync()
+
+    def _rebuild(self, problem: IndexCorruptError) -> None:
+        """Start the index afresh (``sync`` then refills it from the database)."""
+        log.warning("PDQ index unusable (%s); rebuilding it from the database", problem)
+        self.index = PdqIndex.rebuild(
+            self.index_dir, np.empty(0, np.int64), np.empty((0, 32), np.uint8)
+        )
 
     def sync(self) -> int:
         """Take up another local process's index writes, then add the PDQ rows the
-        database has and the index lacks; returns how many this call added."""
+        database has and the index lacks; returns how many this call added. An index
+        folder found damaged is rebuilt from the database."""
+        try:
+            return self._sync()
+        except IndexCorruptError as exc:
+            self._rebuild(exc)
+            return self._sync()
+
+    def warm_up(self) -> None:
+        """Load the index's compiled search code now rather than on the first post."""
+        self.index.search(np.zeros((1, 32), np.uint8), PdqSignal.DEFAULT_THRESHOLD)
+
+    def _sync(self) -> int:
         self._synced_at = self._monotonic()
         self.index.refresh()
         added = 0

@@ -186,6 +186,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        engine.matcher.warm_up()  # before the first post, not during it
         try:
             yield
         finally:
