@@ -8,11 +8,13 @@ worker's index within seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +30,7 @@ from amber.store.db import connect
 from amber.store.tables import decisions
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
+from conftest import postgresql_only
 
 pytestmark = pytest.mark.slow
 
@@ -449,3 +452,93 @@ def test_an_index_another_process_damaged_is_rebuilt_and_matching_goes_on(
             {"id": "again", "media": [{"path": str(known)}]}, base=tmp_path, source="t"
         )
         assert engine.decide_post(post).outcome.verdict.value == "remove"
+
+
+# --------------------------------------------------------------------------- the database
+
+
+class Relay:
+    """A TCP relay to PostgreSQL that the test can cut and restore, like a network fault."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.open: list[socket.socket] = []
+        self.cut = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.cut:
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            self.open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def set_cut(self, cut: bool) -> None:
+        self.cut = cut
+        if cut:
+            for s in self.open:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self.open.clear()
+
+
+@postgresql_only
+def test_a_database_that_stops_answering_gives_503_and_service_resumes(
+    tmp_path: Path, database: str
+) -> None:
+    url = sa.make_url(database)
+    relay = Relay((url.host or "127.0.0.1", url.port or 5432))
+    through = url.set(port=relay.port).render_as_string(hide_password=False)
+    with open_engine(db=through, vault=tmp_path / "vault") as engine:
+        _, token = engine.tokens.create("test", parse_scopes("admin"))
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "amber", "serve", "--port", str(port), "--db", through,
+         "--vault", str(tmp_path / "vault")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    server = Server(f"http://127.0.0.1:{port}", token, through, tmp_path, process)
+    try:
+        _until(lambda: _answers(server), 60, "the server answers")
+        with server.client() as client:
+            assert client.get("/v1/banks").status_code == 200
+            relay.set_cut(True)
+            down = client.get("/v1/banks")
+            assert down.status_code == 503, down.text
+            error = down.json()["error"]
+            assert error["type"] == "ExternalError"
+            assert "the database failed" in error["message"]
+            relay.set_cut(False)
+            assert client.get("/v1/banks").status_code == 200  # a new connection, no restart
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _answers(server: Server) -> bool:
+    try:
+        _health(server)
+    except httpx.TransportError:
+        return False
+    return True

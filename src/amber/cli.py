@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -34,6 +35,7 @@ from amber.evidence.bag import export_bag, verify_bag
 from amber.evidence.vault import ACTOR, Vault
 from amber.evidence.verify import verify_vault
 from amber.posts import count_input, read_input
+from amber.store.db import database_failed
 from amber.tokens import parse_scopes
 
 app = typer.Typer(
@@ -669,6 +671,11 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except sa.exc.OperationalError as exc:  # the database went away after it was opened
+        if debug:
+            raise
+        err.print(f"Error: {database_failed(exc)}")
+        sys.exit(ExternalError.exit_code)
     except OSError as exc:  # the system refused: disk full, permissions, a closed pipe
         if debug:
             raise

@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -38,6 +39,7 @@ from amber.engine import Engine, open_engine
 from amber.errors import AmberError, NotFoundError, PermissionDeniedError, PostError, UserError
 from amber.evidence.bag import export_bag
 from amber.posts import parse_post
+from amber.store.db import database_failed
 from amber.tokens import Scope as TokenScope
 from amber.tokens import Token
 from amber.web import console
@@ -224,6 +226,10 @@ def create_app(
         if exc.http_status == 401:
             response.headers["www-authenticate"] = 'Bearer realm="amber"'
         return response
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def database_down(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        return _error(503, "ExternalError", database_failed(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

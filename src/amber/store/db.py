@@ -65,6 +65,12 @@ def display_url(db: str | Path) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def database_failed(exc: sa.exc.OperationalError) -> str:
+    """What to tell a person when the database stops answering after it was opened."""
+    reason = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+    return f"the database failed ({reason}); check that it is up and reachable, then retry"
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL, or ``None`` for other databases."""
     parsed = sa.make_url(url)

@@ -35,7 +35,7 @@ def related(db: sa.Engine, post_id: str, *, limit: int = RELATED_LIMIT) -> list[
             rows = conn.execute(
                 sa.select(decisions)
                 .where(decisions.c.author == me.author, decisions.c.id != me.id)
-                .order_by(decisions.c.first_scanned_at.desc())
+                .order_by(decisions.c.first_scanned_at.desc(), decisions.c.id.desc())
                 .limit(limit)
             )
             for r in rows:
@@ -49,15 +49,14 @@ def related(db: sa.Engine, post_id: str, *, limit: int = RELATED_LIMIT) -> list[
         sha = [h.sha256 for h in hashes if h.sha256]
         pdq = [h.pdq for h in hashes if h.pdq]
         if sha or pdq:
+            # No DISTINCT over decisions.*: PostgreSQL cannot compare its JSON columns.
+            sharing = sa.select(post_media.c.decision_id).where(
+                sa.or_(post_media.c.sha256.in_(sha), post_media.c.pdq.in_(pdq))
+            )
             rows = conn.execute(
                 sa.select(decisions)
-                .distinct()
-                .join(post_media, post_media.c.decision_id == decisions.c.id)
-                .where(
-                    decisions.c.id != me.id,
-                    sa.or_(post_media.c.sha256.in_(sha), post_media.c.pdq.in_(pdq)),
-                )
-                .order_by(decisions.c.first_scanned_at.desc())
+                .where(decisions.c.id != me.id, decisions.c.id.in_(sharing))
+                .order_by(decisions.c.first_scanned_at.desc(), decisions.c.id.desc())
                 .limit(limit)
             )
             for r in rows:
