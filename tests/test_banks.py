@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from amber.banks import BankAction, ImportRowsError
+from amber.banks import MAX_LABEL_LENGTH, BankAction, ImportRowsError
 from amber.engine import Engine
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.signals.pdq import PdqSignal
+from amber.store.tables import bank_entries, banks
 
 
 def test_create_and_list(engine: Engine) -> None:
@@ -122,3 +123,84 @@ def test_bad_import_rows_are_all_named_and_nothing_is_imported(engine: Engine) -
     assert "bad.csv row 3: unknown signal type 'sha1'" in message
     assert "nothing was imported" in message
     assert engine.banks.get("shared").entries == 1
+
+
+LONG_LABEL = "l" * (MAX_LABEL_LENGTH + 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"name": "x", "label": LONG_LABEL}, f"bank label '{'l' * 60}...' is 201 characters"),
+        ({"name": "x", "label": "a\x00b"}, r"bank label 'a\\x00b' contains a NUL"),
+        ({"name": "x", "label": "a\ud800"}, "bank label .* contains a lone surrogate"),
+        ({"name": "a\x00b"}, "bank name 'a\\\\x00b' is not allowed"),
+        ({"name": "n" * 201}, "is not allowed"),
+    ],
+)
+def test_labels_and_names_no_database_can_hold_are_user_errors(
+    engine: Engine, kwargs: dict[str, object], words: str
+) -> None:
+    with pytest.raises(UserError, match=words):
+        engine.banks.create(**kwargs)  # type: ignore[arg-type]
+    assert engine.banks.all() == []
+    engine.banks.create("kept", label="old")
+    with pytest.raises(UserError, match="bank label"):
+        engine.banks.update("kept", label=str(kwargs.get("label", LONG_LABEL)))
+    assert engine.banks.get("kept").label == "old"
+    assert engine.banks.create("y", label="l" * MAX_LABEL_LENGTH).label == "l" * MAX_LABEL_LENGTH
+
+
+def test_label_limit_is_the_column_size() -> None:
+    for column in (banks.c.label, bank_entries.c.label):
+        assert getattr(column.type, "length", None) == MAX_LABEL_LENGTH
+
+
+def test_import_rows_with_labels_no_database_can_hold_are_named(engine: Engine) -> None:
+    engine.banks.create("shared")
+    text = (
+        f"pdq,{PDQ_A},fine\n"
+        f"md5,{'a' * 32},{LONG_LABEL}\n"
+        f"md5,{'b' * 32},nul\x00label\n"
+        f"md5,{'c' * 32},lone\ud800\n"
+        f"md5\x00,{'d' * 32}\n"
+        f"md5,{'e' * 32}\x00\n"
+    )
+    with pytest.raises(ImportRowsError) as info:
+        engine.banks.import_csv("shared", io.StringIO(text), source="bad.csv")
+    assert [row for row, _ in info.value.rows] == [2, 3, 4, 5, 6]
+    message = str(info.value)
+    assert "bad.csv row 2: label 'llll" in message and "201 characters long" in message
+    assert "bad.csv row 3: label 'nul\\x00label' contains a NUL character" in message
+    assert "bad.csv row 4: label 'lone\\ud800' contains a lone surrogate" in message
+    assert engine.banks.get("shared").entries == 0
+
+
+def test_an_import_source_no_database_can_hold_is_a_user_error(engine: Engine) -> None:
+    engine.banks.create("shared")
+    with pytest.raises(UserError, match=r"import source 'in\\x00\.csv' contains a NUL"):
+        engine.banks.import_csv("shared", io.StringIO(f"pdq,{PDQ_A}\n"), source="in\x00.csv")
+    assert engine.banks.get("shared").entries == 0
+
+
+def test_banks_are_listed_in_code_point_order(engine: Engine) -> None:
+    db = engine.banks.db
+    if db.dialect.name == "postgresql":  # as on a server whose collation is a language's
+        with db.begin() as conn:
+            conn.exec_driver_sql(
+                'ALTER TABLE banks ALTER COLUMN name TYPE varchar(200) COLLATE "und-x-icu"'
+            )
+    for name in ("b", "a", "B", "x_", "A", "a-1", "a.1", "a_1", "Z9", "9z"):
+        engine.banks.create(name)
+    assert [b.name for b in engine.banks.all()] == [
+        "9z",
+        "A",
+        "B",
+        "Z9",
+        "a",
+        "a-1",
+        "a.1",
+        "a_1",
+        "b",
+        "x_",
+    ]

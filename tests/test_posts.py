@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from amber.errors import PostError, UserError
-from amber.posts import Post, count_input, read_folder, read_input, read_jsonl
+from amber.posts import (
+    MAX_ID_LENGTH,
+    Post,
+    count_input,
+    parse_post,
+    read_folder,
+    read_input,
+    read_jsonl,
+)
+from amber.store.tables import decisions
 
 
 def test_a_full_post_parses(
@@ -128,3 +137,66 @@ def test_folder_input_makes_one_post_per_file(tmp_path: Path) -> None:
 def test_missing_input_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         read_input(tmp_path / "nope.jsonl")
+
+
+LONG = "x" * (MAX_ID_LENGTH + 1)
+
+
+@pytest.mark.parametrize(
+    ("post", "field", "words"),
+    [
+        ({"id": "a\u0000b"}, "id", "NUL"),
+        ({"id": LONG}, "id", f"at most {MAX_ID_LENGTH}"),
+        ({"id": "\ud800"}, "id", "lone surrogate"),
+        ({"id": "x", "author": "a\u0000"}, "author", "NUL"),
+        ({"id": "x", "author": LONG}, "author", f"at most {MAX_ID_LENGTH}"),
+        ({"id": "x", "reply_to": "\u0000"}, "reply_to", "NUL"),
+        ({"id": "x", "reply_to": LONG}, "reply_to", f"at most {MAX_ID_LENGTH}"),
+        ({"id": "x", "author": "\udfff"}, "author", "lone surrogate"),
+        ({"id": "x", "text": "hi\u0000"}, "text", "NUL"),
+        ({"id": "x", "text": "hi \ud83d"}, "text", "lone surrogate"),
+        ({"id": "x", "poll": {"question": "\ud800", "options": ["a"]}}, "poll.question", "lone"),
+        (
+            {"id": "x", "poll": {"question": "q", "options": ["a", "\u0000"]}},
+            "poll.options[1]",
+            "NUL",
+        ),
+        ({"id": "x", "media": [{"path": "\udc80.png"}]}, "media[0].path", "lone surrogate"),
+        ({"id": "x", "created_at": "0001-01-01T00:00:00+01:00"}, "created_at", "out of range"),
+        (
+            {
+                "id": "x",
+                "poll": {
+                    "question": "q",
+                    "options": ["a"],
+                    "closes_at": "0001-01-01T00:00:00+01:00",
+                },
+            },
+            "poll.closes_at",
+            "out of range",
+        ),
+        ({"id": "x", "created_at": "9999-12-31T23:59:59-01:00"}, "created_at", "out of range"),
+    ],
+)
+def test_values_no_database_can_hold_are_errors_for_their_field(
+    write_posts: Callable[..., Path], post: dict[str, object], field: str, words: str
+) -> None:
+    path = write_posts([post, {"id": "next", "text": "fine \U0001f600"}])
+    [error, after] = list(read_jsonl(path))
+    assert isinstance(error, PostError)
+    assert (error.line, error.field) == (1, field)
+    assert words in error.message and f"{path} line 1, field '{field}'" in error.message
+    assert isinstance(after, Post) and after.text == "fine \U0001f600"
+
+
+def test_id_limit_is_the_column_size(write_posts: Callable[..., Path]) -> None:
+    for column in (decisions.c.post_id, decisions.c.author, decisions.c.reply_to):
+        assert getattr(column.type, "length", None) == MAX_ID_LENGTH
+    [post] = list(read_jsonl(write_posts([{"id": "x" * MAX_ID_LENGTH}])))
+    assert isinstance(post, Post)
+
+
+def test_a_lone_surrogate_anywhere_in_a_request_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(PostError, match="request: contains a lone surrogate") as info:
+        parse_post({"id": "x", "extra": {"note": "\ud800"}}, base=tmp_path, source="request")
+    assert info.value.field is None

@@ -211,3 +211,37 @@ def test_a_bad_attachment_does_not_let_a_known_photo_through(
     assert {r.media for r in result.outcome.reasons if r.signal == "pdq"} == {str(known)}
     stored = engine.decisions.get("p")
     assert stored.verdict == "remove"
+
+
+def test_values_the_database_cannot_hold_are_post_errors_and_the_scan_goes_on(
+    engine: Engine, write_posts: Callable[..., Path]
+) -> None:
+    bad = [
+        {"id": "nul\u0000id"},
+        {"id": "long-" + "x" * 500},
+        {"id": "b", "author": "nul\u0000"},
+        {"id": "c", "reply_to": "r" * 501},
+        {"id": "d", "text": "lone \ud800"},
+        {"id": "e", "text": "nul \u0000"},
+        {"id": "f", "poll": {"question": "q", "options": ["\udfff"]}},
+        {"id": "g", "created_at": "0001-01-01T00:00:00+01:00"},
+    ]
+    lines: list[object] = []
+    for n, post in enumerate(bad):
+        lines += [post, {"id": f"ok-{n}", "text": "fine"}]
+    results = scan(engine, write_posts(lines))
+    errors = [r for r in results if isinstance(r, PostError)]
+    assert [(e.line, e.field) for e in errors] == [
+        (1, "id"),
+        (3, "id"),
+        (5, "author"),
+        (7, "reply_to"),
+        (9, "text"),
+        (11, "text"),
+        (13, "poll.options[0]"),
+        (15, "created_at"),
+    ]
+    decided = [r.post.id for r in results if isinstance(r, ScanResult)]
+    assert decided == [f"ok-{n}" for n in range(len(bad))]
+    assert engine.decisions.count() == len(bad)
+    assert all(engine.decisions.get(f"ok-{n}").verdict == "allow" for n in range(len(bad)))

@@ -28,6 +28,9 @@ from amber.store.tables import bank_entries, banks, entry_signals
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 MAX_THRESHOLD = 63
+#: Longest bank or entry label, in characters: the size of ``banks.label`` and
+#: ``bank_entries.label`` (PostgreSQL enforces it).
+MAX_LABEL_LENGTH = 200
 #: Names other tools write for signal types amber knows (python-threatexchange, HMA).
 SIGNAL_ALIASES = {"photo_md5": "md5", "video_md5": "md5", "pdq_hash": "pdq"}
 MAX_IMPORT_ERRORS_SHOWN = 20
@@ -152,6 +155,7 @@ class BankStore:
         label = name if label is None else label.strip()
         if not label:
             raise UserError("bank label is empty; give a label such as 'terror-execution'")
+        _storable(label, what="bank label", limit=MAX_LABEL_LENGTH)
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
             exists = conn.execute(sa.select(banks.c.id).where(banks.c.name == name)).first()
@@ -178,15 +182,16 @@ class BankStore:
         )
 
     def all(self) -> list[Bank]:
-        """Every bank with its entry count, by name."""
+        """Every bank with its entry count, by name (in code-point order, whatever the
+        database's collation)."""
         count = (
             sa.select(sa.func.count(bank_entries.c.id))
             .where(bank_entries.c.bank_id == banks.c.id)
             .scalar_subquery()
         )
         with self.db.connect() as conn:
-            rows = conn.execute(sa.select(banks, count.label("entries")).order_by(banks.c.name))
-            return [
+            rows = conn.execute(sa.select(banks, count.label("entries")))
+            found = [
                 Bank(
                     r.id,
                     r.name,
@@ -198,6 +203,7 @@ class BankStore:
                 )
                 for r in rows
             ]
+        return sorted(found, key=lambda b: b.name)
 
     def update(
         self,
@@ -220,7 +226,7 @@ class BankStore:
         if label is not None:
             if not label.strip():
                 raise UserError("bank label is empty")
-            values["label"] = label.strip()
+            values["label"] = _storable(label.strip(), what="bank label", limit=MAX_LABEL_LENGTH)
         if threshold is not None:
             if not 0 <= threshold <= MAX_THRESHOLD:
                 raise UserError(f"threshold {threshold} is out of range (0 to {MAX_THRESHOLD})")
@@ -299,6 +305,7 @@ class BankStore:
         ``ImportRowsError`` listing every bad row by number; then nothing is stored.
         """
         bank = self.get(name)
+        _storable(source, what="import source")
         rows: list[tuple[int, SignalValue, str | None]] = []
         errors: list[tuple[int, str]] = []
         for number, cells in enumerate(csv.reader(text), start=1):
@@ -342,6 +349,8 @@ class BankStore:
             raise UserError(f"{type_name} values score posts; they cannot be put in a bank")
         value = signal_type.validate(cells[1])
         label = cells[2].strip() if len(cells) == 3 and cells[2].strip() else None
+        if label is not None:
+            _storable(label, what="label", limit=MAX_LABEL_LENGTH)
         return SignalValue(type_name, value), label
 
     def export_csv(self, name: str, out: TextIO) -> int:
@@ -406,6 +415,29 @@ class BankStore:
 
     def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
         return {value for kind, value in self._known_values(conn, bank_id) if kind == "sha256"}
+
+
+def _storable(value: str, *, what: str, limit: int | None = None) -> str:
+    """``value`` if every backend can store it. Raises ``UserError`` naming ``what`` if not.
+
+    PostgreSQL text cannot hold NUL; a lone surrogate is not Unicode text (nor UTF-8);
+    ``limit`` is the column's size in characters.
+    """
+    shown = repr(value if len(value) <= 60 else value[:60] + "...")
+    if "\x00" in value:
+        raise UserError(f"{what} {shown} contains a NUL character (\\u0000); remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UserError(
+            f"{what} {shown} contains a lone surrogate {value[exc.start]!r}, which is not "
+            "valid Unicode; give the character's full surrogate pair or UTF-8"
+        ) from None
+    if limit is not None and len(value) > limit:
+        raise UserError(
+            f"{what} {shown} is {len(value)} characters long; at most {limit} are allowed"
+        )
+    return value
 
 
 def _serialize_bank_writes(conn: sa.Connection) -> None:

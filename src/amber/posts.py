@@ -23,6 +23,9 @@ from amber.errors import PostError, UserError
 
 MAX_LINE_BYTES = 1_000_000
 MAX_MEDIA_PER_POST = 64
+#: Longest post id, author or reply_to, in characters: the size of their columns
+#: (``decisions.post_id``, ``author``, ``reply_to``; PostgreSQL enforces it).
+MAX_ID_LENGTH = 500
 #: A file with one of these suffixes given as the input is scanned as one post.
 MEDIA_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".mpo"}
@@ -91,7 +94,52 @@ def parse_time(value: object, *, field: str, source: str, line: int | None) -> d
             line=line,
             field=field,
         )
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise PostError(
+            f"{value!r} is out of range once converted to UTC; give a time between the years "
+            "0001 and 9999",
+            source=source,
+            line=line,
+            field=field,
+        ) from None
+
+
+def _storable(
+    value: str, *, field: str | None, source: str, line: int | None, limit: int | None = None
+) -> str:
+    """``value`` if every backend can store it. Raises ``PostError`` for ``field`` if not.
+
+    PostgreSQL text cannot hold NUL; a lone surrogate is not Unicode text and no JSON or
+    text column (nor UTF-8) can hold it; ``limit`` is the column's size in characters.
+    """
+    if "\x00" in value:
+        at = value.index("\x00")
+        raise PostError(
+            f"contains a NUL character (\\u0000) at character {at}; remove it",
+            source=source,
+            line=line,
+            field=field,
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PostError(
+            f"contains a lone surrogate {value[exc.start]!r} at character {exc.start}, which "
+            "is not valid Unicode; send the character's full surrogate pair or UTF-8",
+            source=source,
+            line=line,
+            field=field,
+        ) from None
+    if limit is not None and len(value) > limit:
+        raise PostError(
+            f"{len(value)} characters long; at most {limit} are allowed",
+            source=source,
+            line=line,
+            field=field,
+        )
+    return value
 
 
 def _kind(value: object) -> str:
@@ -106,10 +154,14 @@ def _kind(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _optional_str(obj: dict[str, Any], key: str, source: str, line: int | None) -> str | None:
+def _optional_str(
+    obj: dict[str, Any], key: str, source: str, line: int | None, *, limit: int | None = None
+) -> str | None:
     value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _storable(value, field=key, source=source, line=line, limit=limit)
     raise PostError(f"expected a string, got {_kind(value)}", source=source, line=line, field=key)
 
 
@@ -131,6 +183,7 @@ def _parse_poll(value: object, source: str, line: int | None) -> Poll | None:
             line=line,
             field="poll.question",
         )
+    _storable(question, field="poll.question", source=source, line=line)
     options = value.get("options")
     if not isinstance(options, list) or not options:
         raise PostError(
@@ -147,6 +200,7 @@ def _parse_poll(value: object, source: str, line: int | None) -> Poll | None:
                 line=line,
                 field=f"poll.options[{i}]",
             )
+        _storable(option, field=f"poll.options[{i}]", source=source, line=line)
     closes_at = value.get("closes_at")
     return Poll(
         question=question,
@@ -185,8 +239,8 @@ def _parse_media(value: object, base: Path, source: str, line: int | None) -> tu
                 line=line,
                 field=field,
             )
-        path = item["path"]
-        if not path.strip() or "\x00" in path:
+        path = _storable(item["path"], field=field, source=source, line=line)
+        if not path.strip():
             raise PostError(
                 f"{path!r} is not a usable file path", source=source, line=line, field=field
             )
@@ -221,21 +275,24 @@ def parse_post(
             line=line,
             field="id",
         )
+    _storable(post_id, field="id", source=source, line=line, limit=MAX_ID_LENGTH)
     created_at = obj.get("created_at")
-    return Post(
+    post = Post(
         id=post_id,
-        author=_optional_str(obj, "author", source, line),
+        author=_optional_str(obj, "author", source, line, limit=MAX_ID_LENGTH),
         created_at=None
         if created_at is None
         else parse_time(created_at, field="created_at", source=source, line=line),
         text=_optional_str(obj, "text", source, line),
         poll=_parse_poll(obj.get("poll"), source, line),
         media=_parse_media(obj.get("media"), base, source, line),
-        reply_to=_optional_str(obj, "reply_to", source, line),
+        reply_to=_optional_str(obj, "reply_to", source, line, limit=MAX_ID_LENGTH),
         raw=raw if raw is not None else json.dumps(obj, ensure_ascii=False, sort_keys=True),
         source=source,
         line=line,
     )
+    _storable(post.raw, field=None, source=source, line=line)  # e.g. in an unknown field
+    return post
 
 
 def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
