@@ -110,11 +110,10 @@ class CustodyLog:
         for line in lines:
             self._take(line)
             self._offset += len(line) + 1
-        if lines and len(self.entries) > self._signed:
-            if self.checkpoint_path(len(self.entries)).exists():
-                self._signed = len(self.entries)
-            else:
-                self._signed = max(self.checkpoint_sizes(), default=0)
+        for size in range(len(self.entries), self._signed, -1):  # newest signed size
+            if self.checkpoint_path(size).exists():
+                self._signed = size
+                break
         return len(lines)
 
     def _take(self, line: bytes) -> None:
