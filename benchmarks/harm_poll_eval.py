@@ -140,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     tallies = evaluate(rows, threshold=args.threshold)
     order = ["dev", "dev2", "test", "holdout", "blind", "blind2"]
     present = {str(r.get("split")) for r in rows}
-    splits = [args.split] if args.split else [
-        *[s for s in order if s in present], *sorted(present - set(order)), "all"]
+    splits = (
+        [args.split]
+        if args.split
+        else [*[s for s in order if s in present], *sorted(present - set(order)), "all"]
+    )
     for split in splits:
         print(f"\n### {split} split (threshold {args.threshold})\n")
         print(table(tallies[split]))

@@ -39,11 +39,7 @@ images, the resize without grid alignment).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,16 +52,14 @@ from typing import Any
 
 import numpy as np
 import pdqhash
-import PIL
 from PIL import Image
 
-import amber
-from amber import __version__
 from amber.hashing import MediaFailure, MediaHashes, hash_file, hash_file_safely, worker_count
 from amber.media import HASH_SIDE, decode_image, read_media
 from amber.signals import Role
 from amber.signals.pdq import hamming, pdq_hash, to_hex
 from amber.synthetic import photo
+from machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "hashing.json"
@@ -320,39 +314,7 @@ def parallel_table(rows: list[ParallelRow]) -> str:
 
 def machine() -> dict[str, Any]:
     """Where and on what the numbers were measured."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    source = Path(amber.__file__).resolve().parent
-    commit = None
-    if source.is_relative_to(ROOT):  # else amber was imported from elsewhere (PYTHONPATH)
-        with contextlib.suppress(OSError, subprocess.CalledProcessError):
-            commit = subprocess.run(
-                ["git", "describe", "--always", "--dirty"],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": worker_count(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pillow": PIL.__version__,
-        "pdqhash": pdqhash.__version__,
-        "amber": __version__,
-        "amber_source": str(source),
-        "amber_commit": commit,
-    }
+    return describe()
 
 
 def main(argv: list[str] | None = None) -> int:

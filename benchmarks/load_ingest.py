@@ -35,7 +35,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import random
 import secrets
 import socket
@@ -60,6 +59,7 @@ from PIL import Image, ImageOps
 from amber.engine import open_engine
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
+from machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 POLLS = ROOT / "tests" / "data" / "harm_poll" / "labelled.jsonl"
@@ -358,21 +358,7 @@ def summarise(sent: list[Sent], elapsed: float) -> dict[str, Any]:
 
 
 def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "system": f"{platform.system()} {platform.release()}",
-        "note": "client and server share the same cores",
-    }
+    return describe(note="client and server share the same cores")
 
 
 def render(summary: dict[str, Any]) -> str:

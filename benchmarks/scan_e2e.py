@@ -43,11 +43,9 @@ Prints Markdown tables and writes ``benchmarks/results/scan_e2e.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import os
-import platform
 import random
 import shutil
 import sqlite3
@@ -64,13 +62,11 @@ from typing import Any
 
 import numpy as np
 import pdqhash
-import PIL
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-import amber
-from amber import __version__
 from amber.hashing import worker_count
 from amber.synthetic import photo
+from machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "scan_e2e.json"
@@ -496,41 +492,7 @@ def machine() -> dict[str, Any]:
     """Where and on what the numbers were measured."""
     import faiss
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    source = Path(amber.__file__).resolve().parent
-    commit = None
-    if source.is_relative_to(ROOT):  # else amber was imported from elsewhere (PYTHONPATH)
-        with contextlib.suppress(OSError, subprocess.CalledProcessError):
-            commit = subprocess.run(
-                ["git", "describe", "--always", "--dirty"],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": worker_count(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pillow": PIL.__version__,
-        "pdqhash": pdqhash.__version__,
-        "faiss": faiss.__version__,
-        "sqlite": sqlite3.sqlite_version,
-        "amber": __version__,
-        "amber_source": str(source),
-        "amber_commit": commit,
-    }
+    return describe(faiss=faiss.__version__, sqlite=sqlite3.sqlite_version)
 
 
 def _size(text: str) -> tuple[int, int]:

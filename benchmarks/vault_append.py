@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -36,6 +34,7 @@ from typing import Any
 from amber.evidence.vault import Vault
 from amber.evidence.verify import verify_vault
 from amber.synthetic import photo
+from machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "vault_append.json"
@@ -92,12 +91,7 @@ def _timed(vault: Path, media: list[Path], processes: int, prefix: str) -> dict[
 
 
 def _machine() -> dict[str, Any]:
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    return describe()
 
 
 def main(argv: list[str] | None = None) -> int:
