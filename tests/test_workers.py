@@ -301,27 +301,24 @@ def test_bank_changes_reach_every_worker_within_seconds(server: Server) -> None:
 
     took = _until(every_worker_current, 15, "every worker's index holds the new entry")
     assert took < 15
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        verdicts = list(
-            pool.map(
-                lambda n: server.client().post("/v1/posts", json=_post(77, f"after{n}")).json(),
-                range(12),
-            )
-        )
-    assert [v["verdict"] for v in verdicts] == ["remove"] * 12
+    assert _copies_of(server, 77, "after") == ["remove"] * 12
 
     # A bank deleted through one worker stops matching at once, in every worker.
     with server.client() as client:
         deleted = client.delete("/v1/banks/late")
     assert deleted.status_code == 200, deleted.text
+    assert _copies_of(server, 77, "gone") == ["allow"] * 12
+
+
+def _copies_of(server: Server, seed: int, prefix: str) -> list[object]:
+    """Verdicts for 12 new posts of photo ``seed``, sent 6 at a time (so to every worker)."""
+
+    def send(n: int) -> object:
+        with server.client() as client:
+            return client.post("/v1/posts", json=_post(seed, f"{prefix}{n}")).json()["verdict"]
+
     with ThreadPoolExecutor(max_workers=6) as pool:
-        verdicts = list(
-            pool.map(
-                lambda n: server.client().post("/v1/posts", json=_post(77, f"gone{n}")).json(),
-                range(12),
-            )
-        )
-    assert [v["verdict"] for v in verdicts] == ["allow"] * 12
+        return list(pool.map(send, range(12)))
 
 
 # --------------------------------------------------------------------------- many scans
