@@ -37,6 +37,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -56,7 +57,7 @@ import httpx
 import sqlalchemy as sa
 from PIL import Image, ImageOps
 
-from amber.engine import open_engine
+from amber.engine import default_index_dir, open_engine
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
 from machine import describe
@@ -391,12 +392,14 @@ def database(backend: str, root: Path, postgres: str) -> Iterator[str]:
     admin = sa.create_engine(postgres.replace("postgresql://", "postgresql+psycopg://", 1))
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = f"{postgres}?options=-csearch_path%3D{schema}"
     try:
-        yield f"{postgres}?options=-csearch_path%3D{schema}"
+        yield url
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+        shutil.rmtree(default_index_dir(url), ignore_errors=True)  # the index it built
 
 
 def run_setup(

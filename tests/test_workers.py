@@ -539,3 +539,53 @@ def _answers(server: Server) -> bool:
     except httpx.TransportError:
         return False
     return True
+
+
+def test_a_database_created_again_under_the_same_name_gets_a_fresh_index(
+    tmp_path: Path, database: str
+) -> None:
+    from PIL import ImageOps
+
+    from amber.posts import parse_post
+
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    photo(31, 320, 240).save(first)
+    photo(32, 320, 240).save(second)
+    ImageOps.mirror(photo(32, 320, 240)).save(tmp_path / "second-mirrored.png")
+    with open_engine(db=database, vault=tmp_path / "vault") as engine:
+        engine.banks.create("known", action="remove")
+        engine.banks.add_files("known", [first])
+        index = engine.matcher.index.directory
+    _recreate(database)
+    # The same path or URL, so the same index folder; the row ids start again from 1.
+    with open_engine(db=database, vault=tmp_path / "vault") as engine:
+        assert engine.matcher.index.directory == index
+        engine.banks.create("known", action="remove")
+        engine.banks.add_files("known", [second])
+        post = parse_post(
+            {"id": "copy", "media": [{"path": "second-mirrored.png"}]}, base=tmp_path, source="t"
+        )
+        assert engine.decide_post(post).outcome.verdict.value == "remove"
+
+
+def _recreate(database: str) -> None:
+    """Drop the database and create it empty under the same name."""
+    if "://" not in database:
+        for suffix in ("", "-wal", "-shm"):
+            Path(database + suffix).unlink(missing_ok=True)
+        return
+    url = sa.make_url(database)
+    schema = url.query["options"].split("=", 1)[1]  # -csearch_path=<schema>
+    server = connect_server(url)
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    server.dispose()
+
+
+def connect_server(url: sa.URL) -> sa.Engine:
+    """The PostgreSQL server behind ``url``, in autocommit, without amber's migrations."""
+    return sa.create_engine(
+        url.set(drivername="postgresql+psycopg").difference_update_query(["options"]),
+        isolation_level="AUTOCOMMIT",
+    )

@@ -24,13 +24,17 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
+from amber.durable import write_atomic
 from amber.index.mih import IndexCorruptError, PdqIndex
 from amber.signals import Registry, SignalType, SignalValue
 from amber.signals.pdq import PdqSignal, from_hex
+from amber.store.db import instance_id
 from amber.store.tables import bank_entries, banks, entry_signals
 
 log = logging.getLogger(__name__)
 SYNC_BATCH = 100_000
+#: File in the index folder naming the database (its ``database_instance`` id) it mirrors.
+DATABASE_MARKER = "database-instance"
 #: How stale (seconds) a process's view of the banks may be when it matches.
 SYNC_EVERY = 1.0
 
@@ -76,11 +80,31 @@ class Matcher:
             self.index = PdqIndex.open(index_dir)
         except IndexCorruptError as exc:
             self._rebuild(exc)
+        self._check_database()
         self.sync()
 
-    def _rebuild(self, problem: IndexCorruptError) -> None:
+    def _check_database(self) -> None:
+        """Rebuild an index that was built from another database (a schema created again
+        under the same URL, a database file replaced): its rows would be the wrong ones,
+        and rows below its mark would never be added."""
+        database = instance_id(self.db)
+        marker = self.index_dir / DATABASE_MARKER
+        try:
+            built_from = marker.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            built_from = None
+        if built_from == database:
+            return
+        if built_from is not None or len(self.index) or self.index.max_id >= 0:
+            self._rebuild(
+                f"{self.index_dir} was built from database {built_from or 'unknown'}, "
+                f"not {database}"
+            )
+        write_atomic(marker, database.encode() + b"\n")
+
+    def _rebuild(self, why: object) -> None:
         """Start the index afresh (``sync`` then refills it from the database)."""
-        log.warning("PDQ index unusable (%s); rebuilding it from the database", problem)
+        log.warning("PDQ index unusable (%s); rebuilding it from the database", why)
         self.index = PdqIndex.rebuild(
             self.index_dir, np.empty(0, np.int64), np.empty((0, 32), np.uint8)
         )

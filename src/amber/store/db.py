@@ -21,6 +21,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import event
 
 from amber.errors import AmberError, ExternalError, UserError
+from amber.store.tables import database_instance
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Seconds to wait for a database server to answer before giving up.
@@ -63,6 +64,12 @@ def display_url(db: str | Path) -> str:
     if "password" in url.query:
         url = url.update_query_dict({"password": "***"})
     return url.render_as_string(hide_password=True)
+
+
+def instance_id(engine: sa.Engine) -> str:
+    """The random id this database was given when its schema was created."""
+    with engine.connect() as conn:
+        return str(conn.execute(sa.select(database_instance.c.id)).scalar_one())
 
 
 def database_failed(exc: sa.exc.OperationalError) -> str:

@@ -182,3 +182,12 @@ post_media = sa.Table(
     sa.UniqueConstraint("decision_id", "position"),
     sa.Index("ix_post_media_sha256", "sha256"),
 )
+
+#: One row, written when the schema is first created: which database this is. Caches
+#: derived from it (the PDQ index) record it and are rebuilt when it changes.
+database_instance = sa.Table(
+    "database_instance",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
