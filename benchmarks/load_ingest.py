@@ -488,7 +488,9 @@ def main(argv: list[str] | None = None) -> int:
         default="postgresql://127.0.0.1:5432/test",
         help="PostgreSQL database for the postgresql setups (a schema is made and dropped)",
     )
-    parser.add_argument("--out", type=Path, default=OUT, help="where to write the JSON")
+    parser.add_argument(
+        "--output", "--out", dest="out", type=Path, default=OUT, help="where to write the JSON"
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1 or args.seconds <= 0:
         parser.error("--clients, --requests and --seconds must be positive")

@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sizes", default="0,2000", help="log sizes (records) to measure at, ascending"
     )
-    parser.add_argument("--out", type=Path, default=OUT, help="where to write the JSON")
+    parser.add_argument(
+        "--output", "--out", dest="out", type=Path, default=OUT, help="where to write the JSON"
+    )
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if args.posts < 1 or args.processes < 2 or sizes[0] < 0:

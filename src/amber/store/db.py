@@ -134,7 +134,9 @@ def connect(db: str | Path) -> sa.Engine:
     try:
         engine = _create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise UserError(f"cannot use database {shown!r}: {exc}") from None
+        raise UserError(
+            f"cannot use database {shown!r} ({exc}); give a SQLite file path or a postgresql:// URL"
+        ) from None
     try:
         migrate(engine)
     except sa.exc.DBAPIError as exc:
