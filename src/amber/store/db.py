@@ -8,6 +8,8 @@ reached with psycopg 3; a URL's ``options=-csearch_path%3Dname`` puts amber in t
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -86,12 +88,26 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+#: How long a SQLite connection waits for another process's lock.
+SQLITE_WAIT_SECONDS = 30
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_WAIT_SECONDS * 1000}")
+    # Turning a new file to WAL needs it to itself, and SQLite refuses at once (without
+    # waiting) while other processes open it too: take turns until the wait is over.
+    deadline = time.monotonic() + SQLITE_WAIT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
