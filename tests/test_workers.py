@@ -589,3 +589,33 @@ def connect_server(url: sa.URL) -> sa.Engine:
         url.set(drivername="postgresql+psycopg").difference_update_query(["options"]),
         isolation_level="AUTOCOMMIT",
     )
+
+
+def test_processes_creating_one_vault_at_once_get_the_same_vault(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from amber.evidence.vault import Vault\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "print(Vault.open(Path(sys.argv[1])).origin)\n"
+    )
+    start = f"{time.time() + 3:.3f}"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "vault"), start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    origins = set()
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        origins.add(out.strip())
+    assert len(origins) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vault"]  # nothing half-built left
+    from amber.evidence.verify import verify_vault
+
+    assert verify_vault(tmp_path / "vault").ok

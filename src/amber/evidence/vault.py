@@ -19,6 +19,7 @@ log: nothing else is trusted.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import getpass
 import hashlib
@@ -26,7 +27,9 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import stat
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -210,7 +213,7 @@ class Vault:
             raise VaultError(f"vault path {str(path)!r} is a file; give a folder")
         meta_file = path / "vault.json"
         if not meta_file.exists():
-            if path.exists() and any(path.iterdir()):
+            if path.exists() and any(path.iterdir()) and not meta_file.exists():
                 raise VaultError(
                     f"{str(path)!r} is not empty and holds no vault.json: not an amber vault"
                 )
@@ -257,17 +260,30 @@ class Vault:
 
     @staticmethod
     def _create(path: Path, now: datetime) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        for sub in ("objects/sha256", "log/checkpoints", "keys"):
-            (path / sub).mkdir(parents=True, exist_ok=True)
-        origin = f"amber.vault/{secrets.token_hex(8)}"
-        meta = {
-            "format": FORMAT,
-            "origin": origin,
-            "created_at": _now_text(now),
-            "created_by": ACTOR,
-        }
-        write_atomic(path / "vault.json", canonical(meta) + b"\n")
+        """Make a new vault at ``path`` in one step: built beside it, then renamed into
+        place, so processes opening it at once never see half a vault. If another
+        process's vault got there first, it is kept."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            building.chmod(0o755)
+            for sub in ("objects/sha256", "log/checkpoints", "keys"):
+                (building / sub).mkdir(parents=True, exist_ok=True)
+            meta = {
+                "format": FORMAT,
+                "origin": f"amber.vault/{secrets.token_hex(8)}",
+                "created_at": _now_text(now),
+                "created_by": ACTOR,
+            }
+            write_atomic(building / "vault.json", canonical(meta) + b"\n")
+            try:
+                os.rename(building, path)  # replaces an empty folder, never a full one
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+            fsync_path(path.parent)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)  # gone already if it was renamed
 
     @contextmanager
     def locked(self) -> Iterator[None]:
