@@ -210,3 +210,30 @@ def amber_cli(tmp_path: Path, database: str) -> Callable[..., subprocess.Complet
         )
 
     return run
+
+
+def run_at_once(
+    script: str, each: list[list[str]], *, lead: float = 4.0, timeout: float = 120
+) -> list[str]:
+    """Run ``python -c script ARGS... START`` once per ``ARGS``, all at once.
+
+    START, the last argument, is a Unix time ``lead`` seconds ahead (by then every process
+    has imported amber); each script sleeps until then, so they race for real. Returns
+    each process's stdout, in order; fails with its stderr if any exits non-zero.
+    """
+    start = f"{time.time() + lead:.3f}"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args, start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in each
+    ]
+    outputs = []
+    for process in processes:
+        out, err = process.communicate(timeout=timeout)
+        assert process.returncode == 0, err
+        outputs.append(out)
+    return outputs

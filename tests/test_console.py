@@ -22,7 +22,7 @@ from amber.engine import open_engine
 from amber.posts import parse_post
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
-from conftest import Databases
+from conftest import Databases, run_at_once
 
 POLL = "Kill him or let him go? You have one hour to vote."
 
@@ -286,21 +286,7 @@ store.close()
 
 
 def test_workers_opening_the_console_store_at_once_share_one_key(tmp_path: Path) -> None:
-    start = f"{time.time() + 2:.3f}"  # after every process has imported amber
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", OPEN_STORE_AT, str(tmp_path / "console"), start],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    keys = set()
-    for process in processes:
-        out, err = process.communicate(timeout=60)
-        assert process.returncode == 0, err
-        keys.add(out.split()[0])
+    keys = {out.split()[0] for out in run_at_once(OPEN_STORE_AT, [[str(tmp_path / "console")]] * 4)}
     assert len(keys) == 1 and len(bytes.fromhex(keys.pop())) == 32
     names = sorted(p.name for p in (tmp_path / "console").iterdir())
     assert names == ["console.sqlite", "session.key"]  # no candidate key left behind

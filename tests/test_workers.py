@@ -30,7 +30,7 @@ from amber.store.db import connect
 from amber.store.tables import decisions
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
-from conftest import postgresql_only
+from conftest import postgresql_only, run_at_once
 
 pytestmark = pytest.mark.slow
 
@@ -249,21 +249,10 @@ def test_review_locks_are_exclusive_across_processes(tmp_path: Path, database: s
         "            pass\n"
         "    print(','.join(got))\n"
     )
-    start = time.time() + 4  # every process is connected by then; all try at once
     reviewers = [f"reviewer{n}" for n in range(6)]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, database, str(tmp_path / "vault"), who, str(start)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for who in reviewers
-    ]
+    outputs = run_at_once(script, [[database, str(tmp_path / "vault"), who] for who in reviewers])
     taken: dict[str, list[str]] = {}
-    for who, process in zip(reviewers, processes, strict=True):
-        out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
+    for who, out in zip(reviewers, outputs, strict=True):
         for item in filter(None, out.strip().split(",")):
             taken.setdefault(item, []).append(who)
     assert sorted(taken) == ["poll0", "poll1", "poll2"]
@@ -397,29 +386,10 @@ def test_processes_sharing_a_vault_append_in_turn_and_see_each_other(tmp_path: P
     media = tmp_path / "photo.png"
     photo(3, 200, 150).save(media)
     Vault.open(tmp_path / "vault")
-    start = time.time() + 4
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                VAULT_WRITER,
-                str(tmp_path / "vault"),
-                str(media),
-                f"w{n}",
-                str(start),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(3)
-    ]
-    seen = []
-    for process in processes:
-        out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
-        seen.append(int(out))
+    outputs = run_at_once(
+        VAULT_WRITER, [[str(tmp_path / "vault"), str(media), f"w{n}"] for n in range(3)]
+    )
+    seen = [int(out) for out in outputs]
     assert seen == [45, 45, 45]
     report = verify_vault(tmp_path / "vault")
     assert report.ok, report.problems
@@ -599,21 +569,7 @@ def test_processes_creating_one_vault_at_once_get_the_same_vault(tmp_path: Path)
         "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
         "print(Vault.open(Path(sys.argv[1])).origin)\n"
     )
-    start = f"{time.time() + 3:.3f}"
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, str(tmp_path / "vault"), start],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(6)
-    ]
-    origins = set()
-    for process in processes:
-        out, err = process.communicate(timeout=60)
-        assert process.returncode == 0, err
-        origins.add(out.strip())
+    origins = {out.strip() for out in run_at_once(script, [[str(tmp_path / "vault")]] * 6)}
     assert len(origins) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vault"]  # nothing half-built left
     from amber.evidence.verify import verify_vault
