@@ -13,14 +13,18 @@ two languages on the same words is kept once, in the post's main language.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 
 from amber.errors import InternalError
 from amber.harm_poll.lexicon import CueClass, Lexicon, Role, load
 from amber.harm_poll.normalize import Token, TokenKind, is_arabic_script, normalise, tokenize
+
+#: A word-to-stem function of one language (Snowball, through PyStemmer).
+Stem = Callable[[str], str]
 
 #: A word as looked up: (form, clitic removed to get it).
 Forms = tuple[tuple[str, str], ...]
@@ -55,6 +59,8 @@ class Slot:
     kind: SlotKind
     exact: frozenset[str] = frozenset()
     stems: tuple[str, ...] = ()
+    #: Snowball stems of words written with ``+``: any inflection of them.
+    inflected: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +135,13 @@ def _split(body: str) -> list[str]:
     return words
 
 
-def compile_entry(entry: str, *, language: str, cue: CueClass) -> list[Pattern]:
+def compile_entry(
+    entry: str, *, language: str, cue: CueClass, stem: Stem | None = None
+) -> list[Pattern]:
     """Compile one entry into patterns (several when it has optional words).
 
-    Raises ``InternalError`` naming the entry when it cannot be compiled.
+    ``stem`` is the language's stemmer, needed by words written with ``+``. Raises
+    ``InternalError`` naming the entry when it cannot be compiled.
     """
     weight = 1.0
     body = entry
@@ -142,7 +151,7 @@ def compile_entry(entry: str, *, language: str, cue: CueClass) -> list[Pattern]:
         body = body[: m.start()]
     variants: list[list[Slot]] = [[]]
     for raw in _split(body):
-        options = _compile_word(raw, entry)
+        options = _compile_word(raw, entry, stem)
         variants = [v + list(opt) for v in variants for opt in options]
     out: list[Pattern] = []
     for slots in variants:
@@ -152,7 +161,7 @@ def compile_entry(entry: str, *, language: str, cue: CueClass) -> list[Pattern]:
     return out
 
 
-def _compile_word(raw: str, entry: str) -> list[tuple[Slot, ...]]:
+def _compile_word(raw: str, entry: str, stem_word: Stem | None) -> list[tuple[Slot, ...]]:
     """The slot sequences one written word can stand for (``()`` when optional).
 
     Alternatives of one word go into one slot; an alternative of several words
@@ -165,10 +174,14 @@ def _compile_word(raw: str, entry: str) -> list[tuple[Slot, ...]]:
     if raw == "#year":
         return [(Slot(SlotKind.year),)]
     stem = raw.endswith("*") and len(raw) > 1
-    alternatives = _expand(raw[:-1] if stem else raw)
+    inflect = raw.endswith("+") and len(raw) > 1
+    if inflect and stem_word is None:
+        raise InternalError(f"lexicon entry {entry!r}: {raw!r} needs the language's stemmer")
+    alternatives = _expand(raw[:-1] if stem or inflect else raw)
     optional = "" in alternatives
     exact: set[str] = set()
     stems: set[str] = set()
+    inflected: set[str] = set()
     sequences: list[tuple[Slot, ...]] = []
     for alt in alternatives:
         if not alt:
@@ -176,14 +189,21 @@ def _compile_word(raw: str, entry: str) -> list[tuple[Slot, ...]]:
         words = _content(alt)
         if len(words) == 1:
             (stems if stem else exact).add(words[0])
-        elif len(words) > 1 and not stem:
+            if inflect and stem_word is not None:
+                inflected.add(stem_word(words[0]))
+        elif len(words) > 1 and not stem and not inflect:
             sequences.append(tuple(Slot(SlotKind.word, frozenset({w})) for w in words))
         elif not words and len(alternatives) == 1:
             return [()]
         else:
             raise InternalError(f"lexicon entry {entry!r}: word {raw!r} normalises to {words}")
     if exact or stems:
-        slot = Slot(SlotKind.word, frozenset(exact), tuple(sorted(stems, key=len, reverse=True)))
+        slot = Slot(
+            SlotKind.word,
+            frozenset(exact),
+            tuple(sorted(stems, key=len, reverse=True)),
+            frozenset(inflected),
+        )
         sequences.insert(0, (slot,))
     if optional:
         sequences.append(())
@@ -205,6 +225,11 @@ class Index:
     target_suffixes: dict[str, tuple[str, ...]]
     target_prefixes: dict[str, tuple[str, ...]]
     languages: tuple[str, ...]
+    #: language -> Snowball stem -> patterns whose first word is inflected (``+``)
+    inflected: dict[str, dict[str, tuple[Pattern, ...]]]
+    #: language -> its Snowball algorithm
+    stemmers: dict[str, str]
+    lexicons: dict[str, Lexicon]
 
 
 def _norm_words(words: Iterable[str]) -> frozenset[str]:
@@ -215,12 +240,18 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
     """Compile every entry of ``lexicons``. Raises ``InternalError`` on a bad entry."""
     exact: dict[str, list[Pattern]] = {}
     stems: dict[str, list[Pattern]] = {}
+    inflected: dict[str, dict[str, list[Pattern]]] = {}
     clitics: dict[str, frozenset[str]] = {}
     for lex in lexicons:
+        stem = None if lex.stemmer is None else stemmer(lex.stemmer)
         for cue, entries in lex.entries.items():
             for entry in entries:
-                for pattern in compile_entry(entry, language=lex.language, cue=cue):
+                for pattern in compile_entry(entry, language=lex.language, cue=cue, stem=stem):
                     first = pattern.slots[0]
+                    for form in first.inflected:
+                        inflected.setdefault(lex.language, {}).setdefault(form, []).append(
+                            pattern
+                        )
                     if first.kind is not SlotKind.word:
                         keys = [NUMBER_KEY]
                         if first.kind is SlotKind.number:
@@ -258,7 +289,22 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
             lex.language: tuple(normalise(s).text for s in lex.target_prefixes) for lex in lexicons
         },
         languages=tuple(lex.language for lex in lexicons),
+        inflected={
+            lang: {k: tuple(v) for k, v in forms.items()} for lang, forms in inflected.items()
+        },
+        stemmers={lex.language: lex.stemmer for lex in lexicons if lex.stemmer is not None},
+        lexicons={lex.language: lex for lex in lexicons},
     )
+
+
+@cache
+def stemmer(algorithm: str) -> Stem:
+    """The Snowball stemmer ``algorithm`` (PyStemmer) as a cached function of one word."""
+    import Stemmer
+
+    obj: Any = Stemmer.Stemmer(algorithm)
+    stem_word: Stem = lru_cache(maxsize=1 << 16)(obj.stemWord)
+    return stem_word
 
 
 @cache
@@ -270,11 +316,22 @@ def default_index() -> Index:
 class _Matcher:
     """Matches patterns against one post's content tokens."""
 
-    def __init__(self, index: Index, content: Sequence[Token], segments: Sequence[int]) -> None:
+    def __init__(
+        self,
+        index: Index,
+        content: Sequence[Token],
+        segments: Sequence[int],
+        stem_languages: Collection[str],
+    ) -> None:
         self.index = index
         self.content = content
         self.segments = segments
         self._forms: dict[str, Forms] = {}
+        self.stem_languages = [
+            (lang, stemmer(index.stemmers[lang]))
+            for lang in stem_languages
+            if lang in index.stemmers and lang in index.inflected
+        ]
 
     def forms(self, text: str) -> Forms:
         """The word itself, then the word without each clitic prefix that fits."""
@@ -312,6 +369,10 @@ class _Matcher:
             for stem in slot.stems:
                 if form.startswith(stem):
                     return form, form[len(stem) :]
+            if slot.inflected and language in self.index.stemmers:
+                stemmed = stemmer(self.index.stemmers[language])(form)
+                if stemmed in slot.inflected:
+                    return form, form[len(stemmed) :] if form.startswith(stemmed) else ""
         return None
 
     def rest(self, slots: tuple[Slot, ...], k: int, j: int, language: str) -> int | None:
@@ -356,6 +417,10 @@ class _Matcher:
                         break
                     for p in index.stems.get(form[:n], ()):
                         candidates[id(p)] = p
+                if tok.kind is TokenKind.word:
+                    for lang, stem_word in self.stem_languages:
+                        for p in index.inflected[lang].get(stem_word(form), ()):
+                            candidates[id(p)] = p
             for p in candidates.values():
                 first = self.slot(p.slots[0], i, p.language)
                 if first is None:
@@ -366,9 +431,19 @@ class _Matcher:
         return found
 
 
-def find_matches(index: Index, content: Sequence[Token], segments: Sequence[int]) -> list[Match]:
-    """Every pattern occurrence in ``content`` (tokens of one segment never mix)."""
-    return _Matcher(index, content, segments).find()
+def find_matches(
+    index: Index,
+    content: Sequence[Token],
+    segments: Sequence[int],
+    *,
+    stem_languages: Collection[str] = (),
+) -> list[Match]:
+    """Every pattern occurrence in ``content`` (tokens of one segment never mix).
+
+    Inflected entries (``+``) are looked up in ``stem_languages`` only: stemming every
+    word in every language would cost more than all the rest.
+    """
+    return _Matcher(index, content, segments, stem_languages).find()
 
 
 def language_scores(
