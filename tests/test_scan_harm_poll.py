@@ -74,8 +74,7 @@ def test_outcome_from_the_poll_author_is_restricted_even_in_the_same_scan(
     for post_id in ("after", "reply"):
         outcome = results[post_id].outcome
         assert outcome.verdict == "restrict", post_id
-        [reason] = outcome.reasons
-        assert reason.rule == "harm-poll-outcome-after-poll"
+        reason = next(r for r in outcome.reasons if r.rule == "harm-poll-outcome-after-poll")
         assert "'poll-1'" in (reason.detail or "")
         assert "escalate:threat_to_life" in outcome.actions
     assert results["elsewhere"].outcome.verdict == "allow"

@@ -62,6 +62,11 @@ class NewDecision:
     created_at: datetime | None = None
 
 
+#: Largest PDQ distance at which an earlier threat-to-life post's photo is "the same
+#: photo" (the usual PDQ match threshold), and how many such posts are compared.
+MEDIA_DISTANCE = 31
+MEDIA_CANDIDATES = 2000
+
 #: Review states a reviewer has settled; a new scan of the post does not reopen them.
 SETTLED = ("confirmed", "rejected", "escalated")
 THREAT_TO_LIFE = "escalate:threat_to_life"
@@ -187,40 +192,106 @@ class DecisionStore:
         reply_to: str | None,
         limit: int = 20,
         before: datetime | None = None,
+        pdq: Sequence[str] = (),
+        window: timedelta | None = None,
+        now: datetime | None = None,
     ) -> list[Earlier]:
-        """Decisions related to a post: the post it replies to, then the same author's
-        other posts, newest first (at most ``limit``). With ``before`` (the post's own
-        creation time), posts created at or after it are left out."""
+        """Decisions related to a post, newest first (at most ``limit`` of each kind): the
+        post it replies to, the same author's other posts, and, given the post's PDQ
+        hashes, earlier threat-to-life decisions whose media are the same photo
+        (within ``MEDIA_DISTANCE`` bits). With ``before`` (the post's own creation time),
+        posts created at or after it are left out; with ``window``, posts older than
+        ``window`` before it (or before ``now``) too."""
         conditions = []
         if reply_to is not None:
             conditions.append(decisions.c.post_id == reply_to)
         if author is not None:
             conditions.append(decisions.c.author == author)
-        if not conditions:
+        hashes = [int(h, 16) for h in pdq if h]
+        if not conditions and not hashes:
             return []
-        query = (
-            sa.select(decisions.c.post_id, decisions.c.author, decisions.c.reasons)
-            .where(sa.or_(*conditions), decisions.c.post_id != post_id)
-            .where(
-                sa.true()
-                if before is None
-                else sa.or_(decisions.c.created_at.is_(None), decisions.c.created_at < before)
-            )
-            .order_by(decisions.c.scanned_at.desc(), decisions.c.id.desc())
-            .limit(limit)
+        since_created = since_scanned = None
+        if window is not None and before is not None:
+            since_created = before - window
+        elif window is not None and now is not None:
+            since_scanned = now - window
+        columns = (
+            decisions.c.post_id,
+            decisions.c.author,
+            decisions.c.reasons,
+            decisions.c.created_at,
+            decisions.c.scanned_at,
         )
+        found: dict[str, Earlier] = {}
         with self.db.connect() as conn:
-            rows = conn.execute(query).all()
-        found = [
-            Earlier(
-                row.post_id,
-                list(row.reasons),
-                author is not None and row.author == author,
-                row.post_id == reply_to,
+            if conditions:
+                query = self._related(
+                    sa.select(*columns), post_id, before, since_created, since_scanned
+                )
+                query = query.where(sa.or_(*conditions)).limit(limit)
+                for row in conn.execute(query).all():
+                    found[row.post_id] = Earlier(
+                        row.post_id,
+                        list(row.reasons),
+                        author is not None and row.author == author,
+                        row.post_id == reply_to,
+                        created_at=row.created_at,
+                        scanned_at=row.scanned_at,
+                    )
+            if hashes:
+                media = self._related(
+                    sa.select(*columns, post_media.c.pdq).join(
+                        post_media, post_media.c.decision_id == decisions.c.id
+                    ),
+                    post_id,
+                    before,
+                    since_created,
+                    since_scanned,
+                )
+                media = media.where(
+                    decisions.c.threat_to_life.is_(True), post_media.c.pdq.is_not(None)
+                ).limit(MEDIA_CANDIDATES)
+                for row in conn.execute(media).all():
+                    distance = min(bin(int(row.pdq, 16) ^ h).count("1") for h in hashes)
+                    if distance > MEDIA_DISTANCE:
+                        continue
+                    known = found.get(row.post_id)
+                    if known is not None and known.media_distance is not None:
+                        distance = min(distance, known.media_distance)
+                    found[row.post_id] = Earlier(
+                        row.post_id,
+                        list(row.reasons),
+                        known.same_author if known else author is not None and row.author == author,
+                        known.replied_to if known else False,
+                        created_at=row.created_at,
+                        scanned_at=row.scanned_at,
+                        media_distance=distance,
+                    )
+        return sorted(found.values(), key=lambda e: not e.replied_to)
+
+    @staticmethod
+    def _related(
+        query: sa.Select[Any],
+        post_id: str,
+        before: datetime | None,
+        since_created: datetime | None,
+        since_scanned: datetime | None,
+    ) -> sa.Select[Any]:
+        """Other posts, created before ``before``, created (or, without a time of their
+        own, scanned) since ``since_created``, or scanned since ``since_scanned``;
+        newest first."""
+        query = query.where(decisions.c.post_id != post_id)
+        if before is not None:
+            query = query.where(
+                sa.or_(decisions.c.created_at.is_(None), decisions.c.created_at < before)
             )
-            for row in rows
-        ]
-        return sorted(found, key=lambda e: not e.replied_to)
+        if since_created is not None:
+            query = query.where(
+                sa.func.coalesce(decisions.c.created_at, decisions.c.scanned_at) >= since_created
+            )
+        if since_scanned is not None:
+            query = query.where(decisions.c.scanned_at >= since_scanned)
+        return query.order_by(decisions.c.scanned_at.desc(), decisions.c.id.desc())
 
     def removal_order(self, post_id: str, *, received_at: datetime) -> datetime:
         """A removal order (EU 2021/784 Art. 3) arrived for a post: it must be acted on

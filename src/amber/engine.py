@@ -32,6 +32,9 @@ from amber.signals.base import Scope
 from amber.store.db import connect, database_url, sqlite_path
 from amber.tokens import TokenStore
 
+#: How far back the policy may look for posts related to a new one (a harm poll before
+#: its announcement); each rule sets its own ``within_hours`` inside this.
+CONTEXT_WINDOW = timedelta(days=30)
 DEFAULT_DB = "amber.db"
 DEFAULT_VAULT = "amber-vault"
 SAVE_BATCH = 64
@@ -207,8 +210,22 @@ class Engine:
             options=post.poll.options if post.poll else (),
         )
         signals = [v for s in self.post_signals for v in s.compute(words)]
+        pdq = [
+            v.value
+            for h in hashed
+            if isinstance(h, MediaHashes)
+            for v in (h.original("pdq"),)
+            if v is not None and (v.quality is None or v.quality >= self.policy.pdq_min_quality)
+        ]
+        now = self.clock()
         earlier = self.decisions.earlier(
-            post_id=post.id, author=post.author, reply_to=post.reply_to, before=post.created_at
+            post_id=post.id,
+            author=post.author,
+            reply_to=post.reply_to,
+            before=post.created_at,
+            pdq=pdq,
+            window=CONTEXT_WINDOW,
+            now=now,
         )
         findings = Findings(
             matches=matches,
@@ -217,6 +234,8 @@ class Engine:
             signals=signals,
             has_poll=post.poll is not None,
             earlier=earlier,
+            created_at=post.created_at,
+            now=now,
         )
         outcome = self.policy.decide(findings)
         media = [(i, paths[i], h) for i, h in enumerate(hashed) if isinstance(h, MediaHashes)]
@@ -319,9 +338,13 @@ def _deadline(post: Post, outcome: Outcome, now: datetime) -> datetime | None:
 
 
 def _related(post: Post, other: NewDecision) -> bool:
-    return (post.author is not None and post.author == other.author) or (
+    """Might the policy look at ``other`` when deciding ``post``? (Then ``other`` is saved
+    first.) Same author, a reply, or shared media that could be the same photo."""
+    if (post.author is not None and post.author == other.author) or (
         post.reply_to == other.post_id
-    )
+    ):
+        return True
+    return bool(post.media) and bool(other.media) and THREAT_TO_LIFE in other.outcome.actions
 
 
 def _hash_post(files: tuple[str, ...]) -> list[MediaHashes | MediaFailure]:

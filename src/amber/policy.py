@@ -13,6 +13,7 @@ import hashlib
 import tomllib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from importlib.resources import files
 from pathlib import Path
@@ -73,12 +74,35 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class Earlier:
-    """An earlier decision related to the post (same author, or the post it replies to)."""
+    """An earlier decision related to the post: the post it replies to, the same
+    author's, or one whose photo is the same (``media_distance``: PDQ bits)."""
 
     post_id: str
     reasons: Sequence[Mapping[str, Any]]
     same_author: bool
     replied_to: bool
+    created_at: datetime | None = None
+    media_distance: int | None = None
+    scanned_at: datetime | None = None
+
+    def links(self) -> set[str]:
+        """How it is related: ``reply``, ``author``, ``media``."""
+        out = set()
+        if self.replied_to:
+            out.add("reply")
+        if self.same_author:
+            out.add("author")
+        if self.media_distance is not None:
+            out.add("media")
+        return out
+
+    def describe(self) -> str:
+        """``replies to 'p1'``, ``same author as 'p1'``, ``same photo as 'p1' (4 bits)``."""
+        if self.replied_to:
+            return f"replies to {self.post_id!r}"
+        if self.same_author:
+            return f"same author as {self.post_id!r}"
+        return f"same photo as {self.post_id!r} ({self.media_distance} bits)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +120,18 @@ class Findings:
     signals: Sequence[SignalValue] = ()
     has_poll: bool = False
     earlier: Sequence[Earlier] = ()
+    #: when the post says it was created, and when it is being decided
+    created_at: datetime | None = None
+    now: datetime | None = None
+
+    def hours_since(self, earlier: Earlier) -> float | None:
+        """Hours from ``earlier`` to this post: by the posts' own times when both have
+        one, else by when each was scanned. ``None`` when unknown."""
+        if self.created_at is not None and earlier.created_at is not None:
+            return (self.created_at - earlier.created_at).total_seconds() / 3600
+        if self.now is not None and earlier.scanned_at is not None:
+            return (self.now - earlier.scanned_at).total_seconds() / 3600
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,12 +263,13 @@ class SignalScore(Condition):
     """Fires when a post-level detector scores at least ``min_score``.
 
     ``signal`` names the detector (e.g. ``harm_poll``); ``values`` limits the kinds that
-    count (``vote``, ``announcement``); ``poll = true`` or ``false`` limits the rule to
-    posts with or without a poll.
+    count (``vote``, ``announcement``); ``max_score`` (exclusive) makes a tier below a
+    stronger rule; ``poll = true`` or ``false`` limits the rule to posts with or without
+    a poll.
     """
 
     name = "signal_score"
-    keys = frozenset({"signal", "values", "min_score", "poll"})
+    keys = frozenset({"signal", "values", "min_score", "max_score", "poll"})
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
         signal = table.get("signal")
@@ -243,6 +280,15 @@ class SignalScore(Condition):
         self.signal = signal
         self.values = _str_list(table, "values", where, path)
         self.min_score = _score(table, "min_score", where, path, 0.5)
+        self.max_score = (
+            None if "max_score" not in table else _score(table, "max_score", where, path, 1.0)
+        )
+        if self.max_score is not None and self.max_score <= self.min_score:
+            raise PolicyError(
+                f"max_score {self.max_score} must be above min_score {self.min_score}",
+                path=path,
+                key=f"{where}.max_score",
+            )
         self.poll = _bool(table, "poll", where, path)
 
     def found(self, findings: Findings) -> list[SignalValue]:
@@ -256,6 +302,7 @@ class SignalScore(Condition):
             and (self.values is None or v.value in self.values)
             and v.score is not None
             and v.score >= self.min_score
+            and (self.max_score is None or v.score < self.max_score)
         ]
 
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
@@ -270,46 +317,121 @@ class SignalScore(Condition):
         ]
 
 
-class AfterSignal(SignalScore):
-    """Fires when the post scores as in ``signal_score`` AND an earlier related post fired
-    ``earlier_values`` of the same signal: e.g. a result announcement from the author of
-    a harm poll, or in reply to it. ``min_score`` may then be lower than alone.
-    """
+#: How an earlier post may be related to this one.
+LINKS = ("reply", "author", "media")
 
-    name = "after_signal"
-    keys = SignalScore.keys | {"earlier_values"}
+
+class _Related:
+    """The options shared by conditions on earlier related posts: ``earlier_values`` (kinds
+    of the signal the earlier post fired), ``related`` (``reply``, ``author``, ``media``:
+    the same photo) and ``within_hours`` (how long before this post)."""
+
+    keys = frozenset({"earlier_values", "related", "within_hours"})
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
-        super().__init__(table, where, path)
         self.earlier_values = _str_list(table, "earlier_values", where, path)
+        related = _str_list(table, "related", where, path)
+        if related is not None and (not related or set(related) - set(LINKS)):
+            raise PolicyError(
+                f"expected some of {', '.join(LINKS)}", path=path, key=f"{where}.related"
+            )
+        self.related = frozenset(related or ("reply", "author"))
+        hours = table.get("within_hours")
+        if hours is not None and (
+            isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0
+        ):
+            raise PolicyError(
+                f"expected a number of hours > 0, got {hours!r}",
+                path=path,
+                key=f"{where}.within_hours",
+            )
+        self.within_hours: float | None = None if hours is None else float(hours)
 
-    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
-        found = self.found(findings)
-        if not found:
-            return []
+    def earlier(
+        self, findings: Findings, signal: str
+    ) -> tuple[Earlier, Mapping[str, Any]] | None:
+        """The first earlier related post (and its reason) that fired ``signal``."""
         for earlier in findings.earlier:
+            if not earlier.links() & self.related:
+                continue
+            if self.within_hours is not None:
+                age = findings.hours_since(earlier)
+                if age is None or age > self.within_hours:
+                    continue
             for reason in earlier.reasons:
-                if reason.get("signal") != self.signal:
+                if reason.get("signal") != signal:
                     continue
                 if self.earlier_values is not None and reason.get("label") not in (
                     self.earlier_values
                 ):
                     continue
-                how = "replies to" if earlier.replied_to else "same author as"
-                return [
-                    (
-                        Reason(
-                            signal=v.signal_type,
-                            rule=rule,
-                            label=v.value,
-                            score=v.score,
-                            detail=f"{how} {earlier.post_id!r} ({reason.get('label')}); {v.detail}",
-                        ),
-                        None,
-                    )
-                    for v in found
-                ]
-        return []
+                return earlier, reason
+        return None
+
+
+class AfterSignal(SignalScore):
+    """Fires when the post scores as in ``signal_score`` AND an earlier related post fired
+    ``earlier_values`` of the same signal: e.g. a result announcement from the author of
+    a harm poll, in reply to it, or showing the same photo. ``min_score`` may then be
+    lower than alone.
+    """
+
+    name = "after_signal"
+    keys = SignalScore.keys | _Related.keys
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        super().__init__(table, where, path)
+        self.context = _Related(table, where, path)
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        found = self.found(findings)
+        if not found:
+            return []
+        hit = self.context.earlier(findings, self.signal)
+        if hit is None:
+            return []
+        earlier, reason = hit
+        return [
+            (
+                Reason(
+                    signal=v.signal_type,
+                    rule=rule,
+                    label=v.value,
+                    score=v.score,
+                    detail=f"{earlier.describe()} ({reason.get('label')}); {v.detail}",
+                ),
+                None,
+            )
+            for v in found
+        ]
+
+
+class FollowsSignal(Condition):
+    """Fires for ANY post related to an earlier post that fired ``earlier_values`` of
+    ``signal`` (by ``related`` links, ``within_hours``), whatever this post says and in
+    whatever language: the follow-up to a harm poll (a photo, "done", a re-post) is
+    worth a person's look even when no word of it is understood.
+    """
+
+    name = "follows_signal"
+    keys = frozenset({"signal"}) | _Related.keys
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        signal = table.get("signal")
+        if not isinstance(signal, str) or not signal:
+            raise PolicyError(
+                "expected the name of a signal type", path=path, key=f"{where}.signal"
+            )
+        self.signal = signal
+        self.context = _Related(table, where, path)
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        hit = self.context.earlier(findings, self.signal)
+        if hit is None:
+            return []
+        earlier, reason = hit
+        detail = f"follows a {reason.get('label')} ({self.signal}): {earlier.describe()}"
+        return [(Reason(signal=self.signal, rule=rule, label="follow_up", detail=detail), None)]
 
 
 CONDITIONS: dict[str, Callable[[Mapping[str, Any], str, str], Condition]] = {
@@ -317,12 +439,14 @@ CONDITIONS: dict[str, Callable[[Mapping[str, Any], str, str], Condition]] = {
     MediaUnreadable.name: MediaUnreadable,
     SignalScore.name: SignalScore,
     AfterSignal.name: AfterSignal,
+    FollowsSignal.name: FollowsSignal,
 }
 CONDITION_KEYS: dict[str, frozenset[str]] = {
     BankMatch.name: BankMatch.keys,
     MediaUnreadable.name: MediaUnreadable.keys,
     SignalScore.name: SignalScore.keys,
     AfterSignal.name: AfterSignal.keys,
+    FollowsSignal.name: FollowsSignal.keys,
 }
 RULE_KEYS = frozenset({"name", "when", "verdict", "actions"})
 

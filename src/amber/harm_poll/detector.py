@@ -23,10 +23,13 @@ dampeners add up with the strongest counting fully and the rest at 60%.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from collections.abc import Iterable, Sequence
 
 from amber.errors import UserError
-from amber.harm_poll.lexicon import CueClass, Role
+from amber.harm_poll.language import fasttext_guesses, identify, stem_languages
+from amber.harm_poll.lexicon import FRAMES as FRAME_CLASSES
+from amber.harm_poll.lexicon import Coverage, CueClass, Role
 from amber.harm_poll.matcher import (
     Index,
     Match,
@@ -34,6 +37,7 @@ from amber.harm_poll.matcher import (
     find_matches,
     language_scores,
     resolve,
+    stopword_scores,
 )
 from amber.harm_poll.model import DEFAULT_THRESHOLD, Assessment, Cue, Kind
 from amber.harm_poll.structure import Evidence, Nearby, PostView, derive, read_post
@@ -42,15 +46,18 @@ from amber.harm_poll.structure import Evidence, Nearby, PostView, derive, read_p
 WEIGHTS: dict[str, float] = {
     "harm_act": 2.0,
     "harm_done": 2.0,
+    "euphemism": 1.6,
     "death_word": 1.2,
     "spare_act": 0.8,
     "life_word": 0.5,
     "choice_pair": 2.5,
     "target_person": 1.0,
     "captive": 1.0,
+    "target_named": 1.0,
     "audience_decides": 1.6,
     "deadline": 1.0,
     "outcome": 2.5,
+    "finality": 1.2,
     "poll_structure": 1.0,
     "reaction_vote": 2.0,
     "news_report": -3.0,
@@ -83,10 +90,20 @@ IMPLIED_HARM = 0.8
 #: A death word in a post announcing a vote's outcome counts as this many death words
 #: ("the majority chose death"): as much as a harm act.
 CHOSEN_DEATH = 2.0 / 1.2
-#: Share of a humour dampener (lol, 😂) left when the post is a clear harm vote: a
-#: choice pair, a victim and the audience asked. Hyperbole (roommate, my brother) is
-#: its own dampener and keeps its full weight.
-CLEAR_VOTE_HUMOR = 0.3
+#: Finality words ("justice is served", "it is done") stand for the harm in an
+#: announcement that names no act, at this multiple of their weight.
+FINALITY_AS_HARM = 1.2
+#: Frames that describe or mock rather than change what the vote is about. In a vote
+#: addressed to the audience (cues of ``ADDRESSED`` outside quotation marks, and a
+#: victim, choice or reaction vote) they count at ``FRAME_IN_VOTE`` of their weight:
+#: a quoted caption inside reporting is news, a taunt with 😂 is not a joke. Dampeners
+#: that change the target (animals, games, sport, idioms, "my brother") count fully.
+FRAMES = frozenset(c.value for c in FRAME_CLASSES)
+FRAME_IN_VOTE = 0.25
+#: Share of a quoted positive cue's weight when the post frames it (news, condemnation...).
+QUOTED_IN_FRAME = 0.5
+#: Weight fastText's guess adds to its language when lexicons overlap on the same words.
+FASTTEXT_BACKING = 2.0
 #: Share of the weight each further cue of a class adds.
 FURTHER = 0.25
 #: Share of the weight each further dampener subtracts, and the most they subtract.
@@ -112,28 +129,52 @@ def assess(
     if not 0.0 <= threshold <= 1.0:
         raise UserError(f"harm_poll threshold {threshold!r} must be between 0 and 1")
     index = default_index()
-    view = read_post(
-        _clip(text or "", MAX_TEXT),
-        None if question is None else _clip(question, MAX_PART),
-        tuple(_clip(o, MAX_PART) for o in list(options)[:MAX_OPTIONS] if o is not None),
-    )
-    matches = _matches(view, index)
+    text = _clip(text or "", MAX_TEXT)
+    question = None if question is None else _clip(question, MAX_PART)
+    kept_options = tuple(_clip(o, MAX_PART) for o in list(options)[:MAX_OPTIONS] if o is not None)
+    view = read_post(text, question, kept_options)
+    stops = stopword_scores(index, view.content)
+    whole = "\n".join(p for p in (text, question or "", *kept_options) if p)
+    guesses = fasttext_guesses(whole)
+    matches, scores = _matches(view, index, stops, guesses)
+    guess = identify(whole, lexicon_scores=scores, coverage=_coverage(index), guesses=guesses)
     evidence = derive(view, matches, index)
     cues = [_cue(view, e) for e in evidence]
     positives = sorted(
         (c for c in cues if c.weight > 0), key=lambda c: (-c.weight, c.name, c.phrase)
     )
     dampeners = sorted((c for c in cues if c.weight < 0), key=lambda c: (c.weight, c.name))
-    z, kind = _log_odds(positives, dampeners)
+    if any(c.name in FRAMES and not c.quoted for c in dampeners):
+        # a report quoting a caption: the quoted words are the report's subject
+        positives = [
+            replace(c, weight=round(c.weight * QUOTED_IN_FRAME, 3)) if c.quoted else c
+            for c in positives
+        ]
+    z, kind, steps = _log_odds(positives, dampeners)
     score = round(1.0 / (1.0 + math.exp(-z)), 4)
+    steps.append(f"score = logistic({z:+.2f}) = {score:.2f}")
     return Assessment(
         score=score,
         kind=kind if score >= threshold else None,
-        language=_language(positives) or _language(dampeners),
+        language=guess.code or _language(positives) or _language(dampeners),
         cues=tuple(_dedupe(positives)),
         dampeners=tuple(_dedupe(dampeners)),
         threshold=threshold,
+        guess=guess,
+        steps=tuple(steps),
     )
+
+
+_COVERAGE: dict[int, dict[str, Coverage]] = {}
+
+
+def _coverage(index: Index) -> dict[str, Coverage]:
+    """Each language's lexicon coverage (emoji are no language)."""
+    found = _COVERAGE.get(id(index))
+    if found is None:
+        found = {code: lex.coverage for code, lex in index.lexicons.items() if code != "zxx"}
+        _COVERAGE[id(index)] = found
+    return found
 
 
 def _clip(text: str, limit: int) -> str:
@@ -144,13 +185,25 @@ def _clip(text: str, limit: int) -> str:
     return text[:head] + "\n" + text[len(text) - (limit - head) :]
 
 
-def _matches(view: PostView, index: Index) -> list[Match]:
-    found = find_matches(index, view.content, view.segments)
+def _matches(
+    view: PostView,
+    index: Index,
+    stops: dict[str, float],
+    guesses: list[tuple[str, float]],
+) -> tuple[list[Match], dict[str, float]]:
+    """Lexicon matches after overlaps and negations, and each language's presence."""
+    found = find_matches(
+        index, view.content, view.segments, stem_languages=stem_languages(guesses, stops)
+    )
+    scores = language_scores(index, view.content, found, stopwords=stops)
     if not found:
-        return []
-    scores = language_scores(index, view.content, found)
-    kept = resolve(found, index, view.content, scores)
-    return _drop_negated(kept, view)
+        return [], scores
+    backed = dict(scores)
+    for code, p in guesses:
+        if code in backed:  # fastText's guess settles ties between lexicons
+            backed[code] += FASTTEXT_BACKING * p
+    kept = resolve(found, index, view.content, backed)
+    return _drop_negated(kept, view), scores
 
 
 def _drop_negated(matches: list[Match], view: PostView) -> list[Match]:
@@ -174,7 +227,8 @@ def _drop_negated(matches: list[Match], view: PostView) -> list[Match]:
 def _cue(view: PostView, e: Evidence) -> Cue:
     phrase = " / ".join(view.norm.original(a, b) for a, b in e.spans)
     weight = round(WEIGHTS[e.name] * e.factor, 3)
-    return Cue(name=e.name, phrase=phrase, language=e.language, weight=weight)
+    quoted = e.quoted or view.quoted(e.spans)
+    return Cue(name=e.name, phrase=phrase, language=e.language, weight=weight, quoted=quoted)
 
 
 def _dedupe(cues: Iterable[Cue]) -> list[Cue]:
@@ -199,55 +253,91 @@ def _strength(cues: Sequence[Cue], *names: str) -> float:
     return min(weights[0] + FURTHER * sum(weights[1:]), 1.5 * weights[0])
 
 
-def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float, Kind]:
-    harm = _strength(positives, "harm_act", "harm_done", "death_word")
-    if any(c.name == "choice_pair" for c in positives):
+def _log_odds(
+    positives: Sequence[Cue], dampeners: Sequence[Cue]
+) -> tuple[float, Kind, list[str]]:
+    """Log-odds of the post, its kind, and the steps that made them (for ``explain``)."""
+    steps: list[str] = []
+    names = {c.name for c in positives}
+    harm = _strength(positives, "harm_act", "harm_done", "euphemism", "death_word")
+    if "choice_pair" in names:
         # "live or die", "yaşasın mı ölsün mü": the pair itself names death
         harm = max(harm, WEIGHTS["death_word"])
-    victim = _strength(positives, "target_person", "captive")
-    if not harm and victim and any(c.name == "life_word" for c in positives):
+    victim = _strength(positives, "target_person", "captive", "target_named")
+    if not harm and victim and "life_word" in names:
         # "should we let this infidel live?": sparing a life implies taking it
         harm = IMPLIED_HARM
     spare = _strength(positives, "spare_act", "life_word")
     pair = _strength(positives, "choice_pair")
     reaction = _strength(positives, "reaction_vote")
-    decision = (
-        pair
-        + reaction
-        + _strength(positives, "audience_decides")
-        + _strength(positives, "poll_structure")
-    )
+    audience = _strength(positives, "audience_decides")
+    decision = pair + reaction + audience + _strength(positives, "poll_structure")
     deadline = _strength(positives, "deadline")
     outcome = _strength(positives, "outcome")
+    finality = _strength(positives, "finality")
 
     vote = BIAS + harm + spare + victim + decision + deadline
+    steps.append(
+        f"vote = bias {BIAS:+.1f} + harm {harm:.2f} + spare {spare:.2f} + victim {victim:.2f}"
+        f" + decision {decision:.2f} + deadline {deadline:.2f} = {vote:+.2f}"
+    )
     if decision == 0:
         vote = min(vote, NO_DECISION_CAP)
+        steps.append(f"nobody is asked to decide: vote at most {NO_DECISION_CAP:+.1f}")
     if victim == 0 and pair == 0 and reaction == 0:
         vote = min(vote, NO_VICTIM_CAP)
-    if any(c.name == "harm_done" for c in positives):
+        steps.append(f"no victim, choice or reaction vote: vote at most {NO_VICTIM_CAP:+.1f}")
+    if "harm_done" in names:
         # "you voted ... he was executed": a vote named next to a harm done announces it
-        outcome = max(outcome, _strength(positives, "audience_decides"))
-    if outcome and not any(c.name in ("harm_act", "harm_done") for c in positives):
-        # "the majority chose death": death named as the outcome of a vote is the harm
-        harm = max(harm, CHOSEN_DEATH * _strength(positives, "death_word"))
-    announcement = BIAS + harm + outcome + victim + 0.5 * deadline if outcome else -math.inf
+        outcome = max(outcome, audience)
+    has_act = bool(names & {"harm_act", "harm_done", "euphemism"})
+    if outcome and not has_act:
+        # "the majority chose death": death named as the outcome of a vote is the harm;
+        # "as you wished ... justice is served": the deed done, in other words
+        implied = max(
+            CHOSEN_DEATH * _strength(positives, "death_word"), FINALITY_AS_HARM * finality
+        )
+        if implied > harm:
+            harm = implied
+            steps.append(f"outcome with death or finality words: harm {harm:.2f}")
+    announcement = -math.inf
+    if outcome:
+        announcement = BIAS + harm + outcome + victim + 0.5 * deadline + FURTHER * finality
+        steps.append(
+            f"announcement = bias {BIAS:+.1f} + harm {harm:.2f} + outcome {outcome:.2f}"
+            f" + victim {victim:.2f} + finality/deadline = {announcement:+.2f}"
+        )
     kind = Kind.announcement if announcement >= vote else Kind.vote
     z = max(vote, announcement)
     if harm == 0:
         z = min(z, NO_HARM_CAP)
+        steps.append(f"no harm, death or finality word: at most {NO_HARM_CAP:+.1f}")
 
-    clear_vote = pair > 0 and victim > 0 and decision > pair
-    damp = sorted(
-        (
-            abs(c.weight) * (CLEAR_VOTE_HUMOR if clear_vote and c.name == "humor" else 1.0)
-            for c in dampeners
-        ),
-        reverse=True,
-    )
+    # A vote addressed to the audience (asked in the post's own voice, not quoted) with
+    # a victim: a frame (news, humour, debate...) cannot make it harmless on its own.
+    addressed = any(_addressed(c) for c in positives) and bool(victim or pair or reaction)
+    damp: list[float] = []
+    for c in dampeners:
+        share = FRAME_IN_VOTE if addressed and c.name in FRAMES else 1.0
+        damp.append(abs(c.weight) * share)
+    damp.sort(reverse=True)
     if damp:
-        z -= min(damp[0] + FURTHER_DAMPENER * sum(damp[1:]), DAMPENER_CAP)
-    return z, kind
+        total = min(damp[0] + FURTHER_DAMPENER * sum(damp[1:]), DAMPENER_CAP)
+        z -= total
+        why = f" (frames at {FRAME_IN_VOTE:.0%}: a vote addressed to the audience)" if (
+            addressed and any(c.name in FRAMES for c in dampeners)
+        ) else ""
+        steps.append(f"dampeners -{total:.2f}{why}")
+    return z, kind, steps
+
+
+def _addressed(cue: Cue) -> bool:
+    """Is this cue the post asking its own audience (not a quote, not the word "poll")?"""
+    if cue.quoted:
+        return False
+    if cue.name == "poll_structure":
+        return cue.language == "zxx"  # the poll's own options or option lines
+    return cue.name in ("audience_decides", "reaction_vote")
 
 
 def _language(cues: Sequence[Cue]) -> str | None:

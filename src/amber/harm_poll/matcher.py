@@ -446,14 +446,24 @@ def find_matches(
     return _Matcher(index, content, segments, stem_languages).find()
 
 
-def language_scores(
-    index: Index, content: Sequence[Token], matches: Sequence[Match]
-) -> dict[str, float]:
-    """How much each language is present: stopwords seen plus cue words matched."""
+def stopword_scores(index: Index, content: Sequence[Token]) -> dict[str, float]:
+    """How many of each language's stopwords a post has."""
     scores = dict.fromkeys(index.languages, 0.0)
     for tok in content:
         for language in index.stopword_languages.get(tok.text, ()):
             scores[language] += 1.0
+    return scores
+
+
+def language_scores(
+    index: Index,
+    content: Sequence[Token],
+    matches: Sequence[Match],
+    *,
+    stopwords: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """How much each language is present: stopwords seen plus cue words matched."""
+    scores = dict(stopword_scores(index, content) if stopwords is None else stopwords)
     for m in matches:
         if m.cue.role is not Role.helper:
             scores[m.language] += 0.5

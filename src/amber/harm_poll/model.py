@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from amber.harm_poll.language import LanguageGuess
+
 #: Score at or above which an assessment fires, unless ``assess`` is given another.
 DEFAULT_THRESHOLD = 0.5
 
@@ -38,6 +40,8 @@ class Cue:
     phrase: str
     language: str
     weight: float
+    #: the words stand inside quotation marks (a caption quoted in a report)
+    quoted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +49,12 @@ class Assessment:
     """The detector's judgement of one post.
 
     ``score`` is in 0..1; ``kind`` is ``None`` unless the score reached ``threshold``;
-    ``language`` is the language of the strongest cues (``None`` when nothing was found).
-    ``cues`` are positive evidence, strongest first; ``dampeners`` the frames that
-    lowered the score (news report, fiction, sport, idiom...).
+    ``language`` is the post's language (ISO 639; ``None`` when it has no words) and
+    ``guess`` how it was found and whether amber has a lexicon for it. ``cues`` are
+    positive evidence, strongest first; ``dampeners`` the frames that lowered the score
+    (news report, fiction, sport, idiom...), with the share of their weight that counted
+    in ``dampening`` (frames count less in a vote addressed to the audience).
+    ``steps`` say how the score was made, one short line each.
     """
 
     score: float
@@ -56,6 +63,8 @@ class Assessment:
     cues: tuple[Cue, ...]
     dampeners: tuple[Cue, ...]
     threshold: float = DEFAULT_THRESHOLD
+    guess: LanguageGuess | None = None
+    steps: tuple[str, ...] = ()
 
     @property
     def fired(self) -> bool:
@@ -66,6 +75,9 @@ class Assessment:
         """One line: verdict, score, language, then each cue as ``name 'phrase' (lang)``."""
         head = f"harm_poll {self.kind or 'none'} score={self.score:.2f}"
         head += f" lang={self.language or '-'}"
+        if self.guess is not None and self.guess.code is not None:
+            lexicon = self.guess.coverage.value if self.guess.coverage else "none"
+            head += f" lexicon={lexicon}"
         parts = [head]
         if self.cues:
             parts.append("cues: " + "; ".join(_describe(c) for c in self.cues))
@@ -80,4 +92,5 @@ def _describe(cue: Cue) -> str:
     phrase = " ".join(cue.phrase.split())
     if len(phrase) > 60:
         phrase = phrase[:57] + "..."
-    return f"{cue.name} {phrase!r} ({cue.language}, {cue.weight:+.1f})"
+    quoted = ", quoted" if cue.quoted else ""
+    return f"{cue.name} {phrase!r} ({cue.language}, {cue.weight:+.1f}{quoted})"

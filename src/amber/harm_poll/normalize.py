@@ -163,6 +163,19 @@ _LATIN = frozenset("abcdefghijklmnopqrstuvwxyz")
 _CYRILLIC = frozenset("абвгдежзийклмнопрстуфхцчшщъыьэюяёіјѕԁєїў")
 
 
+#: Scripts whose vowel signs and viramas are combining marks that spell the word (Indic,
+#: Myanmar, Thai, Lao, Khmer, Tibetan): kept, unlike accents and Arabic tashkeel.
+_SPELLING_MARKS = re.compile(
+    r"[\u0900-\u0DFF\u0E00-\u0EFF\u0F00-\u0FFF\u1000-\u109F\u1780-\u17FF\uA9E0-\uA9FF"
+    r"\uAA60-\uAA7F]"
+)
+
+
+def _is_diacritic(c: str) -> bool:
+    """A combining mark that decorates a letter (accent, tashkeel), not one that spells."""
+    return not _SPELLING_MARKS.match(c)
+
+
 @lru_cache(maxsize=8192)
 def _fold_char(ch: str) -> str:
     """Fold one character: drop, NFKC, case-fold, strip marks, fold variants."""
@@ -175,7 +188,7 @@ def _fold_char(ch: str) -> str:
     folded = unicodedata.normalize("NFKC", ch).casefold()
     out: list[str] = []
     for c in unicodedata.normalize("NFD", folded):
-        if unicodedata.category(c) == "Mn" or c in _DROP:
+        if c in _DROP or (unicodedata.category(c) == "Mn" and _is_diacritic(c)):
             continue
         c = _VARIANTS.get(c, c)
         if c.isdecimal() and not c.isascii():
@@ -354,9 +367,14 @@ class Token(NamedTuple):
     end: int
 
 
+#: Letters and the marks that spell words in scripts whose vowels are combining marks.
+_LETTER = (
+    r"(?:[^\W\d_]|[\u0900-\u0963\u0971-\u0DF3\u0E00-\u0E4E\u0E80-\u0EDF\u0F00-\u0F3F"
+    r"\u0F71-\u0FBC\u1000-\u103F\u1050-\u109D\u1780-\u17D3\uA9E0-\uA9FE\uAA60-\uAA7F])"
+)
 _TOKEN = re.compile(
     r"(?P<number>\d+(?:[.,:]\d+)*)"
-    r"|(?P<word>[^\W\d_]+)"
+    rf"|(?P<word>{_LETTER}+)"
     r"|(?P<punct>->|=>|→|\n|[^\w\s\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff])"
     r"|(?P<emoji>[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff])"
 )
@@ -369,13 +387,47 @@ def is_arabic_script(text: str) -> bool:
     return bool(text) and "\u0600" <= text[0] <= "\u06ff"
 
 
+#: Scripts written without spaces between words. Myanmar is split into syllables (a
+#: syllable starts at a consonant or independent vowel that is not stacked or killed);
+#: Thai, Lao, Khmer, Han and kana into characters with their marks. Lexicon entries are
+#: split the same way, so a word of several syllables is a phrase of several tokens.
+_MYANMAR = re.compile(r"[\u1000-\u109F]")
+_SYLLABLE_START = re.compile(r"(?<!\u1039)[\u1000-\u102A\u103F\u104C-\u104F](?![\u1036\u1037]*[\u103A\u1039])")
+_UNSPACED = re.compile(
+    r"[\u0E00-\u0EFF\u1780-\u17FF\u3040-\u30FF\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF]"
+)
+_CLUSTER = re.compile(
+    r"[\u0E00-\u0EFF\u1780-\u17FF\u3040-\u30FF\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF]"
+    r"[\u0E31\u0E34-\u0E3A\u0E47-\u0E4E\u0EB1\u0EB4-\u0EBC\u0EC8-\u0ECD\u17B6-\u17D3]*"
+    r"|[^\u0E00-\u0EFF\u1780-\u17FF\u3040-\u30FF\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF]+"
+)
+
+
+def _split_unspaced(tok: Token) -> list[Token]:
+    """Syllables (Myanmar) or characters (Thai, Lao, Khmer, Han, kana) of one word."""
+    text = tok.text
+    if _MYANMAR.search(text):
+        cuts = [m.start() for m in _SYLLABLE_START.finditer(text) if m.start() > 0]
+        bounds = [0, *cuts, len(text)]
+        pieces = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    elif _UNSPACED.search(text):
+        pieces = [(m.start(), m.end()) for m in _CLUSTER.finditer(text)]
+    else:
+        return [tok]
+    return [Token(TokenKind.word, text[a:b], tok.start + a, tok.start + b) for a, b in pieces]
+
+
 def tokenize(norm: Normalised) -> list[Token]:
     """Split normalised text into words, numbers, emoji and punctuation."""
     tokens: list[Token] = []
     text = norm.text
     for m in _TOKEN.finditer(text):
         kind = TokenKind(m.lastgroup or "punct")
-        tokens.append(Token(kind, m.group(), m.start(), m.end()))
+        tok = Token(kind, m.group(), m.start(), m.end())
+        if kind is TokenKind.word and ord(tok.text[0]) >= 0x0E00:
+            tokens.extend(_split_unspaced(tok))
+        else:
+            tokens.append(tok)
     if any(t.text in _JOIN_NEXT for t in tokens):
         tokens = _join_prefixes(tokens)
     return tokens

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from amber.harm_poll.lexicon import CueClass, Role
+from amber.harm_poll.lexicon import FRAMES, CueClass, Role
 from amber.harm_poll.matcher import Index, Match
 from amber.harm_poll.normalize import Normalised, Token, TokenKind, normalise, tokenize
 
@@ -46,6 +46,14 @@ class PostView:
     position: tuple[int, ...]
     segments: tuple[int, ...]
     kinds: tuple[SegmentKind, ...]
+    #: normalised character ranges inside quotation marks
+    quotes: tuple[tuple[int, int], ...] = ()
+
+    def quoted(self, spans: Sequence[tuple[int, int]]) -> bool:
+        """Do all of ``spans`` lie inside quotation marks?"""
+        return bool(self.quotes) and all(
+            any(a <= start and end <= b for a, b in self.quotes) for start, end in spans
+        )
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Normalised character span of content tokens ``start..end``."""
@@ -89,7 +97,17 @@ def read_post(text: str, question: str | None, options: Sequence[str]) -> PostVi
         tuple(position),
         tuple(segments),
         tuple(k for k, _ in parts),
+        _quotes(norm.text),
     )
+
+
+#: Opening and closing quotation marks left after normalisation (« » “ ” are ``"``).
+_QUOTE = re.compile(r""""[^"\n]{3,}?"|(?<!\w)'[^'\n]{3,}?'(?!\w)|「[^」]{3,}」|『[^』]{3,}』""")
+
+
+def _quotes(text: str) -> tuple[tuple[int, int], ...]:
+    """Ranges of text between quotation marks, within a line."""
+    return tuple((m.start(), m.end()) for m in _QUOTE.finditer(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +118,12 @@ class Evidence:
     language: str
     factor: float
     spans: tuple[tuple[int, int], ...]
+    quoted: bool = False
 
 
-_HARM = frozenset({CueClass.harm_act, CueClass.harm_done, CueClass.death_word})
+_HARM = frozenset(
+    {CueClass.harm_act, CueClass.harm_done, CueClass.euphemism, CueClass.death_word}
+)
 _SPARE = frozenset({CueClass.spare_act, CueClass.life_word})
 _FATE = _HARM | _SPARE
 _LINK_PUNCT = frozenset({"=", ":", "→", "->", "=>", "-", ">"})
@@ -127,6 +148,8 @@ REACTION_POLL = 0.6
 LINKED = 1.6
 #: Weight factor of a poll whose question or options name a harm act.
 HARM_POLL = 1.5
+#: Within how many tokens after a frame (news, condemnation) a call to vote is reported.
+REPORTED_WINDOW = 3
 #: Most reaction votes read from one post.
 MAX_REACTIONS = 4
 
@@ -165,16 +188,24 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     segs = view.segments
     fates = Nearby(m for m in matches if m.cue in _FATE)
     harms = Nearby(m for m in fates.items if m.cue in _HARM)
+    frames = Nearby(m for m in matches if m.cue in FRAMES)
     for m in matches:
         if m.cue.role is Role.helper:
             continue
         factor = m.pattern.weight
-        if m.cue in (CueClass.target_person, CueClass.captive) and any(
+        if m.cue in (CueClass.target_person, CueClass.captive, CueClass.target_named) and any(
             harms.near(m, TARGET_WINDOW, segs)
         ):
             factor *= LINKED
-        out.append(Evidence(m.cue.value, m.language, factor, (view.span(m.start, m.end),)))
+        # "researchers said the group asked followers to vote": reported, not asked
+        reported = m.cue is CueClass.audience_decides and any(
+            segs[f.start] == segs[m.start] and 0 <= m.start - f.end < REPORTED_WINDOW
+            for f in frames.around(m.start - REPORTED_WINDOW, m.start)
+        )
+        span = (view.span(m.start, m.end),)
+        out.append(Evidence(m.cue.value, m.language, factor, span, quoted=reported))
     out.extend(_affix_targets(view, fates.items, index))
+    out.extend(_named_targets(view, harms.items, matches))
     out.extend(_pronoun_targets(view, matches, fates))
     out.extend(_pairs(view, matches, fates))
     out.extend(_option_pairs(view, fates.items))
@@ -196,6 +227,48 @@ def _affix_targets(view: PostView, fates: Sequence[Match], index: Index) -> list
         ):
             span = view.span(m.start, m.start + 1)
             out.append(Evidence(CueClass.target_person.value, m.language, LINKED, (span,)))
+    return out
+
+
+#: How many tokens after a harm act an @handle or a name counts as its target.
+NAME_WINDOW = 3
+#: Weight factor of a capitalised word read as the name of a harm act's target.
+NAME_FACTOR = 0.6
+
+
+def _named_targets(
+    view: PostView, harms: Sequence[Match], matches: Sequence[Match]
+) -> list[Evidence]:
+    """An @handle or a capitalised name right after a harm act: a named person as the
+    target (``kill @reporter_x``, ``burn Rahimi's house``), present or not."""
+    covered = {j for m in matches for j in range(m.start, m.end)}
+    out: list[Evidence] = []
+    for h in harms:
+        if h.cue is CueClass.death_word:
+            continue
+        seg = view.segments[h.start]
+        for j in range(h.end, min(h.end + NAME_WINDOW, len(view.content))):
+            if view.segments[j] != seg or j in covered:
+                continue
+            tok = view.content[j]
+            if tok.kind is not TokenKind.word:
+                continue
+            before = view.tokens[view.position[j] - 1] if view.position[j] > 0 else None
+            source = view.norm.original(tok.start, tok.end)
+            if before is not None and before.text == "@" and before.end == tok.start:
+                span = (before.start, tok.end)
+                out.append(Evidence(CueClass.target_named.value, "zxx", LINKED, (span,)))
+                return out
+            if (
+                j == h.end
+                and h.language != "de"
+                and source[:1].isupper()
+                and not source.isupper()
+                and len(source) > 2
+            ):
+                span = view.span(j, j + 1)
+                out.append(Evidence(CueClass.target_named.value, "zxx", NAME_FACTOR, (span,)))
+                return out
     return out
 
 

