@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from amber.harm_poll.language import LanguageGuess
 
@@ -65,6 +66,27 @@ class Assessment:
     threshold: float = DEFAULT_THRESHOLD
     guess: LanguageGuess | None = None
     steps: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything ``explain`` says, as JSON: score, kind, language, cues, steps."""
+
+        def cue(c: Cue) -> dict[str, Any]:
+            return {
+                "name": c.name,
+                "phrase": c.phrase,
+                "language": c.language,
+                "weight": c.weight,
+                "quoted": c.quoted,
+            }
+
+        return {
+            "score": self.score,
+            "kind": None if self.kind is None else self.kind.value,
+            "language": self.guess.to_json() if self.guess else {"code": self.language},
+            "cues": [cue(c) for c in self.cues],
+            "dampeners": [cue(c) for c in self.dampeners],
+            "steps": list(self.steps),
+        }
 
     @property
     def fired(self) -> bool:

@@ -9,8 +9,11 @@ in a bank.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from amber.errors import SignalValueError
-from amber.harm_poll import Kind, assess
+from amber.harm_poll import Assessment, Kind, assess
+from amber.policy import Findings, Outcome, Policy
 from amber.signals.base import Content, Role, Scope, SignalType, SignalValue
 
 NONE = "none"
@@ -33,8 +36,12 @@ class HarmPollSignal(SignalType):
             options=content.options,
             threshold=0.0,  # the policy's min_score decides; here every score is kept
         )
+        return [self.value(result)]
+
+    def value(self, result: Assessment) -> SignalValue:
+        """The signal value of one assessment: its kind, score and explanation."""
         kind = result.kind.value if result.kind is not None and result.score > 0 else NONE
-        return [SignalValue(self.name, kind, score=result.score, detail=result.explain())]
+        return SignalValue(self.name, kind, score=result.score, detail=result.explain())
 
     def validate(self, text: str) -> str:
         value = text.strip().lower()
@@ -52,3 +59,18 @@ class HarmPollSignal(SignalType):
 
     def examples(self) -> list[str]:
         return [Kind.vote.value, Kind.announcement.value, NONE]
+
+
+def explain_text(
+    text: str | None,
+    *,
+    question: str | None = None,
+    options: Sequence[str] = (),
+    policy: Policy,
+) -> tuple[Assessment, Outcome]:
+    """Assess a post's words and say what ``policy`` would decide on them alone (no
+    media, no earlier posts): the ``amber harm-poll explain`` command."""
+    result = assess(text, question=question, options=options, threshold=0.0)
+    value = HarmPollSignal().value(result)
+    findings = Findings(signals=[value], has_poll=question is not None or bool(options))
+    return result, policy.decide(findings)
