@@ -1,12 +1,14 @@
 """How long the harm-poll detector takes per post.
 
-Assesses the posts of ``tests/data/harm_poll/labelled.jsonl`` (text, poll question and
-options) over and over, ``--n`` assessments in all (default 50,000), timing each call,
-after one warm-up call that builds the lexicon index (timed separately as ``cold``).
+Assesses the posts of ``tests/data/harm_poll/labelled.jsonl`` and of every language's
+test examples (``tests/data/harm_poll/examples/*.jsonl``: text, poll question and
+options, in every script amber reads) over and over, ``--n`` assessments in all (default
+50,000), timing each call, after one warm-up call that builds the lexicon index and
+loads the language-identification model (timed separately as ``cold``).
 
 Run from the repository root:
 
-    python benchmarks/harm_poll_speed.py [--n 50000]
+    python benchmarks/harm_poll_speed.py [--n 50000] [--output FILE]
 
 Prints a Markdown table and writes ``benchmarks/results/harm_poll_speed.json``.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -23,17 +24,24 @@ from pathlib import Path
 
 from amber.harm_poll import assess
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "harm_poll" / "labelled.jsonl"
+EXAMPLES = ROOT / "tests" / "data" / "harm_poll" / "examples"
 OUT = ROOT / "benchmarks" / "results" / "harm_poll_speed.json"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50_000, help="assessments to time")
+    parser.add_argument("--output", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    with DATA.open(encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = []
+    for file in [DATA, *sorted(EXAMPLES.glob("*.jsonl"))]:
+        with file.open(encoding="utf-8") as f:
+            rows.extend(json.loads(line) for line in f if line.strip())
     posts = [
         (
             r["text"],
@@ -67,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{p99_us:.1f} | {max_us:.1f} | {cold_ms:.0f} |"
     )
     result = {
-        "data": str(DATA.relative_to(ROOT)),
+        "data": [str(DATA.relative_to(ROOT)), str(EXAMPLES.relative_to(ROOT)) + "/*.jsonl"],
         "assessments": args.n,
         "posts": len(posts),
         "mean_chars": round(chars, 1),
@@ -76,13 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         "p99_us": round(p99_us, 1),
         "max_us": round(max_us, 1),
         "cold_ms": round(cold_ms, 1),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
+        "machine": describe(),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {OUT.relative_to(ROOT)}", file=sys.stderr)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 

@@ -401,33 +401,46 @@ class _Matcher:
         return self.rest(slots, k + 1, j + 1, language)
 
     def find(self) -> list[Match]:
-        """Every pattern occurrence, before overlaps are resolved."""
+        """Every pattern occurrence, before overlaps are resolved.
+
+        The first word of each candidate is matched as it is looked up (the form that
+        found it, what followed its stem), as ``slot`` would: for each form in order,
+        exact words, then the longest stem, then Snowball stems.
+        """
         index = self.index
+        clitics = index.clitics
+        descending = tuple(reversed(index.stem_lengths))
         found: list[Match] = []
         for i, tok in enumerate(self.content):
-            candidates: dict[int, Pattern] = {}
+            firsts: dict[int, tuple[Pattern, str, str]] = {}
             if tok.kind is TokenKind.number:
                 for p in index.exact.get(NUMBER_KEY, ()):
-                    candidates[id(p)] = p
-            for form, _ in self.forms(tok.text):
+                    first = self.slot(p.slots[0], i, p.language)
+                    if first is not None:
+                        firsts[id(p)] = (p, first[0], first[1])
+            for form, clitic in self.forms(tok.text):
                 for p in index.exact.get(form, ()):
-                    candidates[id(p)] = p
-                for n in index.stem_lengths:
+                    if id(p) not in firsts and (not clitic or clitic in clitics[p.language]):
+                        firsts[id(p)] = (p, form, "")
+                for n in descending:
                     if n > len(form):
-                        break
+                        continue
                     for p in index.stems.get(form[:n], ()):
-                        candidates[id(p)] = p
+                        if id(p) not in firsts and (not clitic or clitic in clitics[p.language]):
+                            firsts[id(p)] = (p, form, form[n:])
                 if tok.kind is TokenKind.word:
                     for lang, stem_word in self.stem_languages:
-                        for p in index.inflected[lang].get(stem_word(form), ()):
-                            candidates[id(p)] = p
-            for p in candidates.values():
-                first = self.slot(p.slots[0], i, p.language)
-                if first is None:
-                    continue
-                end = self.rest(p.slots, 1, i + 1, p.language)
+                        stemmed = stem_word(form)
+                        for p in index.inflected[lang].get(stemmed, ()):
+                            if id(p) not in firsts and (
+                                not clitic or clitic in clitics[p.language]
+                            ):
+                                rest = form[len(stemmed) :] if form.startswith(stemmed) else ""
+                                firsts[id(p)] = (p, form, rest)
+            for p, form, remainder in firsts.values():
+                end = self.rest(p.slots, 1, i + 1, p.language) if len(p.slots) > 1 else i + 1
                 if end is not None:
-                    found.append(Match(p, i, end, first[0], first[1]))
+                    found.append(Match(p, i, end, form, remainder))
         return found
 
 
