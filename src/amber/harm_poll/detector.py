@@ -102,6 +102,26 @@ FRAMES = frozenset(c.value for c in FRAME_CLASSES)
 FRAME_IN_VOTE = 0.25
 #: Share of a quoted positive cue's weight when the post frames it (news, condemnation...).
 QUOTED_IN_FRAME = 0.5
+#: Confidence of the language guess from which cues of unrelated languages whose common
+#: words are absent count at ``FOREIGN`` of their weight. English is never foreign (it is
+#: mixed into posts everywhere); nor are the languages of a main language's ``KIN``.
+CLEAR_LANGUAGE = 0.8
+FOREIGN = 0.5
+KIN: tuple[frozenset[str], ...] = (
+    frozenset({"id", "ms", "jv", "su"}),
+    frozenset({"hi", "ur", "pa", "ne", "mr", "gu"}),
+    frozenset({"ru", "uk", "be", "bg", "sr", "sh", "mk", "ce", "os", "inh", "av", "kk", "ky"}),
+    frozenset({"am", "ti"}),
+    frozenset({"ckb", "kmr", "fa", "ps", "tg", "bal"}),
+    frozenset({"tr", "az", "tk", "uz", "tt", "ug"}),
+    frozenset({"es", "pt", "it", "fr", "ca", "gl", "ro", "ht"}),
+    frozenset({"ar", "mt", "so", "ha", "ur", "fa"}),
+    frozenset({"de", "nl", "sv", "da", "no"}),
+)
+_KIN: dict[str, frozenset[str]] = {}
+for _group in KIN:
+    for _code in _group:
+        _KIN[_code] = _KIN.get(_code, frozenset()) | _group
 #: Weight fastText's guess adds to its language when lexicons overlap on the same words.
 FASTTEXT_BACKING = 2.0
 #: Share of the weight each further cue of a class adds.
@@ -140,6 +160,15 @@ def assess(
     guess = identify(whole, lexicon_scores=scores, coverage=_coverage(index), guesses=guesses)
     evidence = derive(view, matches, index)
     cues = [_cue(view, e) for e in evidence]
+    if guess.code is not None and guess.confidence >= CLEAR_LANGUAGE:
+        # a word of an unrelated language, none of whose common words appear, is more
+        # likely a false friend (Turkish "dil" is not Somali "dil", kill) than a cue
+        cues = [
+            replace(c, weight=round(c.weight * FOREIGN, 3))
+            if _foreign(c.language, guess.code, stops)
+            else c
+            for c in cues
+        ]
     positives = sorted(
         (c for c in cues if c.weight > 0), key=lambda c: (-c.weight, c.name, c.phrase)
     )
@@ -329,6 +358,14 @@ def _log_odds(
         ) else ""
         steps.append(f"dampeners -{total:.2f}{why}")
     return z, kind, steps
+
+
+def _foreign(language: str, main: str, stops: dict[str, float]) -> bool:
+    """Is a cue of ``language`` foreign to a post clearly in ``main``?"""
+    if language in ("zxx", "en", main) or stops.get(language, 0.0) > 0:
+        return False
+    group = _KIN.get(main)
+    return group is None or language not in group
 
 
 def _addressed(cue: Cue) -> bool:
