@@ -6,6 +6,8 @@ of the file and the settings, so it runs in worker processes; only small results
 
 from __future__ import annotations
 
+import multiprocessing
+
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -111,7 +113,11 @@ def parallel_map(
         yield from map(function, head)
         yield from map(function, iterator)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Workers come from a fork server, never forked from this process: a fork taken while
+    # another thread here holds a lock (the pool's own manager thread, a model loaded for
+    # the text signals) can leave the child waiting on that lock for ever.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         yield from _bounded_map(pool, function, head, iterator, prefetch)
 
 
