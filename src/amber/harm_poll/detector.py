@@ -27,7 +27,12 @@ from dataclasses import replace
 from collections.abc import Iterable, Sequence
 
 from amber.errors import UserError
-from amber.harm_poll.language import fasttext_guesses, identify, stem_languages
+from amber.harm_poll.language import (
+    LanguageGuess,
+    fasttext_guesses,
+    identify,
+    stem_languages,
+)
 from amber.harm_poll.lexicon import FRAMES as FRAME_CLASSES
 from amber.harm_poll.lexicon import Coverage, CueClass, Role
 from amber.harm_poll.matcher import (
@@ -156,8 +161,7 @@ def assess(
     stops = stopword_scores(index, view.content)
     whole = "\n".join(p for p in (text, question or "", *kept_options) if p)
     guesses = fasttext_guesses(whole)
-    matches, scores = _matches(view, index, stops, guesses)
-    guess = identify(whole, lexicon_scores=scores, coverage=_coverage(index), guesses=guesses)
+    matches, scores, guess = _matches(view, index, stops, guesses, whole)
     evidence = derive(view, matches, index)
     cues = [_cue(view, e) for e in evidence]
     if guess.code is not None and guess.confidence >= CLEAR_LANGUAGE:
@@ -219,20 +223,30 @@ def _matches(
     index: Index,
     stops: dict[str, float],
     guesses: list[tuple[str, float]],
-) -> tuple[list[Match], dict[str, float]]:
-    """Lexicon matches after overlaps and negations, and each language's presence."""
+    whole: str,
+) -> tuple[list[Match], dict[str, float], LanguageGuess]:
+    """Lexicon matches after overlaps and negations, each language's presence, and the
+    post's language."""
     found = find_matches(
         index, view.content, view.segments, stem_languages=stem_languages(guesses, stops)
     )
     scores = language_scores(index, view.content, found, stopwords=stops)
+    guess = identify(whole, lexicon_scores=scores, coverage=_coverage(index), guesses=guesses)
+    if guess.code is not None and guess.confidence >= CLEAR_LANGUAGE:
+        # a helper word (or, him, like, =) works only in its own language's sentences
+        found = [
+            m
+            for m in found
+            if m.cue.role is not Role.helper or not _foreign(m.language, guess.code, stops)
+        ]
     if not found:
-        return [], scores
+        return [], scores, guess
     backed = dict(scores)
     for code, p in guesses:
         if code in backed:  # fastText's guess settles ties between lexicons
             backed[code] += FASTTEXT_BACKING * p
     kept = resolve(found, index, view.content, backed)
-    return _drop_negated(kept, view), scores
+    return _drop_negated(kept, view), scores, guess
 
 
 def _drop_negated(matches: list[Match], view: PostView) -> list[Match]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from amber.harm_poll.lexicon import FRAMES, CueClass, Role
-from amber.harm_poll.matcher import Index, Match
+from amber.harm_poll.matcher import Index, Match, Pattern
 from amber.harm_poll.normalize import Normalised, Token, TokenKind, normalise, tokenize
 
 
@@ -150,6 +150,10 @@ LINKED = 1.6
 HARM_POLL = 1.5
 #: Within how many tokens after a frame (news, condemnation) a call to vote is reported.
 REPORTED_WINDOW = 3
+#: Weight factor of a choice implied by answers that set a life against unknown words.
+IMPLIED_PAIR = 0.6
+#: Lexicon weight from which a spare act is firm enough to imply the other answer's harm.
+FIRM_SPARE = 0.8
 #: Most reaction votes read from one post.
 MAX_REACTIONS = 4
 
@@ -208,7 +212,11 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     out.extend(_named_targets(view, harms.items, matches))
     out.extend(_pronoun_targets(view, matches, fates))
     out.extend(_pairs(view, matches, fates))
-    out.extend(_option_pairs(view, fates.items))
+    victims = any(
+        m.cue in (CueClass.captive, CueClass.target_person, CueClass.target_named)
+        for m in matches
+    )
+    out.extend(_option_pairs(view, fates.items, victim=victims))
     out.extend(_reactions(view, matches, fates, harms))
     harm_in_poll = any(view.kinds[segs[m.start]] is not SegmentKind.text for m in harms.items)
     out.extend(_poll(view, harm_in_poll))
@@ -302,8 +310,10 @@ def _pairs(view: PostView, matches: Sequence[Match], fates: Nearby) -> list[Evid
     return []
 
 
-def _option_pairs(view: PostView, fates: Sequence[Match]) -> list[Evidence]:
-    """A poll whose options set a harm act against a spare act."""
+def _option_pairs(view: PostView, fates: Sequence[Match], *, victim: bool) -> list[Evidence]:
+    """A poll whose options set a harm act against a spare act; or, in a post about a
+    captive or a target, a life or a firm sparing against an option of unknown words
+    ("отпускаем" / "валим"): an implied choice."""
     harm_opts: dict[int, Match] = {}
     spare_opts: dict[int, Match] = {}
     for m in fates:
@@ -317,6 +327,14 @@ def _option_pairs(view: PostView, fates: Sequence[Match]) -> list[Evidence]:
                 spans = (_segment_span(view, seg_h), _segment_span(view, seg_s))
                 language = h.language if h.language != "zxx" else s.language
                 return [Evidence(CueClass.choice_pair.value, language, 1.2, spans)]
+    options = [i for i, k in enumerate(view.kinds) if k is SegmentKind.option]
+    present = set(view.segments)
+    unknown = [seg for seg in options if seg in present and seg not in spare_opts]
+    if victim and not harm_opts and len(options) == 2 and len(unknown) == 1:
+        for seg_s, s in spare_opts.items():
+            if s.cue is CueClass.life_word or s.pattern.weight >= FIRM_SPARE:
+                spans = (_segment_span(view, unknown[0]), _segment_span(view, seg_s))
+                return [Evidence(CueClass.choice_pair.value, s.language, IMPLIED_PAIR, spans)]
     return []
 
 
@@ -326,19 +344,48 @@ def _segment_span(view: PostView, seg: int) -> tuple[int, int]:
     return view.span(first, last)
 
 
+def _number_markers(view: PostView, matches: Sequence[Match]) -> list[Match]:
+    """Numbers offered as answers: ``1 = death, 2 = mercy``, ``comment 1 for kill``: a
+    digit from 1 to 9 followed by ``=``, ``:``, ``→`` or a link word."""
+    links = {m.start for m in matches if m.cue is CueClass.link}
+    out: list[Match] = []
+    for j, tok in enumerate(view.content):
+        if tok.kind is not TokenKind.number or len(tok.text) != 1 or tok.text == "0":
+            continue
+        after = view.tokens[view.position[j] + 1] if view.position[j] + 1 < len(view.tokens) else None
+        if (after is not None and after.text in _LINK_PUNCT) or (j + 1) in links:
+            out.append(Match(_NUMBER_MARKER, j, j + 1, tok.text, ""))
+    return out
+
+
+#: A number offered as an answer, read as a reaction (``1 = death``).
+_NUMBER_MARKER = Pattern("zxx", CueClass.reaction, 1.0, (), "#")
+
+
 def _reactions(
     view: PostView, matches: Sequence[Match], fates: Nearby, harms: Nearby
 ) -> list[Evidence]:
-    """A reaction (👍, like, ✅) bound to a fate (he dies, free him) by '=' or nearness."""
+    """A reaction (👍, like, ✅, or a number offered as an answer) bound to a fate (he
+    dies, free him) by '=' or nearness.
+
+    Two answers, one bound to a life or a firm sparing ("👍 = he lives") and the other to
+    words amber does not know ("👎 = into the river"), set life against something else:
+    an implied choice, weaker than a named one.
+    """
     out: list[Evidence] = []
     links = Nearby(m for m in matches if m.cue is CueClass.link)
-    reactions = [m for m in matches if m.cue is CueClass.reaction]
+    reactions = sorted(
+        [m for m in matches if m.cue is CueClass.reaction] + _number_markers(view, matches),
+        key=lambda m: m.start,
+    )
     bound_to: dict[bool, Match] = {}
+    unbound: list[Match] = []
     for r in reactions:
         near = sorted(
             fates.near(r, REACTION_WINDOW + 1, view.segments),
             key=lambda f: (f.cue not in _HARM, abs(f.start - r.start)),
         )
+        found = False
         for f in near:
             first, second = (r, f) if r.start < f.start else (f, r)
             gap = second.start - first.end
@@ -354,7 +401,10 @@ def _reactions(
                 factor = 1.0 if f.cue in _HARM else 0.5
                 out.append(Evidence("reaction_vote", f.language, factor, (span,)))
                 bound_to.setdefault(f.cue in _HARM, f)
+                found = True
                 break
+        if not found and _offers_answer(view, r):
+            unbound.append(r)
         if len(out) >= MAX_REACTIONS:
             break
     if len(bound_to) == 2:
@@ -362,12 +412,26 @@ def _reactions(
         h, s = bound_to[True], bound_to[False]
         span = view.span(min(h.start, s.start), max(h.end, s.end))
         out.append(Evidence(CueClass.choice_pair.value, h.language, 1.0, (span,)))
+    elif False in bound_to and unbound:
+        life = bound_to[False]
+        if life.cue is CueClass.life_word or life.pattern.weight >= FIRM_SPARE:
+            other = unbound[0]
+            span = view.span(min(life.start, other.start), max(life.end, other.end))
+            out.append(Evidence(CueClass.choice_pair.value, life.language, IMPLIED_PAIR, (span,)))
     kinds = {r.pattern.source for r in reactions}
     if not out and len(kinds) >= 2 and harms.items:
         # "Should he die? 👍 yes 👎 no": reactions offered as the answers
         spans = tuple(view.span(r.start, r.end) for r in reactions[:MAX_REACTIONS])
         out.append(Evidence("reaction_vote", "zxx", REACTION_POLL, spans))
     return out
+
+
+def _offers_answer(view: PostView, r: Match) -> bool:
+    """Is reaction ``r`` followed by ``=``, ``:`` or ``→`` and a word (an answer)?"""
+    i = view.position[r.end - 1] + 1
+    if i >= len(view.tokens) or view.tokens[i].text not in _LINK_PUNCT:
+        return False
+    return r.end < len(view.content) and view.segments[r.end] == view.segments[r.start]
 
 
 def _poll(view: PostView, harm_in_poll: bool) -> list[Evidence]:
