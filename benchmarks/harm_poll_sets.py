@@ -170,8 +170,11 @@ def run_set(folder: Path) -> tuple[dict[str, Any], list[str]]:
         alarm = label != "harm" and verdict.rank >= Verdict.review.rank
         if missed or alarm:
             detail = "; ".join(r.detail or r.rule for r in result.outcome.reasons) or "-"
-            text = " ".join(((row.get("text") or "") + " " + json.dumps(row.get("poll"),
-                            ensure_ascii=False)).split())[:160]
+            text = " ".join(
+                (
+                    (row.get("text") or "") + " " + json.dumps(row.get("poll"), ensure_ascii=False)
+                ).split()
+            )[:160]
             what = "MISS" if missed else f"FALSE {verdict.value}"
             errors.append(f"{what} {row['id']} [{row.get('pattern')}] {text}\n    {detail}")
     figures = {

@@ -25,7 +25,7 @@ from pathlib import Path
 from amber.harm_poll import assess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "harm_poll" / "labelled.jsonl"

@@ -94,9 +94,7 @@ def test_negative_and_everyday_examples_are_allowed(row: dict[str, Any]) -> None
 @pytest.mark.parametrize("language", FULL)
 def test_language_is_identified_on_its_harm_examples(language: str) -> None:
     rows = [r for r in ROWS if r["language"] == language and r["label"] == "harm"]
-    found = Counter(
-        assess(r.get("text") or "", **_poll(r)).language for r in rows if r.get("text")
-    )
+    found = Counter(assess(r.get("text") or "", **_poll(r)).language for r in rows if r.get("text"))
     assert found[language] >= 0.6 * sum(found.values()), found
 
 
@@ -229,8 +227,17 @@ def test_explain_command_shows_language_cues_steps_and_verdict() -> None:
     assert "-> restrict (rules: harm-vote)" in done.stdout
     data = json.loads(
         _amber(
-            "harm-poll", "explain", "", "--question", "Qaraar?", "--option", "💀",
-            "--option", "🕊️", "--format", "json",
+            "harm-poll",
+            "explain",
+            "",
+            "--question",
+            "Qaraar?",
+            "--option",
+            "💀",
+            "--option",
+            "🕊️",
+            "--format",
+            "json",
         ).stdout
     )
     assert data["verdict"] in ("review", "restrict") and data["rules"]

@@ -430,7 +430,7 @@ def harm_poll_languages(
 
     _check_format(format)
     lexicons = [check_file(check)] if check is not None else list(load())
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "language": lex.language,
             "name": lex.name,

@@ -7,7 +7,6 @@ of the file and the settings, so it runs in worker processes; only small results
 from __future__ import annotations
 
 import multiprocessing
-
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor

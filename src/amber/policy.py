@@ -347,9 +347,7 @@ class _Related:
             )
         self.within_hours: float | None = None if hours is None else float(hours)
 
-    def earlier(
-        self, findings: Findings, signal: str
-    ) -> tuple[Earlier, Mapping[str, Any]] | None:
+    def earlier(self, findings: Findings, signal: str) -> tuple[Earlier, Mapping[str, Any]] | None:
         """The first earlier related post (and its reason) that fired ``signal``."""
         for earlier in findings.earlier:
             if not earlier.links() & self.related:

@@ -23,14 +23,15 @@ dampeners add up with the strongest counting fully and the rest at 60%.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from amber.errors import UserError
 from amber.harm_poll.language import (
     LanguageGuess,
     fasttext_guesses,
     identify,
+    related,
     stem_languages,
 )
 from amber.harm_poll.lexicon import FRAMES as FRAME_CLASSES
@@ -109,24 +110,9 @@ FRAME_IN_VOTE = 0.25
 QUOTED_IN_FRAME = 0.5
 #: Confidence of the language guess from which cues of unrelated languages whose common
 #: words are absent count at ``FOREIGN`` of their weight. English is never foreign (it is
-#: mixed into posts everywhere); nor are the languages of a main language's ``KIN``.
+#: mixed into posts everywhere); nor are a main language's kin (``language.KIN``).
 CLEAR_LANGUAGE = 0.8
 FOREIGN = 0.5
-KIN: tuple[frozenset[str], ...] = (
-    frozenset({"id", "ms", "jv", "su"}),
-    frozenset({"hi", "ur", "pa", "ne", "mr", "gu"}),
-    frozenset({"ru", "uk", "be", "bg", "sr", "sh", "mk", "ce", "os", "inh", "av", "kk", "ky"}),
-    frozenset({"am", "ti"}),
-    frozenset({"ckb", "kmr", "fa", "ps", "tg", "bal"}),
-    frozenset({"tr", "az", "tk", "uz", "tt", "ug"}),
-    frozenset({"es", "pt", "it", "fr", "ca", "gl", "ro", "ht"}),
-    frozenset({"ar", "mt", "so", "ha", "ur", "fa"}),
-    frozenset({"de", "nl", "sv", "da", "no"}),
-)
-_KIN: dict[str, frozenset[str]] = {}
-for _group in KIN:
-    for _code in _group:
-        _KIN[_code] = _KIN.get(_code, frozenset()) | _group
 #: Weight fastText's guess adds to its language when lexicons overlap on the same words.
 FASTTEXT_BACKING = 2.0
 #: Share of the weight each further cue of a class adds.
@@ -161,7 +147,7 @@ def assess(
     stops = stopword_scores(index, view.content)
     whole = "\n".join(p for p in (text, question or "", *kept_options) if p)
     guesses = fasttext_guesses(whole)
-    matches, scores, guess = _matches(view, index, stops, guesses, whole)
+    matches, _scores, guess = _matches(view, index, stops, guesses, whole)
     evidence = derive(view, matches, index)
     cues = [_cue(view, e) for e in evidence]
     if guess.code is not None and guess.confidence >= CLEAR_LANGUAGE:
@@ -296,9 +282,7 @@ def _strength(cues: Sequence[Cue], *names: str) -> float:
     return min(weights[0] + FURTHER * sum(weights[1:]), 1.5 * weights[0])
 
 
-def _log_odds(
-    positives: Sequence[Cue], dampeners: Sequence[Cue]
-) -> tuple[float, Kind, list[str]]:
+def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float, Kind, list[str]]:
     """Log-odds of the post, its kind, and the steps that made them (for ``explain``)."""
     steps: list[str] = []
     names = {c.name for c in positives}
@@ -367,19 +351,20 @@ def _log_odds(
     if damp:
         total = min(damp[0] + FURTHER_DAMPENER * sum(damp[1:]), DAMPENER_CAP)
         z -= total
-        why = f" (frames at {FRAME_IN_VOTE:.0%}: a vote addressed to the audience)" if (
-            addressed and any(c.name in FRAMES for c in dampeners)
-        ) else ""
+        why = (
+            f" (frames at {FRAME_IN_VOTE:.0%}: a vote addressed to the audience)"
+            if (addressed and any(c.name in FRAMES for c in dampeners))
+            else ""
+        )
         steps.append(f"dampeners -{total:.2f}{why}")
     return z, kind, steps
 
 
 def _foreign(language: str, main: str, stops: dict[str, float]) -> bool:
     """Is a cue of ``language`` foreign to a post clearly in ``main``?"""
-    if language in ("zxx", "en", main) or stops.get(language, 0.0) > 0:
+    if language in ("zxx", "en") or stops.get(language, 0.0) > 0:
         return False
-    group = _KIN.get(main)
-    return group is None or language not in group
+    return not related(language, main)
 
 
 def _addressed(cue: Cue) -> bool:

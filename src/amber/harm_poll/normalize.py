@@ -24,6 +24,7 @@ post really had, so cues quote the post, not its normal form.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -392,7 +393,9 @@ def is_arabic_script(text: str) -> bool:
 #: Thai, Lao, Khmer, Han and kana into characters with their marks. Lexicon entries are
 #: split the same way, so a word of several syllables is a phrase of several tokens.
 _MYANMAR = re.compile(r"[\u1000-\u109F]")
-_SYLLABLE_START = re.compile(r"(?<!\u1039)[\u1000-\u102A\u103F\u104C-\u104F](?![\u1036\u1037]*[\u103A\u1039])")
+_SYLLABLE_START = re.compile(
+    r"(?<!\u1039)[\u1000-\u102A\u103F\u104C-\u104F](?![\u1036\u1037]*[\u103A\u1039])"
+)
 _UNSPACED = re.compile(
     r"[\u0E00-\u0EFF\u1780-\u17FF\u3040-\u30FF\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF]"
 )
@@ -409,7 +412,7 @@ def _split_unspaced(tok: Token) -> list[Token]:
     if _MYANMAR.search(text):
         cuts = [m.start() for m in _SYLLABLE_START.finditer(text) if m.start() > 0]
         bounds = [0, *cuts, len(text)]
-        pieces = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+        pieces = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     elif _UNSPACED.search(text):
         pieces = [(m.start(), m.end()) for m in _CLUSTER.finditer(text)]
     else:

@@ -121,9 +121,7 @@ class Evidence:
     quoted: bool = False
 
 
-_HARM = frozenset(
-    {CueClass.harm_act, CueClass.harm_done, CueClass.euphemism, CueClass.death_word}
-)
+_HARM = frozenset({CueClass.harm_act, CueClass.harm_done, CueClass.euphemism, CueClass.death_word})
 _SPARE = frozenset({CueClass.spare_act, CueClass.life_word})
 _FATE = _HARM | _SPARE
 _LINK_PUNCT = frozenset({"=", ":", "→", "->", "=>", "-", ">"})
@@ -213,8 +211,7 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     out.extend(_pronoun_targets(view, matches, fates))
     out.extend(_pairs(view, matches, fates))
     victims = any(
-        m.cue in (CueClass.captive, CueClass.target_person, CueClass.target_named)
-        for m in matches
+        m.cue in (CueClass.captive, CueClass.target_person, CueClass.target_named) for m in matches
     )
     out.extend(_option_pairs(view, fates.items, victim=victims))
     out.extend(_reactions(view, matches, fates, harms))
@@ -352,7 +349,9 @@ def _number_markers(view: PostView, matches: Sequence[Match]) -> list[Match]:
     for j, tok in enumerate(view.content):
         if tok.kind is not TokenKind.number or len(tok.text) != 1 or tok.text == "0":
             continue
-        after = view.tokens[view.position[j] + 1] if view.position[j] + 1 < len(view.tokens) else None
+        after = (
+            view.tokens[view.position[j] + 1] if view.position[j] + 1 < len(view.tokens) else None
+        )
         if (after is not None and after.text in _LINK_PUNCT) or (j + 1) in links:
             out.append(Match(_NUMBER_MARKER, j, j + 1, tok.text, ""))
     return out

@@ -249,9 +249,7 @@ def parse(text: str, *, source: str) -> Lexicon:
 def lexicon_files() -> list[str]:
     """File names of the package's lexicons, in load order."""
     names = sorted(
-        p.name[: -len(".toml")]
-        for p in files(__name__).iterdir()
-        if p.name.endswith(".toml")
+        p.name[: -len(".toml")] for p in files(__name__).iterdir() if p.name.endswith(".toml")
     )
     first = [n for n in FIRST if n in names]
     rest = [n for n in names if n not in FIRST and n != EMOJI]
