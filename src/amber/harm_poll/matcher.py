@@ -72,6 +72,9 @@ class Pattern:
     weight: float
     slots: tuple[Slot, ...]
     source: str
+    #: the exact words the second slot accepts, when that is all it accepts: a quick test
+    #: that rules out most candidates before the whole pattern is tried
+    second: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +160,12 @@ def compile_entry(
     for slots in variants:
         if not slots or slots[0].kind is SlotKind.gap or slots[-1].kind is SlotKind.gap:
             raise InternalError(f"lexicon {language} {cue}: entry {entry!r} is empty or gapped")
-        out.append(Pattern(language, cue, weight, tuple(slots), entry))
+        second = None
+        if len(slots) > 1:
+            nxt = slots[1]
+            if nxt.kind is SlotKind.word and not nxt.stems and not nxt.inflected:
+                second = nxt.exact
+        out.append(Pattern(language, cue, weight, tuple(slots), entry, second))
     return out
 
 
@@ -216,6 +224,9 @@ class Index:
 
     exact: dict[str, tuple[Pattern, ...]]
     stems: dict[str, tuple[Pattern, ...]]
+    #: patterns whose second word is fixed, by first word (or stem) and then second word
+    exact_pairs: dict[str, dict[str, tuple[Pattern, ...]]]
+    stem_pairs: dict[str, dict[str, tuple[Pattern, ...]]]
     stem_lengths: tuple[int, ...]
     clitics: dict[str, frozenset[str]]
     all_clitics: tuple[str, ...]
@@ -240,6 +251,8 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
     """Compile every entry of ``lexicons``. Raises ``InternalError`` on a bad entry."""
     exact: dict[str, list[Pattern]] = {}
     stems: dict[str, list[Pattern]] = {}
+    exact_pairs: dict[str, dict[str, list[Pattern]]] = {}
+    stem_pairs: dict[str, dict[str, list[Pattern]]] = {}
     inflected: dict[str, dict[str, list[Pattern]]] = {}
     clitics: dict[str, frozenset[str]] = {}
     for lex in lexicons:
@@ -256,10 +269,18 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
                             keys.extend(_norm_words(lex.numbers))
                         for key in keys:
                             exact.setdefault(key, []).append(pattern)
+                    if pattern.second is None:
+                        for form in first.exact:
+                            exact.setdefault(form, []).append(pattern)
+                        for prefix in first.stems:
+                            stems.setdefault(prefix, []).append(pattern)
+                        continue
                     for form in first.exact:
-                        exact.setdefault(form, []).append(pattern)
+                        for word in pattern.second:
+                            exact_pairs.setdefault(form, {}).setdefault(word, []).append(pattern)
                     for prefix in first.stems:
-                        stems.setdefault(prefix, []).append(pattern)
+                        for word in pattern.second:
+                            stem_pairs.setdefault(prefix, {}).setdefault(word, []).append(pattern)
         single = [normalise(p).text for p in lex.prefixes]
         stacked = single + [a + b for a in single for b in single]
         if lex.language in UMLAUT_LANGUAGES:
@@ -274,7 +295,9 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
     return Index(
         exact={k: tuple(v) for k, v in exact.items()},
         stems={k: tuple(v) for k, v in stems.items()},
-        stem_lengths=tuple(sorted({len(s) for s in stems})),
+        exact_pairs={k: {w: tuple(v) for w, v in d.items()} for k, d in exact_pairs.items()},
+        stem_pairs={k: {w: tuple(v) for w, v in d.items()} for k, d in stem_pairs.items()},
+        stem_lengths=tuple(sorted({len(s) for s in stems} | {len(s) for s in stem_pairs})),
         clitics=clitics,
         all_clitics=tuple(all_clitics),
         numbers={lex.language: _norm_words(lex.numbers) for lex in lexicons},
@@ -403,43 +426,75 @@ class _Matcher:
 
         The first word of each candidate is matched as it is looked up (the form that
         found it, what followed its stem), as ``slot`` would: for each form in order,
-        exact words, then the longest stem, then Snowball stems.
+        exact words, then the longest stem, then Snowball stems. Patterns whose second
+        word is fixed are looked up by both words, so most never need trying.
         """
         index = self.index
         clitics = index.clitics
         descending = tuple(reversed(index.stem_lengths))
+        content, segments = self.content, self.segments
         found: list[Match] = []
-        for i, tok in enumerate(self.content):
+        for i, tok in enumerate(content):
             firsts: dict[int, tuple[Pattern, str, str]] = {}
+            nxt = i + 1
+            following: tuple[str, ...] = ()
+            if nxt < len(content) and segments[nxt] == segments[i]:
+                following = tuple(f for f, _ in self.forms(content[nxt].text))
+
             if tok.kind is TokenKind.number:
                 for p in index.exact.get(NUMBER_KEY, ()):
                     first = self.slot(p.slots[0], i, p.language)
                     if first is not None:
                         firsts[id(p)] = (p, first[0], first[1])
             for form, clitic in self.forms(tok.text):
-                for p in index.exact.get(form, ()):
-                    if id(p) not in firsts and (not clitic or clitic in clitics[p.language]):
-                        firsts[id(p)] = (p, form, "")
+                _take(firsts, clitics, index.exact.get(form, ()), form, "", clitic)
+                pairs = index.exact_pairs.get(form)
+                if pairs is not None:
+                    for word in following:
+                        _take(firsts, clitics, pairs.get(word, ()), form, "", clitic)
                 for n in descending:
                     if n > len(form):
                         continue
-                    for p in index.stems.get(form[:n], ()):
-                        if id(p) not in firsts and (not clitic or clitic in clitics[p.language]):
-                            firsts[id(p)] = (p, form, form[n:])
+                    key = form[:n]
+                    _take(firsts, clitics, index.stems.get(key, ()), form, form[n:], clitic)
+                    pairs = index.stem_pairs.get(key)
+                    if pairs is not None:
+                        for word in following:
+                            _take(firsts, clitics, pairs.get(word, ()), form, form[n:], clitic)
                 if tok.kind is TokenKind.word:
                     for lang, stem_word in self.stem_languages:
                         stemmed = stem_word(form)
-                        for p in index.inflected[lang].get(stemmed, ()):
-                            if id(p) not in firsts and (
-                                not clitic or clitic in clitics[p.language]
-                            ):
-                                rest = form[len(stemmed) :] if form.startswith(stemmed) else ""
-                                firsts[id(p)] = (p, form, rest)
+                        rest = form[len(stemmed) :] if form.startswith(stemmed) else ""
+                        _take(
+                            firsts,
+                            clitics,
+                            index.inflected[lang].get(stemmed, ()),
+                            form,
+                            rest,
+                            clitic,
+                        )
             for p, form, remainder in firsts.values():
-                end = self.rest(p.slots, 1, i + 1, p.language) if len(p.slots) > 1 else i + 1
+                if len(p.slots) == 1:
+                    found.append(Match(p, i, nxt, form, remainder))
+                    continue
+                end = self.rest(p.slots, 1, nxt, p.language)
                 if end is not None:
                     found.append(Match(p, i, end, form, remainder))
         return found
+
+
+def _take(
+    firsts: dict[int, tuple[Pattern, str, str]],
+    clitics: dict[str, frozenset[str]],
+    patterns: Iterable[Pattern],
+    form: str,
+    rest: str,
+    clitic: str,
+) -> None:
+    """Record each new candidate whose language allows the clitic taken off its word."""
+    for p in patterns:
+        if id(p) not in firsts and (not clitic or clitic in clitics[p.language]):
+            firsts[id(p)] = (p, form, rest)
 
 
 def find_matches(
