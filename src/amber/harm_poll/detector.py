@@ -106,6 +106,8 @@ FINALITY_AS_HARM = 1.2
 #: that change the target (animals, games, sport, idioms, "my brother") count fully.
 FRAMES = frozenset(c.value for c in FRAME_CLASSES)
 FRAME_IN_VOTE = 0.25
+#: Highest log-odds of a post framed as a report or condemnation that asks nobody.
+FRAMED_CAP = -2.5
 #: Share of a quoted positive cue's weight when the post frames it (news, condemnation...).
 QUOTED_IN_FRAME = 0.5
 #: Confidence of the language guess from which cues of unrelated languages whose common
@@ -257,7 +259,14 @@ def _cue(view: PostView, e: Evidence) -> Cue:
     phrase = " / ".join(view.norm.original(a, b) for a, b in e.spans)
     weight = round(WEIGHTS[e.name] * e.factor, 3)
     quoted = e.quoted or view.quoted(e.spans)
-    return Cue(name=e.name, phrase=phrase, language=e.language, weight=weight, quoted=quoted)
+    return Cue(
+        name=e.name,
+        phrase=phrase,
+        language=e.language,
+        weight=weight,
+        quoted=quoted,
+        asked=e.asked,
+    )
 
 
 def _dedupe(cues: Iterable[Cue]) -> list[Cue]:
@@ -274,7 +283,7 @@ def _dedupe(cues: Iterable[Cue]) -> list[Cue]:
 def _strength(cues: Sequence[Cue], *names: str) -> float:
     """Strongest cue of the classes fully, each further distinct phrase a quarter."""
     weights = sorted(
-        {(c.phrase, c.name): abs(c.weight) for c in cues if c.name in names}.values(),
+        {(c.phrase.casefold(), c.name): abs(c.weight) for c in cues if c.name in names}.values(),
         reverse=True,
     )
     if not weights:
@@ -341,13 +350,23 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
         steps.append(f"no harm, death or finality word: at most {NO_HARM_CAP:+.1f}")
 
     # A vote addressed to the audience (asked in the post's own voice, not quoted) with
-    # a victim: a frame (news, humour, debate...) cannot make it harmless on its own.
+    # a victim: a frame (news, humour, condemnation) cannot make it harmless on its own.
+    # Laughter counts in full where nobody is held or named and the joke is made twice
+    # or in the answers themselves ("Death 😂 / Forgiveness", 😂😂): the tiramisu thief.
     addressed = any(_addressed(c) for c in positives) and bool(victim or pair or reaction)
+    held = _strength(positives, "captive", "target_named") > 0 or any(
+        c.name == "target_person" and c.weight >= WEIGHTS["target_person"] for c in positives
+    )
+    joking = not held and (
+        sum(1 for c in dampeners if c.name == "humor") >= 2
+        or any(c.name == "humor" and " / " in c.phrase for c in dampeners)
+    )
     damp: list[float] = []
     for c in dampeners:
-        share = FRAME_IN_VOTE if addressed and c.name in FRAMES else 1.0
-        damp.append(abs(c.weight) * share)
+        reduced = addressed and c.name in FRAMES and not (joking and c.name == "humor")
+        damp.append(abs(c.weight) * (FRAME_IN_VOTE if reduced else 1.0))
     damp.sort(reverse=True)
+    framed = any(c.name in FRAMES and not c.quoted for c in dampeners)
     if damp:
         total = min(damp[0] + FURTHER_DAMPENER * sum(damp[1:]), DAMPENER_CAP)
         z -= total
@@ -357,6 +376,10 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
             else ""
         )
         steps.append(f"dampeners -{total:.2f}{why}")
+    if framed and not addressed and z > FRAMED_CAP:
+        # a report or a condemnation of such a vote, asking nobody anything
+        z = FRAMED_CAP
+        steps.append(f"reported, not asked: at most {FRAMED_CAP:+.1f}")
     return z, kind, steps
 
 
@@ -373,6 +396,8 @@ def _addressed(cue: Cue) -> bool:
         return False
     if cue.name == "poll_structure":
         return cue.language == "zxx"  # the poll's own options or option lines
+    if cue.name == "choice_pair":
+        return cue.asked or " / " in cue.phrase  # a question, or the poll's own options
     return cue.name in ("audience_decides", "reaction_vote")
 
 

@@ -41,8 +41,11 @@ class Cue:
     phrase: str
     language: str
     weight: float
-    #: the words stand inside quotation marks (a caption quoted in a report)
+    #: the words stand inside quotation marks (a caption quoted in a report) or are
+    #: reported ("asked followers to vote")
     quoted: bool = False
+    #: a choice put to the reader as a question ("Kill him or let him go?")
+    asked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

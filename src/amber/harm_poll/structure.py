@@ -119,6 +119,8 @@ class Evidence:
     factor: float
     spans: tuple[tuple[int, int], ...]
     quoted: bool = False
+    #: a choice put as a question ("kill him or let him go?"), not told
+    asked: bool = False
 
 
 _HARM = frozenset({CueClass.harm_act, CueClass.harm_done, CueClass.euphemism, CueClass.death_word})
@@ -303,8 +305,22 @@ def _pairs(view: PostView, matches: Sequence[Match], fates: Nearby) -> list[Evid
             )
             if joined:
                 span = view.span(first.start, second.end)
-                return [Evidence(CueClass.choice_pair.value, h.language, 1.0, (span,))]
+                asked = _asked(view, second.end - 1)
+                return [Evidence(CueClass.choice_pair.value, h.language, 1.0, (span,), asked=asked)]
     return []
+
+
+#: How many tokens after a choice its question mark may come.
+ASKED_WINDOW = 4
+
+
+def _asked(view: PostView, last: int) -> bool:
+    """Is the first sentence mark after content token ``last`` a question mark?"""
+    start = view.position[last] + 1
+    for tok in view.tokens[start : start + ASKED_WINDOW * 2]:
+        if tok.kind is TokenKind.punct and tok.text in "?.!\n":
+            return tok.text == "?"
+    return False
 
 
 def _option_pairs(view: PostView, fates: Sequence[Match], *, victim: bool) -> list[Evidence]:

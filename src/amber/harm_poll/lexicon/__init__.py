@@ -132,18 +132,12 @@ _DAMPENERS = frozenset(
 )
 
 
-#: Dampeners that frame a post (report, mock, debate, condemn) rather than change what
-#: its words are about: they never veto a vote addressed to the audience on their own.
-FRAMES = frozenset(
-    {
-        CueClass.news_report,
-        CueClass.humor,
-        CueClass.debate,
-        CueClass.history,
-        CueClass.petition,
-        CueClass.condemnation,
-    }
-)
+#: Dampeners that frame a post (report it, mock it, condemn it) rather than change what
+#: its words are about: they never veto a vote addressed to the audience on their own,
+#: and they settle a post that only talks about such a vote. The others change the
+#: target (a game character, an animal, the death penalty as an institution, a brother
+#: who ate the last slice) and count in full.
+FRAMES = frozenset({CueClass.news_report, CueClass.humor, CueClass.condemnation})
 
 
 class Coverage(StrEnum):
