@@ -396,10 +396,13 @@ def _reactions(
     bound_to: dict[bool, Match] = {}
     unbound: list[Match] = []
     for r in reactions:
+        answers = _offers_answer(view, r)
         near = sorted(
             fates.near(r, REACTION_WINDOW + 1, view.segments),
             key=lambda f: (f.cue not in _HARM, abs(f.start - r.start)),
         )
+        if answers:  # "👎 = into the river": its answer is what follows, not what came before
+            near = [f for f in near if f.start >= r.end]
         found = False
         for f in near:
             first, second = (r, f) if r.start < f.start else (f, r)
@@ -418,7 +421,7 @@ def _reactions(
                 bound_to.setdefault(f.cue in _HARM, f)
                 found = True
                 break
-        if not found and _offers_answer(view, r):
+        if not found and answers:
             unbound.append(r)
         if len(out) >= MAX_REACTIONS:
             break
