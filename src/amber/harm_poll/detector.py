@@ -351,15 +351,16 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
 
     # A vote addressed to the audience (asked in the post's own voice, not quoted) with
     # a victim: a frame (news, humour, condemnation) cannot make it harmless on its own.
-    # Laughter counts in full where nobody is held or named and the joke is made twice
-    # or in the answers themselves ("Death 😂 / Forgiveness", 😂😂): the tiramisu thief.
+    # Laughter counts in full where nobody is held or named as a target and the post
+    # jokes: laughs twice, laughs in the answers themselves ("Death 😂 / Forgiveness"),
+    # or is about a brother or a game: the tiramisu thief, the Mafia night.
     addressed = any(_addressed(c) for c in positives) and bool(victim or pair or reaction)
-    held = _strength(positives, "captive", "target_named") > 0 or any(
-        c.name == "target_person" and c.weight >= WEIGHTS["target_person"] for c in positives
-    )
+    held = _strength(positives, "captive", "target_named") > 0
+    dampened = {c.name for c in dampeners}
     joking = not held and (
         sum(1 for c in dampeners if c.name == "humor") >= 2
         or any(c.name == "humor" and " / " in c.phrase for c in dampeners)
+        or bool(dampened & {"hyperbole", "fiction_game"})
     )
     damp: list[float] = []
     for c in dampeners:

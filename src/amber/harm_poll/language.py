@@ -25,6 +25,19 @@ from amber.harm_poll.lexicon import Coverage
 
 #: fastText labels that amber's lexicons name differently.
 _ALIASES = {"ku": "kmr", "prs": "fa", "pes": "fa", "arz": "ar", "azb": "az", "pnb": "pa"}
+#: The languages ``lid.176`` knows (its labels, after ``_ALIASES``): a language outside
+#: them (Hausa, Tigrinya, Zulu...) can only be named by the lexicons.
+FASTTEXT_LANGUAGES = frozenset(
+    (
+        "af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk"
+        " ce ceb ckb co cs cv cy da de diq dsb dty dv el eml en eo es et eu fa fi fr frr fy ga"
+        " gd gl gn gom gu gv he hi hif hr hsb ht hu hy ia id ie ilo io is it ja jbo jv ka kk"
+        " km kn ko krc ku kv kw ky la lb lez li lmo lo lrc lt lv mai mg mhr min mk ml mn mr"
+        " mrj ms mt mwl my myv mzn nah nap nds ne new nl nn no oc or os pa pam pfl pl pms pnb"
+        " ps pt qu rm ro ru rue sa sah sc scn sco sd sh si sk sl so sq sr su sv sw ta te tg th"
+        " tk tl tr tt tyv ug uk ur uz vec vep vi vls vo wa war wuu xal xmf yi yo yue zh"
+    ).split()
+) | {"kmr", "pa"}
 #: How many of fastText's guesses are kept (the others rarely matter).
 TOP = 3
 #: fastText probability from which its first guess is trusted over the lexicons.
@@ -103,13 +116,14 @@ def identify(
     candidates = tuple((c, round(p, 3)) for c, p in guesses)
     if guesses:
         top, p = guesses[0]
-        # fastText is trusted unless the lexicons clearly see another, unrelated language
-        # in which it sees nothing (Arabizi read as Italian, Roman Urdu as Swahili)
+        # fastText is trusted unless the lexicons clearly see another language in which
+        # it sees nothing: an unrelated one (Arabizi read as Italian, Roman Urdu as
+        # Swahili) or one it does not know (Tigrinya read as Amharic)
         contradicted = (
             lex_main is not None
             and lex_score >= LEXICON_CLEAR
             and scores.get(top, 0.0) * 2 < lex_score
-            and not related(top, lex_main)
+            and (not related(top, lex_main) or lex_main not in FASTTEXT_LANGUAGES)
         )
         if p >= TRUSTED and not contradicted:
             return LanguageGuess(top, p, "fasttext", coverage.get(top), candidates)
