@@ -106,8 +106,10 @@ FINALITY_AS_HARM = 1.2
 #: that change the target (animals, games, sport, idioms, "my brother") count fully.
 FRAMES = frozenset(c.value for c in FRAME_CLASSES)
 FRAME_IN_VOTE = 0.25
-#: Highest log-odds of a post framed as a report or condemnation that asks nobody.
+#: Highest log-odds of a post framed as a report or condemnation that asks nobody, and
+#: of a joke (nobody held; laughter with a brother, a game or twice over).
 FRAMED_CAP = -2.5
+JOKE_CAP = -2.5
 #: Share of a quoted positive cue's weight when the post frames it (news, condemnation...).
 QUOTED_IN_FRAME = 0.5
 #: Confidence of the language guess from which cues of unrelated languages whose common
@@ -355,16 +357,22 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
     # jokes: laughs twice, laughs in the answers themselves ("Death 😂 / Forgiveness"),
     # or is about a brother or a game: the tiramisu thief, the Mafia night.
     addressed = any(_addressed(c) for c in positives) and bool(victim or pair or reaction)
-    held = _strength(positives, "captive", "target_named") > 0
+    held = _strength(positives, "captive") > 0 or any(
+        c.name == "target_named" and c.weight >= WEIGHTS["target_named"] for c in positives
+    )
     dampened = {c.name for c in dampeners}
+    laughs = sum(1 for c in dampeners if c.name == "humor")
     joking = not held and (
-        sum(1 for c in dampeners if c.name == "humor") >= 2
+        laughs >= 2
         or any(c.name == "humor" and " / " in c.phrase for c in dampeners)
         or bool(dampened & {"hyperbole", "fiction_game"})
     )
     damp: list[float] = []
     for c in dampeners:
         reduced = addressed and c.name in FRAMES and not (joking and c.name == "humor")
+        # "brothers" is how gangs address their followers: with a captive held, a word of
+        # family or friendship is the audience, not the joke's target
+        reduced = reduced or (addressed and held and c.name == "hyperbole")
         damp.append(abs(c.weight) * (FRAME_IN_VOTE if reduced else 1.0))
     damp.sort(reverse=True)
     framed = any(c.name in FRAMES and not c.quoted for c in dampeners)
@@ -377,6 +385,10 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
             else ""
         )
         steps.append(f"dampeners -{total:.2f}{why}")
+    if joking and (laughs or len(dampeners) >= 2) and z > JOKE_CAP:
+        # nobody held, a brother or a game, and a laugh: a joke, however it is worded
+        z = JOKE_CAP
+        steps.append(f"a joke (nobody held, laughter or play): at most {JOKE_CAP:+.1f}")
     if framed and not addressed and z > FRAMED_CAP:
         # a report or a condemnation of such a vote, asking nobody anything
         z = FRAMED_CAP

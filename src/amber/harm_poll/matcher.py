@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache, lru_cache
 from typing import Any
@@ -23,6 +23,8 @@ from amber.errors import InternalError
 from amber.harm_poll.lexicon import CueClass, Lexicon, Role, load
 from amber.harm_poll.normalize import Token, TokenKind, is_arabic_script, normalise, tokenize
 
+#: Patterns found by one word: those to try, and those whose second word is fixed, by it.
+Lookup = tuple[tuple["Pattern", ...], dict[str, tuple["Pattern", ...]]]
 #: A word-to-stem function of one language (Snowball, through PyStemmer).
 Stem = Callable[[str], str]
 
@@ -30,6 +32,8 @@ Stem = Callable[[str], str]
 Forms = tuple[tuple[str, str], ...]
 #: Language score from which a post's main language is taken as clear.
 CLEAR_MAIN = 2.0
+#: Most words whose lookup forms are kept across posts before the cache starts over.
+FORMS_CACHE = 200_000
 #: Index key of patterns that start with a number (``#``, ``#year``).
 NUMBER_KEY = "\x00number"
 #: Pseudo-clitic of a word whose umlaut was written as two letters (``toeten`` for
@@ -222,12 +226,13 @@ def _compile_word(raw: str, entry: str, stem_word: Stem | None) -> list[tuple[Sl
 class Index:
     """Every compiled pattern, indexed by the first word; per-language word lists."""
 
-    exact: dict[str, tuple[Pattern, ...]]
-    stems: dict[str, tuple[Pattern, ...]]
-    #: patterns whose second word is fixed, by first word (or stem) and then second word
-    exact_pairs: dict[str, dict[str, tuple[Pattern, ...]]]
-    stem_pairs: dict[str, dict[str, tuple[Pattern, ...]]]
+    #: by first word (or its stem): the patterns, and those whose second word is fixed
+    #: by that second word (looked up by both words, so most are never tried)
+    exact: dict[str, Lookup]
+    stems: dict[str, Lookup]
     stem_lengths: tuple[int, ...]
+    #: the stem lengths worth trying for a word, by its first two letters, longest first
+    stem_lengths_by_start: dict[str, tuple[int, ...]]
     clitics: dict[str, frozenset[str]]
     all_clitics: tuple[str, ...]
     numbers: dict[str, frozenset[str]]
@@ -241,6 +246,8 @@ class Index:
     #: language -> its Snowball algorithm
     stemmers: dict[str, str]
     lexicons: dict[str, Lexicon]
+    #: the forms each word is looked up as (``_Matcher.forms``), kept across posts
+    forms_cache: dict[str, Forms] = field(default_factory=dict, compare=False)
 
 
 def _norm_words(words: Iterable[str]) -> frozenset[str]:
@@ -268,7 +275,14 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
                         if first.kind is SlotKind.number:
                             keys.extend(_norm_words(lex.numbers))
                         for key in keys:
-                            exact.setdefault(key, []).append(pattern)
+                            if pattern.second is None:
+                                exact.setdefault(key, []).append(pattern)
+                            else:
+                                for word in pattern.second:
+                                    exact_pairs.setdefault(key, {}).setdefault(word, []).append(
+                                        pattern
+                                    )
+                        continue
                     if pattern.second is None:
                         for form in first.exact:
                             exact.setdefault(form, []).append(pattern)
@@ -293,11 +307,10 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
         for w in words:
             by_word.setdefault(w, []).append(language)
     return Index(
-        exact={k: tuple(v) for k, v in exact.items()},
-        stems={k: tuple(v) for k, v in stems.items()},
-        exact_pairs={k: {w: tuple(v) for w, v in d.items()} for k, d in exact_pairs.items()},
-        stem_pairs={k: {w: tuple(v) for w, v in d.items()} for k, d in stem_pairs.items()},
+        exact=_lookups(exact, exact_pairs),
+        stems=_lookups(stems, stem_pairs),
         stem_lengths=tuple(sorted({len(s) for s in stems} | {len(s) for s in stem_pairs})),
+        stem_lengths_by_start=_lengths_by_start(stems.keys() | stem_pairs.keys()),
         clitics=clitics,
         all_clitics=tuple(all_clitics),
         numbers={lex.language: _norm_words(lex.numbers) for lex in lexicons},
@@ -316,6 +329,27 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
         stemmers={lex.language: lex.stemmer for lex in lexicons if lex.stemmer is not None},
         lexicons={lex.language: lex for lex in lexicons},
     )
+
+
+def _lengths_by_start(keys: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """Stem lengths by the stem's first two letters (one-letter stems under that letter),
+    longest first."""
+    out: dict[str, set[int]] = {}
+    for key in keys:
+        out.setdefault(key[:2], set()).add(len(key))
+    return {k: tuple(sorted(v, reverse=True)) for k, v in out.items()}
+
+
+def _lookups(
+    plain: dict[str, list[Pattern]], pairs: dict[str, dict[str, list[Pattern]]]
+) -> dict[str, Lookup]:
+    return {
+        key: (
+            tuple(plain.get(key, ())),
+            {w: tuple(v) for w, v in pairs.get(key, {}).items()},
+        )
+        for key in plain.keys() | pairs.keys()
+    }
 
 
 @cache
@@ -347,7 +381,10 @@ class _Matcher:
         self.index = index
         self.content = content
         self.segments = segments
-        self._forms: dict[str, Forms] = {}
+        self._forms = index.forms_cache
+        if len(self._forms) > FORMS_CACHE:
+            self._forms.clear()
+        self.token_forms = [self.forms(t.text) for t in content]
         self.stem_languages = [
             (lang, stemmer(index.stemmers[lang]))
             for lang in stem_languages
@@ -382,7 +419,7 @@ class _Matcher:
                 return tok.text, ""
             return None
         allowed = self.index.clitics[language]
-        for form, clitic in self.forms(tok.text):
+        for form, clitic in self.token_forms[j]:
             if clitic and clitic not in allowed:
                 continue
             if form in slot.exact:
@@ -401,25 +438,33 @@ class _Matcher:
 
         All tokens of a match lie in the segment of its first token (``j - 1``).
         """
-        if k == len(slots):
-            return j
-        slot = slots[k]
-        if slot.kind is SlotKind.gap:
-            for skip in range(3):
-                if skip and (
-                    j + skip > len(self.content)
-                    or self.segments[j + skip - 1] != self.segments[j - 1]
+        content, segments = self.content, self.segments
+        segment = segments[j - 1]
+        allowed = self.index.clitics[language]
+        while k < len(slots):
+            slot = slots[k]
+            if slot.kind is SlotKind.gap:
+                for skip in range(3):
+                    if skip and (j + skip > len(content) or segments[j + skip - 1] != segment):
+                        break
+                    end = self.rest(slots, k + 1, j + skip, language)
+                    if end is not None:
+                        return end
+                return None
+            if j >= len(content) or segments[j] != segment:
+                return None
+            if slot.kind is SlotKind.word and not slot.stems and not slot.inflected:
+                exact = slot.exact
+                if not any(
+                    form in exact and (not clitic or clitic in allowed)
+                    for form, clitic in self.token_forms[j]
                 ):
-                    break
-                end = self.rest(slots, k + 1, j + skip, language)
-                if end is not None:
-                    return end
-            return None
-        if j >= len(self.content) or self.segments[j] != self.segments[j - 1]:
-            return None
-        if self.slot(slot, j, language) is None:
-            return None
-        return self.rest(slots, k + 1, j + 1, language)
+                    return None
+            elif self.slot(slot, j, language) is None:
+                return None
+            k += 1
+            j += 1
+        return j
 
     def find(self) -> list[Match]:
         """Every pattern occurrence, before overlaps are resolved.
@@ -431,7 +476,8 @@ class _Matcher:
         """
         index = self.index
         clitics = index.clitics
-        descending = tuple(reversed(index.stem_lengths))
+        exact, stems = index.exact, index.stems
+        by_start = index.stem_lengths_by_start
         content, segments = self.content, self.segments
         found: list[Match] = []
         for i, tok in enumerate(content):
@@ -439,28 +485,31 @@ class _Matcher:
             nxt = i + 1
             following: tuple[str, ...] = ()
             if nxt < len(content) and segments[nxt] == segments[i]:
-                following = tuple(f for f, _ in self.forms(content[nxt].text))
+                following = tuple(f for f, _ in self.token_forms[nxt])
 
             if tok.kind is TokenKind.number:
-                for p in index.exact.get(NUMBER_KEY, ()):
-                    first = self.slot(p.slots[0], i, p.language)
-                    if first is not None:
-                        firsts[id(p)] = (p, first[0], first[1])
-            for form, clitic in self.forms(tok.text):
-                _take(firsts, clitics, index.exact.get(form, ()), form, "", clitic)
-                pairs = index.exact_pairs.get(form)
-                if pairs is not None:
+                numbered = exact.get(NUMBER_KEY)
+                if numbered is not None:
+                    plain, pairs = numbered
+                    candidates = list(plain)
                     for word in following:
-                        _take(firsts, clitics, pairs.get(word, ()), form, "", clitic)
-                for n in descending:
-                    if n > len(form):
-                        continue
-                    key = form[:n]
-                    _take(firsts, clitics, index.stems.get(key, ()), form, form[n:], clitic)
-                    pairs = index.stem_pairs.get(key)
-                    if pairs is not None:
-                        for word in following:
-                            _take(firsts, clitics, pairs.get(word, ()), form, form[n:], clitic)
+                        candidates.extend(pairs.get(word, ()))
+                    for p in candidates:
+                        if id(p) not in firsts and self.slot(p.slots[0], i, p.language):
+                            firsts[id(p)] = (p, tok.text, "")
+            for form, clitic in self.token_forms[i]:
+                hit = exact.get(form)
+                if hit is not None:
+                    _take_lookup(firsts, clitics, hit, following, form, "", clitic)
+                size = len(form)
+                lengths = by_start.get(form[:2], ())
+                if size > 1:
+                    lengths = (*lengths, *by_start.get(form[:1], ()))
+                for n in lengths:
+                    if n <= size:
+                        hit = stems.get(form[:n])
+                        if hit is not None:
+                            _take_lookup(firsts, clitics, hit, following, form, form[n:], clitic)
                 if tok.kind is TokenKind.word:
                     for lang, stem_word in self.stem_languages:
                         stemmed = stem_word(form)
@@ -481,6 +530,26 @@ class _Matcher:
                 if end is not None:
                     found.append(Match(p, i, end, form, remainder))
         return found
+
+
+def _take_lookup(
+    firsts: dict[int, tuple[Pattern, str, str]],
+    clitics: dict[str, frozenset[str]],
+    hit: Lookup,
+    following: tuple[str, ...],
+    form: str,
+    rest: str,
+    clitic: str,
+) -> None:
+    """Record the candidates one word found, and those its next word completes."""
+    plain, pairs = hit
+    if plain:
+        _take(firsts, clitics, plain, form, rest, clitic)
+    if pairs:
+        for word in following:
+            found = pairs.get(word)
+            if found:
+                _take(firsts, clitics, found, form, rest, clitic)
 
 
 def _take(

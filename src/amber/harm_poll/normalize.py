@@ -221,12 +221,16 @@ class _Builder:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.chars: list[str] = []
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        fold = _fold_char
-        for i, ch in enumerate(source):
-            folded = fold(ch)
+        folded_all = list(map(_fold_char, source))
+        if all(len(f) == 1 for f in folded_all):  # the usual case: one character each
+            self.chars: list[str] = folded_all
+            self.starts: list[int] = list(range(len(source)))
+            self.ends: list[int] = list(range(1, len(source) + 1))
+            return
+        self.chars = []
+        self.starts = []
+        self.ends = []
+        for i, folded in enumerate(folded_all):
             if not folded:
                 if self.ends:
                     self.ends[-1] = i + 1
@@ -379,6 +383,7 @@ _TOKEN = re.compile(
     r"|(?P<punct>->|=>|→|\n|[^\w\s\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff])"
     r"|(?P<emoji>[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff])"
 )
+_KINDS = {kind.value: kind for kind in TokenKind}
 #: Persian verb prefixes sometimes written as a separate word: joined to the verb.
 _JOIN_NEXT = frozenset({"مي", "نمي"})
 
@@ -425,7 +430,7 @@ def tokenize(norm: Normalised) -> list[Token]:
     tokens: list[Token] = []
     text = norm.text
     for m in _TOKEN.finditer(text):
-        kind = TokenKind(m.lastgroup or "punct")
+        kind = _KINDS[m.lastgroup or "punct"]
         tok = Token(kind, m.group(), m.start(), m.end())
         if kind is TokenKind.word and ord(tok.text[0]) >= 0x0E00:
             tokens.extend(_split_unspaced(tok))
