@@ -27,17 +27,16 @@ from amber.harm_poll.lexicon import Coverage
 _ALIASES = {"ku": "kmr", "prs": "fa", "pes": "fa", "arz": "ar", "azb": "az", "pnb": "pa"}
 #: The languages ``lid.176`` knows (its labels, after ``_ALIASES``): a language outside
 #: them (Hausa, Tigrinya, Zulu...) can only be named by the lexicons.
-FASTTEXT_LANGUAGES = frozenset(
-    (
-        "af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk"
-        " ce ceb ckb co cs cv cy da de diq dsb dty dv el eml en eo es et eu fa fi fr frr fy ga"
-        " gd gl gn gom gu gv he hi hif hr hsb ht hu hy ia id ie ilo io is it ja jbo jv ka kk"
-        " km kn ko krc ku kv kw ky la lb lez li lmo lo lrc lt lv mai mg mhr min mk ml mn mr"
-        " mrj ms mt mwl my myv mzn nah nap nds ne new nl nn no oc or os pa pam pfl pl pms pnb"
-        " ps pt qu rm ro ru rue sa sah sc scn sco sd sh si sk sl so sq sr su sv sw ta te tg th"
-        " tk tl tr tt tyv ug uk ur uz vec vep vi vls vo wa war wuu xal xmf yi yo yue zh"
-    ).split()
-) | {"kmr", "pa"}
+_LID_176 = """
+af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb
+ckb co cs cv cy da de diq dsb dty dv el eml en eo es et eu fa fi fr frr fy ga gd gl gn gom
+gu gv he hi hif hr hsb ht hu hy ia id ie ilo io is it ja jbo jv ka kk km kn ko krc ku kv kw
+ky la lb lez li lmo lo lrc lt lv mai mg mhr min mk ml mn mr mrj ms mt mwl my myv mzn nah
+nap nds ne new nl nn no oc or os pa pam pfl pl pms pnb ps pt qu rm ro ru rue sa sah sc scn
+sco sd sh si sk sl so sq sr su sv sw ta te tg th tk tl tr tt tyv ug uk ur uz vec vep vi vls
+vo wa war wuu xal xmf yi yo yue zh
+"""
+FASTTEXT_LANGUAGES = frozenset(_LID_176.split()) | {"kmr", "pa"}
 #: How many of fastText's guesses are kept (the others rarely matter).
 TOP = 3
 #: fastText probability from which its first guess is trusted over the lexicons.
