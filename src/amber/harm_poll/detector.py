@@ -362,10 +362,9 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
     )
     dampened = {c.name for c in dampeners}
     laughs = sum(1 for c in dampeners if c.name == "humor")
+    playful = bool(dampened & {"hyperbole", "fiction_game", "animal_pest"})
     joking = not held and (
-        laughs >= 2
-        or any(c.name == "humor" and " / " in c.phrase for c in dampeners)
-        or bool(dampened & {"hyperbole", "fiction_game"})
+        laughs >= 2 or any(c.name == "humor" and " / " in c.phrase for c in dampeners) or playful
     )
     damp: list[float] = []
     for c in dampeners:
@@ -385,12 +384,14 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
             else ""
         )
         steps.append(f"dampeners -{total:.2f}{why}")
-    if joking and (laughs or len(dampeners) >= 2) and z > JOKE_CAP:
-        # nobody held, a brother or a game, and a laugh: a joke, however it is worded
+    if joking and (laughs or playful) and z > JOKE_CAP:
+        # nobody held, and a laugh, a brother, a game or an animal: not a person's life
         z = JOKE_CAP
-        steps.append(f"a joke (nobody held, laughter or play): at most {JOKE_CAP:+.1f}")
-    if framed and not addressed and z > FRAMED_CAP:
-        # a report or a condemnation of such a vote, asking nobody anything
+        steps.append(f"nobody held; a joke, a game or an animal: at most {JOKE_CAP:+.1f}")
+    fates = [c for c in positives if c.name in ("harm_act", "harm_done", "choice_pair")]
+    quoting = bool(fates) and all(c.quoted for c in fates) and not addressed
+    if (framed or quoting) and not addressed and z > FRAMED_CAP:
+        # a report, a condemnation or a quotation of such a vote, asking nobody anything
         z = FRAMED_CAP
         steps.append(f"reported, not asked: at most {FRAMED_CAP:+.1f}")
     return z, kind, steps

@@ -102,12 +102,30 @@ def read_post(text: str, question: str | None, options: Sequence[str]) -> PostVi
 
 
 #: Opening and closing quotation marks left after normalisation (« » “ ” are ``"``).
-_QUOTE = re.compile(r""""[^"\n]{3,}?"|(?<!\w)'[^'\n]{3,}?'(?!\w)|「[^」]{3,}」|『[^』]{3,}』""")
+_QUOTE = re.compile(r""""[^"\n]{1,}?"|(?<!\w)'[^'\n]{1,}?'(?!\w)|「[^」]{1,}」|『[^』]{1,}』""")
+
+
+#: Words from which a quoted string is a quotation; shorter ones are answers
+#: ("comment 'RIVER' or 'NO'").
+QUOTATION_WORDS = 3
 
 
 def _quotes(text: str) -> tuple[tuple[int, int], ...]:
-    """Ranges of text between quotation marks, within a line."""
-    return tuple((m.start(), m.end()) for m in _QUOTE.finditer(text))
+    """Ranges of text between quotation marks, within a line, of three words or more."""
+    return tuple(
+        (m.start(), m.end())
+        for m in _QUOTE.finditer(text)
+        if len(m.group()[1:-1].split()) >= QUOTATION_WORDS
+    )
+
+
+def _answers(text: str) -> list[tuple[int, int]]:
+    """Short quoted strings (one or two words): answers offered to the audience."""
+    return [
+        (m.start() + 1, m.end() - 1)
+        for m in _QUOTE.finditer(text)
+        if 0 < len(m.group()[1:-1].split()) < QUOTATION_WORDS
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +170,18 @@ HARM_POLL = 1.5
 REPORTED_WINDOW = 3
 #: Weight factor of a choice implied by answers that set a life against unknown words.
 IMPLIED_PAIR = 0.6
-#: Lexicon weight from which a spare act is firm enough to imply the other answer's harm.
+#: Lexicon weight from which a spare act is firm enough to imply the other answer's harm;
+#: in a poll about a captive or a named target, a weaker one will do ("He goes home").
 FIRM_SPARE = 0.8
+WEAK_SPARE = 0.5
+#: Weight factor of two or more answers offered in quotes, read as a poll.
+QUOTED_POLL = 0.8
+#: Weight factor of a percentage in a post with a harm act, read as a vote's outcome.
+PERCENT_OUTCOME = 0.4
+#: Within how many tokens "kill or die" is a slogan.
+SLOGAN_WINDOW = 4
+#: Weight factor of such a slogan, as an idiom (twice an idiom word).
+SLOGAN = 2.0
 #: Most reaction votes read from one post.
 MAX_REACTIONS = 4
 
@@ -217,6 +245,9 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     )
     out.extend(_option_pairs(view, fates.items, victim=victims))
     out.extend(_reactions(view, matches, fates, harms))
+    out.extend(_quoted_answers(view, fates.items, harms, victim=victims))
+    out.extend(_percentages(view, harms))
+    out.extend(_slogans(view, matches, fates))
     harm_in_poll = any(view.kinds[segs[m.start]] is not SegmentKind.text for m in harms.items)
     out.extend(_poll(view, harm_in_poll))
     return out
@@ -345,7 +376,7 @@ def _option_pairs(view: PostView, fates: Sequence[Match], *, victim: bool) -> li
     unknown = [seg for seg in options if seg in present and seg not in spare_opts]
     if victim and not harm_opts and len(options) == 2 and len(unknown) == 1:
         for seg_s, s in spare_opts.items():
-            if s.cue is CueClass.life_word or s.pattern.weight >= FIRM_SPARE:
+            if s.cue is CueClass.life_word or s.pattern.weight >= WEAK_SPARE:
                 spans = (_segment_span(view, unknown[0]), _segment_span(view, seg_s))
                 return [Evidence(CueClass.choice_pair.value, s.language, IMPLIED_PAIR, spans)]
     return []
@@ -395,6 +426,8 @@ def _reactions(
     )
     bound_to: dict[bool, Match] = {}
     unbound: list[Match] = []
+    # one reaction next to a fate is hype ("🔥 kill or be killed"); a vote offers two
+    several = len({r.pattern.source for r in reactions}) >= 2
     for r in reactions:
         answers = _offers_answer(view, r)
         near = sorted(
@@ -410,7 +443,7 @@ def _reactions(
             if gap < 0:
                 continue
             bound = (
-                gap <= 1
+                (gap <= 1 and several)
                 or any(t.text in _LINK_PUNCT for t in view.between(first.end - 1, second.start))
                 or links.between(first, second)
             )
@@ -437,11 +470,69 @@ def _reactions(
             span = view.span(min(life.start, other.start), max(life.end, other.end))
             out.append(Evidence(CueClass.choice_pair.value, life.language, IMPLIED_PAIR, (span,)))
     kinds = {r.pattern.source for r in reactions}
-    if not out and len(kinds) >= 2 and harms.items:
-        # "Should he die? 👍 yes 👎 no": reactions offered as the answers
-        spans = tuple(view.span(r.start, r.end) for r in reactions[:MAX_REACTIONS])
+    if not out and harms.items and (len(kinds) >= 2 or unbound):
+        # "Should he die? 👍 yes 👎 no", "Like = yes, 500 likes and it happens": reactions
+        # offered as the answers
+        chosen = unbound or reactions
+        spans = tuple(view.span(r.start, r.end) for r in chosen[:MAX_REACTIONS])
         out.append(Evidence("reaction_vote", "zxx", REACTION_POLL, spans))
     return out
+
+
+def _quoted_answers(
+    view: PostView, fates: Sequence[Match], harms: Nearby, *, victim: bool
+) -> list[Evidence]:
+    """Answers offered in quotes ("comment 'RIVER' or 'NO'"): two or more are a poll
+    written in words; with a harm act in the post, one answer that spares and another of
+    unknown words set a life against something else, as poll options do."""
+    answers = _answers(view.norm.text)
+    if len(answers) < 2 or not harms.items:
+        return []
+    out = [Evidence(CueClass.poll_structure.value, "zxx", QUOTED_POLL, tuple(answers[:4]))]
+    spans = [(view.content[m.start].start, view.content[m.end - 1].end) for m in fates]
+    sparing = [
+        (a, b)
+        for a, b in answers
+        if any(
+            a <= x and y <= b and m.cue in _SPARE for (x, y), m in zip(spans, fates, strict=True)
+        )
+    ]
+    other = [span for span in answers if span not in sparing]
+    if victim and sparing and other:
+        out.append(
+            Evidence(CueClass.choice_pair.value, "zxx", IMPLIED_PAIR, (other[0], sparing[0]))
+        )
+    return out
+
+
+_PERCENT = re.compile(r"\d{1,3}(?:[.,]\d+)?\s?%")
+
+
+def _percentages(view: PostView, harms: Nearby) -> list[Evidence]:
+    """A share of votes ("80% said 'bury him'") in a post with a harm act: a vote's
+    standing or result, in any language."""
+    if not harms.items:
+        return []
+    found = _PERCENT.search(view.norm.text)
+    if found is None:
+        return []
+    return [Evidence(CueClass.outcome.value, "zxx", PERCENT_OUTCOME, (found.span(),))]
+
+
+def _slogans(view: PostView, matches: Sequence[Match], fates: Nearby) -> list[Evidence]:
+    """ "Kill or be killed", "matar ou morrer", "ya öldür ya öl": a harm set against the
+    speaker's own death is a rallying cry, not a choice about a captive."""
+    alternatives = Nearby(m for m in matches if m.cue is CueClass.alternative)
+    for h in fates.items:
+        if h.cue is not CueClass.harm_act:
+            continue
+        for d in fates.near(h, SLOGAN_WINDOW, view.segments):
+            if d.start <= h.start or d.cue not in (CueClass.death_word, CueClass.harm_done):
+                continue
+            if alternatives.between(h, d):
+                span = view.span(h.start, d.end)
+                return [Evidence(CueClass.idiom.value, h.language, SLOGAN, (span,))]
+    return []
 
 
 def _offers_answer(view: PostView, r: Match) -> bool:
