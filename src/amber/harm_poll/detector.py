@@ -110,6 +110,9 @@ FRAME_IN_VOTE = 0.25
 #: of a joke (nobody held; laughter with a brother, a game or twice over).
 FRAMED_CAP = -2.5
 JOKE_CAP = -2.5
+#: Highest log-odds of a vote that asks nobody (no question mark on the choice, no poll,
+#: no answers, no call to vote): within the review tier, below restrict.
+UNADDRESSED_CAP = -0.1
 #: Share of a quoted positive cue's weight when the post frames it (news, condemnation...).
 QUOTED_IN_FRAME = 0.5
 #: Confidence of the language guess from which cues of unrelated languages whose common
@@ -363,8 +366,14 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
     dampened = {c.name for c in dampeners}
     laughs = sum(1 for c in dampeners if c.name == "humor")
     playful = bool(dampened & {"hyperbole", "fiction_game", "animal_pest"})
-    joking = not held and (
-        laughs >= 2 or any(c.name == "humor" and " / " in c.phrase for c in dampeners) or playful
+    fiction = sum(1 for c in dampeners if c.name == "fiction_game") >= 2  # an episode, a level
+    joking = fiction or (
+        not held
+        and (
+            laughs >= 2
+            or any(c.name == "humor" and " / " in c.phrase for c in dampeners)
+            or playful
+        )
     )
     damp: list[float] = []
     for c in dampeners:
@@ -388,6 +397,11 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
         # nobody held, and a laugh, a brother, a game or an animal: not a person's life
         z = JOKE_CAP
         steps.append(f"nobody held; a joke, a game or an animal: at most {JOKE_CAP:+.1f}")
+    if kind is Kind.vote and not addressed and z > UNADDRESSED_CAP:
+        # a vote nobody is asked to take (no question, no poll, no call to vote) is not
+        # clear enough to hide: a person looks at it
+        z = UNADDRESSED_CAP
+        steps.append(f"nobody is asked: at most {UNADDRESSED_CAP:+.1f} (review)")
     fates = [c for c in positives if c.name in ("harm_act", "harm_done", "choice_pair")]
     quoting = bool(fates) and all(c.quoted for c in fates) and not addressed
     if (framed or quoting) and not addressed and z > FRAMED_CAP:
@@ -412,7 +426,9 @@ def _addressed(cue: Cue) -> bool:
         return cue.language == "zxx"  # the poll's own options or option lines
     if cue.name == "choice_pair":
         return cue.asked or " / " in cue.phrase  # a question, or the poll's own options
-    return cue.name in ("audience_decides", "reaction_vote")
+    if cue.name == "audience_decides":  # "you decide", "vote now"; not the noun "poll"
+        return cue.weight >= WEIGHTS["audience_decides"]
+    return cue.name == "reaction_vote"
 
 
 def _language(cues: Sequence[Cue]) -> str | None:

@@ -221,6 +221,7 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     fates = Nearby(m for m in matches if m.cue in _FATE)
     harms = Nearby(m for m in fates.items if m.cue in _HARM)
     frames = Nearby(m for m in matches if m.cue in FRAMES)
+    asking = False
     for m in matches:
         if m.cue.role is Role.helper:
             continue
@@ -236,6 +237,8 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
         )
         span = (view.span(m.start, m.end),)
         out.append(Evidence(m.cue.value, m.language, factor, span, quoted=reported))
+        if m.cue is CueClass.audience_decides and not reported:
+            asking = asking or not view.quoted(span)
     out.extend(_affix_targets(view, fates.items, index))
     out.extend(_named_targets(view, harms.items, matches))
     out.extend(_pronoun_targets(view, matches, fates))
@@ -245,7 +248,8 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     )
     out.extend(_option_pairs(view, fates.items, victim=victims))
     out.extend(_reactions(view, matches, fates, harms))
-    out.extend(_quoted_answers(view, fates.items, harms, victim=victims))
+    if asking:  # answers in quotes only where the audience is asked, not in a report
+        out.extend(_quoted_answers(view, fates.items, harms, victim=victims))
     out.extend(_percentages(view, harms))
     out.extend(_slogans(view, matches, fates))
     harm_in_poll = any(view.kinds[segs[m.start]] is not SegmentKind.text for m in harms.items)
