@@ -18,6 +18,7 @@ linked or weak) and the normalised spans that the detector quotes.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -249,7 +250,7 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     out.extend(_option_pairs(view, fates.items, victim=victims))
     out.extend(_reactions(view, matches, fates, harms))
     if asking:  # answers in quotes only where the audience is asked, not in a report
-        out.extend(_quoted_answers(view, fates.items, harms, victim=victims))
+        out.extend(_quoted_answers(view, matches, fates.items, harms, victim=victims))
     out.extend(_percentages(view, harms))
     out.extend(_slogans(view, matches, fates))
     harm_in_poll = any(view.kinds[segs[m.start]] is not SegmentKind.text for m in harms.items)
@@ -438,8 +439,8 @@ def _reactions(
             fates.near(r, REACTION_WINDOW + 1, view.segments),
             key=lambda f: (f.cue not in _HARM, abs(f.start - r.start)),
         )
-        if answers:  # "👎 = into the river": its answer is what follows, not what came before
-            near = [f for f in near if f.start >= r.end]
+        if answers:  # "👎 = into the river": its answer is what follows, nearest first
+            near = sorted((f for f in near if f.start >= r.end), key=lambda f: f.start)
         found = False
         for f in near:
             first, second = (r, f) if r.start < f.start else (f, r)
@@ -483,13 +484,60 @@ def _reactions(
     return out
 
 
+#: Most words in one answer written in capitals ("SHOOT or LET GO").
+CAPS_ANSWER_WORDS = 3
+
+
+def _caps_answers(view: PostView, matches: Sequence[Match]) -> list[tuple[int, int]]:
+    """Answers written in capitals and set against each other: "write SHOOT or RELEASE"."""
+    alternatives = {
+        j for m in matches if m.cue is CueClass.alternative for j in range(m.start, m.end)
+    }
+    runs: list[tuple[int, int]] = []  # content token ranges
+    start = None
+    for j, tok in enumerate(view.content):
+        original = view.norm.original(tok.start, tok.end)
+        caps = (
+            tok.kind is TokenKind.word
+            and j not in alternatives
+            and len(original) >= 2
+            and original.isupper()
+        )
+        same = start is not None and view.segments[j] == view.segments[start]
+        if caps and (start is None or not same):
+            if start is not None:
+                runs.append((start, j))
+            start = j
+        elif not caps and start is not None:
+            runs.append((start, j))
+            start = None
+    if start is not None:
+        runs.append((start, len(view.content)))
+    short = [r for r in runs if r[1] - r[0] <= CAPS_ANSWER_WORDS]
+    out: list[tuple[int, int]] = []
+    for (a, b), (c, d) in itertools.pairwise(short):
+        between = range(b, c)
+        if 0 < len(between) <= 2 and all(j in alternatives for j in between):
+            for lo, hi in ((a, b), (c, d)):
+                span = view.span(lo, hi)
+                if span not in out:
+                    out.append(span)
+    return out
+
+
 def _quoted_answers(
-    view: PostView, fates: Sequence[Match], harms: Nearby, *, victim: bool
+    view: PostView,
+    matches: Sequence[Match],
+    fates: Sequence[Match],
+    harms: Nearby,
+    *,
+    victim: bool,
 ) -> list[Evidence]:
-    """Answers offered in quotes ("comment 'RIVER' or 'NO'"): two or more are a poll
-    written in words; with a harm act in the post, one answer that spares and another of
-    unknown words set a life against something else, as poll options do."""
-    answers = _answers(view.norm.text)
+    """Answers offered in quotes or capitals ("comment 'RIVER' or 'NO'", "write SHOOT or
+    RELEASE"): two or more are a poll written in words; with a harm act in the post, one
+    answer that spares and another of unknown words set a life against something else, as
+    poll options do."""
+    answers = _answers(view.norm.text) + _caps_answers(view, matches)
     if len(answers) < 2 or not harms.items:
         return []
     out = [Evidence(CueClass.poll_structure.value, "zxx", QUOTED_POLL, tuple(answers[:4]))]
