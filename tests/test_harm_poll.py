@@ -54,6 +54,7 @@ def test_labelled_set_covers_every_language_with_positives_and_hard_negatives() 
 #: Labelled posts the detector is known to miss, with the reason (docs/harm-poll.md, limits).
 KNOWN_GAPS = {
     "en-b-p03": "no harm word at all: 'does the traitor keep his head?'",
+    "en-b-p05": "asks nobody in so many words ('only if this gets 10k likes'): review tier only",
 }
 
 
@@ -190,7 +191,9 @@ def test_firing_explains_cue_names_original_phrases_and_language() -> None:
     result = assess("sh0uld w3 k1ll h1m or l3t h1m g0?? vote below")
     assert result.fired and result.kind is Kind.vote
     assert result.language == "en"
-    assert Cue("harm_act", "k1ll", "en", WEIGHTS["harm_act"]) in result.cues
+    assert ("harm_act", "k1ll", "en", WEIGHTS["harm_act"]) in [
+        (c.name, c.phrase, c.language, c.weight) for c in result.cues
+    ]
     names = {c.name for c in result.cues}
     assert {"harm_act", "target_person", "choice_pair", "audience_decides"} <= names
     line = result.explain()

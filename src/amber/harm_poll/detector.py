@@ -359,7 +359,12 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
     # Laughter counts in full where nobody is held or named as a target and the post
     # jokes: laughs twice, laughs in the answers themselves ("Death 😂 / Forgiveness"),
     # or is about a brother or a game: the tiramisu thief, the Mafia night.
-    addressed = any(_addressed(c) for c in positives) and bool(victim or pair or reaction)
+    # a call to vote with a time limit is addressed, whatever its words ("counting votes
+    # at 8pm")
+    live = any(c.name == "audience_decides" and not c.quoted for c in positives) and any(
+        c.name == "deadline" and not c.quoted for c in positives
+    )
+    addressed = (live or any(_addressed(c) for c in positives)) and bool(victim or pair or reaction)
     held = _strength(positives, "captive") > 0 or any(
         c.name == "target_named" and c.weight >= WEIGHTS["target_named"] for c in positives
     )
@@ -424,7 +429,7 @@ def _addressed(cue: Cue) -> bool:
         return False
     if cue.name == "poll_structure":
         return cue.language == "zxx"  # the poll's own options or option lines
-    if cue.name == "choice_pair":
+    if cue.name in ("choice_pair", "harm_act"):
         return cue.asked or " / " in cue.phrase  # a question, or the poll's own options
     if cue.name == "audience_decides":  # "you decide", "vote now"; not the noun "poll"
         return cue.weight >= WEIGHTS["audience_decides"]

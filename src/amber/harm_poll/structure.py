@@ -237,7 +237,8 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
             for f in frames.around(m.start - REPORTED_WINDOW, m.start)
         )
         span = (view.span(m.start, m.end),)
-        out.append(Evidence(m.cue.value, m.language, factor, span, quoted=reported))
+        asked = m.cue is CueClass.harm_act and _asked(view, m.end - 1)  # "Shoot him?"
+        out.append(Evidence(m.cue.value, m.language, factor, span, quoted=reported, asked=asked))
         if m.cue is CueClass.audience_decides and not reported:
             asking = asking or not view.quoted(span)
     out.extend(_affix_targets(view, fates.items, index))

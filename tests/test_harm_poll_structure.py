@@ -1,0 +1,134 @@
+"""How the harm-poll detector reads a post's shape: who is asked, what is quoted, what is a
+joke, a slogan, a report; the two tiers and the explanation. Examples written for these
+tests (the evaluation sets are never read here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from amber.harm_poll import assess
+from amber.policy import Verdict, load_policy
+from amber.signals.harm_poll import explain_text
+
+POLICY = load_policy()
+
+
+def verdict(text: str, question: str | None = None, options: tuple[str, ...] = ()) -> Verdict:
+    return explain_text(text, question=question, options=options, policy=POLICY)[1].verdict
+
+
+def names(text: str, **poll: object) -> set[str]:
+    result = assess(text, **poll)  # type: ignore[arg-type]
+    return {c.name for c in (*result.cues, *result.dampeners)}
+
+
+# --- dampeners never veto alone ------------------------------------------------------
+
+
+def test_a_taunt_with_laughter_is_still_a_vote_on_a_captive() -> None:
+    text = "We caught the spy 😂 kill him or let him go? Vote, one hour"
+    assert verdict(text) is Verdict.restrict, assess(text).explain()
+
+
+def test_a_vote_on_a_named_journalist_is_a_harm_poll() -> None:
+    text = "Should we kill the journalist @reporter_xy or let her go? Vote now"
+    result = assess(text)
+    assert verdict(text).rank >= Verdict.review.rank, result.explain()
+    assert {"target_named"} <= {c.name for c in result.cues}
+
+
+def test_police_and_journalist_words_do_not_make_a_vote_news() -> None:
+    text = "This police informant is in our hands. Kill him or release him? Vote."
+    assert verdict(text) is Verdict.restrict, assess(text).explain()
+
+
+def test_a_report_quoting_the_caption_is_news() -> None:
+    text = (
+        'Police said the group posted "Kill him or let him go? You have one hour to vote" '
+        "before the account was closed."
+    )
+    result = assess(text)
+    assert verdict(text) is Verdict.allow, result.explain()
+    assert all(c.quoted for c in result.cues)
+
+
+def test_a_quotation_without_a_frame_word_is_still_a_quotation() -> None:
+    text = 'Seen today: "Kill him or let him go? One hour to vote." Unbelievable.'
+    assert verdict(text).rank < Verdict.restrict.rank, assess(text).explain()
+
+
+def test_a_report_of_followers_asked_to_vote_is_not_a_call_to_vote() -> None:
+    text = "Researchers found the militia asked followers to vote on killing a prisoner."
+    assert verdict(text) is Verdict.allow, assess(text).explain()
+
+
+# --- jokes, games, animals, slogans ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My brother ate the last slice. Kill him or forgive him? Vote 😂",
+        "Game night! Werewolf round 3: vote who we execute tonight, NPC style 😂",
+        "Rats in the shed again 😩 kill them or catch them and let them go? Vote",
+        "DERBY TONIGHT 🔥 Kill or be killed! Destroy them!",
+    ],
+)
+def test_jokes_games_pests_and_slogans_are_allowed(text: str) -> None:
+    assert verdict(text) is Verdict.allow, assess(text).explain()
+
+
+def test_kill_or_die_is_read_as_a_slogan() -> None:
+    assert "idiom" in names("Tonight it is kill or die, boys 🔥")
+
+
+def test_a_lone_reaction_next_to_a_harm_word_is_not_a_vote() -> None:
+    assert "reaction_vote" not in names("🔥 kill them all on the pitch tonight")
+
+
+# --- votes read from their shape ---------------------------------------------------
+
+
+def test_answers_in_quotes_are_a_poll_and_a_life_against_unknown_words_a_choice() -> None:
+    text = "We have the thief. Do we finish him? Comment 'RIVER' or 'MERCY', the majority decides"
+    result = assess(text)
+    cues = {c.name for c in result.cues}
+    assert {"poll_structure", "choice_pair"} <= cues, result.explain()
+    assert verdict(text).rank >= Verdict.review.rank
+
+
+def test_like_equals_yes_on_a_harm_act_is_a_vote() -> None:
+    text = "Do we burn his house tonight? Like = yes. 500 likes and it happens"
+    assert "reaction_vote" in names(text)
+
+
+def test_a_life_against_unknown_words_after_equals_is_an_implied_choice() -> None:
+    text = "The snitch is here. 👍 = he lives, 👎 = zzkrrbl tonight. Vote"
+    result = assess(text)
+    pairs = [c for c in result.cues if c.name == "choice_pair"]
+    assert pairs and pairs[0].weight < 2.5, result.explain()  # weaker than a named choice
+
+
+def test_a_vote_share_is_an_outcome() -> None:
+    result = assess("1 hour left. 80% said execute ⏳")
+    assert any(c.name == "outcome" and c.language == "zxx" for c in result.cues)
+
+
+def test_a_vote_that_asks_nobody_stays_in_the_review_tier() -> None:
+    text = "The prisoner in our hands will be executed or released by the group."
+    result = assess(text)
+    assert result.score < 0.5, result.explain()
+
+
+# --- explanations ------------------------------------------------------------------
+
+
+def test_explanation_names_language_lexicon_cues_and_steps() -> None:
+    result = assess("Kill him or let him go? You have one hour to vote")
+    line = result.explain()
+    assert "lang=en" in line and "lexicon=full" in line and "choice_pair" in line
+    assert result.steps[0].startswith("vote = bias")
+    assert result.steps[-1].startswith("score = logistic")
+    data = result.to_json()
+    assert data["language"]["code"] == "en" and data["language"]["lexicon"] == "full"
+    assert {c["name"] for c in data["cues"]} >= {"harm_act", "choice_pair", "deadline"}
