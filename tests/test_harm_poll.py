@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from amber.errors import InternalError, UserError
-from amber.harm_poll import DEFAULT_THRESHOLD, Assessment, Cue, Kind, assess
+from amber.harm_poll import DEFAULT_THRESHOLD, Assessment, Kind, assess
 from amber.harm_poll.detector import WEIGHTS
 from amber.harm_poll.lexicon import CueClass, Role, lexicon_files, load
 from amber.harm_poll.matcher import compile_entry, stemmer
