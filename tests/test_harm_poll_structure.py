@@ -70,12 +70,29 @@ def test_a_report_of_followers_asked_to_vote_is_not_a_call_to_vote() -> None:
     [
         "My brother ate the last slice. Kill him or forgive him? Vote 😂",
         "Game night! Werewolf round 3: vote who we execute tonight, NPC style 😂",
-        "Rats in the shed again 😩 kill them or catch them and let them go? Vote",
+        "Rats in the shed again 😩 kill the rats or catch them and let them go? Vote",
         "DERBY TONIGHT 🔥 Kill or be killed! Destroy them!",
     ],
 )
 def test_jokes_games_pests_and_slogans_are_allowed(text: str) -> None:
     assert verdict(text) is Verdict.allow, assess(text).explain()
+
+
+def test_an_animal_named_once_over_a_captive_poll_is_an_insult_not_pest_control() -> None:
+    result = assess("Rat.", question="?", options=["Execute", "Release"])
+    assert verdict("Rat.", "?", ("Execute", "Release")).rank >= Verdict.review.rank, (
+        result.explain()
+    )
+
+
+def test_announcement_without_a_kill_verb_reaches_review() -> None:
+    for text in ("You decided. It is done.", "Ihr habt entschieden. Erledigt."):
+        assert verdict(text) is Verdict.review, assess(text).explain()
+
+
+def test_answers_numbered_one_and_two_are_a_vote() -> None:
+    text = "The spy is here. Comments: 1 zzkrrbl, 2 let him go. One hour."
+    assert "reaction_vote" in names(text), assess(text).explain()
 
 
 def test_kill_or_die_is_read_as_a_slogan() -> None:

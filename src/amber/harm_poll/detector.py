@@ -334,10 +334,10 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
     has_act = bool(names & {"harm_act", "harm_done", "euphemism"})
     if outcome and not has_act:
         # "the majority chose death": death named as the outcome of a vote is the harm;
-        # "as you wished ... justice is served": the deed done, in other words
-        implied = max(
-            CHOSEN_DEATH * _strength(positives, "death_word"), FINALITY_AS_HARM * finality
-        )
+        # "you decided. It is done.": the deed done, in other words (a word of finality
+        # that alone is everyday counts in full next to a vote's outcome)
+        done = FINALITY_AS_HARM * WEIGHTS["finality"] if finality else 0.0
+        implied = max(CHOSEN_DEATH * _strength(positives, "death_word"), done)
         if implied > harm:
             harm = implied
             steps.append(f"outcome with death or finality words: harm {harm:.2f}")
@@ -370,7 +370,10 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
     )
     dampened = {c.name for c in dampeners}
     laughs = sum(1 for c in dampeners if c.name == "humor")
-    playful = bool(dampened & {"hyperbole", "fiction_game", "animal_pest"})
+    # an animal named once may be an insult for the captive ("Rat." over "Execute /
+    # Release"); pest control names its animals again (the question, the traps)
+    animals = sum(1 for c in dampeners if c.name == "animal_pest")
+    playful = bool(dampened & {"hyperbole", "fiction_game"}) or animals >= 2
     fiction = sum(1 for c in dampeners if c.name == "fiction_game") >= 2  # an episode, a level
     joking = fiction or (
         not held

@@ -175,6 +175,8 @@ IMPLIED_PAIR = 0.6
 #: in a poll about a captive or a named target, a weaker one will do ("He goes home").
 FIRM_SPARE = 0.8
 WEAK_SPARE = 0.5
+#: Within how many tokens "1 ... 2 ..." is an enumeration of answers.
+ENUMERATION_WINDOW = 10
 #: Weight factor of two or more answers offered in quotes, read as a poll.
 QUOTED_POLL = 0.8
 #: Weight factor of a percentage in a post with a harm act, read as a vote's outcome.
@@ -435,7 +437,7 @@ def _reactions(
     # one reaction next to a fate is hype ("🔥 kill or be killed"); a vote offers two
     several = len({r.pattern.source for r in reactions}) >= 2
     for r in reactions:
-        answers = _offers_answer(view, r)
+        answers = r.pattern is _NUMBER_MARKER or _offers_answer(view, r)
         near = sorted(
             fates.near(r, REACTION_WINDOW + 1, view.segments),
             key=lambda f: (f.cue not in _HARM, abs(f.start - r.start)),
