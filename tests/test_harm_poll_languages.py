@@ -185,7 +185,7 @@ def test_macros_expand() -> None:
     ("edit", "message"),
     [
         (('coverage = "core"', 'coverage = "most"'), "key coverage"),
-        (("harm_act =", "kill_act ="), "key entries"),
+        (("harm_act =", "kill_act ="), "key entries.kill_act"),
         (("fusil$END", "fusil$NOPE"), "unknown macro $NOPE"),
         (('stemmer = "spanish"', ""), "no stemmer is set"),
         (('date = "2026-12-01"', 'date = "yesterday"'), "reviewers.0.date"),
@@ -195,6 +195,22 @@ def test_macros_expand() -> None:
 def test_a_bad_lexicon_file_names_the_key(edit: tuple[str, str], message: str) -> None:
     with pytest.raises(UserError, match=message.replace("$", r"\$")):
         parse(GOOD.replace(*edit), source="xx.toml")
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        ("xx.toml", ("fusil$END", "fusil{o|a"), "unbalanced braces"),
+        ("yy.toml", ("", ""), "must be named xx.toml"),
+    ],
+)
+def test_check_file_refuses_what_would_break_amber(
+    tmp_path: Path, name: str, edit: tuple[str, str], message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(GOOD.replace(*edit) if edit[0] else GOOD, encoding="utf-8")
+    with pytest.raises(UserError, match=message):
+        check_file(path)
 
 
 def test_every_packaged_lexicon_is_valid_and_has_provenance() -> None:

@@ -428,7 +428,7 @@ class FollowsSignal(Condition):
         if hit is None:
             return []
         earlier, reason = hit
-        detail = f"follows a {reason.get('label')} ({self.signal}): {earlier.describe()}"
+        detail = f"follows a harm poll ({reason.get('label')}): {earlier.describe()}"
         return [(Reason(signal=self.signal, rule=rule, label="follow_up", detail=detail), None)]
 
 

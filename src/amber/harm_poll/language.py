@@ -43,6 +43,8 @@ TOP = 3
 TRUSTED = 0.5
 #: Lexicon score (stopwords 1 each, cue words 0.5) from which the lexicons' guess counts.
 LEXICON_CLEAR = 2.0
+#: Below this fastText probability its first guess yields to any lexicon evidence.
+UNSURE = 0.2
 #: Below this fastText probability a language is not worth stemming for.
 STEM_FLOOR = 0.1
 
@@ -75,6 +77,7 @@ class LanguageGuess:
             "confidence": round(self.confidence, 3),
             "by": self.by,
             "lexicon": None if self.coverage is None else self.coverage.value,
+            "fasttext": [[code, p] for code, p in self.candidates],
         }
 
 
@@ -92,11 +95,12 @@ def fasttext_guesses(text: str) -> list[tuple[str, float]]:
     if not any(c.isalpha() for c in flat):
         return []
     found = _model().detect(flat, model="lite", k=TOP)
-    out: list[tuple[str, float]] = []
-    for item in found:
+    merged: dict[str, float] = {}
+    for item in found:  # Egyptian Arabic is Arabic: one language, its chances added
         code = str(item["lang"])
-        out.append((_ALIASES.get(code, code), float(item["score"])))
-    return out
+        code = _ALIASES.get(code, code)
+        merged[code] = merged.get(code, 0.0) + float(item["score"])
+    return sorted(merged.items(), key=lambda kv: -kv[1])
 
 
 def identify(
@@ -133,6 +137,10 @@ def identify(
             return LanguageGuess(
                 lex_main, dict(guesses)[lex_main], "fasttext", coverage.get(lex_main), candidates
             )
+        if lex_main is not None and p < UNSURE:
+            # fastText all but guessing, the lexicons seeing something: trust the lexicons
+            sure = min(1.0, lex_score / (lex_score + 2.0))
+            return LanguageGuess(lex_main, sure, "lexicon", coverage.get(lex_main), candidates)
         return LanguageGuess(top, p, "fasttext", coverage.get(top), candidates)
     if lex_main is not None:
         sure = min(1.0, lex_score / (lex_score + 2.0))

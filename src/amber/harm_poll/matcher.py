@@ -150,6 +150,8 @@ def compile_entry(
     ``stem`` is the language's stemmer, needed by words written with ``+``. Raises
     ``InternalError`` naming the entry when it cannot be compiled.
     """
+    if entry.count("{") != entry.count("}"):
+        raise InternalError(f"lexicon {language} {cue}: entry {entry!r} has unbalanced braces")
     weight = 1.0
     body = entry
     m = _WEIGHT.search(body)

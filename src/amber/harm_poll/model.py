@@ -80,6 +80,7 @@ class Assessment:
                 "language": c.language,
                 "weight": c.weight,
                 "quoted": c.quoted,
+                "asked": c.asked,
             }
 
         return {

@@ -198,7 +198,10 @@ def parse(text: str, *, source: str) -> Lexicon:
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
-        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        path = [str(p) for p in first.absolute_path]
+        if "propertyNames" in first.schema_path:  # a key that is not allowed: name it
+            path.append(str(first.instance))
+        where = ".".join(path) or "(top level)"
         raise UserError(f"lexicon {source}, key {where}: {first.message}")
     macros: dict[str, str] = data.get("macros", {})
 
@@ -254,7 +257,7 @@ def lexicon_files() -> list[str]:
 def load() -> tuple[Lexicon, ...]:
     """Every lexicon of the package. Raises ``InternalError`` if one is malformed."""
     out: list[Lexicon] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for name in lexicon_files():
         text = files(__name__).joinpath(f"{name}.toml").read_text(encoding="utf-8")
         try:
@@ -262,8 +265,11 @@ def load() -> tuple[Lexicon, ...]:
         except UserError as exc:
             raise InternalError(str(exc)) from None
         if lexicon.language in seen:
-            raise InternalError(f"lexicon language {lexicon.language!r} is defined twice")
-        seen.add(lexicon.language)
+            raise InternalError(
+                f"lexicon {name}.toml: language {lexicon.language!r} is already defined by "
+                f"{seen[lexicon.language]}"
+            )
+        seen[lexicon.language] = f"{name}.toml"
         out.append(lexicon)
     return tuple(out)
 
@@ -284,4 +290,10 @@ def check_file(path: Path) -> Lexicon:
         build_index([lexicon])
     except InternalError as exc:
         raise UserError(str(exc)) from None
+    expected = "emoji" if lexicon.language == "zxx" else lexicon.language
+    if path.stem != expected:
+        raise UserError(
+            f"lexicon {path}: a file for language {lexicon.language!r} must be named "
+            f"{expected}.toml (amber finds each language by its file)"
+        )
     return lexicon
