@@ -243,6 +243,13 @@ class MediaUnreadable(Condition):
         ]
 
 
+def _signal_name(table: Mapping[str, Any], where: str, path: str) -> str:
+    signal = table.get("signal")
+    if not isinstance(signal, str) or not signal:
+        raise PolicyError("expected the name of a signal type", path=path, key=f"{where}.signal")
+    return signal
+
+
 def _score(table: Mapping[str, Any], key: str, where: str, path: str, default: float) -> float:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
@@ -272,12 +279,7 @@ class SignalScore(Condition):
     keys = frozenset({"signal", "values", "min_score", "max_score", "poll"})
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
-        signal = table.get("signal")
-        if not isinstance(signal, str) or not signal:
-            raise PolicyError(
-                "expected the name of a signal type", path=path, key=f"{where}.signal"
-            )
-        self.signal = signal
+        self.signal = _signal_name(table, where, path)
         self.values = _str_list(table, "values", where, path)
         self.min_score = _score(table, "min_score", where, path, 0.5)
         self.max_score = (
@@ -415,12 +417,7 @@ class FollowsSignal(Condition):
     keys = frozenset({"signal"}) | _Related.keys
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
-        signal = table.get("signal")
-        if not isinstance(signal, str) or not signal:
-            raise PolicyError(
-                "expected the name of a signal type", path=path, key=f"{where}.signal"
-            )
-        self.signal = signal
+        self.signal = _signal_name(table, where, path)
         self.context = _Related(table, where, path)
 
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
