@@ -35,7 +35,7 @@ from amber.harm_poll.language import (
     stem_languages,
 )
 from amber.harm_poll.lexicon import FRAMES as FRAME_CLASSES
-from amber.harm_poll.lexicon import Coverage, CueClass, Role
+from amber.harm_poll.lexicon import CueClass, Role
 from amber.harm_poll.matcher import (
     Index,
     Match,
@@ -191,18 +191,6 @@ def assess(
     )
 
 
-_COVERAGE: dict[int, dict[str, Coverage]] = {}
-
-
-def _coverage(index: Index) -> dict[str, Coverage]:
-    """Each language's lexicon coverage (emoji are no language)."""
-    found = _COVERAGE.get(id(index))
-    if found is None:
-        found = {code: lex.coverage for code, lex in index.lexicons.items() if code != "zxx"}
-        _COVERAGE[id(index)] = found
-    return found
-
-
 def _clip(text: str, limit: int) -> str:
     """Long text keeps its head and its tail (where a poll's call to vote sits)."""
     if len(text) <= limit:
@@ -224,7 +212,7 @@ def _matches(
         index, view.content, view.segments, stem_languages=stem_languages(guesses, stops)
     )
     scores = language_scores(index, view.content, found, stopwords=stops)
-    guess = identify(whole, lexicon_scores=scores, coverage=_coverage(index), guesses=guesses)
+    guess = identify(whole, lexicon_scores=scores, coverage=index.coverage, guesses=guesses)
     if guess.code is not None and guess.confidence >= CLEAR_LANGUAGE:
         # a helper word (or, him, like, =) works only in its own language's sentences
         found = [

@@ -20,7 +20,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from amber.errors import InternalError
-from amber.harm_poll.lexicon import CueClass, Lexicon, Role, load
+from amber.harm_poll.lexicon import Coverage, CueClass, Lexicon, Role, load
 from amber.harm_poll.normalize import Token, TokenKind, is_arabic_script, normalise, tokenize
 
 #: Patterns found by one word: those to try, and those whose second word is fixed, by it.
@@ -232,7 +232,6 @@ class Index:
     #: by that second word (looked up by both words, so most are never tried)
     exact: dict[str, Lookup]
     stems: dict[str, Lookup]
-    stem_lengths: tuple[int, ...]
     #: the stem lengths worth trying for a word, by its first two letters, longest first
     stem_lengths_by_start: dict[str, tuple[int, ...]]
     clitics: dict[str, frozenset[str]]
@@ -248,6 +247,8 @@ class Index:
     #: language -> its Snowball algorithm
     stemmers: dict[str, str]
     lexicons: dict[str, Lexicon]
+    #: each language's lexicon coverage (emoji, language ``zxx``, are no language)
+    coverage: dict[str, Coverage]
     #: the forms each word is looked up as (``_Matcher.forms``), kept across posts
     forms_cache: dict[str, Forms] = field(default_factory=dict, compare=False)
 
@@ -311,7 +312,6 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
     return Index(
         exact=_lookups(exact, exact_pairs),
         stems=_lookups(stems, stem_pairs),
-        stem_lengths=tuple(sorted({len(s) for s in stems} | {len(s) for s in stem_pairs})),
         stem_lengths_by_start=_lengths_by_start(stems.keys() | stem_pairs.keys()),
         clitics=clitics,
         all_clitics=tuple(all_clitics),
@@ -330,6 +330,7 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
         },
         stemmers={lex.language: lex.stemmer for lex in lexicons if lex.stemmer is not None},
         lexicons={lex.language: lex for lex in lexicons},
+        coverage={lex.language: lex.coverage for lex in lexicons if lex.language != "zxx"},
     )
 
 
