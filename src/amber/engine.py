@@ -210,33 +210,35 @@ class Engine:
             options=post.poll.options if post.poll else (),
         )
         signals = [v for s in self.post_signals for v in s.compute(words)]
-        pdq = [
-            v.value
-            for h in hashed
-            if isinstance(h, MediaHashes)
-            for v in (h.original("pdq"),)
-            if v is not None and (v.quality is None or v.quality >= self.policy.pdq_min_quality)
-        ]
         now = self.clock()
-        earlier = self.decisions.earlier(
-            post_id=post.id,
-            author=post.author,
-            reply_to=post.reply_to,
-            before=post.created_at,
-            pdq=pdq,
-            window=CONTEXT_WINDOW,
-            now=now,
-        )
         findings = Findings(
             matches=matches,
             media_paths=paths,
             unreadable=unreadable,
             signals=signals,
             has_poll=post.poll is not None,
-            earlier=earlier,
             created_at=post.created_at,
             now=now,
         )
+        links = self.policy.links(findings)  # look up only the earlier posts a rule can use
+        if links:
+            pdq = [
+                v.value
+                for h in hashed
+                if isinstance(h, MediaHashes)
+                for v in (h.original("pdq"),)
+                if v is not None and (v.quality is None or v.quality >= self.policy.pdq_min_quality)
+            ]
+            earlier = self.decisions.earlier(
+                post_id=post.id,
+                author=post.author if "author" in links else None,
+                reply_to=post.reply_to if "reply" in links else None,
+                before=post.created_at,
+                pdq=pdq if "media" in links else (),
+                window=CONTEXT_WINDOW,
+                now=now,
+            )
+            findings = replace_field(findings, earlier=earlier)
         outcome = self.policy.decide(findings)
         media = [(i, paths[i], h) for i, h in enumerate(hashed) if isinstance(h, MediaHashes)]
         result = ScanResult(post, outcome, [h for _, _, h in media])

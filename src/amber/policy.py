@@ -156,6 +156,12 @@ class Condition:
     def check(self, signal_types: Collection[str]) -> None:
         """Raise ``PolicyError`` if the condition names a signal type that does not exist."""
 
+    def links(self, findings: Findings) -> frozenset[str]:
+        """How earlier posts could matter to this condition for this post (``reply``,
+        ``author``, ``media``): the engine looks up only those."""
+        del findings
+        return frozenset()
+
 
 def _str_list(table: Mapping[str, Any], key: str, where: str, path: str) -> list[str] | None:
     value = table.get(key)
@@ -383,6 +389,9 @@ class AfterSignal(SignalScore):
         super().__init__(table, where, path)
         self.context = _Related(table, where, path)
 
+    def links(self, findings: Findings) -> frozenset[str]:
+        return self.context.related if self.found(findings) else frozenset()
+
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
         found = self.found(findings)
         if not found:
@@ -419,6 +428,9 @@ class FollowsSignal(Condition):
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
         self.signal = _signal_name(table, where, path)
         self.context = _Related(table, where, path)
+
+    def links(self, findings: Findings) -> frozenset[str]:
+        return self.context.related
 
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
         hit = self.context.earlier(findings, self.signal)
@@ -476,6 +488,13 @@ class Policy:
         """Raise ``PolicyError`` for a rule that names a signal type amber does not have."""
         for rule in self.rules:
             rule.condition.check(signal_types)
+
+    def links(self, findings: Findings) -> frozenset[str]:
+        """How earlier posts could matter to any rule for this post (see ``Condition.links``)."""
+        out: frozenset[str] = frozenset()
+        for rule in self.rules:
+            out |= rule.condition.links(findings)
+        return out
 
     def decide(self, findings: Findings) -> Outcome:
         """Apply every rule; the strongest verdict wins and all reasons are kept."""
