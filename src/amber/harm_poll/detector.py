@@ -34,8 +34,7 @@ from amber.harm_poll.language import (
     related,
     stem_languages,
 )
-from amber.harm_poll.lexicon import FRAMES as FRAME_CLASSES
-from amber.harm_poll.lexicon import CueClass, Role
+from amber.harm_poll.lexicon import FRAMES, CueClass, Role
 from amber.harm_poll.matcher import (
     Index,
     Match,
@@ -104,7 +103,6 @@ FINALITY_AS_HARM = 1.2
 #: victim, choice or reaction vote) they count at ``FRAME_IN_VOTE`` of their weight:
 #: a quoted caption inside reporting is news, a taunt with 😂 is not a joke. Dampeners
 #: that change the target (animals, games, sport, idioms, "my brother") count fully.
-FRAMES = frozenset(c.value for c in FRAME_CLASSES)
 FRAME_IN_VOTE = 0.25
 #: Highest log-odds of a post framed as a report or condemnation that asks nobody, and
 #: of a joke (nobody held; laughter with a brother, a game or twice over).
@@ -154,7 +152,7 @@ def assess(
     stops = stopword_scores(index, view.content)
     whole = "\n".join(p for p in (text, question or "", *kept_options) if p)
     guesses = fasttext_guesses(whole)
-    matches, _scores, guess = _matches(view, index, stops, guesses, whole)
+    matches, guess = _matches(view, index, stops, guesses, whole)
     evidence = derive(view, matches, index)
     cues = [_cue(view, e) for e in evidence]
     if guess.code is not None and guess.confidence >= CLEAR_LANGUAGE:
@@ -205,9 +203,8 @@ def _matches(
     stops: dict[str, float],
     guesses: list[tuple[str, float]],
     whole: str,
-) -> tuple[list[Match], dict[str, float], LanguageGuess]:
-    """Lexicon matches after overlaps and negations, each language's presence, and the
-    post's language."""
+) -> tuple[list[Match], LanguageGuess]:
+    """Lexicon matches after overlaps and negations, and the post's language."""
     found = find_matches(
         index, view.content, view.segments, stem_languages=stem_languages(guesses, stops)
     )
@@ -221,13 +218,13 @@ def _matches(
             if m.cue.role is not Role.helper or not _foreign(m.language, guess.code, stops)
         ]
     if not found:
-        return [], scores, guess
+        return [], guess
     backed = dict(scores)
     for code, p in guesses:
         if code in backed:  # fastText's guess settles ties between lexicons
             backed[code] += FASTTEXT_BACKING * p
     kept = resolve(found, index, view.content, backed)
-    return _drop_negated(kept, view), scores, guess
+    return _drop_negated(kept, view), guess
 
 
 def _drop_negated(matches: list[Match], view: PostView) -> list[Match]:
@@ -399,7 +396,7 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
         z = UNADDRESSED_CAP
         steps.append(f"nobody is asked: at most {UNADDRESSED_CAP:+.1f} (review)")
     fates = [c for c in positives if c.name in ("harm_act", "harm_done", "choice_pair")]
-    quoting = bool(fates) and all(c.quoted for c in fates) and not addressed
+    quoting = bool(fates) and all(c.quoted for c in fates)
     if (framed or quoting) and not addressed and z > FRAMED_CAP:
         # a report, a condemnation or a quotation of such a vote, asking nobody anything
         z = FRAMED_CAP
