@@ -149,3 +149,69 @@ def test_explanation_names_language_lexicon_cues_and_steps() -> None:
     data = result.to_json()
     assert data["language"]["code"] == "en" and data["language"]["lexicon"] == "full"
     assert {c["name"] for c in data["cues"]} >= {"harm_act", "choice_pair", "deadline"}
+
+
+# --- round 3: mercy denied, lenient answers, shares, reports, stories -----------------
+
+
+def test_mercy_denied_is_the_harm() -> None:
+    text = "The vote is closed. 87% said no mercy for the traitor. Done."
+    result = assess(text)
+    assert verdict(text).rank >= Verdict.review.rank, result.explain()
+    assert any(c.name == "harm_act" and c.phrase == "no mercy" for c in result.cues)
+
+
+def test_a_word_that_also_means_or_does_not_deny_the_answer_after_it() -> None:
+    # Arabic "ولا" is "or" here ("kill him or leave him?"), not "and not"
+    result = assess("نقتله ولا نتركه؟ صوتوا، معكم ساعة")
+    assert not any(c.phrase.startswith("ولا") and c.name == "harm_act" for c in result.cues)
+    assert {"spare_act", "harm_act"} <= {c.name for c in result.cues}, result.explain()
+
+
+def test_a_share_of_votes_with_the_deed_done_is_an_outcome() -> None:
+    result = assess("Voting is over: 91% chose. It is done. Let this be a lesson.")
+    assert any(c.name == "outcome" and "%" in c.phrase for c in result.cues), result.explain()
+
+
+def test_the_police_against_unknown_words_over_a_captive_is_a_choice() -> None:
+    # the other answer is in words amber does not know; handing over to the police is
+    # weaker than releasing, but with a captive tied up it still sets off a choice
+    text = (
+        "Caught this thief at the market, he is tied to the post. "
+        "👍 = hand him to the police, 🔥 = zvakanaka pano. Vote by 9pm."
+    )
+    result = assess(text)
+    assert "choice_pair" in {c.name for c in result.cues}, result.explain()
+    assert verdict(text).rank >= Verdict.review.rank, result.explain()
+
+
+def test_a_report_of_a_choice_put_to_followers_asks_its_readers_nothing() -> None:
+    text = (
+        "Human rights groups condemned an armed group that asked its followers whether "
+        "to execute a prisoner or release him."
+    )
+    assert verdict(text) is Verdict.allow, assess(text).explain()
+
+
+def test_a_report_with_a_poll_of_its_own_is_still_a_vote() -> None:
+    text = "The journalist who lied about us is in our hands. You decide."
+    question, options = "The journalist:", ("Execute him", "Release him")
+    assert verdict(text, question, options) is Verdict.restrict, assess(
+        text, question=question, options=options
+    ).explain()
+
+
+def test_a_story_characters_fate_is_not_a_harm_poll() -> None:
+    text = "Season 3 finale tonight! Should Marcus die or survive? Vote 😭"
+    question, options = "Marcus?", ("Die", "Survive")
+    assert verdict(text, question, options) is Verdict.allow, assess(
+        text, question=question, options=options
+    ).explain()
+
+
+def test_a_thief_of_the_last_slice_among_friends_is_a_joke() -> None:
+    text = "Who ate my last slice of pizza?? Hang the thief or forgive? 😂😂"
+    question, options = "Pizza thief", ("Hang 😂", "Forgive")
+    assert verdict(text, question, options) is Verdict.allow, assess(
+        text, question=question, options=options
+    ).explain()

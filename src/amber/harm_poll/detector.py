@@ -104,6 +104,10 @@ FINALITY_AS_HARM = 1.2
 #: a quoted caption inside reporting is news, a taunt with 😂 is not a joke. Dampeners
 #: that change the target (animals, games, sport, idioms, "my brother") count fully.
 FRAME_IN_VOTE = 0.25
+#: Frames that report a vote rather than hold one.
+REPORTING = frozenset({"news_report", "condemnation"})
+#: Share of a captive word's full weight from which a captive is held.
+HELD = 0.8
 #: Highest log-odds of a post framed as a report or condemnation that asks nobody, and
 #: of a joke (nobody held; laughter with a brother, a game or twice over).
 FRAMED_CAP = -2.5
@@ -350,7 +354,17 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
         c.name == "deadline" and not c.quoted for c in positives
     )
     addressed = (live or any(_addressed(c) for c in positives)) and bool(victim or pair or reaction)
-    held = _strength(positives, "captive") > 0 or any(
+    if addressed and any(c.name in REPORTING and not c.quoted for c in dampeners):
+        # a report tells of a choice put to others ("the group asked its followers whether
+        # to execute or free a prisoner"); it asks its own readers only with the means of a
+        # vote: a poll, answers to react or comment with, or a call with a time limit
+        addressed = live or reaction > 0 or any(
+            c.name == "poll_structure" and c.language == "zxx" and not c.quoted
+            for c in positives
+        )
+    # a captive held (a word of capture at full strength; "thief" alone is weaker: the
+    # friend who ate the last samosa) or a target named at full strength
+    held = _strength(positives, "captive") >= HELD * WEIGHTS["captive"] or any(
         c.name == "target_named" and c.weight >= WEIGHTS["target_named"] for c in positives
     )
     dampened = {c.name for c in dampeners}
@@ -359,7 +373,10 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
     # Release"); pest control names its animals again (the question, the traps)
     animals = sum(1 for c in dampeners if c.name == "animal_pest")
     playful = bool(dampened & {"hyperbole", "fiction_game"}) or animals >= 2
-    fiction = sum(1 for c in dampeners if c.name == "fiction_game") >= 2  # an episode, a level
+    # an episode and a level; or a series, a novel or a game where nobody is held or
+    # threatened: the fate voted on is a character's
+    stories = sum(1 for c in dampeners if c.name == "fiction_game")
+    fiction = stories >= 2 or (stories == 1 and not held)
     joking = fiction or (
         not held
         and (

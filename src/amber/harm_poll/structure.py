@@ -145,6 +145,9 @@ class Evidence:
 _HARM = frozenset({CueClass.harm_act, CueClass.harm_done, CueClass.euphemism, CueClass.death_word})
 _SPARE = frozenset({CueClass.spare_act, CueClass.life_word})
 _FATE = _HARM | _SPARE
+_VICTIMS = frozenset(
+    {CueClass.captive.value, CueClass.target_person.value, CueClass.target_named.value}
+)
 _LINK_PUNCT = frozenset({"=", ":", "→", "->", "=>", "-", ">"})
 _PAIR_PUNCT = frozenset({"/", "|", "\\"})
 #: Options written inline: "A) stoning B) exile", "1) kill 2) free".
@@ -187,6 +190,10 @@ SLOGAN_WINDOW = 4
 SLOGAN = 2.0
 #: Most reaction votes read from one post.
 MAX_REACTIONS = 4
+#: Within how many content tokens after a negation a spare act or life word is denied
+#: ("no mercy", "не жить"), and the weight factor of the harm it then stands for.
+NEGATED_WINDOW = 2
+NEGATED_MERCY = 0.8
 
 
 class Nearby:
@@ -221,6 +228,7 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     """Evidence from the matches themselves and from how they combine."""
     out: list[Evidence] = []
     segs = view.segments
+    matches = _deny_mercy(view, matches)
     fates = Nearby(m for m in matches if m.cue in _FATE)
     harms = Nearby(m for m in fates.items if m.cue in _HARM)
     frames = Nearby(m for m in matches if m.cue in FRAMES)
@@ -247,17 +255,53 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     out.extend(_named_targets(view, harms.items, matches))
     out.extend(_pronoun_targets(view, matches, fates))
     out.extend(_pairs(view, matches, fates))
-    victims = any(
-        m.cue in (CueClass.captive, CueClass.target_person, CueClass.target_named) for m in matches
-    )
+    # a person is the subject: a captive or target word, or a pronoun bound to a fate
+    # ("hand him to the police")
+    victims = any(e.name in _VICTIMS for e in out)
     out.extend(_option_pairs(view, fates.items, victim=victims))
-    out.extend(_reactions(view, matches, fates, harms))
+    out.extend(_reactions(view, matches, fates, harms, victim=victims))
     if asking:  # answers in quotes only where the audience is asked, not in a report
         out.extend(_quoted_answers(view, matches, fates.items, harms, victim=victims))
-    out.extend(_percentages(view, harms))
+    done = any(m.cue is CueClass.finality for m in matches)
+    out.extend(_percentages(view, harms, done=done))
     out.extend(_slogans(view, matches, fates))
     harm_in_poll = any(view.kinds[segs[m.start]] is not SegmentKind.text for m in harms.items)
     out.extend(_poll(view, harm_in_poll))
+    return out
+
+
+def _deny_mercy(view: PostView, matches: Sequence[Match]) -> list[Match]:
+    """A spare act or life word right after a negation, with no mark between them, is
+    mercy denied: "no mercy for the traitor", "he must not live" stand for the harm."""
+    # a word that is also "or" (Arabic "ولا") joins two answers rather than denying one
+    joins = {(m.start, m.end) for m in matches if m.cue is CueClass.alternative}
+    negations = Nearby(
+        m for m in matches if m.cue is CueClass.negation and (m.start, m.end) not in joins
+    )
+    if not negations.items:
+        return list(matches)
+    out: list[Match] = []
+    for m in matches:
+        denied = None
+        if m.cue in _SPARE:
+            for n in negations.around(m.start - NEGATED_WINDOW, m.start):
+                if (
+                    view.segments[n.start] == view.segments[m.start]
+                    and 0 <= m.start - n.end < NEGATED_WINDOW
+                    and not any(t.kind is TokenKind.punct for t in view.between(n.end - 1, m.start))
+                ):
+                    denied = n
+        if denied is None:
+            out.append(m)
+            continue
+        pattern = Pattern(
+            m.language,
+            CueClass.harm_act,
+            NEGATED_MERCY * m.pattern.weight,
+            (),
+            f"not {m.pattern.source}",
+        )
+        out.append(Match(pattern, denied.start, m.end, m.form, m.remainder))
     return out
 
 
@@ -417,14 +461,15 @@ _NUMBER_MARKER = Pattern("zxx", CueClass.reaction, 1.0, (), "#")
 
 
 def _reactions(
-    view: PostView, matches: Sequence[Match], fates: Nearby, harms: Nearby
+    view: PostView, matches: Sequence[Match], fates: Nearby, harms: Nearby, *, victim: bool
 ) -> list[Evidence]:
     """A reaction (👍, like, ✅, or a number offered as an answer) bound to a fate (he
     dies, free him) by '=' or nearness.
 
     Two answers, one bound to a life or a firm sparing ("👍 = he lives") and the other to
     words amber does not know ("👎 = into the river"), set life against something else:
-    an implied choice, weaker than a named one.
+    an implied choice, weaker than a named one. In a post about a captive or a target a
+    weaker sparing will do ("👍 = hand him to the police, 🔥 = we settle it here").
     """
     out: list[Evidence] = []
     links = Nearby(m for m in matches if m.cue is CueClass.link)
@@ -473,7 +518,8 @@ def _reactions(
         out.append(Evidence(CueClass.choice_pair.value, h.language, 1.0, (span,)))
     elif False in bound_to and unbound:
         life = bound_to[False]
-        if life.cue is CueClass.life_word or life.pattern.weight >= FIRM_SPARE:
+        firm = WEAK_SPARE if victim else FIRM_SPARE
+        if life.cue is CueClass.life_word or life.pattern.weight >= firm:
             other = unbound[0]
             span = view.span(min(life.start, other.start), max(life.end, other.end))
             out.append(Evidence(CueClass.choice_pair.value, life.language, IMPLIED_PAIR, (span,)))
@@ -563,10 +609,11 @@ def _quoted_answers(
 _PERCENT = re.compile(r"\d{1,3}(?:[.,]\d+)?\s?%")
 
 
-def _percentages(view: PostView, harms: Nearby) -> list[Evidence]:
-    """A share of votes ("80% said 'bury him'") in a post with a harm act: a vote's
-    standing or result, in any language."""
-    if not harms.items:
+def _percentages(view: PostView, harms: Nearby, *, done: bool) -> list[Evidence]:
+    """A share of votes ("80% said 'bury him'") in a post with a harm act, or with a word
+    of the deed done ("91% chose. It is done."): a vote's standing or result, in any
+    language."""
+    if not harms.items and not done:
         return []
     found = _PERCENT.search(view.norm.text)
     if found is None:
