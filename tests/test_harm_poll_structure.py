@@ -86,8 +86,12 @@ def test_an_animal_named_once_over_a_captive_poll_is_an_insult_not_pest_control(
 
 
 def test_announcement_without_a_kill_verb_reaches_review() -> None:
-    for text in ("You decided. It is done.", "Ihr habt entschieden. Erledigt."):
-        assert verdict(text) is Verdict.review, assess(text).explain()
+    for text in (
+        "You decided. It is done.",
+        "Ihr habt entschieden. Erledigt.",
+        "As you wished, the spy has met his fate.",
+    ):
+        assert verdict(text).rank >= Verdict.review.rank, assess(text).explain()
 
 
 def test_answers_numbered_one_and_two_are_a_vote() -> None:
@@ -215,3 +219,15 @@ def test_a_thief_of_the_last_slice_among_friends_is_a_joke() -> None:
     assert verdict(text, question, options) is Verdict.allow, assess(
         text, question=question, options=options
     ).explain()
+
+
+def test_a_negation_of_another_language_does_not_deny_mercy() -> None:
+    # Indonesian "ga" (not) is Serbo-Croatian "ga" (him): "we kill him or let him go"
+    result = assess("Ubijemo ga ili ga pustimo? Glasajte do večeras")
+    assert {"choice_pair", "spare_act"} <= {c.name for c in result.cues}, result.explain()
+
+
+def test_armenian_marks_inside_a_word_keep_the_word_whole() -> None:
+    from amber.harm_poll.normalize import normalise
+
+    assert normalise("սպանե՞նք").text == normalise("սպանենք").text == "սպանենք"

@@ -325,8 +325,10 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
         # "the majority chose death": death named as the outcome of a vote is the harm;
         # "you decided. It is done.": the deed done, in other words (a word of finality
         # that alone is everyday counts in full next to a vote's outcome)
+        # said of nobody ("Voting closed! As you decided. Done!") it may be any vote: half
         done = FINALITY_AS_HARM * WEIGHTS["finality"] if finality else 0.0
-        implied = max(CHOSEN_DEATH * _strength(positives, "death_word"), done)
+        chosen = CHOSEN_DEATH * _strength(positives, "death_word")
+        implied = max(chosen, done)
         if implied > harm:
             harm = implied
             steps.append(f"outcome with death or finality words: harm {harm:.2f}")
@@ -337,6 +339,7 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
             f"announcement = bias {BIAS:+.1f} + harm {harm:.2f} + outcome {outcome:.2f}"
             f" + victim {victim:.2f} + finality/deadline = {announcement:+.2f}"
         )
+
     kind = Kind.announcement if announcement >= vote else Kind.vote
     z = max(vote, announcement)
     if harm == 0:
@@ -358,9 +361,13 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
         # a report tells of a choice put to others ("the group asked its followers whether
         # to execute or free a prisoner"); it asks its own readers only with the means of a
         # vote: a poll, answers to react or comment with, or a call with a time limit
-        addressed = live or reaction > 0 or any(
-            c.name == "poll_structure" and c.language == "zxx" and not c.quoted
-            for c in positives
+        addressed = (
+            live
+            or reaction > 0
+            or any(
+                c.name == "poll_structure" and c.language == "zxx" and not c.quoted
+                for c in positives
+            )
         )
     # a captive held (a word of capture at full strength; "thief" alone is weaker: the
     # friend who ate the last samosa) or a target named at full strength

@@ -4,7 +4,8 @@ The detector never matches on the raw text. Every post (and every lexicon word, 
 the same function) is normalised first:
 
 1. Per character: invisible characters are dropped (zero-width space and joiners,
-   bidi marks, soft hyphen, variation selectors, emoji skin tones, Arabic tatweel);
+   bidi marks, soft hyphen, variation selectors, emoji skin tones, Arabic tatweel,
+   Armenian marks written inside a word);
    NFKC; case folding; combining marks are stripped (Latin accents, Arabic tashkeel,
    the Cyrillic breve); Arabic-script letter variants are folded (alef forms to ``ا``,
    alef maqsura and Persian/Urdu/Kurdish yeh to ``ي``, Persian kaf to ``ك``, ta marbuta
@@ -33,10 +34,11 @@ from functools import lru_cache
 from typing import NamedTuple
 
 #: Characters dropped outright: zero-width, joiners, bidi controls, soft hyphen,
-#: variation selectors, combining keycap, Arabic tatweel.
+#: variation selectors, combining keycap, Arabic tatweel, and the Armenian emphasis,
+#: exclamation and question marks, written over a vowel inside the word (սպանե՞նք).
 _DROP = frozenset(
     "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u061c\u200e\u200f\u202a\u202b\u202c"
-    "\u202d\u202e\u2066\u2067\u2068\u2069\ufe0e\ufe0f\u20e3\u0640"
+    "\u202d\u202e\u2066\u2067\u2068\u2069\ufe0e\ufe0f\u20e3\u0640\u055b\u055c\u055e"
 )
 
 #: Letter variants folded after NFKC, case folding and mark stripping.

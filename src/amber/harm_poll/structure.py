@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from amber.harm_poll.language import related
 from amber.harm_poll.lexicon import FRAMES, CueClass, Role
 from amber.harm_poll.matcher import Index, Match, Pattern
 from amber.harm_poll.normalize import Normalised, Token, TokenKind, normalise, tokenize
@@ -271,8 +272,9 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
 
 
 def _deny_mercy(view: PostView, matches: Sequence[Match]) -> list[Match]:
-    """A spare act or life word right after a negation, with no mark between them, is
-    mercy denied: "no mercy for the traitor", "he must not live" stand for the harm."""
+    """A spare act or life word right after a negation of its own language (or kin), with
+    no mark between them, is mercy denied: "no mercy for the traitor", "he must not live"
+    stand for the harm."""
     # a word that is also "or" (Arabic "ولا") joins two answers rather than denying one
     joins = {(m.start, m.end) for m in matches if m.cue is CueClass.alternative}
     negations = Nearby(
@@ -286,7 +288,8 @@ def _deny_mercy(view: PostView, matches: Sequence[Match]) -> list[Match]:
         if m.cue in _SPARE:
             for n in negations.around(m.start - NEGATED_WINDOW, m.start):
                 if (
-                    view.segments[n.start] == view.segments[m.start]
+                    (n.language == m.language or related(n.language, m.language))
+                    and view.segments[n.start] == view.segments[m.start]
                     and 0 <= m.start - n.end < NEGATED_WINDOW
                     and not any(t.kind is TokenKind.punct for t in view.between(n.end - 1, m.start))
                 ):
