@@ -231,3 +231,11 @@ def test_armenian_marks_inside_a_word_keep_the_word_whole() -> None:
     from amber.harm_poll.normalize import normalise
 
     assert normalise("սպանե՞նք").text == normalise("սպանենք").text == "սպանենք"
+
+
+def test_a_pronoun_of_another_language_is_not_the_object_of_a_fate() -> None:
+    # Czech "mu" (him) beside a Kinyarwanda "will die": "will Kagabo die in the next episode?"
+    result = assess("Kagabo azapfa mu gice gikurikira?")
+    assert not any(c.name == "target_person" and c.phrase == "mu" for c in result.cues), (
+        result.explain()
+    )

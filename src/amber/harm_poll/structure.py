@@ -366,9 +366,14 @@ def _named_targets(
 
 
 def _pronoun_targets(view: PostView, matches: Sequence[Match], fates: Nearby) -> list[Evidence]:
+    """A pronoun next to a fate of its own language (or kin, or an emoji) is its object:
+    Czech "mu" beside a Kinyarwanda verb is not."""
     out: list[Evidence] = []
     for m in matches:
-        if m.cue is CueClass.pronoun and any(fates.near(m, PRONOUN_WINDOW, view.segments)):
+        if m.cue is CueClass.pronoun and any(
+            f.language == "zxx" or related(m.language, f.language)
+            for f in fates.near(m, PRONOUN_WINDOW, view.segments)
+        ):
             span = view.span(m.start, m.end)
             out.append(Evidence(CueClass.target_person.value, m.language, LINKED, (span,)))
     return out
