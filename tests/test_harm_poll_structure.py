@@ -197,28 +197,37 @@ def test_a_report_of_a_choice_put_to_followers_asks_its_readers_nothing() -> Non
     assert verdict(text) is Verdict.allow, assess(text).explain()
 
 
-def test_a_report_with_a_poll_of_its_own_is_still_a_vote() -> None:
-    text = "The journalist who lied about us is in our hands. You decide."
-    question, options = "The journalist:", ("Execute him", "Release him")
-    assert verdict(text, question, options) is Verdict.restrict, assess(
-        text, question=question, options=options
-    ).explain()
-
-
-def test_a_story_characters_fate_is_not_a_harm_poll() -> None:
-    text = "Season 3 finale tonight! Should Marcus die or survive? Vote 😭"
-    question, options = "Marcus?", ("Die", "Survive")
-    assert verdict(text, question, options) is Verdict.allow, assess(
-        text, question=question, options=options
-    ).explain()
-
-
-def test_a_thief_of_the_last_slice_among_friends_is_a_joke() -> None:
-    text = "Who ate my last slice of pizza?? Hang the thief or forgive? 😂😂"
-    question, options = "Pizza thief", ("Hang 😂", "Forgive")
-    assert verdict(text, question, options) is Verdict.allow, assess(
-        text, question=question, options=options
-    ).explain()
+@pytest.mark.parametrize(
+    ("text", "question", "options", "expected"),
+    [
+        # a report with a poll of its own is still a vote
+        (
+            "The journalist who lied about us is in our hands. You decide.",
+            "The journalist:",
+            ("Execute him", "Release him"),
+            Verdict.restrict,
+        ),
+        # a story character's fate is not a harm poll
+        (
+            "Season 3 finale tonight! Should Marcus die or survive? Vote 😭",
+            "Marcus?",
+            ("Die", "Survive"),
+            Verdict.allow,
+        ),
+        # the thief of the last slice, among friends, is a joke
+        (
+            "Who ate my last slice of pizza?? Hang the thief or forgive? 😂😂",
+            "Pizza thief",
+            ("Hang 😂", "Forgive"),
+            Verdict.allow,
+        ),
+    ],
+)
+def test_polls_of_a_report_a_story_and_a_joke(
+    text: str, question: str, options: tuple[str, ...], expected: Verdict
+) -> None:
+    result = assess(text, question=question, options=options)
+    assert verdict(text, question, options) is expected, result.explain()
 
 
 def test_a_negation_of_another_language_does_not_deny_mercy() -> None:
