@@ -248,3 +248,10 @@ def test_a_pronoun_of_another_language_is_not_the_object_of_a_fate() -> None:
     assert not any(c.name == "target_person" and c.phrase == "mu" for c in result.cues), (
         result.explain()
     )
+
+
+def test_a_reaction_followed_by_if_is_an_answer_offered() -> None:
+    text = "Like if you think this rat should finally be executed. We have him."
+    result = assess(text)
+    assert "reaction_vote" in {c.name for c in result.cues}, result.explain()
+    assert verdict(text).rank >= Verdict.review.rank, result.explain()

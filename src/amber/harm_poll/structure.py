@@ -489,8 +489,14 @@ def _reactions(
     unbound: list[Match] = []
     # one reaction next to a fate is hype ("🔥 kill or be killed"); a vote offers two
     several = len({r.pattern.source for r in reactions}) >= 2
+    link_starts = {m.start for m in links.items}
     for r in reactions:
-        answers = r.pattern is _NUMBER_MARKER or _offers_answer(view, r)
+        # "👎 = ...", "1: ...", or a link word after it: "reply YES if ...", "like for ..."
+        answers = (
+            r.pattern is _NUMBER_MARKER
+            or _offers_answer(view, r)
+            or (r.end in link_starts and view.segments[r.end] == view.segments[r.start])
+        )
         near = sorted(
             fates.near(r, REACTION_WINDOW + 1, view.segments),
             key=lambda f: (f.cue not in _HARM, abs(f.start - r.start)),
