@@ -255,3 +255,13 @@ def test_a_reaction_followed_by_if_is_an_answer_offered() -> None:
     result = assess(text)
     assert "reaction_vote" in {c.name for c in result.cues}, result.explain()
     assert verdict(text).rank >= Verdict.review.rank, result.explain()
+
+
+def test_a_captives_fate_put_to_a_vote_in_unknown_words_goes_to_review() -> None:
+    text = "We caught this one at the checkpoint. You decide. Vote closes at 10pm"
+    question, options = "His fate", ("🌊", "🏠")
+    result = assess(text, question=question, options=options)
+    assert verdict(text, question, options) is Verdict.review, result.explain()
+    # the same poll over a meeting place is everyday
+    text = "Team dinner on Friday. You decide. Vote closes at 10pm"
+    assert verdict(text, "Where?", ("🍕", "🏠")) is Verdict.allow

@@ -297,6 +297,21 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
     if not harm and victim and "life_word" in names:
         # "should we let this infidel live?": sparing a life implies taking it
         harm = IMPLIED_HARM
+    # a captive held, the audience asked, and answers offered in words amber does not
+    # know ("the one we caught at the checkpoint. You decide." 🌊 / 🏠): a person's fate,
+    # put to a vote: a person looks (review), nothing is hidden on this alone
+    unknown_fate = (
+        not harm
+        and _strength(positives, "captive") >= HELD * WEIGHTS["captive"]
+        and _strength(positives, "audience_decides") > 0
+        and any(
+            (c.name == "poll_structure" and c.language == "zxx") or c.name == "reaction_vote"
+            for c in positives
+        )
+    )
+    if unknown_fate:
+        harm = IMPLIED_HARM
+        steps.append(f"a captive's fate put to a vote in unknown words: harm {harm:.2f}")
     spare = _strength(positives, "spare_act", "life_word")
     pair = _strength(positives, "choice_pair")
     reaction = _strength(positives, "reaction_vote")
@@ -414,6 +429,9 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
         # nobody held, and a laugh, a brother, a game or an animal: not a person's life
         z = JOKE_CAP
         steps.append(f"nobody held; a joke, a game or an animal: at most {JOKE_CAP:+.1f}")
+    if unknown_fate and z > UNADDRESSED_CAP:
+        z = UNADDRESSED_CAP
+        steps.append(f"answers in unknown words: at most {UNADDRESSED_CAP:+.1f} (review)")
     if kind is Kind.vote and not addressed and z > UNADDRESSED_CAP:
         # a vote nobody is asked to take (no question, no poll, no call to vote) is not
         # clear enough to hide: a person looks at it
