@@ -300,9 +300,12 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
     # a captive held, the audience asked, and answers offered in words amber does not
     # know ("the one we caught at the checkpoint. You decide." 🌊 / 🏠): a person's fate,
     # put to a vote: a person looks (review), nothing is hidden on this alone
+    # a captive held: a word of capture at full strength ("thief" alone is weaker: the
+    # friend who ate the last samosa)
+    captive_held = _strength(positives, "captive") >= HELD * WEIGHTS["captive"]
     unknown_fate = (
         not harm
-        and _strength(positives, "captive") >= HELD * WEIGHTS["captive"]
+        and captive_held
         and _strength(positives, "audience_decides") > 0
         and any(
             (c.name == "poll_structure" and c.language == "zxx") or c.name == "reaction_vote"
@@ -340,7 +343,6 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
         # "the majority chose death": death named as the outcome of a vote is the harm;
         # "you decided. It is done.": the deed done, in other words (a word of finality
         # that alone is everyday counts in full next to a vote's outcome)
-        # said of nobody ("Voting closed! As you decided. Done!") it may be any vote: half
         done = FINALITY_AS_HARM * WEIGHTS["finality"] if finality else 0.0
         chosen = CHOSEN_DEATH * _strength(positives, "death_word")
         implied = max(chosen, done)
@@ -354,7 +356,6 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
             f"announcement = bias {BIAS:+.1f} + harm {harm:.2f} + outcome {outcome:.2f}"
             f" + victim {victim:.2f} + finality/deadline = {announcement:+.2f}"
         )
-
     kind = Kind.announcement if announcement >= vote else Kind.vote
     z = max(vote, announcement)
     if harm == 0:
@@ -384,9 +385,8 @@ def _log_odds(positives: Sequence[Cue], dampeners: Sequence[Cue]) -> tuple[float
                 for c in positives
             )
         )
-    # a captive held (a word of capture at full strength; "thief" alone is weaker: the
-    # friend who ate the last samosa) or a target named at full strength
-    held = _strength(positives, "captive") >= HELD * WEIGHTS["captive"] or any(
+    # a captive held or a target named at full strength
+    held = captive_held or any(
         c.name == "target_named" and c.weight >= WEIGHTS["target_named"] for c in positives
     )
     dampened = {c.name for c in dampeners}

@@ -288,7 +288,7 @@ def _deny_mercy(view: PostView, matches: Sequence[Match]) -> list[Match]:
         if m.cue in _SPARE:
             for n in negations.around(m.start - NEGATED_WINDOW, m.start):
                 if (
-                    (n.language == m.language or related(n.language, m.language))
+                    related(n.language, m.language)
                     and view.segments[n.start] == view.segments[m.start]
                     and 0 <= m.start - n.end < NEGATED_WINDOW
                     and not any(t.kind is TokenKind.punct for t in view.between(n.end - 1, m.start))
