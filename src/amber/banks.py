@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 
@@ -57,6 +57,17 @@ class Bank:
     threshold: int
     created_at: datetime
     entries: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The bank as the CLI (``--format jsonl``) and the API write it."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "action": self.action.value,
+            "threshold": self.threshold,
+            "entries": self.entries,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)

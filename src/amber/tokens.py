@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -43,6 +44,15 @@ class Token:
     scopes: frozenset[Scope]
     created_at: datetime
     revoked_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The token as the CLI and the API write it (never its secret)."""
+        return {
+            "name": self.name,
+            "scopes": sorted(self.scopes),
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
+        }
 
 
 def parse_scopes(text: str | Iterable[str]) -> frozenset[Scope]:

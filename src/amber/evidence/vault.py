@@ -69,6 +69,19 @@ class Item:
     expiring: bool = False
     deleted: bool = False
 
+    def to_json(self) -> dict[str, Any]:
+        """The item as the CLI (``evidence list --format jsonl``) and the API write it."""
+        return {
+            "post_id": self.post_id,
+            "verdict": self.verdict,
+            "preserved_at": self.preserved_at.isoformat(),
+            "retain_until": self.retain_until.isoformat(),
+            "hold": self.hold,
+            "expiring": self.expiring,
+            "deleted": self.deleted,
+            "objects": dict(self.objects),
+        }
+
     def hashes(self) -> list[str]:
         """Every object this item names: post, decision, collection and media."""
         media = [m["sha256"] for m in self.objects.get("media", [])]

@@ -11,6 +11,7 @@ is caught automatically.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,6 +62,23 @@ class QueueItem:
     lock_expires_at: datetime | None
     state: str
 
+    def to_json(self) -> dict[str, Any]:
+        """The item as the CLI and the API write it (``post`` is the post's JSON object)."""
+        return {
+            "post_id": self.post_id,
+            "verdict": self.verdict,
+            "deadline": _iso(self.deadline),
+            "threat_to_life": self.threat_to_life,
+            "first_scanned_at": self.first_scanned_at.isoformat(),
+            "author": self.author,
+            "reasons": self.reasons,
+            "actions": self.actions,
+            "post": json.loads(self.post),
+            "state": self.state,
+            "locked_by": self.locked_by,
+            "lock_expires_at": _iso(self.lock_expires_at),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Review:
@@ -73,6 +91,22 @@ class Review:
     reason: str
     bank: str | None
     decided_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The outcome as the CLI and the API write it."""
+        return {
+            "post_id": self.post_id,
+            "outcome": self.outcome.value,
+            "action": None if self.action is None else self.action.value,
+            "reviewer": self.reviewer,
+            "reason": self.reason,
+            "bank": self.bank,
+            "decided_at": self.decided_at.isoformat(),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 class ReviewQueue:
