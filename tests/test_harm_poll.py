@@ -12,7 +12,7 @@ import pytest
 from amber.errors import InternalError, UserError
 from amber.harm_poll import DEFAULT_THRESHOLD, Assessment, Kind, assess
 from amber.harm_poll.detector import WEIGHTS
-from amber.harm_poll.lexicon import CueClass, Role, lexicon_files, load
+from amber.harm_poll.lexicon import CueClass, Effect, lexicon_files, load
 from amber.harm_poll.matcher import compile_entry, stemmer
 from amber.harm_poll.normalize import normal_form, normalise, tokenize
 
@@ -253,7 +253,7 @@ def test_every_cue_name_is_documented_and_scored() -> None:
             assert cue.name in WEIGHTS, cue
             assert cue.language in {lex.language for lex in load()}, cue
     for cls in CueClass:
-        if cls.role is not Role.helper:
+        if cls.effect is not Effect.helper:
             assert cls.value in WEIGHTS
 
 

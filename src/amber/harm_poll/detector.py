@@ -34,10 +34,10 @@ from amber.harm_poll.language import (
     related,
     stem_languages,
 )
-from amber.harm_poll.lexicon import FRAMES, CueClass, Role
+from amber.harm_poll.lexicon import FRAMES, CueClass, Effect
 from amber.harm_poll.matcher import (
+    Hit,
     Index,
-    Match,
     default_index,
     find_matches,
     language_scores,
@@ -207,7 +207,7 @@ def _matches(
     stops: dict[str, float],
     guesses: list[tuple[str, float]],
     whole: str,
-) -> tuple[list[Match], LanguageGuess]:
+) -> tuple[list[Hit], LanguageGuess]:
     """Lexicon matches after overlaps and negations, and the post's language."""
     found = find_matches(
         index, view.content, view.segments, stem_languages=stem_languages(guesses, stops)
@@ -219,7 +219,7 @@ def _matches(
         found = [
             m
             for m in found
-            if m.cue.role is not Role.helper or not _foreign(m.language, guess.code, stops)
+            if m.cue.effect is not Effect.helper or not _foreign(m.language, guess.code, stops)
         ]
     if not found:
         return [], guess
@@ -231,15 +231,15 @@ def _matches(
     return _drop_negated(kept, view), guess
 
 
-def _drop_negated(matches: list[Match], view: PostView) -> list[Match]:
+def _drop_negated(matches: list[Hit], view: PostView) -> list[Hit]:
     """Dampeners right after (or, for some languages, before) a negation do not count."""
     negations = Nearby(m for m in matches if m.cue is CueClass.negation)
     if not negations.items:
         return matches
     segs = view.segments
-    out: list[Match] = []
+    out: list[Hit] = []
     for m in matches:
-        if m.cue.role is Role.dampener and any(
+        if m.cue.effect is Effect.dampener and any(
             segs[n.start] == segs[m.start]
             and (0 <= m.start - n.end < NEGATION_BEFORE or 0 <= n.start - m.end < NEGATION_AFTER)
             for n in negations.around(m.start - NEGATION_BEFORE, m.end + NEGATION_AFTER)

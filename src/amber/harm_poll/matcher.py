@@ -20,8 +20,8 @@ from functools import cache, lru_cache
 from typing import Any
 
 from amber.errors import InternalError
-from amber.harm_poll.lexicon import Coverage, CueClass, Lexicon, Role, load
-from amber.harm_poll.normalize import Token, TokenKind, is_arabic_script, normalise, tokenize
+from amber.harm_poll.lexicon import Coverage, CueClass, Effect, Lexicon, load
+from amber.harm_poll.normalize import Term, TermKind, is_arabic_script, normalise, tokenize
 
 #: Patterns found by one word: those to try, and those whose second word is fixed, by it.
 Lookup = tuple[tuple["Pattern", ...], dict[str, tuple["Pattern", ...]]]
@@ -82,7 +82,7 @@ class Pattern:
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
+class Hit:
     """A pattern found at content tokens ``start..end`` (end exclusive).
 
     ``form`` is the first word as matched (clitics removed) and ``remainder`` what
@@ -118,7 +118,7 @@ def _expand(word: str) -> list[str]:
 
 
 def _content(text: str) -> list[str]:
-    return [t.text for t in tokenize(normalise(text)) if t.kind is not TokenKind.punct]
+    return [t.text for t in tokenize(normalise(text)) if t.kind is not TermKind.punct]
 
 
 def _split(body: str) -> list[str]:
@@ -377,7 +377,7 @@ class _Matcher:
     def __init__(
         self,
         index: Index,
-        content: Sequence[Token],
+        content: Sequence[Term],
         segments: Sequence[int],
         stem_languages: Collection[str],
     ) -> None:
@@ -414,11 +414,11 @@ class _Matcher:
         """Does content token ``j`` fill ``slot``? Returns (form, remainder)."""
         tok = self.content[j]
         if slot.kind is SlotKind.year:
-            if tok.kind is TokenKind.number and len(tok.text) == 4 and "1000" <= tok.text < "2030":
+            if tok.kind is TermKind.number and len(tok.text) == 4 and "1000" <= tok.text < "2030":
                 return tok.text, ""
             return None
         if slot.kind is SlotKind.number:
-            if tok.kind is TokenKind.number or tok.text in self.index.numbers[language]:
+            if tok.kind is TermKind.number or tok.text in self.index.numbers[language]:
                 return tok.text, ""
             return None
         allowed = self.index.clitics[language]
@@ -469,7 +469,7 @@ class _Matcher:
             j += 1
         return j
 
-    def find(self) -> list[Match]:
+    def find(self) -> list[Hit]:
         """Every pattern occurrence, before overlaps are resolved.
 
         The first word of each candidate is matched as it is looked up (the form that
@@ -482,7 +482,7 @@ class _Matcher:
         exact, stems = index.exact, index.stems
         by_start = index.stem_lengths_by_start
         content, segments = self.content, self.segments
-        found: list[Match] = []
+        found: list[Hit] = []
         for i, tok in enumerate(content):
             firsts: dict[int, tuple[Pattern, str, str]] = {}
             nxt = i + 1
@@ -490,7 +490,7 @@ class _Matcher:
             if nxt < len(content) and segments[nxt] == segments[i]:
                 following = tuple(f for f, _ in self.token_forms[nxt])
 
-            if tok.kind is TokenKind.number:
+            if tok.kind is TermKind.number:
                 numbered = exact.get(NUMBER_KEY)
                 if numbered is not None:
                     plain, pairs = numbered
@@ -513,7 +513,7 @@ class _Matcher:
                         hit = stems.get(form[:n])
                         if hit is not None:
                             _take_lookup(firsts, clitics, hit, following, form, form[n:], clitic)
-                if tok.kind is TokenKind.word:
+                if tok.kind is TermKind.word:
                     for lang, stem_word in self.stem_languages:
                         stemmed = stem_word(form)
                         rest = form[len(stemmed) :] if form.startswith(stemmed) else ""
@@ -527,11 +527,11 @@ class _Matcher:
                         )
             for p, form, remainder in firsts.values():
                 if len(p.slots) == 1:
-                    found.append(Match(p, i, nxt, form, remainder))
+                    found.append(Hit(p, i, nxt, form, remainder))
                     continue
                 end = self.rest(p.slots, 1, nxt, p.language)
                 if end is not None:
-                    found.append(Match(p, i, end, form, remainder))
+                    found.append(Hit(p, i, end, form, remainder))
         return found
 
 
@@ -571,11 +571,11 @@ def _take(
 
 def find_matches(
     index: Index,
-    content: Sequence[Token],
+    content: Sequence[Term],
     segments: Sequence[int],
     *,
     stem_languages: Collection[str] = (),
-) -> list[Match]:
+) -> list[Hit]:
     """Every pattern occurrence in ``content`` (tokens of one segment never mix).
 
     Inflected entries (``+``) are looked up in ``stem_languages`` only: stemming every
@@ -584,7 +584,7 @@ def find_matches(
     return _Matcher(index, content, segments, stem_languages).find()
 
 
-def stopword_scores(index: Index, content: Sequence[Token]) -> dict[str, float]:
+def stopword_scores(index: Index, content: Sequence[Term]) -> dict[str, float]:
     """How many of each language's stopwords a post has."""
     scores = dict.fromkeys(index.languages, 0.0)
     for tok in content:
@@ -595,25 +595,25 @@ def stopword_scores(index: Index, content: Sequence[Token]) -> dict[str, float]:
 
 def language_scores(
     index: Index,
-    content: Sequence[Token],
-    matches: Sequence[Match],
+    content: Sequence[Term],
+    matches: Sequence[Hit],
     *,
     stopwords: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """How much each language is present: stopwords seen plus cue words matched."""
     scores = dict(stopword_scores(index, content) if stopwords is None else stopwords)
     for m in matches:
-        if m.cue.role is not Role.helper:
+        if m.cue.effect is not Effect.helper:
             scores[m.language] += 0.5
     return scores
 
 
 def resolve(
-    matches: Sequence[Match],
+    matches: Sequence[Hit],
     index: Index,
-    content: Sequence[Token],
+    content: Sequence[Term],
     scores: dict[str, float],
-) -> list[Match]:
+) -> list[Hit]:
     """Drop matches swallowed by longer ones, duplicates, and stray foreign words.
 
     With a clear main language (``scores``), a cue made only of its stopwords in
@@ -625,8 +625,8 @@ def resolve(
     if main is not None and scores[main] <= 0:
         main = None
     clear = main is not None and scores[main] >= CLEAR_MAIN
-    kept: list[Match] = []
-    occupied: dict[int, list[Match]] = {}
+    kept: list[Hit] = []
+    occupied: dict[int, list[Hit]] = {}
     ordered = sorted(
         matches,
         key=lambda m: (-(m.end - m.start), m.language != main, m.start),
@@ -641,7 +641,7 @@ def resolve(
             continue
         if (
             clear
-            and m.cue.role is Role.dampener
+            and m.cue.effect is Effect.dampener
             and m.language not in (main, "zxx")
             and scores.get(m.language, 0.0) * 2 < scores[main or ""]
         ):
@@ -655,7 +655,7 @@ def resolve(
     return kept
 
 
-def _swallows(big: Match, small: Match) -> bool:
+def _swallows(big: Hit, small: Hit) -> bool:
     """Does kept match ``big`` (at least as long) hide ``small``?
 
     The same cue overlapping is one finding. Otherwise only a strictly longer phrase
@@ -668,7 +668,7 @@ def _swallows(big: Match, small: Match) -> bool:
         return True
     if (big.end - big.start) <= (small.end - small.start):
         return False
-    big_role, small_role = big.cue.role, small.cue.role
-    if big_role is Role.dampener:
-        return small_role is not Role.dampener
-    return big_role is Role.positive and small_role is Role.dampener
+    big_effect, small_effect = big.cue.effect, small.cue.effect
+    if big_effect is Effect.dampener:
+        return small_effect is not Effect.dampener
+    return big_effect is Effect.positive and small_effect is Effect.dampener

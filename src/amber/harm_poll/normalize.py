@@ -356,7 +356,7 @@ def _in_word(word: str, j: int, n: int) -> bool:
     return 0 < j < n - 1 and word[j - 1].isalnum() and word[j + 1].isalnum()
 
 
-class TokenKind(StrEnum):
+class TermKind(StrEnum):
     """What a token is made of."""
 
     word = "word"
@@ -365,10 +365,10 @@ class TokenKind(StrEnum):
     punct = "punct"
 
 
-class Token(NamedTuple):
+class Term(NamedTuple):
     """One token of normalised text: its kind, its text and its span there."""
 
-    kind: TokenKind
+    kind: TermKind
     text: str
     start: int
     end: int
@@ -385,7 +385,7 @@ _TOKEN = re.compile(
     r"|(?P<punct>->|=>|→|\n|[^\w\s\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff])"
     r"|(?P<emoji>[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff])"
 )
-_KINDS = {kind.value: kind for kind in TokenKind}
+_KINDS = {kind.value: kind for kind in TermKind}
 #: Persian verb prefixes sometimes written as a separate word: joined to the verb.
 _JOIN_NEXT = frozenset({"مي", "نمي"})
 
@@ -413,7 +413,7 @@ _CLUSTER = re.compile(
 )
 
 
-def _split_unspaced(tok: Token) -> list[Token]:
+def _split_unspaced(tok: Term) -> list[Term]:
     """Syllables (Myanmar) or characters (Thai, Lao, Khmer, Han, kana) of one word."""
     text = tok.text
     if _MYANMAR.search(text):
@@ -424,17 +424,17 @@ def _split_unspaced(tok: Token) -> list[Token]:
         pieces = [(m.start(), m.end()) for m in _CLUSTER.finditer(text)]
     else:
         return [tok]
-    return [Token(TokenKind.word, text[a:b], tok.start + a, tok.start + b) for a, b in pieces]
+    return [Term(TermKind.word, text[a:b], tok.start + a, tok.start + b) for a, b in pieces]
 
 
-def tokenize(norm: Normalised) -> list[Token]:
+def tokenize(norm: Normalised) -> list[Term]:
     """Split normalised text into words, numbers, emoji and punctuation."""
-    tokens: list[Token] = []
+    tokens: list[Term] = []
     text = norm.text
     for m in _TOKEN.finditer(text):
         kind = _KINDS[m.lastgroup or "punct"]
-        tok = Token(kind, m.group(), m.start(), m.end())
-        if kind is TokenKind.word and ord(tok.text[0]) >= 0x0E00:
+        tok = Term(kind, m.group(), m.start(), m.end())
+        if kind is TermKind.word and ord(tok.text[0]) >= 0x0E00:
             tokens.extend(_split_unspaced(tok))
         else:
             tokens.append(tok)
@@ -443,8 +443,8 @@ def tokenize(norm: Normalised) -> list[Token]:
     return tokens
 
 
-def _join_prefixes(tokens: list[Token]) -> list[Token]:
-    out: list[Token] = []
+def _join_prefixes(tokens: list[Term]) -> list[Term]:
+    out: list[Term] = []
     skip = False
     for i, tok in enumerate(tokens):
         if skip:
@@ -454,10 +454,10 @@ def _join_prefixes(tokens: list[Token]) -> list[Token]:
         if (
             tok.text in _JOIN_NEXT
             and nxt is not None
-            and nxt.kind is TokenKind.word
+            and nxt.kind is TermKind.word
             and is_arabic_script(nxt.text)
         ):
-            out.append(Token(TokenKind.word, tok.text + nxt.text, tok.start, nxt.end))
+            out.append(Term(TermKind.word, tok.text + nxt.text, tok.start, nxt.end))
             skip = True
         else:
             out.append(tok)

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from amber.harm_poll.language import related
-from amber.harm_poll.lexicon import FRAMES, CueClass, Role
-from amber.harm_poll.matcher import Index, Match, Pattern
-from amber.harm_poll.normalize import Normalised, Token, TokenKind, normalise, tokenize
+from amber.harm_poll.lexicon import FRAMES, CueClass, Effect
+from amber.harm_poll.matcher import Hit, Index, Pattern
+from amber.harm_poll.normalize import Normalised, Term, TermKind, normalise, tokenize
 
 
 class SegmentKind(StrEnum):
@@ -43,8 +43,8 @@ class PostView:
     """A post normalised once: all tokens, the content tokens and their segments."""
 
     norm: Normalised
-    tokens: tuple[Token, ...]
-    content: tuple[Token, ...]
+    tokens: tuple[Term, ...]
+    content: tuple[Term, ...]
     position: tuple[int, ...]
     segments: tuple[int, ...]
     kinds: tuple[SegmentKind, ...]
@@ -61,7 +61,7 @@ class PostView:
         """Normalised character span of content tokens ``start..end``."""
         return self.content[start].start, self.content[end - 1].end
 
-    def between(self, a: int, b: int) -> tuple[Token, ...]:
+    def between(self, a: int, b: int) -> tuple[Term, ...]:
         """All tokens (punctuation included) strictly between content tokens a < b."""
         return self.tokens[self.position[a] + 1 : self.position[b]]
 
@@ -83,11 +83,11 @@ def read_post(text: str, question: str | None, options: Sequence[str]) -> PostVi
         offset += len(part) + len(_SEPARATOR)
     norm = normalise(source)
     tokens = tuple(tokenize(norm))
-    content: list[Token] = []
+    content: list[Term] = []
     position: list[int] = []
     segments: list[int] = []
     for i, tok in enumerate(tokens):
-        if tok.kind is TokenKind.punct:
+        if tok.kind is TermKind.punct:
             continue
         content.append(tok)
         position.append(i)
@@ -200,24 +200,24 @@ NEGATED_MERCY = 0.8
 class Nearby:
     """Matches sorted by position, to find those near a token without scanning all."""
 
-    def __init__(self, matches: Iterable[Match]) -> None:
+    def __init__(self, matches: Iterable[Hit]) -> None:
         self.items = sorted(matches, key=lambda m: m.start)
         self.starts = [m.start for m in self.items]
         self.longest = max((m.end - m.start for m in self.items), default=1)
 
-    def around(self, lo: int, hi: int) -> list[Match]:
+    def around(self, lo: int, hi: int) -> list[Hit]:
         """Matches that overlap or start within content tokens ``lo..hi``."""
         i = bisect.bisect_left(self.starts, lo - self.longest)
         j = bisect.bisect_right(self.starts, hi)
         return self.items[i:j]
 
-    def near(self, m: Match, window: int, segs: Sequence[int]) -> Iterator[Match]:
+    def near(self, m: Hit, window: int, segs: Sequence[int]) -> Iterator[Hit]:
         """Matches in ``m``'s segment less than ``window`` tokens away from it."""
         for o in self.around(m.start - window, m.end + window):
             if segs[o.start] == segs[m.start] and max(o.start - m.end, m.start - o.end) < window:
                 yield o
 
-    def between(self, first: Match, second: Match) -> bool:
+    def between(self, first: Hit, second: Hit) -> bool:
         """Is there a match lying entirely between ``first`` and ``second``?"""
         return any(
             first.end <= o.start and o.end <= second.start
@@ -225,7 +225,7 @@ class Nearby:
         )
 
 
-def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evidence]:
+def derive(view: PostView, matches: Sequence[Hit], index: Index) -> list[Evidence]:
     """Evidence from the matches themselves and from how they combine."""
     out: list[Evidence] = []
     segs = view.segments
@@ -235,7 +235,7 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     frames = Nearby(m for m in matches if m.cue in FRAMES)
     asking = False
     for m in matches:
-        if m.cue.role is Role.helper:
+        if m.cue.effect is Effect.helper:
             continue
         factor = m.pattern.weight
         if m.cue in (CueClass.target_person, CueClass.captive, CueClass.target_named) and any(
@@ -271,7 +271,7 @@ def derive(view: PostView, matches: Sequence[Match], index: Index) -> list[Evide
     return out
 
 
-def _deny_mercy(view: PostView, matches: Sequence[Match]) -> list[Match]:
+def _deny_mercy(view: PostView, matches: Sequence[Hit]) -> list[Hit]:
     """A spare act or life word right after a negation of its own language (or kin), with
     no mark between them, is mercy denied: "no mercy for the traitor", "he must not live"
     stand for the harm."""
@@ -282,7 +282,7 @@ def _deny_mercy(view: PostView, matches: Sequence[Match]) -> list[Match]:
     )
     if not negations.items:
         return list(matches)
-    out: list[Match] = []
+    out: list[Hit] = []
     for m in matches:
         denied = None
         if m.cue in _SPARE:
@@ -291,7 +291,7 @@ def _deny_mercy(view: PostView, matches: Sequence[Match]) -> list[Match]:
                     related(n.language, m.language)
                     and view.segments[n.start] == view.segments[m.start]
                     and 0 <= m.start - n.end < NEGATED_WINDOW
-                    and not any(t.kind is TokenKind.punct for t in view.between(n.end - 1, m.start))
+                    and not any(t.kind is TermKind.punct for t in view.between(n.end - 1, m.start))
                 ):
                     denied = n
         if denied is None:
@@ -304,11 +304,11 @@ def _deny_mercy(view: PostView, matches: Sequence[Match]) -> list[Match]:
             (),
             f"not {m.pattern.source}",
         )
-        out.append(Match(pattern, denied.start, m.end, m.form, m.remainder))
+        out.append(Hit(pattern, denied.start, m.end, m.form, m.remainder))
     return out
 
 
-def _affix_targets(view: PostView, fates: Sequence[Match], index: Index) -> list[Evidence]:
+def _affix_targets(view: PostView, fates: Sequence[Hit], index: Index) -> list[Evidence]:
     out: list[Evidence] = []
     for m in fates:
         if m.cue not in (CueClass.harm_act, CueClass.harm_done, CueClass.spare_act):
@@ -329,9 +329,7 @@ NAME_WINDOW = 3
 NAME_FACTOR = 0.6
 
 
-def _named_targets(
-    view: PostView, harms: Sequence[Match], matches: Sequence[Match]
-) -> list[Evidence]:
+def _named_targets(view: PostView, harms: Sequence[Hit], matches: Sequence[Hit]) -> list[Evidence]:
     """An @handle or a capitalised name right after a harm act: a named person as the
     target (``kill @reporter_x``, ``burn Rahimi's house``), present or not."""
     covered = {j for m in matches for j in range(m.start, m.end)}
@@ -344,7 +342,7 @@ def _named_targets(
             if view.segments[j] != seg or j in covered:
                 continue
             tok = view.content[j]
-            if tok.kind is not TokenKind.word:
+            if tok.kind is not TermKind.word:
                 continue
             before = view.tokens[view.position[j] - 1] if view.position[j] > 0 else None
             source = view.norm.original(tok.start, tok.end)
@@ -365,7 +363,7 @@ def _named_targets(
     return out
 
 
-def _pronoun_targets(view: PostView, matches: Sequence[Match], fates: Nearby) -> list[Evidence]:
+def _pronoun_targets(view: PostView, matches: Sequence[Hit], fates: Nearby) -> list[Evidence]:
     """A pronoun next to a fate of its own language (or kin, or an emoji) is its object:
     Czech "mu" beside a Kinyarwanda verb is not."""
     out: list[Evidence] = []
@@ -379,7 +377,7 @@ def _pronoun_targets(view: PostView, matches: Sequence[Match], fates: Nearby) ->
     return out
 
 
-def _pairs(view: PostView, matches: Sequence[Match], fates: Nearby) -> list[Evidence]:
+def _pairs(view: PostView, matches: Sequence[Hit], fates: Nearby) -> list[Evidence]:
     """A harm act and a spare act joined by 'or' (or a slash) in one segment."""
     alternatives = Nearby(m for m in matches if m.cue is CueClass.alternative)
     for h in fates.items:
@@ -409,17 +407,17 @@ def _asked(view: PostView, last: int) -> bool:
     """Is the first sentence mark after content token ``last`` a question mark?"""
     start = view.position[last] + 1
     for tok in view.tokens[start : start + ASKED_WINDOW * 2]:
-        if tok.kind is TokenKind.punct and tok.text in "?.!\n":
+        if tok.kind is TermKind.punct and tok.text in "?.!\n":
             return tok.text == "?"
     return False
 
 
-def _option_pairs(view: PostView, fates: Sequence[Match], *, victim: bool) -> list[Evidence]:
+def _option_pairs(view: PostView, fates: Sequence[Hit], *, victim: bool) -> list[Evidence]:
     """A poll whose options set a harm act against a spare act; or, in a post about a
     captive or a target, a life or a firm sparing against an option of unknown words
     ("отпускаем" / "валим"): an implied choice."""
-    harm_opts: dict[int, Match] = {}
-    spare_opts: dict[int, Match] = {}
+    harm_opts: dict[int, Hit] = {}
+    spare_opts: dict[int, Hit] = {}
     for m in fates:
         seg = view.segments[m.start]
         if view.kinds[seg] is not SegmentKind.option:
@@ -448,19 +446,19 @@ def _segment_span(view: PostView, seg: int) -> tuple[int, int]:
     return view.span(first, last)
 
 
-def _number_markers(view: PostView, matches: Sequence[Match]) -> list[Match]:
+def _number_markers(view: PostView, matches: Sequence[Hit]) -> list[Hit]:
     """Numbers offered as answers: ``1 = death, 2 = mercy``, ``comment 1 for kill``: a
     digit from 1 to 9 followed by ``=``, ``:``, ``→`` or a link word."""
     links = {m.start for m in matches if m.cue is CueClass.link}
-    out: list[Match] = []
+    out: list[Hit] = []
     for j, tok in enumerate(view.content):
-        if tok.kind is not TokenKind.number or len(tok.text) != 1 or tok.text == "0":
+        if tok.kind is not TermKind.number or len(tok.text) != 1 or tok.text == "0":
             continue
         after = (
             view.tokens[view.position[j] + 1] if view.position[j] + 1 < len(view.tokens) else None
         )
         if (after is not None and after.text in _LINK_PUNCT) or (j + 1) in links:
-            out.append(Match(_NUMBER_MARKER, j, j + 1, tok.text, ""))
+            out.append(Hit(_NUMBER_MARKER, j, j + 1, tok.text, ""))
     return out
 
 
@@ -469,7 +467,7 @@ _NUMBER_MARKER = Pattern("zxx", CueClass.reaction, 1.0, (), "#")
 
 
 def _reactions(
-    view: PostView, matches: Sequence[Match], fates: Nearby, harms: Nearby, *, victim: bool
+    view: PostView, matches: Sequence[Hit], fates: Nearby, harms: Nearby, *, victim: bool
 ) -> list[Evidence]:
     """A reaction (👍, like, ✅, or a number offered as an answer) bound to a fate (he
     dies, free him) by '=' or nearness.
@@ -485,8 +483,8 @@ def _reactions(
         [m for m in matches if m.cue is CueClass.reaction] + _number_markers(view, matches),
         key=lambda m: m.start,
     )
-    bound_to: dict[bool, Match] = {}
-    unbound: list[Match] = []
+    bound_to: dict[bool, Hit] = {}
+    unbound: list[Hit] = []
     # one reaction next to a fate is hype ("🔥 kill or be killed"); a vote offers two
     several = len({r.pattern.source for r in reactions}) >= 2
     link_starts = {m.start for m in links.items}
@@ -551,7 +549,7 @@ def _reactions(
 CAPS_ANSWER_WORDS = 3
 
 
-def _caps_answers(view: PostView, matches: Sequence[Match]) -> list[tuple[int, int]]:
+def _caps_answers(view: PostView, matches: Sequence[Hit]) -> list[tuple[int, int]]:
     """Answers written in capitals and set against each other: "write SHOOT or RELEASE"."""
     alternatives = {
         j for m in matches if m.cue is CueClass.alternative for j in range(m.start, m.end)
@@ -561,7 +559,7 @@ def _caps_answers(view: PostView, matches: Sequence[Match]) -> list[tuple[int, i
     for j, tok in enumerate(view.content):
         original = view.norm.original(tok.start, tok.end)
         caps = (
-            tok.kind is TokenKind.word
+            tok.kind is TermKind.word
             and j not in alternatives
             and len(original) >= 2
             and original.isupper()
@@ -590,8 +588,8 @@ def _caps_answers(view: PostView, matches: Sequence[Match]) -> list[tuple[int, i
 
 def _quoted_answers(
     view: PostView,
-    matches: Sequence[Match],
-    fates: Sequence[Match],
+    matches: Sequence[Hit],
+    fates: Sequence[Hit],
     harms: Nearby,
     *,
     victim: bool,
@@ -635,7 +633,7 @@ def _percentages(view: PostView, harms: Nearby, *, done: bool) -> list[Evidence]
     return [Evidence(CueClass.outcome.value, "zxx", PERCENT_OUTCOME, (found.span(),))]
 
 
-def _slogans(view: PostView, matches: Sequence[Match], fates: Nearby) -> list[Evidence]:
+def _slogans(view: PostView, matches: Sequence[Hit], fates: Nearby) -> list[Evidence]:
     """ "Kill or be killed", "matar ou morrer", "ya öldür ya öl": a harm set against the
     speaker's own death is a rallying cry, not a choice about a captive."""
     alternatives = Nearby(m for m in matches if m.cue is CueClass.alternative)
@@ -651,7 +649,7 @@ def _slogans(view: PostView, matches: Sequence[Match], fates: Nearby) -> list[Ev
     return []
 
 
-def _offers_answer(view: PostView, r: Match) -> bool:
+def _offers_answer(view: PostView, r: Hit) -> bool:
     """Is reaction ``r`` followed by ``=``, ``:`` or ``→`` and a word (an answer)?"""
     i = view.position[r.end - 1] + 1
     if i >= len(view.tokens) or view.tokens[i].text not in _LINK_PUNCT:

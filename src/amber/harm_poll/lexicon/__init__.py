@@ -50,7 +50,7 @@ FIRST = ("en", "ar", "fa", "ckb", "tr", "fr", "es", "ru", "ur", "de")
 EMOJI = "emoji"
 
 
-class Role(StrEnum):
+class Effect(StrEnum):
     """How a cue class acts on the score."""
 
     positive = "positive"
@@ -97,13 +97,13 @@ class CueClass(StrEnum):
     hyperbole = "hyperbole"
 
     @property
-    def role(self) -> Role:
+    def effect(self) -> Effect:
         """Positive, helper or dampener."""
         if self in _HELPERS:
-            return Role.helper
+            return Effect.helper
         if self in _DAMPENERS:
-            return Role.dampener
-        return Role.positive
+            return Effect.dampener
+        return Effect.positive
 
 
 _HELPERS = frozenset(
