@@ -28,7 +28,7 @@ from amber.harm_poll import DEFAULT_THRESHOLD, assess
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "harm_poll" / "labelled.jsonl"
 #: Written by a second author who never saw the detector or the labelled set; its first
-#: run is reported in the README. Evaluated, never used by the tests.
+#: run is reported in docs/harm-poll.md. Evaluated, never used by the tests.
 BLIND2 = ROOT / "tests" / "data" / "harm_poll" / "blind2.jsonl"
 OUT = ROOT / "benchmarks" / "results" / "harm_poll_eval.json"
 LANGUAGES = ("en", "ar", "fa", "ckb", "tr", "fr", "es", "ru", "ur", "de")

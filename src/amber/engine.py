@@ -1,7 +1,7 @@
 """The engine: one object that holds the database, signal types, index and policy.
 
-``open_engine`` is the one factory; the command line, the tests (and later the HTTP
-service) all build their engine with it.
+``open_engine`` is the one factory; the command line, the HTTP service, the reviewer
+console and the tests all build their engine with it (``docs/library.md``).
 """
 
 from __future__ import annotations

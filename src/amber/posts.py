@@ -6,8 +6,8 @@ Each line of a JSONL file is one post (see docs/concepts.md)::
      "poll": {"question": str, "options": [str, ...], "closes_at": RFC 3339?} | null,
      "media": [{"path": str}]?, "reply_to": str?}
 
-Parsing never stops at a bad line: ``read_posts`` yields a ``PostError`` naming the line and
-the field for it, and goes on with the next line.
+Parsing never stops at a bad line: ``read_input`` (and ``read_jsonl`` under it) yields a
+``PostError`` naming the line and the field for it, and goes on with the next line.
 """
 
 from __future__ import annotations
