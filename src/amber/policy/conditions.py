@@ -1,29 +1,53 @@
-"""Conditions: what a rule tests. A new kind of condition is one new class registered in
-``CONDITIONS``.
+"""Conditions: what a rule tests. Each kind is a ``Condition`` subclass registered by name.
+
+The built-in kinds are registered by ``default_conditions`` exactly as a plug-in's are:
+``installed_conditions`` adds the kinds that installed distributions name under the
+entry-point group ``amber.conditions`` (see docs/policy.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping
+from typing import Any, ClassVar
 
-from amber.errors import PolicyError
+from amber.errors import PolicyError, UserError
 from amber.policy.findings import Earlier, Findings
 from amber.policy.outcome import Reason, Verdict
+from amber.registry import Registry
 from amber.signals.base import SignalValue
 
+#: The entry-point group plug-ins name their condition kinds in.
+CONDITIONS_GROUP = "amber.conditions"
 
-class Condition:
-    """One kind of rule condition. Subclasses set ``name`` and implement ``fire``."""
 
-    name: str = ""
+class Condition(ABC):
+    """One kind of rule condition, registered by its ``name`` (a rule's ``when``).
 
+    A policy builds one instance per rule from the rule's table: ``__init__`` reads the
+    options listed in ``keys`` and raises ``PolicyError(..., path=path,
+    key=f"{where}.<option>")`` for a bad one, so a wrong policy fails when it is loaded.
+    ``fire`` is pure: it looks only at the findings.
+    """
+
+    #: The stable lowercase name a rule's ``when`` gives; set explicitly on every kind.
+    name: ClassVar[str] = ""
+    #: The rule options this kind reads (besides ``name``, ``when``, ``verdict``, ``actions``).
+    keys: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        """Read the rule's options from ``table`` (``where`` is the rule's key, e.g.
+        ``rules[0]``, in the policy file ``path``). Raises ``PolicyError`` for a bad one."""
+        del table
+        self.where, self.path = where, path
+
+    @abstractmethod
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
         """Reasons this condition found, each with the verdict it implies (None: the rule's)."""
-        raise NotImplementedError
 
     def check(self, signal_types: Collection[str]) -> None:
         """Raise ``PolicyError`` if the condition names a signal type that does not exist."""
+        del signal_types
 
     def links(self, findings: Findings) -> frozenset[str]:
         """How earlier posts could matter to this condition for this post (``reply``,
@@ -48,7 +72,7 @@ class BankMatch(Condition):
     keys = frozenset({"signals", "banks", "labels", "max_distance"})
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
-        self.where, self.path = where, path
+        super().__init__(table, where, path)
         self.signals = _str_list(table, "signals", where, path)
         self.banks = _str_list(table, "banks", where, path)
         self.labels = _str_list(table, "labels", where, path)
@@ -103,10 +127,6 @@ class MediaUnreadable(Condition):
     not an image, over the limits): what amber could not look at, a person should."""
 
     name = "media_unreadable"
-    keys: frozenset[str] = frozenset()
-
-    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
-        del table, where, path  # no options
 
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
         return [
@@ -154,6 +174,7 @@ class SignalScore(Condition):
     keys = frozenset({"signal", "values", "min_score", "max_score", "poll"})
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        super().__init__(table, where, path)
         self.signal = _signal_name(table, where, path)
         self.values = _str_list(table, "values", where, path)
         self.min_score = _score(table, "min_score", where, path, 0.5)
@@ -295,6 +316,7 @@ class FollowsSignal(Condition):
     keys = frozenset({"signal"}) | _Related.keys
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        super().__init__(table, where, path)
         self.signal = _signal_name(table, where, path)
         self.context = _Related(table, where, path)
 
@@ -310,17 +332,23 @@ class FollowsSignal(Condition):
         return [(Reason(signal=self.signal, rule=rule, label="follow_up", detail=detail), None)]
 
 
-CONDITIONS: dict[str, Callable[[Mapping[str, Any], str, str], Condition]] = {
-    BankMatch.name: BankMatch,
-    MediaUnreadable.name: MediaUnreadable,
-    SignalScore.name: SignalScore,
-    AfterSignal.name: AfterSignal,
-    FollowsSignal.name: FollowsSignal,
-}
-CONDITION_KEYS: dict[str, frozenset[str]] = {
-    BankMatch.name: BankMatch.keys,
-    MediaUnreadable.name: MediaUnreadable.keys,
-    SignalScore.name: SignalScore.keys,
-    AfterSignal.name: AfterSignal.keys,
-    FollowsSignal.name: FollowsSignal.keys,
-}
+def default_conditions() -> Registry[type[Condition]]:
+    """The built-in condition kinds, registered the way a plug-in registers its own."""
+    registry: Registry[type[Condition]] = Registry("condition")
+    for kind in (BankMatch, MediaUnreadable, SignalScore, AfterSignal, FollowsSignal):
+        registry.register(kind)
+    return registry
+
+
+def installed_conditions() -> Registry[type[Condition]]:
+    """The built-in condition kinds and those of installed plug-ins (entry-point group
+    ``amber.conditions``). Raises ``UserError`` or ``ConflictError`` for a bad plug-in."""
+    registry = default_conditions()
+    registry.register_entry_points(CONDITIONS_GROUP, _condition_kind)
+    return registry
+
+
+def _condition_kind(loaded: object) -> type[Condition]:
+    if isinstance(loaded, type) and issubclass(loaded, Condition):
+        return loaded
+    raise UserError(f"expected a subclass of amber.policy.Condition, got {loaded!r}")
