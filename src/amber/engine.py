@@ -24,7 +24,7 @@ from amber.errors import AmberError, InternalError, PostError, UserError
 from amber.evidence.vault import DEFAULT_RETENTION, Vault
 from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_map
 from amber.matching import Matcher
-from amber.policy import Findings, Outcome, Policy, Verdict, load_policy
+from amber.policy import Actions, Conditions, Findings, Outcome, Policy, Verdict, load_policy
 from amber.posts import Post
 from amber.review.queue import ReviewQueue
 from amber.signals import Content, Registry, Role, SignalType, default_signal_types
@@ -361,17 +361,26 @@ def open_engine(
     index_dir: Path | None = None,
     clock: Callable[[], datetime] | None = None,
     retention: timedelta | None = None,
+    conditions: Conditions | None = None,
+    actions: Actions | None = None,
 ) -> Engine:
     """Open (creating and migrating if needed) amber's state.
 
     ``db`` is a SQLite path or a database URL (default ``AMBER_DB`` or ``./amber.db``);
     ``vault`` the evidence folder (default ``AMBER_VAULT`` or ``./amber-vault``); ``policy``
-    a policy TOML file (default: the built-in policy).
-    Raises ``UserError`` for unusable paths or policies, ``ExternalError`` for an
+    a policy TOML file (default: the built-in policy); ``conditions`` and ``actions`` the
+    kinds it may name (default: the built-in ones and installed plug-ins', loaded now).
+    Raises ``UserError`` for unusable paths, policies or plug-ins, ``ExternalError`` for an
     unreachable database server.
     """
+    from amber.policy import installed_actions, installed_conditions
+
     db = default_db() if db is None else db
-    loaded_policy = load_policy(policy)
+    loaded_policy = load_policy(
+        policy,
+        conditions=installed_conditions() if conditions is None else conditions,
+        actions=installed_actions() if actions is None else actions,
+    )
     signals = default_signal_types()
     loaded_policy.check(signals.names())
     engine = connect(db)

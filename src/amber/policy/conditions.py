@@ -1,0 +1,354 @@
+"""Conditions: what a rule tests. Each kind is a ``Condition`` subclass registered by name.
+
+The built-in kinds are registered by ``default_conditions`` exactly as a plug-in's are:
+``installed_conditions`` adds the kinds that installed distributions name under the
+entry-point group ``amber.conditions`` (see docs/policy.md).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping
+from typing import Any, ClassVar
+
+from amber.errors import PolicyError, UserError
+from amber.policy.findings import Earlier, Findings
+from amber.policy.outcome import Reason, Verdict
+from amber.registry import Registry
+from amber.signals.base import SignalValue
+
+#: The entry-point group plug-ins name their condition kinds in.
+CONDITIONS_GROUP = "amber.conditions"
+
+
+class Condition(ABC):
+    """One kind of rule condition, registered by its ``name`` (a rule's ``when``).
+
+    A policy builds one instance per rule from the rule's table: ``__init__`` reads the
+    options listed in ``keys`` and raises ``PolicyError(..., path=path,
+    key=f"{where}.<option>")`` for a bad one, so a wrong policy fails when it is loaded.
+    ``fire`` is pure: it looks only at the findings.
+    """
+
+    #: The stable lowercase name a rule's ``when`` gives; set explicitly on every kind.
+    name: ClassVar[str] = ""
+    #: The rule options this kind reads (besides ``name``, ``when``, ``verdict``, ``actions``).
+    keys: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        """Read the rule's options from ``table`` (``where`` is the rule's key, e.g.
+        ``rules[0]``, in the policy file ``path``). Raises ``PolicyError`` for a bad one."""
+        del table
+        self.where, self.path = where, path
+
+    @abstractmethod
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        """Reasons this condition found, each with the verdict it implies (None: the rule's)."""
+
+    def check(self, signal_types: Collection[str]) -> None:
+        """Raise ``PolicyError`` if the condition names a signal type that does not exist."""
+        del signal_types
+
+    def links(self, findings: Findings) -> frozenset[str]:
+        """How earlier posts could matter to this condition for this post (``reply``,
+        ``author``, ``media``): the engine looks up only those."""
+        del findings
+        return frozenset()
+
+
+def _str_list(table: Mapping[str, Any], key: str, where: str, path: str) -> list[str] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PolicyError("expected a list of strings", path=path, key=f"{where}.{key}")
+    return list(value)
+
+
+class BankMatch(Condition):
+    """Fires for each bank match, optionally limited to signal types, banks or labels."""
+
+    name = "bank_match"
+    keys = frozenset({"signals", "banks", "labels", "max_distance"})
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        super().__init__(table, where, path)
+        self.signals = _str_list(table, "signals", where, path)
+        self.banks = _str_list(table, "banks", where, path)
+        self.labels = _str_list(table, "labels", where, path)
+        max_distance = table.get("max_distance")
+        if max_distance is not None and (not isinstance(max_distance, int) or max_distance < 0):
+            raise PolicyError(
+                "expected a whole number >= 0", path=path, key=f"{where}.max_distance"
+            )
+        self.max_distance = max_distance
+
+    def check(self, signal_types: Collection[str]) -> None:
+        unknown = sorted(set(self.signals or ()) - set(signal_types))
+        if unknown:
+            raise PolicyError(
+                f"unknown signal type {unknown[0]!r}; known: {', '.join(sorted(signal_types))}",
+                path=self.path,
+                key=f"{self.where}.signals",
+            )
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        out: list[tuple[Reason, Verdict | None]] = []
+        for m in findings.matches:
+            if self.signals is not None and m.signal_type not in self.signals:
+                continue
+            if self.banks is not None and m.bank not in self.banks:
+                continue
+            if self.labels is not None and m.label not in self.labels:
+                continue
+            if self.max_distance is not None and m.distance > self.max_distance:
+                continue
+            detail = f"entry {m.entry_source!r}"
+            if m.query_variant != "original" or m.entry_variant != "original":
+                detail += f" via {m.query_variant} -> {m.entry_variant}"
+            media = findings.media_paths[m.media] if m.media < len(findings.media_paths) else None
+            reason = Reason(
+                signal=m.signal_type,
+                rule=rule,
+                bank=m.bank,
+                label=m.label,
+                entry=m.entry_id,
+                distance=m.distance,
+                quality=m.quality,
+                detail=detail,
+                media=media,
+            )
+            out.append((reason, Verdict(m.action)))
+        return out
+
+
+class MediaUnreadable(Condition):
+    """Fires for each media file that could not be read or decoded (corrupt, truncated,
+    not an image, over the limits): what amber could not look at, a person should."""
+
+    name = "media_unreadable"
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        return [
+            (
+                Reason(signal="media", rule=rule, detail=f"could not be read: {why}", media=path),
+                None,
+            )
+            for path, why in findings.unreadable
+        ]
+
+
+def _signal_name(table: Mapping[str, Any], where: str, path: str) -> str:
+    signal = table.get("signal")
+    if not isinstance(signal, str) or not signal:
+        raise PolicyError("expected the name of a signal type", path=path, key=f"{where}.signal")
+    return signal
+
+
+def _score(table: Mapping[str, Any], key: str, where: str, path: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise PolicyError(
+            f"expected a number from 0 to 1, got {value!r}", path=path, key=f"{where}.{key}"
+        )
+    return float(value)
+
+
+def _bool(table: Mapping[str, Any], key: str, where: str, path: str) -> bool | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise PolicyError("expected true or false", path=path, key=f"{where}.{key}")
+    return value
+
+
+class SignalScore(Condition):
+    """Fires when a post-level detector scores at least ``min_score``.
+
+    ``signal`` names the detector (e.g. ``harm_poll``); ``values`` limits the kinds that
+    count (``vote``, ``announcement``); ``max_score`` (exclusive) makes a tier below a
+    stronger rule; ``poll = true`` or ``false`` limits the rule to posts with or without
+    a poll.
+    """
+
+    name = "signal_score"
+    keys = frozenset({"signal", "values", "min_score", "max_score", "poll"})
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        super().__init__(table, where, path)
+        self.signal = _signal_name(table, where, path)
+        self.values = _str_list(table, "values", where, path)
+        self.min_score = _score(table, "min_score", where, path, 0.5)
+        self.max_score = (
+            None if "max_score" not in table else _score(table, "max_score", where, path, 1.0)
+        )
+        if self.max_score is not None and self.max_score <= self.min_score:
+            raise PolicyError(
+                f"max_score {self.max_score} must be above min_score {self.min_score}",
+                path=path,
+                key=f"{where}.max_score",
+            )
+        self.poll = _bool(table, "poll", where, path)
+
+    def found(self, findings: Findings) -> list[SignalValue]:
+        """The post's values of this signal that meet the condition."""
+        if self.poll is not None and findings.has_poll != self.poll:
+            return []
+        return [
+            v
+            for v in findings.signals
+            if v.signal_type == self.signal
+            and (self.values is None or v.value in self.values)
+            and v.score is not None
+            and v.score >= self.min_score
+            and (self.max_score is None or v.score < self.max_score)
+        ]
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        return [
+            (
+                Reason(
+                    signal=v.signal_type, rule=rule, label=v.value, score=v.score, detail=v.detail
+                ),
+                None,
+            )
+            for v in self.found(findings)
+        ]
+
+
+#: How an earlier post may be related to this one.
+LINKS = ("reply", "author", "media")
+
+
+class _Related:
+    """The options shared by conditions on earlier related posts: ``earlier_values`` (kinds
+    of the signal the earlier post fired), ``related`` (``reply``, ``author``, ``media``:
+    the same photo) and ``within_hours`` (how long before this post)."""
+
+    keys = frozenset({"earlier_values", "related", "within_hours"})
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        self.earlier_values = _str_list(table, "earlier_values", where, path)
+        related = _str_list(table, "related", where, path)
+        if related is not None and (not related or set(related) - set(LINKS)):
+            raise PolicyError(
+                f"expected some of {', '.join(LINKS)}", path=path, key=f"{where}.related"
+            )
+        self.related = frozenset(related or ("reply", "author"))
+        hours = table.get("within_hours")
+        if hours is not None and (
+            isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0
+        ):
+            raise PolicyError(
+                f"expected a number of hours > 0, got {hours!r}",
+                path=path,
+                key=f"{where}.within_hours",
+            )
+        self.within_hours: float | None = None if hours is None else float(hours)
+
+    def earlier(self, findings: Findings, signal: str) -> tuple[Earlier, Mapping[str, Any]] | None:
+        """The first earlier related post (and its reason) that fired ``signal``."""
+        for earlier in findings.earlier:
+            if not earlier.links() & self.related:
+                continue
+            if self.within_hours is not None:
+                age = findings.hours_since(earlier)
+                if age is None or age > self.within_hours:
+                    continue
+            for reason in earlier.reasons:
+                if reason.get("signal") != signal:
+                    continue
+                if self.earlier_values is not None and reason.get("label") not in (
+                    self.earlier_values
+                ):
+                    continue
+                return earlier, reason
+        return None
+
+
+class AfterSignal(SignalScore):
+    """Fires when the post scores as in ``signal_score`` AND an earlier related post fired
+    ``earlier_values`` of the same signal: e.g. a result announcement from the author of
+    a harm poll, in reply to it, or showing the same photo. ``min_score`` may then be
+    lower than alone.
+    """
+
+    name = "after_signal"
+    keys = SignalScore.keys | _Related.keys
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        super().__init__(table, where, path)
+        self.context = _Related(table, where, path)
+
+    def links(self, findings: Findings) -> frozenset[str]:
+        return self.context.related if self.found(findings) else frozenset()
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        found = self.found(findings)
+        if not found:
+            return []
+        hit = self.context.earlier(findings, self.signal)
+        if hit is None:
+            return []
+        earlier, reason = hit
+        return [
+            (
+                Reason(
+                    signal=v.signal_type,
+                    rule=rule,
+                    label=v.value,
+                    score=v.score,
+                    detail=f"{earlier.describe()} ({reason.get('label')}); {v.detail}",
+                ),
+                None,
+            )
+            for v in found
+        ]
+
+
+class FollowsSignal(Condition):
+    """Fires for ANY post related to an earlier post that fired ``earlier_values`` of
+    ``signal`` (by ``related`` links, ``within_hours``), whatever this post says and in
+    whatever language: the follow-up to a harm poll (a photo, "done", a re-post) is
+    worth a person's look even when no word of it is understood.
+    """
+
+    name = "follows_signal"
+    keys = frozenset({"signal"}) | _Related.keys
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        super().__init__(table, where, path)
+        self.signal = _signal_name(table, where, path)
+        self.context = _Related(table, where, path)
+
+    def links(self, findings: Findings) -> frozenset[str]:
+        return self.context.related
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        hit = self.context.earlier(findings, self.signal)
+        if hit is None:
+            return []
+        earlier, reason = hit
+        detail = f"follows a harm poll ({reason.get('label')}): {earlier.describe()}"
+        return [(Reason(signal=self.signal, rule=rule, label="follow_up", detail=detail), None)]
+
+
+def default_conditions() -> Registry[type[Condition]]:
+    """The built-in condition kinds, registered the way a plug-in registers its own."""
+    registry: Registry[type[Condition]] = Registry("condition")
+    for kind in (BankMatch, MediaUnreadable, SignalScore, AfterSignal, FollowsSignal):
+        registry.register(kind)
+    return registry
+
+
+def installed_conditions() -> Registry[type[Condition]]:
+    """The built-in condition kinds and those of installed plug-ins (entry-point group
+    ``amber.conditions``). Raises ``UserError`` or ``ConflictError`` for a bad plug-in."""
+    registry = default_conditions()
+    registry.register_entry_points(CONDITIONS_GROUP, _condition_kind)
+    return registry
+
+
+def _condition_kind(loaded: object) -> type[Condition]:
+    if isinstance(loaded, type) and issubclass(loaded, Condition):
+        return loaded
+    raise UserError(f"expected a subclass of amber.policy.Condition, got {loaded!r}")

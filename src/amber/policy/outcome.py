@@ -1,0 +1,65 @@
+"""What a policy decides: the verdict, the reasons that gave it, and the actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Verdict(StrEnum):
+    """What happens to a post, in increasing strength."""
+
+    allow = "allow"
+    review = "review"
+    restrict = "restrict"
+    remove = "remove"
+
+    @property
+    def rank(self) -> int:
+        return list(Verdict).index(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a rule fired: the signal, and where it matched or how it scored."""
+
+    signal: str
+    rule: str
+    bank: str | None = None
+    label: str | None = None
+    entry: int | None = None
+    distance: int | None = None
+    quality: int | None = None
+    score: float | None = None
+    detail: str | None = None
+    media: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The reason as the JSONL contract writes it (absent fields left out)."""
+        out: dict[str, Any] = {"signal": self.signal}
+        for key in (
+            "bank",
+            "label",
+            "entry",
+            "distance",
+            "quality",
+            "score",
+            "detail",
+            "media",
+            "rule",
+        ):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = round(value, 3) if isinstance(value, float) else value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A policy's answer for one post."""
+
+    verdict: Verdict
+    reasons: list[Reason]
+    actions: list[str]
+    rules: list[str] = field(default_factory=list)
