@@ -73,6 +73,7 @@ class Nearest:
     entry_id: int
     entry_source: str
     entry_value: str
+    entry_variant: str
     entry_quality: int | None
     distance: int
     #: The largest distance that matches this entry (its bank's or its type's).
@@ -276,6 +277,7 @@ class Matcher:
                                 entry_id=int(row.entry),
                                 entry_source=str(row.source),
                                 entry_value=str(row.value),
+                                entry_variant=str(row.variant),
                                 entry_quality=row.quality,
                                 distance=distance,
                                 threshold=limit,
