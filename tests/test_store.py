@@ -48,6 +48,7 @@ def test_migrating_twice_is_harmless(database: str) -> None:
         "entry_signals",
         "decisions",
         "post_media",
+        "media_signals",
         "api_tokens",
         "review_locks",
         "review_outcomes",

@@ -409,7 +409,7 @@ def test_an_index_another_process_damaged_is_rebuilt_and_matching_goes_on(
     with open_engine(db=database, vault=tmp_path / "vault") as engine:
         engine.banks.create("known", action="remove")
         engine.banks.add_files("known", [known])
-        folder = engine.matcher.index.directory
+        folder = engine.matcher.indexes["pdq"].directory
         (folder / "manifest.json").write_text("{not json", encoding="utf-8")
         engine.matcher.sync()  # what the next post does once its view is a second old
         assert len(engine.matcher.index) > 0
@@ -525,11 +525,11 @@ def test_a_database_created_again_under_the_same_name_gets_a_fresh_index(
     with open_engine(db=database, vault=tmp_path / "vault") as engine:
         engine.banks.create("known", action="remove")
         engine.banks.add_files("known", [first])
-        index = engine.matcher.index.directory
+        index = engine.matcher.indexes["pdq"].directory
     _recreate(database)
     # The same path or URL, so the same index folder; the row ids start again from 1.
     with open_engine(db=database, vault=tmp_path / "vault") as engine:
-        assert engine.matcher.index.directory == index
+        assert engine.matcher.indexes["pdq"].directory == index
         engine.banks.create("known", action="remove")
         engine.banks.add_files("known", [second])
         post = parse_post(

@@ -11,7 +11,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 
 from amber.errors import ConflictError, NotFoundError, UserError
-from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_map
+from amber.hashing import Hasher, MediaFailure, media_types, parallel_map
 from amber.signals import Registry, Role, SignalType, SignalValue
 from amber.signals.base import Scope
 from amber.signals.pdq import PdqSignal
@@ -71,12 +71,28 @@ class Bank:
 
 
 @dataclass(frozen=True, slots=True)
+class WeakHash:
+    """A file's own value whose quality is below a minimum: it will never match."""
+
+    path: str
+    signal_type: str
+    quality: int
+    minimum: int
+
+
+@dataclass(frozen=True, slots=True)
 class AddResult:
-    """What ``add_files`` did: entries added, files already in the bank, files that failed."""
+    """What ``add_files`` did: entries added, files already in the bank, files that failed.
+
+    ``weak`` lists values of added files too weak to match under the policy's minimum
+    quality; ``refused`` the values that kept files out (``add_files(min_quality=...)``).
+    """
 
     added: list[str]
     duplicates: list[str]
     failures: list[MediaFailure]
+    weak: list[WeakHash] = field(default_factory=list)
+    refused: list[WeakHash] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +144,15 @@ class BankStore:
         on_change: Callable[[], object] = lambda: None,
         on_delete: Callable[[list[int]], object] = lambda ids: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        min_quality: Mapping[str, int | None] | None = None,
     ) -> None:
         self.db = db
         self.signals = signals
         self.on_change = on_change
         self.on_delete = on_delete
         self.clock = clock
+        #: Each type's minimum quality to match (the policy's); default the type's own.
+        self.min_quality = {s.name: (min_quality or {}).get(s.name, s.min_quality) for s in signals}
 
     # -- banks ---------------------------------------------------------------------------
 
@@ -275,19 +294,36 @@ class BankStore:
     # -- entries from files ----------------------------------------------------------------
 
     def add_files(
-        self, name: str, paths: Iterable[Path], *, sources: Mapping[str, str] | None = None
+        self,
+        name: str,
+        paths: Iterable[Path],
+        *,
+        sources: Mapping[str, str] | None = None,
+        min_quality: int | None = None,
     ) -> AddResult:
         """Hash each image file (folders are walked) and add it as one entry.
 
         A file whose SHA-256 the bank already holds is skipped as a duplicate; a file that
         cannot be decoded is reported in ``failures`` and the others are still added.
+        A file's own value whose quality is below its type's minimum (the policy's
+        ``[signals.pdq] min_quality`` for PDQ) is reported in ``weak``: that value will
+        never match. With ``min_quality``, a file with any own value below it is not added
+        and is reported in ``refused``. Raises ``UserError`` for ``min_quality`` outside
+        0..100.
         """
+        if min_quality is not None and (
+            isinstance(min_quality, bool) or not 0 <= min_quality <= 100
+        ):
+            raise UserError(f"min_quality {min_quality!r} is out of range; give 0 to 100")
         bank = self.get(name)
         files = [str(p) for p in image_files(paths)]
-        results = parallel_map(_hash_for_bank, files)
+        hasher = Hasher(media_types(self.signals), Role.bank)
+        results = parallel_map(hasher.one, files)
         added: list[str] = []
         duplicates: list[str] = []
         failures: list[MediaFailure] = []
+        weak: list[WeakHash] = []
+        refused: list[WeakHash] = []
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
             known = self._known_sha256(conn, bank.id)
@@ -295,6 +331,11 @@ class BankStore:
                 if isinstance(result, MediaFailure):
                     failures.append(result)
                     continue
+                if min_quality is not None:
+                    below = self._below(result.path, result.values, lambda _: min_quality)
+                    if below:
+                        refused.extend(below)
+                        continue
                 digest = result.original("sha256")
                 if digest is None or digest.value in known:
                     duplicates.append(result.path)
@@ -303,9 +344,27 @@ class BankStore:
                 source = (sources or {}).get(result.path, result.path)
                 self._insert_entry(conn, bank.id, source, None, result.values)
                 added.append(result.path)
+                weak.extend(self._below(result.path, result.values, self.min_quality.get))
         if added:
             self.on_change()
-        return AddResult(added, duplicates, failures)
+        return AddResult(added, duplicates, failures, weak, refused)
+
+    @staticmethod
+    def _below(
+        path: str, values: Iterable[SignalValue], minimum: Callable[[str], int | None]
+    ) -> list[WeakHash]:
+        """The file's own values with a quality below ``minimum(signal_type)``."""
+        out = []
+        for v in values:
+            floor = minimum(v.signal_type)
+            if (
+                v.variant == "original"
+                and v.quality is not None
+                and floor is not None
+                and v.quality < floor
+            ):
+                out.append(WeakHash(path, v.signal_type, v.quality, floor))
+        return out
 
     # -- import and export -----------------------------------------------------------------
 
@@ -463,10 +522,6 @@ def _serialize_bank_writes(conn: sa.Connection) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(BANK_WRITES_LOCK)))
     else:  # SQLite: a write statement takes the database's write lock now, not at commit
         conn.execute(banks.update().where(sa.false()).values(name=banks.c.name))
-
-
-def _hash_for_bank(path: str) -> MediaHashes | MediaFailure:
-    return hash_file_safely(path, Role.bank)
 
 
 def read_csv_text(path: Path) -> io.StringIO:

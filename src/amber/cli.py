@@ -135,19 +135,39 @@ def bank_add(
     paths: Annotated[
         list[Path], typer.Argument(help="Image files or folders; each file one entry.")
     ],
+    min_quality: Annotated[
+        int | None,
+        typer.Option(
+            "--min-quality",
+            min=0,
+            max=100,
+            help="Refuse files with a hash of lower quality (PDQ: 0-100).",
+        ),
+    ] = None,
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
     """Hash image files into a bank (folders are walked)."""
     with _engine(db, vault) as engine:
-        result = engine.banks.add_files(name, paths)
+        result = engine.banks.add_files(name, paths, min_quality=min_quality)
     for failure in result.failures:
         err.print(f"Error: {failure.path}: {failure.reason}")
     for path in result.duplicates:
         err.print(f"skipped {path}: already in bank {name!r}")
+    for weak in result.refused:
+        err.print(
+            f"refused {weak.path}: {weak.signal_type} quality {weak.quality} is below "
+            f"--min-quality {weak.minimum}"
+        )
+    for weak in result.weak:
+        err.print(
+            f"warning: {weak.path}: {weak.signal_type} quality {weak.quality} is below the "
+            f"policy's minimum {weak.minimum}; this hash will never match"
+        )
     err.print(
         f"added {_plural(len(result.added), 'entry', 'entries')} to bank {name!r}"
         + (f"; {len(result.failures)} files failed" if result.failures else "")
+        + (f"; {len(result.refused)} refused as too weak" if result.refused else "")
     )
     if result.failures:
         raise typer.Exit(1)

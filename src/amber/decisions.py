@@ -17,7 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from amber.errors import NotFoundError
 from amber.hashing import MediaHashes
 from amber.policy import Earlier, Outcome, Verdict
-from amber.store.tables import UTCDateTime, decisions, post_media
+from amber.signals import Registry, SignalType, SignalValue
+from amber.store.tables import UTCDateTime, decisions, media_signals, post_media
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +63,8 @@ class NewDecision:
     created_at: datetime | None = None
 
 
-#: Largest PDQ distance at which an earlier threat-to-life post's photo is "the same
-#: photo" (the usual PDQ match threshold), and how many such posts are compared.
-MEDIA_DISTANCE = 31
+#: How many earlier threat-to-life posts' media values (per signal type) are compared
+#: with a new post's; "the same photo" is within the type's ``default_threshold``.
 MEDIA_CANDIDATES = 2000
 
 #: Review states a reviewer has settled; a new scan of the post does not reopen them.
@@ -75,10 +75,13 @@ THREAT_TO_LIFE = "escalate:threat_to_life"
 class DecisionStore:
     """Reads and writes decisions."""
 
-    def __init__(self, db: sa.Engine, *, policy: str, amber_version: str) -> None:
+    def __init__(
+        self, db: sa.Engine, *, policy: str, amber_version: str, signals: Registry[SignalType]
+    ) -> None:
         self.db = db
         self.policy = policy
         self.amber_version = amber_version
+        self.signals = signals
 
     def save(
         self, batch: Sequence[NewDecision], *, now: datetime, replace: bool = True
@@ -100,9 +103,17 @@ class DecisionStore:
                     continue
                 written.add(item.post_id)
                 conn.execute(post_media.delete().where(post_media.c.decision_id == decision_id))
+                conn.execute(media_signals.delete().where(media_signals.c.decision == decision_id))
                 rows = [_media_row(decision_id, i, path, hashes) for i, path, hashes in item.media]
                 if rows:
                     conn.execute(post_media.insert(), rows)
+                values = [
+                    row
+                    for i, _, hashes in item.media
+                    for row in _signal_rows(decision_id, i, hashes)
+                ]
+                if values:
+                    conn.execute(media_signals.insert(), values)
         return written
 
     def _upsert(
@@ -192,23 +203,27 @@ class DecisionStore:
         reply_to: str | None,
         limit: int = 20,
         before: datetime | None = None,
-        pdq: Sequence[str] = (),
+        media: Sequence[SignalValue] = (),
         window: timedelta | None = None,
         now: datetime | None = None,
     ) -> list[Earlier]:
         """Decisions related to a post, newest first (at most ``limit`` of each kind): the
-        post it replies to, the same author's other posts, and, given the post's PDQ
-        hashes, earlier threat-to-life decisions whose media are the same photo
-        (within ``MEDIA_DISTANCE`` bits). With ``before`` (the post's own creation time),
-        posts created at or after it are left out; with ``window``, posts older than
-        ``window`` before it (or before ``now``) too."""
+        post it replies to, the same author's other posts, and, given the post's media
+        values (its PDQ hashes, or any near-match type's), earlier threat-to-life
+        decisions whose media are the same photo (within the type's
+        ``default_threshold``: 31 bits for PDQ). With ``before`` (the post's own creation
+        time), posts created at or after it are left out; with ``window``, posts older
+        than ``window`` before it (or before ``now``) too."""
         conditions = []
         if reply_to is not None:
             conditions.append(decisions.c.post_id == reply_to)
         if author is not None:
             conditions.append(decisions.c.author == author)
-        hashes = [int(h, 16) for h in pdq if h]
-        if not conditions and not hashes:
+        by_type: dict[str, list[str]] = {}
+        for value in media:
+            if value.value:
+                by_type.setdefault(value.signal_type, []).append(value.value)
+        if not conditions and not by_type:
             return []
         since_created = since_scanned = None
         if window is not None and before is not None:
@@ -238,22 +253,25 @@ class DecisionStore:
                         created_at=row.created_at,
                         scanned_at=row.scanned_at,
                     )
-            if hashes:
-                media = self._related(
-                    sa.select(*columns, post_media.c.pdq).join(
-                        post_media, post_media.c.decision_id == decisions.c.id
+            for signal_type, values in by_type.items():
+                compare = self.signals.get(signal_type)
+                query = self._related(
+                    sa.select(*columns, media_signals.c.value).join(
+                        media_signals, media_signals.c.decision == decisions.c.id
                     ),
                     post_id,
                     before,
                     since_created,
                     since_scanned,
                 )
-                media = media.where(
-                    decisions.c.threat_to_life.is_(True), post_media.c.pdq.is_not(None)
+                query = query.where(
+                    decisions.c.threat_to_life.is_(True),
+                    media_signals.c.signal_type == signal_type,
+                    media_signals.c.variant == "original",
                 ).limit(MEDIA_CANDIDATES)
-                for row in conn.execute(media).all():
-                    distance = min(bin(int(row.pdq, 16) ^ h).count("1") for h in hashes)
-                    if distance > MEDIA_DISTANCE:
+                for row in conn.execute(query).all():
+                    distance = min(compare.distance(row.value, v) for v in values)
+                    if distance > compare.default_threshold:
                         continue
                     known = found.get(row.post_id)
                     if known is not None and known.media_distance is not None:
@@ -324,17 +342,30 @@ class DecisionStore:
 
 
 def _media_row(decision_id: int, position: int, path: str, hashes: MediaHashes) -> dict[str, Any]:
-    pdq = hashes.original("pdq")
-    sha256 = hashes.original("sha256")
-    md5 = hashes.original("md5")
     return {
         "decision_id": decision_id,
         "position": position,
         "path": path,
-        "sha256": sha256.value if sha256 else None,
-        "md5": md5.value if md5 else None,
-        "pdq": pdq.value if pdq else None,
-        "pdq_quality": pdq.quality if pdq else None,
         "width": hashes.width,
         "height": hashes.height,
     }
+
+
+def _signal_rows(decision_id: int, position: int, hashes: MediaHashes) -> list[dict[str, Any]]:
+    """One ``media_signals`` row per distinct own value (variant ``"original"``)."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for v in hashes.values:
+        if v.variant != "original":
+            continue
+        rows.setdefault(
+            (v.signal_type, v.variant, v.value),
+            {
+                "decision": decision_id,
+                "position": position,
+                "signal_type": v.signal_type,
+                "value": v.value,
+                "quality": v.quality,
+                "variant": v.variant,
+            },
+        )
+    return list(rows.values())

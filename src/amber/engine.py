@@ -22,12 +22,12 @@ from amber.banks import AddResult, BankStore
 from amber.decisions import THREAT_TO_LIFE, DecisionStore, NewDecision
 from amber.errors import AmberError, InternalError, PostError, UserError
 from amber.evidence.vault import DEFAULT_RETENTION, Vault
-from amber.hashing import MediaFailure, MediaHashes, hash_file_safely, parallel_map
+from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
 from amber.matching import Matcher
 from amber.policy import Actions, Conditions, Findings, Outcome, Policy, Verdict, load_policy
 from amber.posts import Post
 from amber.review.queue import ReviewQueue
-from amber.signals import Content, Registry, Role, SignalType, default_signal_types
+from amber.signals import Content, Registry, Role, SignalType, SignalValue, load_signal_types
 from amber.signals.base import Scope
 from amber.store.db import connect, database_url, sqlite_path
 from amber.tokens import TokenStore
@@ -116,12 +116,22 @@ class Engine:
         self.policy = policy
         self.signals = signals
         self.clock = clock
-        self.matcher = Matcher(db, signals, index_dir, min_quality=policy.pdq_min_quality)
+        #: Each signal type's minimum quality under this policy (``None``: no minimum).
+        self.min_quality = {s.name: s.quality_floor(policy) for s in signals}
+        self.matcher = Matcher(db, signals, index_dir, min_quality=self.min_quality)
         self.banks = BankStore(
-            db, signals, on_change=self.matcher.sync, on_delete=self.matcher.forget, clock=clock
+            db,
+            signals,
+            on_change=self.matcher.sync,
+            on_delete=self.matcher.forget,
+            clock=clock,
+            min_quality=self.min_quality,
         )
-        self.decisions = DecisionStore(db, policy=policy.ref, amber_version=__version__)
+        self.decisions = DecisionStore(
+            db, policy=policy.ref, amber_version=__version__, signals=signals
+        )
         self.post_signals = [s for s in signals if s.scope is Scope.post]
+        self.media_signals = media_types(signals)
         self.tokens = TokenStore(db, clock=clock)
         self.review = ReviewQueue(db, clock=clock, add_to_bank=self.bank_media)
 
@@ -161,7 +171,8 @@ class Engine:
                 yield tuple(str(m.file) for m in item.media) if isinstance(item, Post) else ()
 
         pending: list[tuple[ScanResult, NewDecision]] = []
-        for hashed in parallel_map(_hash_post, jobs(), workers=workers):
+        hasher = Hasher(self.media_signals, Role.query)
+        for hashed in parallel_map(hasher, jobs(), workers=workers):
             item = queue.popleft()
             on_item()
             if isinstance(item, PostError):
@@ -222,19 +233,12 @@ class Engine:
         )
         links = self.policy.links(findings)  # look up only the earlier posts a rule can use
         if links:
-            pdq = [
-                v.value
-                for h in hashed
-                if isinstance(h, MediaHashes)
-                for v in (h.original("pdq"),)
-                if v is not None and (v.quality is None or v.quality >= self.policy.pdq_min_quality)
-            ]
             earlier = self.decisions.earlier(
                 post_id=post.id,
                 author=post.author if "author" in links else None,
                 reply_to=post.reply_to if "reply" in links else None,
                 before=post.created_at,
-                pdq=pdq if "media" in links else (),
+                media=self._same_media_values(hashed) if "media" in links else (),
                 window=CONTEXT_WINDOW,
                 now=now,
             )
@@ -254,6 +258,21 @@ class Engine:
             created_at=post.created_at,
         )
         return result, new
+
+    def _same_media_values(self, hashed: list[MediaHashes | MediaFailure]) -> list[SignalValue]:
+        """The media values that can show an earlier post had the same photo: each
+        near-match type's own values (variant ``"original"``) of sufficient quality."""
+        out = []
+        for h in hashed:
+            if not isinstance(h, MediaHashes):
+                continue
+            for v in h.values:
+                if v.variant != "original" or self.signals.get(v.signal_type).exact:
+                    continue
+                floor = self.min_quality.get(v.signal_type)
+                if v.quality is None or floor is None or v.quality >= floor:
+                    out.append(v)
+        return out
 
     def _flush(
         self, pending: list[tuple[ScanResult, NewDecision]], replace: bool
@@ -349,10 +368,6 @@ def _related(post: Post, other: NewDecision) -> bool:
     return bool(post.media) and bool(other.media) and THREAT_TO_LIFE in other.outcome.actions
 
 
-def _hash_post(files: tuple[str, ...]) -> list[MediaHashes | MediaFailure]:
-    return [hash_file_safely(f, Role.query) for f in files]
-
-
 def open_engine(
     *,
     db: str | Path | None = None,
@@ -370,8 +385,11 @@ def open_engine(
     ``vault`` the evidence folder (default ``AMBER_VAULT`` or ``./amber-vault``); ``policy``
     a policy TOML file (default: the built-in policy); ``conditions`` and ``actions`` the
     kinds it may name (default: the built-in ones and installed plug-ins', loaded now).
-    Raises ``UserError`` for unusable paths, policies or plug-ins, ``ExternalError`` for an
-    unreachable database server.
+    The signal types are the built-in ones and those of installed plug-ins (entry-point
+    group ``amber.signal_types``).
+    Raises ``UserError`` for unusable paths, policies or plug-ins, ``ConflictError`` for a
+    plug-in whose kind or signal type name is taken, ``ExternalError`` for an unreachable
+    database server.
     """
     from amber.policy import installed_actions, installed_conditions
 
@@ -381,7 +399,7 @@ def open_engine(
         conditions=installed_conditions() if conditions is None else conditions,
         actions=installed_actions() if actions is None else actions,
     )
-    signals = default_signal_types()
+    signals = load_signal_types()
     loaded_policy.check(signals.names())
     engine = connect(db)
     return Engine(

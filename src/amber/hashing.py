@@ -2,19 +2,22 @@
 
 The work of one file (bounded read, reduced decode, every signal type) is a pure function
 of the file and the settings, so it runs in worker processes; only small results travel back.
+The signal types are the engine's own (plug-ins included): a ``Hasher`` carries them, and
+``parallel_map`` sends it to each worker once, when the worker starts.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from amber.errors import MediaError
+from amber.errors import InternalError, MediaError
 from amber.media import DEFAULT_LIMITS, MediaLimits, decode_image, read_media
 from amber.signals import Content, Role, SignalType, SignalValue, default_signal_types
 from amber.signals.base import Scope
@@ -48,36 +51,68 @@ class MediaFailure:
     reason: str
 
 
-def hash_file(path: str | Path, *, role: Role, limits: MediaLimits = DEFAULT_LIMITS) -> MediaHashes:
-    """Every signal value of one image file. Raises ``MediaError`` naming the file."""
+def hash_file(
+    path: str | Path,
+    *,
+    role: Role,
+    limits: MediaLimits = DEFAULT_LIMITS,
+    signals: Sequence[SignalType] | None = None,
+) -> MediaHashes:
+    """Every value of ``signals`` (default: the built-in media types) for one image file.
+
+    Raises ``MediaError`` naming the file.
+    """
     file = Path(path)
     data = read_media(file, limits=limits)
     decoded = decode_image(data, limits=limits, source=str(file))
     content = Content(data=data, image=decoded.image)
     values: list[SignalValue] = []
-    for signal_type in _signal_types():
+    for signal_type in builtin_media_types() if signals is None else signals:
         values.extend(signal_type.compute(content, role=role))
     return MediaHashes(str(file), tuple(values), decoded.width, decoded.height)
 
 
 def hash_file_safely(
-    path: str, role: Role, limits: MediaLimits = DEFAULT_LIMITS
+    path: str,
+    role: Role,
+    limits: MediaLimits = DEFAULT_LIMITS,
+    signals: Sequence[SignalType] | None = None,
 ) -> MediaHashes | MediaFailure:
     """``hash_file``, with a failure returned as data instead of raised."""
     try:
-        return hash_file(path, role=role, limits=limits)
+        return hash_file(path, role=role, limits=limits, signals=signals)
     except MediaError as exc:
         return MediaFailure(path, exc.reason)
 
 
-_SIGNALS: list[SignalType] = []
+@cache
+def builtin_media_types() -> tuple[SignalType, ...]:
+    """The built-in media signal types (for callers without an engine: benchmarks)."""
+    return media_types(default_signal_types())
 
 
-def _signal_types() -> list[SignalType]:
-    """The built-in signal types, built once per process (workers build their own)."""
-    if not _SIGNALS:
-        _SIGNALS.extend(s for s in default_signal_types() if s.scope is Scope.media)
-    return _SIGNALS
+def media_types(signals: Iterable[SignalType]) -> tuple[SignalType, ...]:
+    """The types of ``signals`` that read media files, in registration order."""
+    return tuple(s for s in signals if s.scope is Scope.media)
+
+
+@dataclass(frozen=True, slots=True)
+class Hasher:
+    """Hashes the media files of one item (a post, a bank file) with given signal types.
+
+    A plain value that pickles (its signal types do), so it can run in worker processes.
+    """
+
+    signals: tuple[SignalType, ...]
+    role: Role
+    limits: MediaLimits = DEFAULT_LIMITS
+
+    def __call__(self, files: Sequence[str]) -> list[MediaHashes | MediaFailure]:
+        return [hash_file_safely(f, self.role, self.limits, self.signals) for f in files]
+
+    def one(self, path: str) -> MediaHashes | MediaFailure:
+        """The values of one file, a failure returned as data."""
+        return hash_file_safely(path, self.role, self.limits, self.signals)
 
 
 def worker_count() -> int:
@@ -116,8 +151,26 @@ def parallel_map(
     # another thread here holds a lock (the pool's own manager thread, a model loaded for
     # the text signals) can leave the child waiting on that lock for ever.
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield from _bounded_map(pool, function, head, iterator, prefetch)
+    # ``function`` (with the signal types it carries) goes to each worker once, at start.
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_install, initargs=(function,)
+    ) as pool:
+        yield from _bounded_map(pool, _call_installed, head, iterator, prefetch)
+
+
+#: The function a worker process runs for every item (``parallel_map`` installs it).
+_installed: Callable[[Any], Any] | None = None
+
+
+def _install(function: Callable[[Any], Any]) -> None:
+    global _installed
+    _installed = function
+
+
+def _call_installed(item: Any) -> Any:
+    if _installed is None:
+        raise InternalError("a parallel_map worker was started without its function")
+    return _installed(item)
 
 
 def _bounded_map(

@@ -1,33 +1,38 @@
-"""Matching a post's signal values against every bank.
+"""Matching a post's signal values against every bank, one signal type at a time.
 
-Exact signal types (sha256, md5) are looked up in the database. PDQ goes through the
-persistent multi-index-hashing index, searched at the largest bank threshold and then
-filtered by each bank's own threshold.
+Each registered media type gives its own index (``SignalType.index``): exact types
+(sha256, md5) are looked up in the database; PDQ goes through its persistent
+multi-index-hashing index; a near-match type without an index of its own is compared one
+by one. Each type's index is searched at the largest distance any bank allows it, and
+each hit is then checked against its bank's threshold (``SignalType.bank_threshold``) or
+the type's own (``default_threshold``), and against the type's minimum quality.
 
-Several processes, on one machine or many, may share one database. Each keeps its index
-current on its own: before matching, when its last look is older than ``sync_every``
-seconds (and whenever this process changes a bank), it picks up what another process on
-this machine wrote to the shared index folder and adds the PDQ rows the database has
-above the highest it indexed. Bank writes commit in row order (``banks``), so nothing
-below that mark can still appear. Removals need no message: a hit is confirmed against the
-database, and a hit whose row is gone is dropped from the index when it is found.
+Several processes, on one machine or many, may share one database. Each keeps its
+indexes current on its own: before matching, when its last look is older than
+``sync_every`` seconds (and whenever this process changes a bank), it picks up what
+another process on this machine wrote to a shared index folder and adds the rows the
+database has above the highest each index holds. Bank writes commit in row order
+(``banks``), so nothing below that mark can still appear. Removals need no message: a hit
+is confirmed against the database, and a hit whose row is gone is dropped from the index
+when it is found.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import sqlalchemy as sa
 
 from amber.durable import write_atomic
-from amber.index.mih import IndexCorruptError, PdqIndex
+from amber.errors import UserError
+from amber.index.layout import IndexCorruptError
+from amber.index.signal import Hit, SignalIndex
 from amber.signals import Registry, SignalType, SignalValue
-from amber.signals.pdq import PdqSignal, from_hex
+from amber.signals.base import Scope
 from amber.store.db import instance_id
 from amber.store.tables import bank_entries, banks, entry_signals
 
@@ -56,8 +61,44 @@ class Match:
     media: int  # position of the media item in the post
 
 
+@dataclass(frozen=True, slots=True)
+class Nearest:
+    """A bank entry close to a query value, whether or not it is close enough to match."""
+
+    signal_type: str
+    query: SignalValue
+    media: int  # position of the media item in the post
+    bank: str
+    label: str
+    entry_id: int
+    entry_source: str
+    entry_value: str
+    entry_variant: str
+    entry_quality: int | None
+    distance: int
+    #: The largest distance that matches this entry (its bank's or its type's).
+    threshold: int
+    #: True when the policy would see this as a match (distance and quality both pass).
+    matches: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSummary:
+    """What a matcher's indexes hold, for health checks: values held and the newest row."""
+
+    hashes: int
+    max_id: int
+
+    def __len__(self) -> int:
+        return self.hashes
+
+
 class Matcher:
-    """Finds bank entries for signal values. Keeps its PDQ index in ``index_dir``."""
+    """Finds bank entries for signal values, through each media type's own index.
+
+    Indexes kept on disk live in ``index_dir/<signal type>``. ``min_quality`` overrides a
+    type's ``min_quality`` (the engine passes the policy's).
+    """
 
     def __init__(
         self,
@@ -65,28 +106,38 @@ class Matcher:
         signals: Registry[SignalType],
         index_dir: Path,
         *,
-        min_quality: int = PdqSignal.MIN_QUALITY,
+        min_quality: Mapping[str, int | None] | None = None,
         sync_every: float = SYNC_EVERY,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.signals = signals
         self.index_dir = index_dir
-        self.min_quality = min_quality
+        self.min_quality = {s.name: (min_quality or {}).get(s.name, s.min_quality) for s in signals}
         self.sync_every = sync_every
         self._monotonic = monotonic
         self._synced_at = -float("inf")
-        try:
-            self.index = PdqIndex.open(index_dir)
-        except IndexCorruptError as exc:
-            self._rebuild(exc)
+        index_dir.mkdir(parents=True, exist_ok=True)
+        self.indexes: dict[str, SignalIndex] = {
+            s.name: s.index(db=db, folder=index_dir / s.name)
+            for s in signals
+            if s.scope is Scope.media
+        }
         self._check_database()
         self.sync()
 
+    @property
+    def index(self) -> IndexSummary:
+        """Values held by every index together, and the newest row any of them holds."""
+        return IndexSummary(
+            sum(len(i) for i in self.indexes.values()),
+            max((i.max_id for i in self.indexes.values()), default=-1),
+        )
+
     def _check_database(self) -> None:
-        """Rebuild an index that was built from another database (a schema created again
-        under the same URL, a database file replaced): its rows would be the wrong ones,
-        and rows below its mark would never be added."""
+        """Empty indexes built from another database (a schema created again under the
+        same URL, a database file replaced): their rows would be the wrong ones, and rows
+        below their marks would never be added."""
         database = instance_id(self.db)
         marker = self.index_dir / DATABASE_MARKER
         try:
@@ -95,42 +146,48 @@ class Matcher:
             built_from = None
         if built_from == database:
             return
-        if built_from is not None or len(self.index) or self.index.max_id >= 0:
-            self._rebuild(
-                f"{self.index_dir} was built from database {built_from or 'unknown'}, "
-                f"not {database}"
-            )
+        for name, index in self.indexes.items():
+            if built_from is not None or len(index) or index.max_id >= 0:
+                self._rebuild(
+                    name,
+                    f"{self.index_dir} was built from database {built_from or 'unknown'}, "
+                    f"not {database}",
+                )
         write_atomic(marker, database.encode() + b"\n")
 
-    def _rebuild(self, why: object) -> None:
-        """Start the index afresh (``sync`` then refills it from the database)."""
-        log.warning("PDQ index unusable (%s); rebuilding it from the database", why)
-        self.index = PdqIndex.rebuild(
-            self.index_dir, np.empty(0, np.int64), np.empty((0, 32), np.uint8)
-        )
+    def _rebuild(self, name: str, why: object) -> None:
+        """Start one index afresh (``sync`` then refills it from the database)."""
+        log.warning("%s index unusable (%s); rebuilding it from the database", name, why)
+        self.indexes[name].clear()
 
     def sync(self) -> int:
-        """Take up another local process's index writes, then add the PDQ rows the
-        database has and the index lacks; returns how many this call added. An index
-        folder found damaged is rebuilt from the database."""
-        try:
-            return self._sync()
-        except IndexCorruptError as exc:
-            self._rebuild(exc)
-            return self._sync()
+        """Take up another local process's index writes, then add the rows the database
+        has and each index lacks; returns how many this call added. An index found
+        damaged is rebuilt from the database."""
+        self._synced_at = self._monotonic()
+        added = 0
+        for name, index in self.indexes.items():
+            if not index.mirrors_database:
+                continue
+            try:
+                added += self._sync(name, index)
+            except IndexCorruptError as exc:
+                self._rebuild(name, exc)
+                added += self._sync(name, index)
+        return added
 
     def warm_up(self) -> None:
-        """Load the index's compiled search code now rather than on the first post."""
-        self.index.search(np.zeros((1, 32), np.uint8), PdqSignal.DEFAULT_THRESHOLD)
+        """Load the indexes' compiled search code now rather than on the first post."""
+        for index in self.indexes.values():
+            index.warm_up()
 
-    def _sync(self) -> int:
-        self._synced_at = self._monotonic()
-        self.index.refresh()
+    def _sync(self, name: str, index: SignalIndex) -> int:
+        index.refresh()
         added = 0
         while True:
             query = (
                 sa.select(entry_signals.c.id, entry_signals.c.value)
-                .where(entry_signals.c.signal_type == "pdq", entry_signals.c.id > self.index.max_id)
+                .where(entry_signals.c.signal_type == name, entry_signals.c.id > index.max_id)
                 .order_by(entry_signals.c.id)
                 .limit(SYNC_BATCH)
             )
@@ -138,9 +195,7 @@ class Matcher:
                 rows = conn.execute(query).all()
             if not rows:
                 return added
-            ids = np.fromiter((r.id for r in rows), np.int64, len(rows))
-            hashes = np.frombuffer(b"".join(from_hex(r.value) for r in rows), np.uint8)
-            self.index.add(ids, hashes.reshape(-1, 32))
+            index.add([int(r.id) for r in rows], [str(r.value) for r in rows])
             added += len(rows)
 
     def sync_if_stale(self) -> int:
@@ -150,21 +205,133 @@ class Matcher:
         return self.sync()
 
     def forget(self, ids: list[int]) -> None:
-        """Drop deleted entry rows from the index (they already no longer match)."""
+        """Drop deleted entry rows from every index (they already no longer match)."""
         if ids:
-            self.index.remove(np.asarray(ids, dtype=np.int64))
+            for index in self.indexes.values():
+                index.remove(ids)
+
+    def threshold(self, signal_type: SignalType, bank_threshold: int) -> int:
+        """The largest distance at which a value of ``signal_type`` matches an entry of a
+        bank whose threshold is ``bank_threshold``."""
+        return bank_threshold if signal_type.bank_threshold else signal_type.default_threshold
+
+    def strong_enough(self, value: SignalValue) -> bool:
+        """May ``value`` match at all? (Its quality is at least its type's minimum.)"""
+        floor = self.min_quality.get(value.signal_type)
+        return floor is None or (value.quality or 0) >= floor
 
     def match(self, media: Sequence[Sequence[SignalValue]]) -> list[Match]:
         """Every bank entry matched by any media item's values, best distance per entry."""
         self.sync_if_stale()
+        found: list[Match] = []
         with self.db.connect() as conn:
-            found = self._match_exact(conn, media) + self._match_pdq(conn, media)
+            for signal_type, queries, hits, rows in self._search(conn, media, nearest=None):
+                floor = self.min_quality[signal_type.name]
+                for (position, value), per_query in zip(queries, hits, strict=True):
+                    for row_id, distance in per_query:
+                        row = rows.get(row_id)
+                        if row is None or distance > self.threshold(signal_type, row.threshold):
+                            continue
+                        if floor is not None and row.quality is not None and row.quality < floor:
+                            continue
+                        found.append(
+                            self._to_match(row, distance, value.quality, value.variant, position)
+                        )
         best: dict[tuple[int, str, int], Match] = {}
         for m in found:
             key = (m.media, m.signal_type, m.entry_id)
             if key not in best or m.distance < best[key].distance:
                 best[key] = m
         return sorted(best.values(), key=lambda m: (m.media, m.distance, m.bank, m.entry_id))
+
+    def nearest(self, media: Sequence[Sequence[SignalValue]], k: int = 3) -> list[Nearest]:
+        """For each media value, the ``k`` closest bank entries of its type, with their
+        distances, even when none is close enough to match (``amber explain``).
+
+        Values too weak to match are looked up too (``matches`` is then False). Exact types
+        give only identical values. Raises ``UserError`` for ``k`` below 1.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise UserError(f"k {k!r} is not a whole number >= 1")
+        self.sync_if_stale()
+        out: list[Nearest] = []
+        with self.db.connect() as conn:
+            for signal_type, queries, hits, rows in self._search(conn, media, nearest=k):
+                floor = self.min_quality[signal_type.name]
+                for (position, value), per_query in zip(queries, hits, strict=True):
+                    for row_id, distance in per_query:
+                        row = rows.get(row_id)
+                        if row is None:
+                            continue
+                        limit = self.threshold(signal_type, row.threshold)
+                        weak_row = (
+                            floor is not None and row.quality is not None and row.quality < floor
+                        )
+                        out.append(
+                            Nearest(
+                                signal_type=signal_type.name,
+                                query=value,
+                                media=position,
+                                bank=str(row.name),
+                                label=str(row.entry_label or row.label),
+                                entry_id=int(row.entry),
+                                entry_source=str(row.source),
+                                entry_value=str(row.value),
+                                entry_variant=str(row.variant),
+                                entry_quality=row.quality,
+                                distance=distance,
+                                threshold=limit,
+                                matches=distance <= limit
+                                and self.strong_enough(value)
+                                and not weak_row,
+                            )
+                        )
+        return sorted(out, key=lambda n: (n.media, n.signal_type, n.distance, n.entry_id))
+
+    def _search(
+        self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]], *, nearest: int | None
+    ) -> Iterator[
+        tuple[
+            SignalType,
+            list[tuple[int, SignalValue]],
+            list[list[Hit]],
+            dict[int, sa.Row[tuple[object, ...]]],
+        ]
+    ]:
+        """Per media signal type: its queries, each query's hits and the hit rows (hits
+        whose rows are gone are dropped from the indexes). Without ``nearest``, only values
+        strong enough to match are searched, as far as the type can match."""
+        for name, index in self.indexes.items():
+            signal_type = self.signals.get(name)
+            queries = [
+                (position, v)
+                for position, values in enumerate(media)
+                for v in values
+                if v.signal_type == name and (nearest is not None or self.strong_enough(v))
+            ]
+            if not queries:
+                continue
+            wanted = [v.value for _, v in queries]
+            if nearest is not None:
+                hits = index.nearest(wanted, nearest)
+            else:
+                hits = index.search(wanted, self._radius(conn, signal_type))
+            ids = {row_id for per_query in hits for row_id, _ in per_query}
+            if not ids:
+                continue
+            rows = {
+                int(r.id): r
+                for r in conn.execute(self._entry_query().where(entry_signals.c.id.in_(ids)))
+            }
+            if gone := ids - rows.keys():  # deleted by some process since it was indexed
+                self.forget(sorted(gone))
+            yield signal_type, queries, hits, rows
+
+    def _radius(self, conn: sa.Connection, signal_type: SignalType) -> int:
+        """How far to search: the largest distance any bank lets ``signal_type`` match."""
+        if not signal_type.bank_threshold:
+            return signal_type.default_threshold
+        return int(conn.execute(sa.select(sa.func.max(banks.c.threshold))).scalar() or 0)
 
     def _entry_query(self) -> sa.Select[tuple[object, ...]]:
         return (
@@ -185,64 +352,6 @@ class Matcher:
             .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
             .join(banks, banks.c.id == bank_entries.c.bank_id)
         )
-
-    def _match_exact(
-        self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]]
-    ) -> list[Match]:
-        wanted: dict[tuple[str, str], list[SignalValue]] = {}
-        positions: dict[tuple[str, str], list[int]] = {}
-        for position, values in enumerate(media):
-            for v in values:
-                if self.signals.get(v.signal_type).exact:
-                    wanted.setdefault((v.signal_type, v.value), []).append(v)
-                    positions.setdefault((v.signal_type, v.value), []).append(position)
-        if not wanted:
-            return []
-        rows = conn.execute(
-            self._entry_query().where(
-                sa.tuple_(entry_signals.c.signal_type, entry_signals.c.value).in_(list(wanted))
-            )
-        ).all()
-        matches = []
-        for row in rows:
-            for position in positions[(row.signal_type, row.value)]:
-                matches.append(self._to_match(row, 0, None, "original", position))
-        return matches
-
-    def _match_pdq(
-        self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]]
-    ) -> list[Match]:
-        queries: list[tuple[int, SignalValue]] = [
-            (position, v)
-            for position, values in enumerate(media)
-            for v in values
-            if v.signal_type == "pdq" and (v.quality or 0) >= self.min_quality
-        ]
-        if not queries or len(self.index) == 0:
-            return []
-        radius = conn.execute(sa.select(sa.func.max(banks.c.threshold))).scalar() or 0
-        vectors = np.frombuffer(b"".join(from_hex(v.value) for _, v in queries), np.uint8)
-        hits = self.index.search(vectors.reshape(-1, 32), int(radius))
-        wanted = {row_id for per_query in hits for row_id, _ in per_query}
-        if not wanted:
-            return []
-        rows = {
-            r.id: r for r in conn.execute(self._entry_query().where(entry_signals.c.id.in_(wanted)))
-        }
-        if gone := wanted - rows.keys():  # deleted by some process since it was indexed
-            self.forget(sorted(gone))
-        matches = []
-        for (position, value), per_query in zip(queries, hits, strict=True):
-            for row_id, distance in per_query:
-                row = rows.get(row_id)
-                if row is None or distance > row.threshold:
-                    continue
-                if row.quality is not None and row.quality < self.min_quality:
-                    continue
-                matches.append(
-                    self._to_match(row, distance, value.quality, value.variant, position)
-                )
-        return matches
 
     @staticmethod
     def _to_match(

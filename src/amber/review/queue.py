@@ -22,7 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from amber.errors import ConflictError, NotFoundError, UserError
-from amber.store.tables import decisions, post_media, review_locks, review_outcomes
+from amber.store.tables import (
+    decisions,
+    media_signals,
+    post_media,
+    review_locks,
+    review_outcomes,
+)
 
 DEFAULT_LOCK = timedelta(minutes=10)
 
@@ -304,15 +310,31 @@ class ReviewQueue:
         )
 
     def media_hashes(self, post_id: str) -> list[dict[str, Any]]:
-        """The stored hashes of an item's media, in order."""
+        """The stored hashes of an item's media, in order: each ``post_media`` row with
+        its own value of each signal type under the type's name (``"pdq"``) and any
+        quality under ``"<type>_quality"``."""
         query = (
             sa.select(post_media)
             .join(decisions, decisions.c.id == post_media.c.decision_id)
             .where(decisions.c.post_id == post_id)
             .order_by(post_media.c.position)
         )
+        values = (
+            sa.select(media_signals)
+            .join(decisions, decisions.c.id == media_signals.c.decision)
+            .where(decisions.c.post_id == post_id, media_signals.c.variant == "original")
+            .order_by(media_signals.c.signal_type, media_signals.c.value)
+        )
         with self.db.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            media = {r.position: dict(r._mapping) for r in conn.execute(query)}
+            for v in conn.execute(values):
+                item = media.get(v.position)
+                if item is None or v.signal_type in item:
+                    continue
+                item[v.signal_type] = v.value
+                if v.quality is not None:
+                    item[f"{v.signal_type}_quality"] = v.quality
+        return list(media.values())
 
 
 def _enum(kind: type[Any], value: object, what: str) -> Any:

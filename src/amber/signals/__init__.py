@@ -5,7 +5,15 @@ from __future__ import annotations
 from amber.signals.base import Content, Role, SignalType, SignalValue
 from amber.signals.registry import Registry
 
-__all__ = ["Content", "Registry", "Role", "SignalType", "SignalValue", "default_signal_types"]
+__all__ = [
+    "Content",
+    "Registry",
+    "Role",
+    "SignalType",
+    "SignalValue",
+    "default_signal_types",
+    "load_signal_types",
+]
 
 
 def default_signal_types() -> Registry[SignalType]:
@@ -20,4 +28,18 @@ def default_signal_types() -> Registry[SignalType]:
     registry.register(Md5Signal())
     registry.register(PdqSignal(query_views=robust.query_views, bank_views=robust.bank_views))
     registry.register(HarmPollSignal())
+    return registry
+
+
+def load_signal_types() -> Registry[SignalType]:
+    """The built-in signal types, then those of installed plug-ins (entry-point group
+    ``amber.signal_types``), in one registry.
+
+    Raises ``UserError`` naming a plug-in that fails to load, ``ConflictError`` for a
+    plug-in whose name is taken.
+    """
+    from amber.signals.plugins import register_plugins
+
+    registry = default_signal_types()
+    register_plugins(registry)
     return registry

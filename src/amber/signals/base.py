@@ -10,10 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     from PIL.Image import Image
+
+    from amber.index.signal import SignalIndex
+    from amber.policy import Policy
 
 
 class Scope(StrEnum):
@@ -67,7 +72,14 @@ class SignalValue:
 
 
 class SignalType(ABC):
-    """A kind of signal: a hash (sha256, md5, pdq) or a detector score."""
+    """A kind of signal: a hash (sha256, md5, pdq) or a detector score.
+
+    The type owns how its values are computed (``compute``), checked (``validate``),
+    compared (``distance``) and found among bank values (``index``), and when two values
+    match (``default_threshold``, ``bank_threshold``, ``min_quality``). Instances are sent
+    to the hashing worker processes, so they must pickle (plain attributes, module-level
+    functions).
+    """
 
     name: ClassVar[str]
     version: ClassVar[int]
@@ -75,6 +87,34 @@ class SignalType(ABC):
     scope: ClassVar[Scope] = Scope.media
     #: True when only identical values match (cryptographic hashes).
     exact: ClassVar[bool] = True
+    #: Largest distance that is a match (0 for exact types), unless a bank's own
+    #: threshold applies (``bank_threshold``). Also what "the same media" means when the
+    #: policy compares a post with earlier ones.
+    default_threshold: ClassVar[int] = 0
+    #: True when each bank's ``threshold`` (``amber bank create --threshold``) is this
+    #: type's match distance for that bank's entries.
+    bank_threshold: ClassVar[bool] = False
+    #: Values below this quality are kept but never match (query or bank side); ``None``
+    #: when the type has no quality.
+    min_quality: ClassVar[int | None] = None
+
+    def index(self, *, db: sa.Engine, folder: Path) -> SignalIndex:
+        """The index this type's bank values are found through.
+
+        ``folder`` is this type's own folder for an index kept on disk (created when
+        needed); ``db`` is the database for one that reads it. By default exact types are
+        looked up in the database and others are compared one by one
+        (``BruteForceIndex``); a type with a faster index overrides this.
+        """
+        from amber.index.signal import BruteForceIndex, DatabaseIndex
+
+        if self.exact:
+            return DatabaseIndex(db, self.name)
+        return BruteForceIndex(self)
+
+    def quality_floor(self, policy: Policy) -> int | None:
+        """The minimum quality ``policy`` sets for this type; ``min_quality`` by default."""
+        return self.min_quality
 
     @abstractmethod
     def compute(self, content: Content, *, role: Role = Role.query) -> list[SignalValue]:

@@ -13,17 +13,29 @@ rotated or mirrored re-upload still matches a bank that holds only the original.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable
-from typing import ClassVar, Final
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import numpy as np
 import pdqhash
 from PIL.Image import Image
 
 from amber.errors import MediaError, SignalValueError
+from amber.index.layout import IndexCorruptError
+from amber.index.signal import Hit, SignalIndex
 from amber.media import to_rgb
 from amber.signals.base import Content, Role, SignalType, SignalValue
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from amber.index.mih import PdqIndex
+    from amber.policy import Policy
+
+log = logging.getLogger(__name__)
 
 #: Bytes in a PDQ hash (256 bits).
 HASH_BYTES: Final = 32
@@ -115,6 +127,10 @@ class PdqSignal(SignalType):
     DEFAULT_THRESHOLD: ClassVar[int] = 31
     #: Hashes below this quality are unreliable: keep them, do not match on them alone.
     MIN_QUALITY: ClassVar[int] = 50
+    default_threshold = DEFAULT_THRESHOLD
+    #: Each bank's ``threshold`` is its PDQ distance (the CLI's and API's ``threshold``).
+    bank_threshold = True
+    min_quality = MIN_QUALITY
 
     def __init__(
         self, *, query_views: Views = original_view, bank_views: Views = original_view
@@ -153,6 +169,86 @@ class PdqSignal(SignalType):
     def examples(self) -> list[str]:
         """PDQ hashes of ``amber.synthetic.photo(seed)`` for seeds 1, 2 and 3 (640x480)."""
         return list(_EXAMPLES)
+
+    def index(self, *, db: sa.Engine, folder: Path) -> SignalIndex:
+        """The persistent multi-index-hashing index (``amber.index.PdqIndex``) in ``folder``."""
+        return PdqSignalIndex(folder)
+
+    def quality_floor(self, policy: Policy) -> int | None:
+        """The policy's ``[signals.pdq] min_quality`` (50 in the default policy)."""
+        return policy.pdq_min_quality
+
+
+class PdqSignalIndex(SignalIndex):
+    """``PdqIndex`` (multi-index hashing, on disk, shared by the processes of a machine)
+    behind the signal-index interface: values are hex text here, 32 bytes there.
+
+    ``nearest`` looks up to ``MAX_RADIUS`` (63) bits out: PDQ hashes of unrelated images
+    are about 128 bits apart, so nothing beyond is near in any useful sense.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        from amber.index.mih import PdqIndex
+
+        try:
+            self._index = PdqIndex.open(folder)
+        except IndexCorruptError as exc:
+            log.warning("PDQ index unusable (%s); rebuilding it from the database", exc)
+            self._index = _empty(folder)
+
+    @property
+    def pdq_index(self) -> PdqIndex:
+        """The underlying ``PdqIndex``."""
+        return self._index
+
+    @property
+    def directory(self) -> Path:
+        return self._index.directory
+
+    @property
+    def max_id(self) -> int:
+        return self._index.max_id
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def add(self, ids: Sequence[int], values: Sequence[str]) -> None:
+        self._index.add(np.asarray(ids, dtype=np.int64), _matrix(values))
+
+    def remove(self, ids: Sequence[int]) -> None:
+        if len(ids):
+            self._index.remove(np.asarray(ids, dtype=np.int64))
+
+    def clear(self) -> None:
+        self._index = _empty(self._index.directory)
+
+    def refresh(self) -> None:
+        self._index.refresh()
+
+    def warm_up(self) -> None:
+        self._index.search(np.zeros((1, HASH_BYTES), np.uint8), PdqSignal.DEFAULT_THRESHOLD)
+
+    def search(self, values: Sequence[str], radius: int) -> list[list[Hit]]:
+        if not values or len(self._index) == 0:
+            return [[] for _ in values]
+        return self._index.search(_matrix(values), radius)
+
+    def nearest(self, values: Sequence[str], k: int) -> list[list[Hit]]:
+        from amber.index.mih import MAX_RADIUS
+
+        return [hits[:k] for hits in self.search(values, MAX_RADIUS)]
+
+
+def _empty(folder: Path) -> PdqIndex:
+    from amber.index.mih import PdqIndex
+
+    return PdqIndex.rebuild(folder, np.empty(0, np.int64), np.empty((0, HASH_BYTES), np.uint8))
+
+
+def _matrix(values: Sequence[str]) -> np.ndarray:
+    """Hex values as an ``(n, 32)`` uint8 array. Raises ``SignalValueError`` for a bad one."""
+    joined = b"".join(from_hex(v) for v in values)
+    return np.frombuffer(joined, np.uint8).reshape(-1, HASH_BYTES)
 
 
 #: ``pdq_hash(amber.synthetic.photo(seed))`` for seeds 1, 2, 3; tests recompute them.

@@ -173,14 +173,30 @@ post_media = sa.Table(
     ),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("path", sa.Text, nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=True),
-    sa.Column("md5", sa.String(32), nullable=True),
-    sa.Column("pdq", sa.String(64), nullable=True),
-    sa.Column("pdq_quality", sa.Integer, nullable=True),
     sa.Column("width", sa.Integer, nullable=True),
     sa.Column("height", sa.Integer, nullable=True),
     sa.UniqueConstraint("decision_id", "position"),
-    sa.Index("ix_post_media_sha256", "sha256"),
+)
+
+#: The signal values of each decided post's media (``post_media.position``), one row per
+#: value of every media signal type, plug-ins' included. Only each file's own values
+#: (variant ``"original"``) are kept; the views robust matching adds are not.
+media_signals = sa.Table(
+    "media_signals",
+    metadata,
+    sa.Column(
+        "decision",
+        Id,
+        sa.ForeignKey("decisions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("signal_type", sa.String(40), nullable=False),
+    sa.Column("value", sa.String(512), nullable=False),
+    sa.Column("quality", sa.Integer, nullable=True),
+    sa.Column("variant", sa.String(60), nullable=False),
+    sa.PrimaryKeyConstraint("decision", "position", "signal_type", "variant", "value"),
+    sa.Index("ix_media_signals_signal_type_value", "signal_type", "value"),
 )
 
 #: One row, written when the schema is first created: which database this is. Caches

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from amber.store.tables import decisions, post_media
+from amber.store.tables import decisions, media_signals
 
 RELATED_LIMIT = 20
 
@@ -23,7 +23,7 @@ class Related:
 
 
 def related(db: sa.Engine, post_id: str, *, limit: int = RELATED_LIMIT) -> list[Related]:
-    """Posts by the same author, then posts sharing a media hash (SHA-256 or PDQ)."""
+    """Posts by the same author, then posts sharing a media value (any media signal type)."""
     with db.connect() as conn:
         me = conn.execute(
             sa.select(decisions.c.id, decisions.c.author).where(decisions.c.post_id == post_id)
@@ -42,16 +42,14 @@ def related(db: sa.Engine, post_id: str, *, limit: int = RELATED_LIMIT) -> list[
                 found[r.post_id] = Related(
                     r.post_id, r.verdict, r.review_state, r.author, "same author"
                 )
-        mine = sa.select(post_media.c.sha256, post_media.c.pdq).where(
-            post_media.c.decision_id == me.id
+        mine = sa.select(media_signals.c.signal_type, media_signals.c.value).where(
+            media_signals.c.decision == me.id
         )
-        hashes = conn.execute(mine).all()
-        sha = [h.sha256 for h in hashes if h.sha256]
-        pdq = [h.pdq for h in hashes if h.pdq]
-        if sha or pdq:
+        hashes = [(h.signal_type, h.value) for h in conn.execute(mine)]
+        if hashes:
             # No DISTINCT over decisions.*: PostgreSQL cannot compare its JSON columns.
-            sharing = sa.select(post_media.c.decision_id).where(
-                sa.or_(post_media.c.sha256.in_(sha), post_media.c.pdq.in_(pdq))
+            sharing = sa.select(media_signals.c.decision).where(
+                sa.tuple_(media_signals.c.signal_type, media_signals.c.value).in_(hashes)
             )
             rows = conn.execute(
                 sa.select(decisions)
