@@ -79,21 +79,6 @@ version = "0.1.0"
 py-modules = ["{module}"]
 """
 
-POLICY = """
-name = "with-plugins"
-
-[actions]
-review = ["review"]
-restrict = ["restrict", "review"]
-remove = ["remove"]
-
-# Any bank match, of any signal type, gives the bank's action.
-[[rules]]
-name = "bank-match"
-when = "bank_match"
-verdict = "bank"
-"""
-
 
 def build_distribution(root: Path, *, module: str, source: str, entry_points: str) -> Path:
     """Build a distribution from a source tree with setuptools (its metadata and entry
@@ -143,7 +128,6 @@ def test_a_plugin_type_is_computed_banked_matched_and_explained(
 ) -> None:
     # Flat colours: their PDQ quality is 0, so only the plug-in's signal can match them.
     banked = _solid(tmp_path / "bank" / "red.png", (200, 10, 10))
-    (tmp_path / "policy.toml").write_text(POLICY, encoding="utf-8")
     assert amber_cli("bank", "create", "files", "--action", "remove").returncode == 0
     assert amber_cli("bank", "create", "rows", "--action", "restrict").returncode == 0
     added = amber_cli("bank", "add", "files", banked)
@@ -161,10 +145,9 @@ def test_a_plugin_type_is_computed_banked_matched_and_explained(
         for post_id, c in colours.items()
     ]
     (tmp_path / "posts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in posts))
-    # Nine posts and two workers: the hashing runs in worker processes.
-    scanned = amber_cli(
-        "scan", "posts.jsonl", "--format", "jsonl", "--workers", "2", "--policy", "policy.toml"
-    )
+    # Nine posts and two workers: the hashing runs in worker processes. The default
+    # policy's bank-match rule counts every media signal type, the plug-in's too.
+    scanned = amber_cli("scan", "posts.jsonl", "--format", "jsonl", "--workers", "2")
     assert scanned.returncode == 0, scanned.stderr
     results = {r["post_id"]: r for r in map(json.loads, scanned.stdout.splitlines())}
     assert results["near-red"]["verdict"] == "remove"
