@@ -15,7 +15,6 @@ from __future__ import annotations
 import hmac
 import json
 import threading
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,12 +66,6 @@ def _store(request: Request) -> ConsoleStore:
             store = ConsoleStore(console_dir(url, engine.vault_path), clock=engine.clock)
             state.console = store
     return store
-
-
-def _work(request: Request) -> AbstractContextManager[Any]:
-    """The app's writer lock (index, vault), when it shares one."""
-    lock = getattr(request.app.state, "work", None)
-    return nullcontext() if lock is None else lock
 
 
 def _same_origin(request: Request) -> None:
@@ -310,7 +303,7 @@ def decide(
         return _item(request, session, post_id, error=f"unknown decision {choice!r}", status=400)
     outcome, action = CHOICES[choice]
     try:
-        with _work(request):
+        with _engine(request).write_lock:  # a bank may grow
             _engine(request).review.decide(
                 post_id,
                 session.reviewer,
@@ -343,7 +336,7 @@ def _media_bytes(request: Request, post_id: str, position: int) -> bytes:
 
 
 def _viewed(request: Request, session: Session, post_id: str, position: int, shown: str) -> None:
-    with _work(request):
+    with _engine(request).write_lock:
         _engine(request).open_vault().record(
             post_id,
             "viewed",
