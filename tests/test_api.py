@@ -1,7 +1,7 @@
 """The HTTP API in process (FastAPI's TestClient over the app ``amber serve`` runs): auth
-on every route, posts, banks, review, evidence, liveness and the access log; and one real
-``amber serve`` process, for what only a process shows (it starts, answers on a port and
-writes its access log to stderr)."""
+on every route, posts, banks, review, evidence, liveness, the access log and the offline
+docs; and one real ``amber serve`` process, for what only a process shows (it starts,
+answers on a port and writes its access log to stderr)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,12 +27,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import ImageOps
 
-from amber.api.app import create_app
+from amber.api.app import create_app, openapi_spec
+from amber.api.docs import render_markdown
 from amber.engine import Engine, open_engine
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
 from conftest import Databases
 
+ROOT = Path(__file__).resolve().parents[1]
 TOKENS = (
     ("ingest", "ingest"),
     ("review", "review"),
@@ -307,6 +310,39 @@ def test_every_request_is_one_json_line_in_the_access_log(
     assert set(first) == {"method", "path", "status", "duration_ms", "token", "client"}
     assert first["method"] == "GET" and first["client"] == "testclient"
     assert isinstance(first["duration_ms"], float) and first["duration_ms"] >= 0
+
+
+def _references(page: str) -> list[str]:
+    return re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ?'([^']+)'""", page)
+
+
+def test_docs_and_redoc_load_everything_from_the_app_itself(api: Api) -> None:
+    client = api.client()
+    for page_url in ("/docs", "/redoc"):
+        page = client.get(page_url)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        found = [a or b for a, b in _references(page.text)]
+        spec = 'spec-url="/openapi.json"' in page.text or "/openapi.json" in found
+        assert spec, page_url
+        assets = [u for u in found if u != "/openapi.json"]
+        assert len(assets) >= 2, (page_url, found)  # a script and a favicon at least
+        for url in [*assets, "/openapi.json"]:
+            assert url.startswith("/") and not url.startswith("//"), (page_url, url)
+            fetched = client.get(url)
+            assert fetched.status_code == 200 and len(fetched.content) > 1000, url
+        assert "http://" not in page.text and "https://" not in page.text
+    bundle = client.get("/docs/assets/swagger-ui-bundle.js")
+    assert bundle.headers["content-type"].startswith("text/javascript")
+    assert b"SwaggerUIBundle" in bundle.content
+    assert client.get("/docs/assets/../../etc/passwd").status_code == 404
+    assert client.get("/docs/assets/nothing.js").status_code == 404
+
+
+def test_the_checked_in_http_reference_is_current() -> None:
+    current = render_markdown(openapi_spec())
+    written = (ROOT / "docs" / "http.md").read_text(encoding="utf-8")
+    assert written == current, "docs/http.md is stale: python -m amber.api.docs docs/http.md"
+    assert "### `GET /v1/live`" in written and "Token scope: `admin`" in written
 
 
 # -- one real process ----------------------------------------------------------------------

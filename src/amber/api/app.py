@@ -1,7 +1,7 @@
 """``amber serve``: the HTTP API over the same library the command line uses.
 
 This module only wires the app: the routers (one module per area: ``posts``, ``banks``,
-``review``, ``evidence``, ``service`` and the reviewer console),
+``review``, ``evidence``, ``service``, the offline ``docs`` and the reviewer console),
 middleware (body limit, access log), the one error body and the lifespan. Every route
 except ``GET /v1/live`` checks a Bearer token and its scope (``ingest``, ``review``,
 ``admin``; ``admin`` may do everything). Errors have one shape::
@@ -20,6 +20,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
@@ -29,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amber import __version__
-from amber.api import banks, evidence, posts, review, service
+from amber.api import banks, docs, evidence, posts, review, service
 from amber.api.metrics import Metrics
 from amber.api.middleware import AccessLog, BodyLimit, log_access_to_stderr
 from amber.engine import Engine, open_engine
@@ -76,6 +77,11 @@ def create_app(
     return app
 
 
+def openapi_spec() -> dict[str, Any]:
+    """The API's OpenAPI description (no engine needed: it describes the routes)."""
+    return _build(max_body=MAX_BODY).openapi()
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine: Engine = app.state.engine
@@ -94,9 +100,11 @@ def _build(*, max_body: int) -> FastAPI:
         version=__version__,
         description="Trust-and-safety engine: decisions, banks, review, evidence.",
         lifespan=_lifespan,
+        docs_url=None,  # served offline by amber.api.docs
+        redoc_url=None,
     )
     app.state.metrics = Metrics()
-    for area in (service, posts, banks, review, evidence):
+    for area in (service, posts, banks, review, evidence, docs):
         app.include_router(area.router)
     app.include_router(console.router)
     app.add_exception_handler(AmberError, _amber_error)  # type: ignore[arg-type]
