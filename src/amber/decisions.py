@@ -62,6 +62,20 @@ class NewDecision:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Related:
+    """Another decided post related to one, and why (the console's item page lists them)."""
+
+    post_id: str
+    verdict: str
+    review_state: str
+    author: str | None
+    why: str  # "same author", "same media" or "same author, same media"
+
+
+#: How many related posts ``DecisionStore.related`` lists.
+RELATED_LIMIT = 20
+
 #: Largest PDQ distance at which an earlier threat-to-life post's photo is "the same
 #: photo" (the usual PDQ match threshold), and how many such posts are compared.
 MEDIA_DISTANCE = 31
@@ -292,6 +306,59 @@ class DecisionStore:
         if since_scanned is not None:
             query = query.where(decisions.c.scanned_at >= since_scanned)
         return query.order_by(decisions.c.scanned_at.desc(), decisions.c.id.desc())
+
+    def related(self, post_id: str, *, limit: int = RELATED_LIMIT) -> list[Related]:
+        """Posts by the same author, then posts sharing a media hash (SHA-256 or PDQ),
+        newest first; none when ``post_id`` has no decision."""
+        with self.db.connect() as conn:
+            me = conn.execute(
+                sa.select(decisions.c.id, decisions.c.author).where(decisions.c.post_id == post_id)
+            ).first()
+            if me is None:
+                return []
+            found: dict[str, Related] = {}
+            if me.author is not None:
+                rows = conn.execute(
+                    sa.select(decisions)
+                    .where(decisions.c.author == me.author, decisions.c.id != me.id)
+                    .order_by(decisions.c.first_scanned_at.desc(), decisions.c.id.desc())
+                    .limit(limit)
+                )
+                for r in rows:
+                    found[r.post_id] = Related(
+                        r.post_id, r.verdict, r.review_state, r.author, "same author"
+                    )
+            mine = sa.select(post_media.c.sha256, post_media.c.pdq).where(
+                post_media.c.decision_id == me.id
+            )
+            hashes = conn.execute(mine).all()
+            sha = [h.sha256 for h in hashes if h.sha256]
+            pdq = [h.pdq for h in hashes if h.pdq]
+            if sha or pdq:
+                # No DISTINCT over decisions.*: PostgreSQL cannot compare its JSON columns.
+                sharing = sa.select(post_media.c.decision_id).where(
+                    sa.or_(post_media.c.sha256.in_(sha), post_media.c.pdq.in_(pdq))
+                )
+                rows = conn.execute(
+                    sa.select(decisions)
+                    .where(decisions.c.id != me.id, decisions.c.id.in_(sharing))
+                    .order_by(decisions.c.first_scanned_at.desc(), decisions.c.id.desc())
+                    .limit(limit)
+                )
+                for r in rows:
+                    if r.post_id in found:
+                        found[r.post_id] = Related(
+                            r.post_id,
+                            r.verdict,
+                            r.review_state,
+                            r.author,
+                            "same author, same media",
+                        )
+                    else:
+                        found[r.post_id] = Related(
+                            r.post_id, r.verdict, r.review_state, r.author, "same media"
+                        )
+        return list(found.values())[:limit]
 
     def removal_order(self, post_id: str, *, received_at: datetime) -> datetime:
         """A removal order (EU 2021/784 Art. 3) arrived for a post: it must be acted on

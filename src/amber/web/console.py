@@ -1,9 +1,9 @@
 """The reviewer console: ``/console``, server-rendered pages over the review queue.
 
 Reviewers sign in with a token holding the ``review`` (or ``admin``) scope; the console
-keeps a signed session cookie (see ``amber.web.store``). Every form that changes state
+keeps a signed session cookie (see ``amber.web.sessions``). Every form that changes state
 carries the session's CSRF token. Pages parse input, make one library call (the review
-queue, the vault, the console store) and render a template.
+queue, the vault, the console's sessions) and render a template.
 
 Wellness by default: media arrive blurred and greyscale, are revealed one at a time on
 click and blurred again when the pointer or focus leaves or the tab is hidden. Every
@@ -28,8 +28,7 @@ from amber.engine import Engine
 from amber.errors import AmberError, AuthenticationError, ConflictError, NotFoundError
 from amber.review.queue import QueueItem
 from amber.tokens import Scope
-from amber.web.related import related
-from amber.web.store import ConsoleStore, Session, Settings, console_dir
+from amber.web.sessions import ConsoleStore, Session, Settings, console_dir
 
 COOKIE = "amber_console"
 HERE = Path(__file__).parent
@@ -263,7 +262,7 @@ def _item(
         poll=poll,
         matches=[r for r in item.reasons if r.get("bank")],
         media=_media(engine, post_id),
-        related=related(engine.db, post_id),
+        related=engine.decisions.related(post_id),
         holder=holder,
         banks=engine.banks.all(),
         settings=_store(request).settings(session.reviewer),
