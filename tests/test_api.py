@@ -1,114 +1,79 @@
-"""amber serve as a real process on loopback: auth on every route, posts, banks, review."""
+"""The HTTP API in process (FastAPI's TestClient over the app ``amber serve`` runs): auth
+on every route, posts, banks, review, evidence, liveness, the access log and the offline
+docs; and one real ``amber serve`` process, for what only a process shows (it starts,
+answers on a port and writes its access log to stderr)."""
 
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from PIL import ImageOps
 
-from amber.engine import open_engine
+from amber.api.app import create_app, openapi_spec
+from amber.api.docs import render_markdown
+from amber.engine import Engine, open_engine
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
 from conftest import Databases
 
+ROOT = Path(__file__).resolve().parents[1]
+TOKENS = (
+    ("ingest", "ingest"),
+    ("review", "review"),
+    ("alice", "review"),
+    ("bob", "review"),
+    ("admin", "admin"),
+    ("ingest-review", "ingest,review"),
+)
+
 
 @dataclass
-class Server:
-    url: str
+class Api:
+    app: FastAPI
+    engine: Engine
     tokens: dict[str, str]
     media_root: Path
 
-    def client(self, token: str | None = None) -> httpx.Client:
+    def client(self, token: str | None = None) -> TestClient:
         headers = {} if token is None else {"authorization": f"Bearer {self.tokens[token]}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        return TestClient(self.app, headers=headers)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _tokens(engine: Engine) -> dict[str, str]:
+    return {name: engine.tokens.create(name, parse_scopes(scopes))[1] for name, scopes in TOKENS}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("serve")
-    with databases.new(root) as db:
-        yield from _serve(root, db)
-
-
-def _serve(root: Path, db: str) -> Iterator[Server]:
-    vault, media = root / "vault", root / "media"
+def api(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[Api]:
+    root = tmp_path_factory.mktemp("api")
+    media = root / "media"
     media.mkdir()
-    tokens = {}
-    with open_engine(db=db, vault=vault) as engine:
-        for name, scopes in (
-            ("ingest", "ingest"),
-            ("review", "review"),
-            ("alice", "review"),
-            ("bob", "review"),
-            ("admin", "admin"),
-            ("ingest-review", "ingest,review"),
-        ):
-            tokens[name] = engine.tokens.create(name, parse_scopes(scopes))[1]
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "amber",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            db,
-            "--vault",
-            str(vault),
-            "--media-root",
-            str(media),
-            "--max-body",
-            str(4_000_000),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if (
-                httpx.get(
-                    url + "/v1/health", headers={"authorization": f"Bearer {tokens['ingest']}"}
-                ).status_code
-                == 200
-            ):
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            process.kill()
-            _, err = process.communicate()
-            raise RuntimeError(f"serve exited {process.returncode}: {err.decode()}")
-        time.sleep(0.2)
-    yield Server(url, tokens, media)
-    process.terminate()
-    process.wait(timeout=10)
+    with databases.new(root) as db, open_engine(db=db, vault=root / "vault") as engine:
+        app = create_app(engine, media_root=media, max_body=4_000_000)
+        with TestClient(app):  # the lifespan: warm the index up once
+            yield Api(app, engine, _tokens(engine), media)
 
 
-def _routes(server: Server) -> list[tuple[str, str]]:
-    spec = httpx.get(server.url + "/openapi.json").json()
+def _routes(api: Api) -> list[tuple[str, str]]:
+    spec = api.client().get("/openapi.json").json()
     return [(method.upper(), path) for path, methods in spec["paths"].items() for method in methods]
 
 
@@ -123,6 +88,8 @@ NEEDS = {
     "/v1/evidence": "admin",
     "/v1/metrics": "admin",
 }
+#: Routes for load balancers: no token.
+OPEN = {"/v1/live"}
 
 
 def _needed(path: str) -> str:
@@ -133,22 +100,22 @@ def _needed(path: str) -> str:
     )
 
 
-def test_every_route_refuses_without_a_token_or_scope(server: Server) -> None:
-    routes = _routes(server)
-    assert len(routes) >= 15
+def test_every_route_refuses_without_a_token_or_scope(api: Api) -> None:
+    routes = _routes(api)
+    assert len(routes) >= 16
     wrong = {"ingest": "review", "review": "ingest", "admin": "ingest-review"}
     for method, path in routes:
         url = path.replace("{post_id}", "p1").replace("{name}", "b1")
-        with server.client() as anonymous:
-            response = anonymous.request(method, url)
+        if path in OPEN:
+            assert api.client().request(method, url).status_code == 200, (method, path)
+            continue
+        response = api.client().request(method, url)
         assert response.status_code == 401, (method, path)
         assert set(response.json()) == {"error"} and response.json()["error"]["status"] == 401
-        with server.client(wrong[_needed(path)]) as unprivileged:
-            response = unprivileged.request(method, url)
+        response = api.client(wrong[_needed(path)]).request(method, url)
         assert response.status_code == 403, (method, path, response.text)
         assert "lacks the" in response.json()["error"]["message"]
-    with server.client() as anonymous:
-        bad = anonymous.get("/v1/health", headers={"authorization": "Bearer amber_nope"})
+    bad = api.client().get("/v1/health", headers={"authorization": "Bearer amber_nope"})
     assert bad.status_code == 401
 
 
@@ -158,9 +125,9 @@ def _jpeg(image: object) -> bytes:
     return buffer.getvalue()
 
 
-def test_posts_banks_review_and_evidence(server: Server) -> None:
+def test_posts_banks_review_and_evidence(api: Api) -> None:
     original = photo(321, 640, 480)
-    admin, ingest = server.client("admin"), server.client("ingest")
+    admin, ingest = api.client("admin"), api.client("ingest")
     created = admin.post("/v1/banks", json={"name": "known", "label": "execution-photo"})
     assert created.status_code == 201 and created.json()["threshold"] == 31
     assert admin.post("/v1/banks", json={"name": "known"}).status_code == 409
@@ -168,6 +135,8 @@ def test_posts_banks_review_and_evidence(server: Server) -> None:
         "/v1/banks/known/entries", files=[("files", ("known.jpg", _jpeg(original), "image/jpeg"))]
     )
     assert added.json()["added"] == 1
+    assert admin.get("/v1/banks").json() == [admin.get("/v1/banks/known").json()]
+    assert admin.get("/v1/banks/known").json()["entries"] == 1
 
     copy = _jpeg(ImageOps.mirror(original))
     upload = ingest.post(
@@ -182,7 +151,7 @@ def test_posts_banks_review_and_evidence(server: Server) -> None:
     assert ingest.get("/v1/decisions/u1").json()["verdict"] == "remove"
     assert ingest.get("/v1/decisions/nope").status_code == 404
 
-    (server.media_root / "local.jpg").write_bytes(_jpeg(original))
+    (api.media_root / "local.jpg").write_bytes(_jpeg(original))
     local = ingest.post("/v1/posts", json={"id": "j1", "media": [{"path": "local.jpg"}]})
     assert local.json()["verdict"] == "remove"
     escape = ingest.post("/v1/posts", json={"id": "j2", "media": [{"path": "../amber.db"}]})
@@ -194,7 +163,7 @@ def test_posts_banks_review_and_evidence(server: Server) -> None:
         data={"post": '{"id": "big"}'},
         files=[("media", ("big.bin", b"x" * 5_000_000, "image/jpeg"))],
     )
-    assert huge.status_code == 413
+    assert huge.status_code == 413 and huge.json()["error"]["status"] == 413
 
     poll = {
         "id": "poll",
@@ -208,33 +177,36 @@ def test_posts_banks_review_and_evidence(server: Server) -> None:
     }
     decided = ingest.post("/v1/posts", json=poll).json()
     assert decided["verdict"] == "restrict" and "freeze_poll" in decided["actions"]
-    alice, bob = server.client("alice"), server.client("bob")
+    alice, bob = api.client("alice"), api.client("bob")
     queue = alice.get("/v1/review/queue").json()
     assert queue[0]["post_id"] == "poll"  # the deadline puts it first
+    assert queue[0] == api.engine.review.item("poll").to_json()  # one JSON form
     taken = alice.post("/v1/review/next").json()
-    assert taken["post_id"] == "poll"
+    assert taken["post_id"] == "poll" and taken["locked_by"] == "alice"
     assert bob.post("/v1/review/poll/lock").status_code == 409
     outcome = alice.post(
         "/v1/review/poll/decision", json={"outcome": "reject", "reason": "test case"}
     )
     assert outcome.status_code == 200 and outcome.json()["outcome"] == "reject"
+    assert outcome.json() == api.engine.review.outcome("poll").to_json()  # type: ignore[union-attr]
     assert all(i["post_id"] != "poll" for i in alice.get("/v1/review/queue").json())
 
     held = admin.get("/v1/evidence").json()
     assert {"u1", "j1", "poll"} <= {i["post_id"] for i in held}
+    assert all(i["preserved_at"] and i["retain_until"] for i in held)
     bag = admin.get("/v1/evidence/u1/bag")
     assert bag.status_code == 200
     names = zipfile.ZipFile(io.BytesIO(bag.content)).namelist()
     assert "bag-u1/bagit.txt" in names and "bag-u1/data/checkpoint.txt" in names
-    assert "amber_decisions_total" in admin.get("/v1/metrics").text
+    assert 'amber_decisions_total{verdict="remove"} 2.0' in admin.get("/v1/metrics").text
     csv = admin.get("/v1/banks/known/export").text
     assert csv.count("\n") == 3
     imported = admin.post("/v1/banks/known/import", content=b"pdq,xyz\n")
     assert imported.status_code == 400 and "row 1" in imported.json()["error"]["message"]
 
 
-def test_removal_orders_and_bank_changes(server: Server) -> None:
-    admin, ingest, review = server.client("admin"), server.client("ingest"), server.client("review")
+def test_removal_orders_and_bank_changes(api: Api) -> None:
+    admin, ingest, review = api.client("admin"), api.client("ingest"), api.client("review")
     ingest.post("/v1/posts", json={"id": "ordered", "text": "an ordinary post"})
     ordered = admin.post("/v1/posts/ordered/removal-order")
     assert ordered.status_code == 200, ordered.text
@@ -264,27 +236,23 @@ def test_removal_orders_and_bank_changes(server: Server) -> None:
     assert admin.get("/v1/banks/temp").status_code == 404
 
 
-def test_repeats_race_to_one_answer_and_review_outcomes_reach_the_platform(
-    server: Server,
-) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
+def test_repeats_race_to_one_answer_and_review_outcomes_reach_the_platform(api: Api) -> None:
     image = _jpeg(photo(777, 320, 240))
 
     def send(_: int) -> str:
-        with server.client("ingest") as client:
-            response = client.post(
-                "/v1/posts/upload",
-                data={"post": '{"id": "race"}'},
-                files=[("media", ("r.jpg", image, "image/jpeg"))],
-            )
-            return str(response.json()["verdict"])
+        response = api.client("ingest").post(
+            "/v1/posts/upload",
+            data={"post": '{"id": "race"}'},
+            files=[("media", ("r.jpg", image, "image/jpeg"))],
+        )
+        return str(response.json()["verdict"])
 
     with ThreadPoolExecutor(8) as pool:
         verdicts = set(pool.map(send, range(8)))
     assert len(verdicts) == 1
+    assert api.engine.decisions.get("race").scan_count == 1
 
-    ingest, review = server.client("ingest"), server.client("review")
+    ingest, review = api.client("ingest"), api.client("review")
     poll = {
         "id": "to-review",
         "text": "Kill him or let him go? Vote now.",
@@ -300,9 +268,127 @@ def test_repeats_race_to_one_answer_and_review_outcomes_reach_the_platform(
     )
     after = ingest.get("/v1/decisions/to-review").json()["review"]
     assert after["state"] == "confirmed" and after["action"] == "remove"
+    assert after["reviewer"] == "review" and after["reason"] == "harm poll"
     missing = ingest.get("/v1/no-such-route")
     assert missing.status_code == 404 and missing.json()["error"]["status"] == 404
-    with server.client() as anonymous:
-        assert "bearer" in anonymous.get("/v1/health").headers["www-authenticate"].lower()
-    bad_csv = server.client("admin").post("/v1/banks/known/import", content=b"pdq,\xff\xfe\n")
+    assert "bearer" in api.client().get("/v1/health").headers["www-authenticate"].lower()
+    bad_csv = api.client("admin").post("/v1/banks/known/import", content=b"pdq,\xff\xfe\n")
     assert bad_csv.status_code in (400, 404) and "error" in bad_csv.json()
+
+
+def test_liveness_needs_no_token_and_no_database(api: Api) -> None:
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    sa.event.listen(api.engine.db, "before_cursor_execute", seen)
+    try:
+        live = api.client().get("/v1/live")
+        assert live.status_code == 200 and live.json() == {"status": "ok"}
+        assert statements == []
+        assert api.client("ingest").get("/v1/health").status_code == 200
+        assert statements  # the listener does see the database work of other routes
+    finally:
+        sa.event.remove(api.engine.db, "before_cursor_execute", seen)
+
+
+def test_every_request_is_one_json_line_in_the_access_log(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="amber.access")
+    api.client("ingest").get("/v1/health")
+    api.client().get("/v1/health")
+    api.client("review").get("/v1/banks")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "amber.access"]
+    assert [(line["path"], line["status"], line["token"]) for line in lines] == [
+        ("/v1/health", 200, "ingest"),
+        ("/v1/health", 401, None),
+        ("/v1/banks", 403, "review"),
+    ]
+    first = lines[0]
+    assert set(first) == {"method", "path", "status", "duration_ms", "token", "client"}
+    assert first["method"] == "GET" and first["client"] == "testclient"
+    assert isinstance(first["duration_ms"], float) and first["duration_ms"] >= 0
+
+
+def _references(page: str) -> list[str]:
+    return re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ?'([^']+)'""", page)
+
+
+def test_docs_and_redoc_load_everything_from_the_app_itself(api: Api) -> None:
+    client = api.client()
+    for page_url in ("/docs", "/redoc"):
+        page = client.get(page_url)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        found = [a or b for a, b in _references(page.text)]
+        spec = 'spec-url="/openapi.json"' in page.text or "/openapi.json" in found
+        assert spec, page_url
+        assets = [u for u in found if u != "/openapi.json"]
+        assert len(assets) >= 2, (page_url, found)  # a script and a favicon at least
+        for url in [*assets, "/openapi.json"]:
+            assert url.startswith("/") and not url.startswith("//"), (page_url, url)
+            fetched = client.get(url)
+            assert fetched.status_code == 200 and len(fetched.content) > 1000, url
+        assert "http://" not in page.text and "https://" not in page.text
+    bundle = client.get("/docs/assets/swagger-ui-bundle.js")
+    assert bundle.headers["content-type"].startswith("text/javascript")
+    assert b"SwaggerUIBundle" in bundle.content
+    assert client.get("/docs/assets/../../etc/passwd").status_code == 404
+    assert client.get("/docs/assets/nothing.js").status_code == 404
+
+
+def test_the_checked_in_http_reference_is_current() -> None:
+    current = render_markdown(openapi_spec())
+    written = (ROOT / "docs" / "http.md").read_text(encoding="utf-8")
+    assert written == current, "docs/http.md is stale: python -m amber.api.docs docs/http.md"
+    assert "### `GET /v1/live`" in written and "Token scope: `admin`" in written
+
+
+# -- one real process ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_amber_serve_answers_on_a_port_and_logs_each_request_to_stderr(
+    tmp_path: Path, database: str
+) -> None:
+    with open_engine(db=database, vault=tmp_path / "vault") as engine:
+        token = engine.tokens.create("ops", parse_scopes("ingest"))[1]
+    port = _free_port()
+    command = ["serve", "--port", str(port), "--db", database, "--vault", str(tmp_path / "vault")]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "amber", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                live = httpx.get(url + "/v1/live")
+                break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"serve exited {process.poll()}")
+            time.sleep(0.1)
+        assert live.status_code == 200 and live.json() == {"status": "ok"}
+        health = httpx.get(url + "/v1/health", headers={"authorization": f"Bearer {token}"})
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    assert [(line["path"], line["status"], line["token"]) for line in lines[-2:]] == [
+        ("/v1/live", 200, None),
+        ("/v1/health", 200, "ops"),
+    ]
+    assert lines[-1]["client"] == "127.0.0.1" and lines[-1]["method"] == "GET"

@@ -1,5 +1,6 @@
-"""The reviewer console over a real ``amber serve`` on loopback: sign-in, scopes, CSRF,
-locks, custody events for media, settings and the graphic-items count."""
+"""The reviewer console in process (FastAPI's TestClient over the app ``amber serve``
+runs): sign-in, scopes, CSRF, locks, custody events for media, settings and the
+graphic-items count. ``serve`` runs it as a real process for the browser tests."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from amber.api.app import create_app
 from amber.engine import open_engine
 from amber.posts import parse_post
 from amber.synthetic import photo
@@ -29,13 +33,18 @@ POLL = "Kill him or let him go? You have one hour to vote."
 
 @dataclass
 class Console:
+    """A console to test: in process (``app``), or a real ``amber serve`` at ``url``."""
+
     url: str
     tokens: dict[str, str]
     db: str
     vault: Path
+    app: FastAPI | None = None
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
+    def client(self, cookies: dict[str, str] | None = None) -> httpx.Client:
+        if self.app is not None:
+            return TestClient(self.app, base_url=self.url, cookies=cookies, follow_redirects=False)
+        return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False, cookies=cookies)
 
     @contextmanager
     def signed_in(self, name: str) -> Iterator[httpx.Client]:
@@ -139,9 +148,14 @@ def serve(root: Path, db: str) -> Iterator[Console]:
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[Console]:
+    """The console of the app ``amber serve`` runs, in this process, on seeded state."""
     root = tmp_path_factory.mktemp("console")
-    with databases.new(root) as db, serve(root, db) as running:
-        yield running
+    with databases.new(root) as db:
+        vault, tokens = seed(root, db)
+        with open_engine(db=db, vault=vault) as engine:
+            app = create_app(engine)
+            with TestClient(app):  # its lifespan
+                yield Console("http://testserver", tokens, db, vault, app)
 
 
 def csrf_of(page: str) -> str:
@@ -161,10 +175,11 @@ def test_without_a_session_pages_redirect_and_the_rest_is_refused(console: Conso
             "/console/items/urgent/decision", data={"choice": "reject", "reason": "x"}
         )
         assert refused.status_code == 401
-    with httpx.Client(base_url=console.url, cookies={"amber_console": "abc.def"}) as forged:
+    with console.client(cookies={"amber_console": "abc.def"}) as forged:
         assert forged.get("/console/queue").status_code == 303
     # the console is not part of the API's OpenAPI description (its routes use sessions)
-    spec = httpx.get(console.url + "/openapi.json").json()
+    with console.client() as anonymous:
+        spec = anonymous.get("/openapi.json").json()
     assert not [p for p in spec["paths"] if p.startswith("/console")]
 
 
@@ -277,7 +292,7 @@ def test_settings_are_kept_per_reviewer_and_sign_out_ends_the_session(console: C
 OPEN_STORE_AT = """
 import sys, time
 from pathlib import Path
-from amber.web.store import ConsoleStore
+from amber.web.sessions import ConsoleStore
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
 store = ConsoleStore(Path(sys.argv[1]))
 print(store.key.hex(), store.settings("nobody"))

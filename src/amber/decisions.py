@@ -63,6 +63,20 @@ class NewDecision:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Related:
+    """Another decided post related to one, and why (the console's item page lists them)."""
+
+    post_id: str
+    verdict: str
+    review_state: str
+    author: str | None
+    why: str  # "same author", "same media" or "same author, same media"
+
+
+#: How many related posts ``DecisionStore.related`` lists.
+RELATED_LIMIT = 20
+
 #: How many earlier threat-to-life posts' media values (per signal type) are compared
 #: with a new post's; "the same photo" is within the type's ``default_threshold``.
 MEDIA_CANDIDATES = 2000
@@ -310,6 +324,57 @@ class DecisionStore:
         if since_scanned is not None:
             query = query.where(decisions.c.scanned_at >= since_scanned)
         return query.order_by(decisions.c.scanned_at.desc(), decisions.c.id.desc())
+
+    def related(self, post_id: str, *, limit: int = RELATED_LIMIT) -> list[Related]:
+        """Posts by the same author, then posts sharing a media value (any signal type),
+        newest first; none when ``post_id`` has no decision."""
+        with self.db.connect() as conn:
+            me = conn.execute(
+                sa.select(decisions.c.id, decisions.c.author).where(decisions.c.post_id == post_id)
+            ).first()
+            if me is None:
+                return []
+            found: dict[str, Related] = {}
+            if me.author is not None:
+                rows = conn.execute(
+                    sa.select(decisions)
+                    .where(decisions.c.author == me.author, decisions.c.id != me.id)
+                    .order_by(decisions.c.first_scanned_at.desc(), decisions.c.id.desc())
+                    .limit(limit)
+                )
+                for r in rows:
+                    found[r.post_id] = Related(
+                        r.post_id, r.verdict, r.review_state, r.author, "same author"
+                    )
+            mine = sa.select(media_signals.c.signal_type, media_signals.c.value).where(
+                media_signals.c.decision == me.id
+            )
+            hashes = [(h.signal_type, h.value) for h in conn.execute(mine)]
+            if hashes:
+                # No DISTINCT over decisions.*: PostgreSQL cannot compare its JSON columns.
+                sharing = sa.select(media_signals.c.decision).where(
+                    sa.tuple_(media_signals.c.signal_type, media_signals.c.value).in_(hashes)
+                )
+                rows = conn.execute(
+                    sa.select(decisions)
+                    .where(decisions.c.id != me.id, decisions.c.id.in_(sharing))
+                    .order_by(decisions.c.first_scanned_at.desc(), decisions.c.id.desc())
+                    .limit(limit)
+                )
+                for r in rows:
+                    if r.post_id in found:
+                        found[r.post_id] = Related(
+                            r.post_id,
+                            r.verdict,
+                            r.review_state,
+                            r.author,
+                            "same author, same media",
+                        )
+                    else:
+                        found[r.post_id] = Related(
+                            r.post_id, r.verdict, r.review_state, r.author, "same media"
+                        )
+        return list(found.values())[:limit]
 
     def removal_order(self, post_id: str, *, received_at: datetime) -> datetime:
         """A removal order (EU 2021/784 Art. 3) arrived for a post: it must be acted on

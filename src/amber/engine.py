@@ -7,6 +7,7 @@ console and the tests all build their engine with it (``docs/library.md``).
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -19,8 +20,8 @@ import sqlalchemy as sa
 
 from amber import __version__
 from amber.banks import AddResult, BankStore
-from amber.decisions import THREAT_TO_LIFE, DecisionStore, NewDecision
-from amber.errors import AmberError, InternalError, PostError, UserError
+from amber.decisions import THREAT_TO_LIFE, Decision, DecisionStore, NewDecision
+from amber.errors import AmberError, InternalError, NotFoundError, PostError, UserError
 from amber.evidence.vault import DEFAULT_RETENTION, Vault
 from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
 from amber.matching import Matcher
@@ -58,6 +59,19 @@ class ScanResult:
             "reasons": [r.to_json() for r in self.outcome.reasons],
             "actions": self.outcome.actions,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What ``Engine.submit`` answered: the post's stored decision, and whether this call
+    made it (``False`` for a repeat of a post id, however the first one arrived)."""
+
+    decision: Decision
+    new: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The decision's JSONL contract fields."""
+        return self.decision.to_json()
 
 
 def default_db() -> str:
@@ -134,6 +148,9 @@ class Engine:
         self.media_signals = media_types(signals)
         self.tokens = TokenStore(db, clock=clock)
         self.review = ReviewQueue(db, clock=clock, add_to_bank=self.bank_media)
+        #: One writer at a time in this process for the index and the vault: ``submit``
+        #: holds it; other writes (a reviewer's decision, a bank change) take it too.
+        self.write_lock = threading.Lock()
 
     def close(self) -> None:
         """Release database connections."""
@@ -144,6 +161,21 @@ class Engine:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def submit(self, post: Post) -> Submission:
+        """Decide a post once: a repeat of its id answers the stored decision.
+
+        Decided under ``write_lock``, so threads submitting the same id at once get one
+        decision; when another process stored a decision for the id first, its decision
+        stands and is the answer. Unreadable media are in the decision's reasons.
+        """
+        with self.write_lock:
+            try:
+                return Submission(self.decisions.get(post.id), new=False)
+            except NotFoundError:
+                pass
+            result = self.decide_post(post, replace=False)
+        return Submission(self.decisions.get(post.id), new=result.saved)
 
     def scan(
         self,

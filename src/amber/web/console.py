@@ -1,9 +1,9 @@
 """The reviewer console: ``/console``, server-rendered pages over the review queue.
 
 Reviewers sign in with a token holding the ``review`` (or ``admin``) scope; the console
-keeps a signed session cookie (see ``amber.web.store``). Every form that changes state
+keeps a signed session cookie (see ``amber.web.sessions``). Every form that changes state
 carries the session's CSRF token. Pages parse input, make one library call (the review
-queue, the vault, the console store) and render a template.
+queue, the vault, the console's sessions) and render a template.
 
 Wellness by default: media arrive blurred and greyscale, are revealed one at a time on
 click and blurred again when the pointer or focus leaves or the tab is hidden. Every
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hmac
 import json
 import threading
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,8 +28,7 @@ from amber.engine import Engine
 from amber.errors import AmberError, AuthenticationError, ConflictError, NotFoundError
 from amber.review.queue import QueueItem
 from amber.tokens import Scope
-from amber.web.related import related
-from amber.web.store import ConsoleStore, Session, Settings, console_dir
+from amber.web.sessions import ConsoleStore, Session, Settings, console_dir
 
 COOKIE = "amber_console"
 HERE = Path(__file__).parent
@@ -67,12 +65,6 @@ def _store(request: Request) -> ConsoleStore:
             store = ConsoleStore(console_dir(url, engine.vault_path), clock=engine.clock)
             state.console = store
     return store
-
-
-def _work(request: Request) -> AbstractContextManager[Any]:
-    """The app's writer lock (index, vault), when it shares one."""
-    lock = getattr(request.app.state, "work", None)
-    return nullcontext() if lock is None else lock
 
 
 def _same_origin(request: Request) -> None:
@@ -270,7 +262,7 @@ def _item(
         poll=poll,
         matches=[r for r in item.reasons if r.get("bank")],
         media=_media(engine, post_id),
-        related=related(engine.db, post_id),
+        related=engine.decisions.related(post_id),
         holder=holder,
         banks=engine.banks.all(),
         settings=_store(request).settings(session.reviewer),
@@ -310,7 +302,7 @@ def decide(
         return _item(request, session, post_id, error=f"unknown decision {choice!r}", status=400)
     outcome, action = CHOICES[choice]
     try:
-        with _work(request):
+        with _engine(request).write_lock:  # a bank may grow
             _engine(request).review.decide(
                 post_id,
                 session.reviewer,
@@ -343,7 +335,7 @@ def _media_bytes(request: Request, post_id: str, position: int) -> bytes:
 
 
 def _viewed(request: Request, session: Session, post_id: str, position: int, shown: str) -> None:
-    with _work(request):
+    with _engine(request).write_lock:
         _engine(request).open_vault().record(
             post_id,
             "viewed",

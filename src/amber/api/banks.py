@@ -1,0 +1,124 @@
+"""Banks (admin): create, read, change and delete them, add image files, import and export
+CSV rows ``signal_type,signal[,label]``."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from amber.api.deps import Admin, EngineDep
+from amber.banks import ImportResult
+from amber.engine import Engine
+from amber.errors import UserError
+
+router = APIRouter(prefix="/v1/banks", tags=["banks"])
+
+
+class BankIn(BaseModel):
+    """A new bank."""
+
+    name: str
+    action: str = "remove"
+    label: str | None = None
+    threshold: int = 31
+
+
+class BankPatch(BaseModel):
+    """What to change in a bank; fields left out stay as they are."""
+
+    action: str | None = None
+    label: str | None = None
+    threshold: int | None = None
+
+
+@router.get("")
+def banks(engine: EngineDep, _: Admin) -> list[dict[str, Any]]:
+    """Every bank."""
+    return [b.to_json() for b in engine.banks.all()]
+
+
+@router.post("", status_code=201)
+def create_bank(bank: BankIn, engine: EngineDep, _: Admin) -> dict[str, Any]:
+    """Create a bank."""
+    created = engine.banks.create(
+        bank.name, action=bank.action, label=bank.label, threshold=bank.threshold
+    )
+    return created.to_json()
+
+
+@router.get("/{name}")
+def get_bank(name: str, engine: EngineDep, _: Admin) -> dict[str, Any]:
+    """One bank."""
+    return engine.banks.get(name).to_json()
+
+
+@router.patch("/{name}")
+def update_bank(name: str, patch: BankPatch, engine: EngineDep, _: Admin) -> dict[str, Any]:
+    """Change a bank's action, label or threshold."""
+    changed = engine.banks.update(
+        name, action=patch.action, label=patch.label, threshold=patch.threshold
+    )
+    return changed.to_json()
+
+
+@router.delete("/{name}")
+def delete_bank(name: str, engine: EngineDep, _: Admin) -> dict[str, Any]:
+    """Delete a bank and its entries."""
+    with engine.write_lock:
+        removed = engine.banks.delete(name)
+    return {"name": name, "entries_deleted": removed}
+
+
+@router.post("/{name}/entries")
+def add_entries(
+    name: str, files: Annotated[list[UploadFile], File()], engine: EngineDep, _: Admin
+) -> dict[str, Any]:
+    """Hash uploaded image files into a bank, one entry each."""
+    with tempfile.TemporaryDirectory(prefix="amber-bank-") as folder:
+        paths, sources = [], {}
+        for i, upload_file in enumerate(files):
+            original = Path(upload_file.filename or "file").name
+            path = Path(folder) / f"{i}-{original}"
+            with path.open("wb") as out:
+                shutil.copyfileobj(upload_file.file, out)
+            paths.append(path)
+            sources[str(path)] = original
+        with engine.write_lock:
+            result = engine.banks.add_files(name, paths, sources=sources)
+    return {
+        "added": len(result.added),
+        "duplicates": len(result.duplicates),
+        "failures": [{"file": Path(f.path).name, "reason": f.reason} for f in result.failures],
+    }
+
+
+@router.post("/{name}/import")
+async def import_bank(name: str, request: Request, engine: EngineDep, _: Admin) -> dict[str, int]:
+    """Import CSV rows ``signal_type,signal[,label]`` (the request body), all or nothing."""
+    try:
+        text = (await request.body()).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"the CSV is not UTF-8 (byte {exc.start})") from None
+    result = await run_in_threadpool(_import, engine, name, text)  # the lock may wait
+    return {"added": result.added, "duplicates": result.duplicates}
+
+
+def _import(engine: Engine, name: str, text: str) -> ImportResult:
+    with engine.write_lock:
+        return engine.banks.import_csv(name, io.StringIO(text), source="request")
+
+
+@router.get("/{name}/export", response_class=PlainTextResponse)
+def export_bank(name: str, engine: EngineDep, _: Admin) -> PlainTextResponse:
+    """A bank as CSV rows ``signal_type,signal,label``."""
+    out = io.StringIO()
+    engine.banks.export_csv(name, out)
+    return PlainTextResponse(out.getvalue(), media_type="text/csv")

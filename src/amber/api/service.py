@@ -1,0 +1,39 @@
+"""The service itself: liveness for load balancers (no token), health and metrics."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from amber import __version__
+from amber.api.deps import Admin, EngineDep, Ingest
+
+router = APIRouter(prefix="/v1", tags=["service"])
+
+
+@router.get("/live")
+def live() -> dict[str, str]:
+    """The process answers HTTP: for load balancers; no token, no database."""
+    return {"status": "ok"}
+
+
+@router.get("/health")
+def health(engine: EngineDep, _: Ingest) -> dict[str, Any]:
+    """The service is up; which worker process answered and how current its index is."""
+    with engine.write_lock:
+        engine.matcher.sync_if_stale()
+    return {
+        "status": "ok",
+        "version": __version__,
+        "worker": os.getpid(),
+        "index": {"hashes": len(engine.matcher.index), "max_id": engine.matcher.index.max_id},
+    }
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request, _: Admin) -> PlainTextResponse:
+    """Prometheus metrics."""
+    return PlainTextResponse(request.app.state.metrics.render())
