@@ -5,7 +5,7 @@ of its hashes is within the threshold (31 bits) of one of its own photo's bank h
 both with PDQ quality of at least 50. Two ways are compared:
 
 - plain: one PDQ hash per banked photo and per query, as stored (no dihedral);
-- amber: ``amber.robust.bank_views`` hashed at bank time, and ``query_views`` hashed in
+- amber: ``amber.image_views.bank_views`` hashed at bank time, and ``query_views`` hashed in
   all 8 dihedral orientations at query time (what ``amber.signals.pdq`` does).
 
 False matches: every query (each photo as stored and every transformed copy of it) is
@@ -57,7 +57,7 @@ import pdqhash
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from amber import media
-from amber.robust import bank_views, query_views
+from amber.image_views import bank_views, query_views
 from amber.signals.base import Content, Role
 from amber.signals.pdq import PdqSignal
 from amber.synthetic import photo

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from amber.durable import write_atomic
+from amber.atomic_write import write_atomic
 from amber.errors import UserError
 from amber.index.layout import IndexCorruptError
 from amber.index.signal import Hit, SignalIndex

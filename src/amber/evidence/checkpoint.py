@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from amber.durable import fsync_path
+from amber.atomic_write import fsync_path
 from amber.errors import UserError
 
 KEY_FILE = "checkpoint.key"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amber.durable import write_atomic
+from amber.atomic_write import write_atomic
 from amber.errors import AmberError
 from amber.evidence.checkpoint import Checkpoint, CheckpointError, Signer, open_note
 from amber.evidence.merkle import MerkleTree, leaf_hash

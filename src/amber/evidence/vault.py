@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from amber import __version__
-from amber.durable import fsync_path, write_atomic
+from amber.atomic_write import fsync_path, write_atomic
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.evidence.checkpoint import Signer, load_or_create_key
 from amber.evidence.log import CustodyLog, Entry, LogError, canonical

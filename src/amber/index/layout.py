@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from amber.durable import fsync_path
+from amber.atomic_write import fsync_path
 from amber.errors import AmberError, UserError
 
 FORMAT = "amber-pdq-index"

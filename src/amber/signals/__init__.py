@@ -18,7 +18,7 @@ __all__ = [
 
 def default_signal_types() -> Registry[SignalType]:
     """The built-in signal types, registered the way a plug-in would register its own."""
-    from amber import robust
+    from amber import image_views
     from amber.signals.crypto import Md5Signal, Sha256Signal
     from amber.signals.harm_poll import HarmPollSignal
     from amber.signals.pdq import PdqSignal
@@ -26,7 +26,9 @@ def default_signal_types() -> Registry[SignalType]:
     registry: Registry[SignalType] = Registry("signal type")
     registry.register(Sha256Signal())
     registry.register(Md5Signal())
-    registry.register(PdqSignal(query_views=robust.query_views, bank_views=robust.bank_views))
+    registry.register(
+        PdqSignal(query_views=image_views.query_views, bank_views=image_views.bank_views)
+    )
     registry.register(HarmPollSignal())
     return registry
 

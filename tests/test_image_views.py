@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-from amber.robust import MIN_VIEW_SIDE, bank_views, content_box, query_views
+from amber.image_views import MIN_VIEW_SIDE, bank_views, content_box, query_views
 from amber.synthetic import photo
 
 THRESHOLD = 31
