@@ -212,7 +212,10 @@ def amber_cli(
     """
     from typer.testing import CliRunner
 
-    from amber.cli import app
+    from amber.cli import app, options
+
+    for console in (options.out, options.err):  # fixed at import if COLUMNS was set then
+        monkeypatch.setattr(console, "width", 200)
 
     def run(*args: str | Path, cwd: Path | None = None, input: str | None = None) -> CliResult:
         monkeypatch.chdir(cwd or tmp_path)
@@ -227,7 +230,8 @@ def amber_cli(
             },
         )
         stderr = result.stderr
-        if result.exc_info is not None and not isinstance(result.exception, SystemExit):
+        escaped = result.exception is not None and not isinstance(result.exception, SystemExit)
+        if escaped and result.exc_info is not None:
             stderr += "".join(traceback.format_exception(*result.exc_info))
         return CliResult(result.exit_code, result.stdout, stderr)
 

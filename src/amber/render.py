@@ -66,7 +66,10 @@ def describe_reason(reason: Mapping[str, Any]) -> str:
         parts.append(f"score {float(reason['score']):.2f}")
     if reason.get("media"):
         parts.append(str(reason["media"]))
-    first = re.split(r" \| |; ", detail, maxsplit=1)[0].strip()
+    # The first clause of the detail, less what the line already says.
+    said = {parts[0], str(reason.get("label"))}
+    words = re.split(r" \| |; ", detail, maxsplit=1)[0].split()
+    first = " ".join(w for w in words if w not in said and not w.startswith("score="))
     if first:
         parts.append(first if len(first) <= DETAIL_WIDTH else first[: DETAIL_WIDTH - 1] + "…")
     return SEPARATOR.join(parts)
