@@ -199,13 +199,10 @@ class CliResult:
     stderr: str
 
 
-@pytest.fixture
-def amber_cli(
-    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., CliResult]:
-    """Run the ``amber`` command line in this process (typer's runner), on ``database``
-    with a vault in ``tmp_path``, from ``tmp_path``: ``amber_cli("bank", "list")``, with
-    ``input=`` for standard input.
+def run_cli(
+    *args: str | Path, env: dict[str, str] | None = None, input: str | None = None
+) -> CliResult:
+    """Run the ``amber`` command line in this process (typer's runner), 200 columns wide.
 
     An exception that escaped amber's error handler is written to ``stderr`` as the
     traceback a real process would print, so tests that look for none see it.
@@ -214,26 +211,35 @@ def amber_cli(
 
     from amber.cli import app, options
 
-    for console in (options.out, options.err):  # fixed at import if COLUMNS was set then
-        monkeypatch.setattr(console, "width", 200)
+    consoles = (options.out, options.err)
+    widths = [c.width for c in consoles]  # fixed at import if COLUMNS was set then
+    for console in consoles:
+        console.width = 200
+    try:
+        result = CliRunner().invoke(
+            app, [str(a) for a in args], input=input, env={"COLUMNS": "200", **(env or {})}
+        )
+    finally:
+        for console, width in zip(consoles, widths, strict=True):
+            console.width = width
+    stderr = result.stderr
+    escaped = result.exception is not None and not isinstance(result.exception, SystemExit)
+    if escaped and result.exc_info is not None:
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+    return CliResult(result.exit_code, result.stdout, stderr)
+
+
+@pytest.fixture
+def amber_cli(
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., CliResult]:
+    """``run_cli`` on ``database`` with a vault in ``tmp_path``, from ``tmp_path``:
+    ``amber_cli("bank", "list")``, with ``input=`` for standard input."""
 
     def run(*args: str | Path, cwd: Path | None = None, input: str | None = None) -> CliResult:
         monkeypatch.chdir(cwd or tmp_path)
-        result = CliRunner().invoke(
-            app,
-            [str(a) for a in args],
-            input=input,
-            env={
-                "AMBER_DB": database,
-                "AMBER_VAULT": str(tmp_path / "vault"),
-                "COLUMNS": "200",
-            },
-        )
-        stderr = result.stderr
-        escaped = result.exception is not None and not isinstance(result.exception, SystemExit)
-        if escaped and result.exc_info is not None:
-            stderr += "".join(traceback.format_exception(*result.exc_info))
-        return CliResult(result.exit_code, result.stdout, stderr)
+        env = {"AMBER_DB": database, "AMBER_VAULT": str(tmp_path / "vault")}
+        return run_cli(*args, env=env, input=input)
 
     return run
 
