@@ -1,5 +1,5 @@
 """Shared fixtures: a fresh database and engine per test on each backend, generated photos
-on disk, the CLI as a process.
+on disk, the CLI in process and as a process.
 
 Every test that asks for ``database`` (or ``engine``, ``amber_cli``, ``databases``) runs
 twice, ``[sqlite]`` and ``[postgresql]``. PostgreSQL is the server at
@@ -16,8 +16,10 @@ import secrets
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -188,10 +190,64 @@ def write_posts(tmp_path: Path) -> Callable[[list[object]], Path]:
     return write
 
 
+@dataclass(frozen=True)
+class CliResult:
+    """What a run of the command line gave: exit code and the two output streams."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    *args: str | Path, env: dict[str, str] | None = None, input: str | None = None
+) -> CliResult:
+    """Run the ``amber`` command line in this process (typer's runner), 200 columns wide.
+
+    An exception that escaped amber's error handler is written to ``stderr`` as the
+    traceback a real process would print, so tests that look for none see it.
+    """
+    from typer.testing import CliRunner
+
+    from amber.cli import app, options
+
+    consoles = (options.out, options.err)
+    widths = [c.width for c in consoles]  # fixed at import if COLUMNS was set then
+    for console in consoles:
+        console.width = 200
+    try:
+        result = CliRunner().invoke(
+            app, [str(a) for a in args], input=input, env={"COLUMNS": "200", **(env or {})}
+        )
+    finally:
+        for console, width in zip(consoles, widths, strict=True):
+            console.width = width
+    stderr = result.stderr
+    escaped = result.exception is not None and not isinstance(result.exception, SystemExit)
+    if escaped and result.exc_info is not None:
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+    return CliResult(result.exit_code, result.stdout, stderr)
+
+
 @pytest.fixture
-def amber_cli(tmp_path: Path, database: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+def amber_cli(
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., CliResult]:
+    """``run_cli`` on ``database`` with a vault in ``tmp_path``, from ``tmp_path``:
+    ``amber_cli("bank", "list")``, with ``input=`` for standard input."""
+
+    def run(*args: str | Path, cwd: Path | None = None, input: str | None = None) -> CliResult:
+        monkeypatch.chdir(cwd or tmp_path)
+        env = {"AMBER_DB": database, "AMBER_VAULT": str(tmp_path / "vault")}
+        return run_cli(*args, env=env, input=input)
+
+    return run
+
+
+@pytest.fixture
+def amber_process(tmp_path: Path, database: str) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the real ``amber`` command in a process, on ``database`` with a vault in
-    ``tmp_path``."""
+    ``tmp_path``: for what only a process shows (the entry point, signals, a terminal)."""
 
     def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         env = {

@@ -1,21 +1,24 @@
-"""The command line as a user runs it: a real process, exit codes, stdout vs stderr."""
+"""The command line as a user runs it: exit codes, stdout vs stderr, no tracebacks.
+
+In process through typer's runner; what only a real process shows (the entry point, a
+terminal, Ctrl-C) is in ``test_cli_process.py``.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from pathlib import Path
-from subprocess import CompletedProcess
 
 from PIL import ImageOps
 
 from amber.synthetic import photo
-from conftest import sqlite_only
+from conftest import CliResult, sqlite_only
 
-Cli = Callable[..., CompletedProcess[str]]
+Cli = Callable[..., CliResult]
 
 
-def assert_clean_error(result: CompletedProcess[str], code: int, words: str) -> None:
+def assert_clean_error(result: CliResult, code: int, words: str) -> None:
     assert result.returncode == code, result.stderr
     assert words in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -128,54 +131,6 @@ def test_demo_runs_and_explains(amber_cli: Cli, tmp_path: Path) -> None:
     assert again.returncode == 0
     (tmp_path / "mine").mkdir()
     assert_clean_error(amber_cli("demo", "--dir", tmp_path / "mine"), 2, "not an amber demo folder")
-
-
-def test_jsonl_goes_to_stdout_while_the_progress_bar_shows(database: str, tmp_path: Path) -> None:
-    """The progress bar must never capture stdout: pipe data and terminal messages apart."""
-    import os
-    import pty
-    import subprocess
-    import sys
-
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for seed in range(40):
-        photo(seed, 900, 700).save(folder / f"{seed:02}.jpg", quality=90)
-    primary, secondary = pty.openpty()  # stderr is a terminal, as for a person at a shell
-    env = {**os.environ, "AMBER_DB": database, "COLUMNS": "120"}
-    with (tmp_path / "out.jsonl").open("w") as out:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "amber",
-                "scan",
-                str(folder),
-                "--format",
-                "jsonl",
-                "--workers",
-                "1",
-            ],
-            stdout=out,
-            stderr=secondary,
-            env=env,
-            timeout=300,
-            check=True,
-        )
-    os.close(secondary)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(primary)
-    lines = (tmp_path / "out.jsonl").read_text().splitlines()
-    assert [json.loads(line)["post_id"] for line in lines] == [f"{s:02}.jpg" for s in range(40)]
-    assert b"scanning" in shown and b"post_id" not in shown
 
 
 def test_markup_in_ids_and_labels_is_shown_as_written(

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
-Cli = Callable[..., CompletedProcess[str]]
+from conftest import CliResult
+
+Cli = Callable[..., CliResult]
 
 
 def test_evidence_commands_end_to_end(

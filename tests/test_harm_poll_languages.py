@@ -9,8 +9,6 @@ words alone; a hard negative or an everyday post must be allowed.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from amber.harm_poll.normalize import normalise, tokenize
 from amber.harm_poll.structure import read_post
 from amber.policy import Verdict, load_policy
 from amber.signals.harm_poll import explain_text
+from conftest import CliResult, run_cli
 
 EXAMPLES = Path(__file__).parent / "data" / "harm_poll" / "examples"
 POLICY = load_policy()
@@ -260,14 +259,8 @@ def test_explain_command_shows_language_cues_steps_and_verdict() -> None:
     assert {c["name"] for c in data["cues"]} >= {"choice_pair", "poll_structure"}
 
 
-def _amber(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "amber", *args],
-        capture_output=True,
-        text=True,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-        timeout=120,
-    )
+def _amber(*args: str) -> CliResult:
+    return run_cli(*args)
 
 
 # --- scripts written without spaces -------------------------------------------------

@@ -14,10 +14,6 @@ CI = ROOT / ".ci" / "run"
 MAX_README_LINES = 150
 DEMO_COMMAND = "pip install -e . && amber demo"
 
-#: Docs written in parallel on other branches: a link to one of them may point at nothing
-#: until they are merged. The merge empties this list.
-ALLOWED_MISSING = {"docs/cli.md", "docs/http.md", "docs/plugins.md"}
-
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```$", re.M | re.S)
 
@@ -66,14 +62,5 @@ def test_relative_links_resolve(doc: Path) -> None:
         path = (doc.parent / target.split("#", 1)[0]).resolve()
         if path.exists():
             continue
-        inside = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else None
-        if inside in ALLOWED_MISSING:
-            continue
         broken.append(target)
     assert not broken, f"{doc.relative_to(ROOT)} links to missing files: {broken}"
-
-
-def test_allowed_missing_are_only_missing() -> None:
-    """Once a parallel doc lands, its name must leave ``ALLOWED_MISSING``."""
-    landed = sorted(name for name in ALLOWED_MISSING if (ROOT / name).exists())
-    assert not landed, f"remove from ALLOWED_MISSING: {landed}"

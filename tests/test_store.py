@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from amber.errors import ExternalError, UserError
 from amber.store.db import _alembic_config, connect, database_url, display_url
 from amber.store.tables import metadata
-from conftest import Databases, postgresql_only
+from conftest import Databases, postgresql_only, run_cli
 
 HEAD = ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
@@ -164,13 +164,7 @@ def test_a_missing_database_or_schema_on_the_server_is_a_user_error(
 
 def test_the_cli_exits_3_when_the_database_server_is_down(tmp_path: Path) -> None:
     url = f"postgresql://amber:s3cret@127.0.0.1:{_closed_port()}/test"
-    result = subprocess.run(
-        [sys.executable, "-m", "amber", "bank", "list", "--db", url],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    result = run_cli("bank", "list", "--db", url, "--vault", str(tmp_path / "vault"))
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith("Error: cannot reach database 'postgresql://amber:***@")
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr

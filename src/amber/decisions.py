@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from amber.errors import NotFoundError
+from amber.errors import NotFoundError, UserError
 from amber.hashing import MediaHashes
 from amber.policy import Earlier, Outcome, Verdict
 from amber.signals import Registry, SignalType, SignalValue
@@ -35,6 +35,12 @@ class Decision:
     first_scanned_at: datetime
     scanned_at: datetime
     scan_count: int
+    author: str | None = None
+    reply_to: str | None = None
+    #: When the post says it was made (``None`` if it did not say).
+    created_at: datetime | None = None
+    #: Where its human review stands: ``none``, ``pending``, or what a reviewer settled.
+    review_state: str = "none"
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL contract's fields."""
@@ -43,6 +49,23 @@ class Decision:
             "verdict": self.verdict.value,
             "reasons": self.reasons,
             "actions": self.actions,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """The whole stored decision (the contract's fields first), for people and tools
+        that look decisions up (``amber decisions``); ``post`` is the post as received."""
+        return {
+            **self.to_json(),
+            "author": self.author,
+            "reply_to": self.reply_to,
+            "created_at": _iso(self.created_at),
+            "review_state": self.review_state,
+            "first_scanned_at": _iso(self.first_scanned_at),
+            "scanned_at": _iso(self.scanned_at),
+            "scan_count": self.scan_count,
+            "policy": self.policy,
+            "amber_version": self.amber_version,
+            "post": self.post,
         }
 
 
@@ -207,6 +230,10 @@ class DecisionStore:
             first_scanned_at=row.first_scanned_at,
             scanned_at=row.scanned_at,
             scan_count=row.scan_count,
+            author=row.author,
+            reply_to=row.reply_to,
+            created_at=row.created_at,
+            review_state=row.review_state,
         )
 
     def earlier(
@@ -404,6 +431,82 @@ class DecisionStore:
         """How many posts have a decision."""
         with self.db.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one())
+
+    def find(
+        self,
+        *,
+        verdict: Verdict | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        author: str | None = None,
+        bank: str | None = None,
+        limit: int = 100,
+    ) -> list[Decision]:
+        """Stored decisions, the most recently scanned first: with ``verdict``, only that
+        verdict; with ``since``/``until``, scanned at or after ``since`` and before
+        ``until``; with ``author``, that author's posts; with ``bank``, those with a reason
+        naming that bank. At most ``limit``.
+
+        Raises ``UserError`` for an unknown verdict, a ``limit`` below 1, or a time without
+        a time zone.
+        """
+        if limit < 1:
+            raise UserError(f"limit {limit} is too small; give 1 or more")
+        query = sa.select(decisions).order_by(decisions.c.scanned_at.desc(), decisions.c.id.desc())
+        if verdict is not None:
+            try:
+                query = query.where(decisions.c.verdict == Verdict(verdict).value)
+            except ValueError:
+                known = ", ".join(v.value for v in Verdict)
+                raise UserError(f"verdict {verdict!r} is unknown; use one of {known}") from None
+        for name, moment in (("since", since), ("until", until)):
+            if moment is not None and moment.utcoffset() is None:
+                raise UserError(f"{name} {moment.isoformat()!r} has no time zone; add one (Z)")
+        if since is not None:
+            query = query.where(decisions.c.scanned_at >= since)
+        if until is not None:
+            query = query.where(decisions.c.scanned_at < until)
+        if author is not None:
+            query = query.where(decisions.c.author == author)
+        if bank is None:
+            with self.db.connect() as conn:
+                return [_decision(row) for row in conn.execute(query.limit(limit)).all()]
+        # Bank names are plain ASCII (banks.NAME_PATTERN), so a reason naming the bank
+        # has it verbatim in the stored JSON on every database: narrow there, then check.
+        text = sa.cast(decisions.c.reasons, sa.Text)
+        query = query.where(text.contains(bank, autoescape=True))
+        found: list[Decision] = []
+        with self.db.connect() as conn:
+            for row in conn.execute(query.execution_options(yield_per=limit)):
+                if any(r.get("bank") == bank for r in row.reasons):
+                    found.append(_decision(row))
+                    if len(found) >= limit:
+                        break
+        return found
+
+
+def _decision(row: Any) -> Decision:
+    """A ``decisions`` row as a ``Decision``."""
+    return Decision(
+        post_id=row.post_id,
+        verdict=Verdict(row.verdict),
+        reasons=list(row.reasons),
+        actions=list(row.actions),
+        post=row.post,
+        policy=row.policy,
+        amber_version=row.amber_version,
+        first_scanned_at=row.first_scanned_at,
+        scanned_at=row.scanned_at,
+        scan_count=row.scan_count,
+        author=row.author,
+        reply_to=row.reply_to,
+        created_at=row.created_at,
+        review_state=row.review_state,
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def _media_row(decision_id: int, position: int, path: str, hashes: MediaHashes) -> dict[str, Any]:

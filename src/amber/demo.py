@@ -21,6 +21,7 @@ from amber.engine import ScanResult, open_engine
 from amber.errors import UserError
 from amber.evidence.bag import export_bag, verify_bag
 from amber.posts import read_input
+from amber.render import render_results
 from amber.synthetic import photo
 
 MARKER = ".amber-demo"
@@ -153,8 +154,6 @@ def write_poll(folder: Path) -> Path:
 
 def run_demo(folder: Path, *, out: Console, err: Console) -> None:
     """Build the demo folder, bank the known images, scan the posts and explain."""
-    from amber.cli import render_results
-
     _prepare(folder)
     poll_file = write_poll(folder)
     posts_file = write_case(folder)

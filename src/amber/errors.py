@@ -114,3 +114,23 @@ class PolicyError(UserError):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.key = key
+
+
+class MissingExtraError(UserError):
+    """An optional package that this use of amber needs is not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"this needs the {package!r} package, which amber installs with its {extra!r} "
+            f"extra: pip install 'amber[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+    @classmethod
+    def check(cls, exc: ModuleNotFoundError, packages: frozenset[str], extra: str) -> None:
+        """Raise the error for ``exc`` if the missing module is one of ``packages`` (top
+        level names) that ``extra`` installs; return otherwise (then ``exc`` is a bug)."""
+        top = (exc.name or "").split(".")[0]
+        if top in packages:
+            raise cls(top, extra) from None

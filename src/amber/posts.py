@@ -318,52 +318,57 @@ def read_jsonl(path: Path) -> Iterator[Post | PostError]:
     Raises ``UserError`` only when the file itself cannot be opened.
     """
     source = str(path)
-    base = path.parent
-    seen: dict[str, int] = {}
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise UserError(f"cannot open input {source!r}: {exc.strerror}") from None
     with handle:
-        for number, data in _lines(handle):
-            if data is None:
-                yield PostError(
-                    f"line is longer than {MAX_LINE_BYTES} bytes", source=source, line=number
-                )
-                continue
-            if number == 1:
-                data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
-            if not data.strip():
-                continue
-            try:
-                text = data.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                yield PostError(
-                    f"not UTF-8 ({exc.reason} at byte {exc.start})", source=source, line=number
-                )
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield PostError(
-                    f"invalid JSON: {exc.msg} at column {exc.colno}", source=source, line=number
-                )
-                continue
-            try:
-                post = parse_post(obj, base=base, source=source, line=number, raw=text)
-            except PostError as exc:
-                yield exc
-                continue
-            if post.id in seen:
-                yield PostError(
-                    f"post id {post.id!r} already appeared on line {seen[post.id]}",
-                    source=source,
-                    line=number,
-                    field="id",
-                )
-                continue
-            seen[post.id] = number
-            yield post
+        yield from read_stream(handle, source=source, base=path.parent)
+
+
+def read_stream(handle: BinaryIO, *, source: str, base: Path) -> Iterator[Post | PostError]:
+    """Posts of JSONL read from ``handle`` (standard input, say) in order, as ``read_jsonl``
+    reads a file; media paths are relative to ``base``, and errors name ``source``."""
+    seen: dict[str, int] = {}
+    for number, data in _lines(handle):
+        if data is None:
+            yield PostError(
+                f"line is longer than {MAX_LINE_BYTES} bytes", source=source, line=number
+            )
+            continue
+        if number == 1:
+            data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
+        if not data.strip():
+            continue
+        try:
+            text = data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            yield PostError(
+                f"not UTF-8 ({exc.reason} at byte {exc.start})", source=source, line=number
+            )
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield PostError(
+                f"invalid JSON: {exc.msg} at column {exc.colno}", source=source, line=number
+            )
+            continue
+        try:
+            post = parse_post(obj, base=base, source=source, line=number, raw=text)
+        except PostError as exc:
+            yield exc
+            continue
+        if post.id in seen:
+            yield PostError(
+                f"post id {post.id!r} already appeared on line {seen[post.id]}",
+                source=source,
+                line=number,
+                field="id",
+            )
+            continue
+        seen[post.id] = number
+        yield post
 
 
 def read_folder(folder: Path) -> Iterator[Post | PostError]:

@@ -12,18 +12,16 @@ import sqlite3
 import time
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import event
 
-from amber.errors import AmberError, ExternalError, UserError
+from amber.errors import AmberError, ExternalError, MissingExtraError, UserError
 from amber.store.tables import database_instance
+
+if TYPE_CHECKING:  # Alembic is imported where migrations run: it is slow to import
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Seconds to wait for a database server to answer before giving up.
@@ -147,8 +145,15 @@ def connect(db: str | Path) -> sa.Engine:
             raise UserError(f"database path {str(file)!r} is a folder; give a file path")
         if not file.parent.is_dir():
             raise UserError(f"database folder {str(file.parent)!r} does not exist; create it first")
+    from alembic.util.exc import CommandError
+
     try:
         engine = _create_engine(url)
+    except ModuleNotFoundError as exc:  # the driver of a database server
+        MissingExtraError.check(exc, frozenset({"psycopg", "psycopg_binary"}), "postgres")
+        raise UserError(
+            f"cannot use database {shown!r} ({exc}); give a SQLite file path or a postgresql:// URL"
+        ) from None
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise UserError(
             f"cannot use database {shown!r} ({exc}); give a SQLite file path or a postgresql:// URL"
@@ -195,6 +200,8 @@ def _open_error(exc: sa.exc.DBAPIError, *, file: Path | None, shown: str) -> Amb
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -206,6 +213,8 @@ def _shown(engine: sa.Engine) -> str:
 
 
 def _revision(connection: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -215,6 +224,9 @@ def migrate(engine: sa.Engine) -> None:
     Processes that open a new PostgreSQL database at once take turns. Raises ``UserError``
     for a database (or schema) that holds other tables but none of amber's.
     """
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     config = _alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.connect() as connection:

@@ -1,0 +1,174 @@
+"""``amber bank``: banks of known content: create, add, import, export, list."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from amber.cli.options import (
+    DbOption,
+    FormatOption,
+    VaultOption,
+    check_format,
+    err,
+    opened_engine,
+    out,
+    plural,
+)
+from amber.errors import UserError
+
+
+class Action(StrEnum):
+    """``amber.banks.BankAction`` spelled again, so that building the command tree does not
+    import the bank store (and with it SQLAlchemy and the hashing); a test keeps the two
+    the same."""
+
+    remove = "remove"
+    restrict = "restrict"
+    review = "review"
+
+
+bank_app = typer.Typer(
+    help="Banks of known content: create, add, import, export, list.", no_args_is_help=True
+)
+
+
+@bank_app.command("create")
+def bank_create(
+    name: str,
+    action: Annotated[Action, typer.Option(help="What a match to this bank means.")] = (
+        Action.remove
+    ),
+    label: Annotated[str | None, typer.Option(help="Label for matches (default: the name)")] = None,
+    threshold: Annotated[int, typer.Option(help="Largest PDQ distance that matches (0-63).")] = 31,
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Create a bank."""
+    from amber.banks import BankAction
+
+    with opened_engine(db, vault) as engine:
+        bank = engine.banks.create(
+            name, action=BankAction(action), label=label, threshold=threshold
+        )
+    err.print(
+        f"created bank {bank.name!r}: action {bank.action}, label {bank.label!r}, "
+        f"threshold {bank.threshold}"
+    )
+
+
+@bank_app.command("add")
+def bank_add(
+    name: str,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Image files or folders; each file one entry.")
+    ],
+    min_quality: Annotated[
+        int | None,
+        typer.Option(
+            "--min-quality",
+            min=0,
+            max=100,
+            help="Refuse files with a hash of lower quality (PDQ: 0-100).",
+        ),
+    ] = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Hash image files into a bank (folders are walked)."""
+    with opened_engine(db, vault) as engine:
+        result = engine.banks.add_files(name, paths, min_quality=min_quality)
+    for failure in result.failures:
+        err.print(f"Error: {failure.path}: {failure.reason}")
+    for path in result.duplicates:
+        err.print(f"skipped {path}: already in bank {name!r}")
+    for weak in result.refused:
+        err.print(
+            f"refused {weak.path}: {weak.signal_type} quality {weak.quality} is below "
+            f"--min-quality {weak.minimum}"
+        )
+    for weak in result.weak:
+        err.print(
+            f"warning: {weak.path}: {weak.signal_type} quality {weak.quality} is below the "
+            f"policy's minimum {weak.minimum}; this hash will never match"
+        )
+    err.print(
+        f"added {plural(len(result.added), 'entry', 'entries')} to bank {name!r}"
+        + (f"; {len(result.failures)} files failed" if result.failures else "")
+        + (f"; {len(result.refused)} refused as too weak" if result.refused else "")
+    )
+    if result.failures:
+        raise typer.Exit(1)
+
+
+@bank_app.command("import")
+def bank_import(
+    name: str,
+    file: Path,
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Import CSV rows signal_type,signal[,label] (all or nothing)."""
+    from amber.banks import read_csv_text
+
+    text = read_csv_text(file)
+    with opened_engine(db, vault) as engine:
+        result = engine.banks.import_csv(name, text, source=str(file))
+    err.print(
+        f"imported {plural(result.added, 'entry', 'entries')} into bank {name!r}"
+        + (f"; {result.duplicates} already there" if result.duplicates else "")
+    )
+
+
+@bank_app.command("export")
+def bank_export(
+    name: str,
+    file: Annotated[Path | None, typer.Argument(help="Output CSV (default: stdout)")] = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Export a bank as CSV rows signal_type,signal,label."""
+    with opened_engine(db, vault) as engine:
+        if file is None:
+            count = engine.banks.export_csv(name, sys.stdout)
+        else:
+            try:
+                with file.open("w", encoding="utf-8", newline="") as handle:
+                    count = engine.banks.export_csv(name, handle)
+            except OSError as exc:
+                raise UserError(f"cannot write {str(file)!r}: {exc.strerror}") from None
+    err.print(f"exported {count} rows from bank {name!r}")
+
+
+@bank_app.command("list")
+def bank_list(
+    format: FormatOption = "table",
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """List banks with their action, label, threshold and size."""
+    check_format(format)
+    with opened_engine(db, vault) as engine:
+        banks = engine.banks.all()
+    if format == "jsonl":
+        for b in banks:
+            print(json.dumps(b.to_json(), ensure_ascii=False))
+        return
+    table = Table("bank", "action", "label", "threshold", "entries", "created")
+    for b in banks:
+        table.add_row(
+            Text(b.name),
+            b.action.value,
+            Text(b.label),
+            str(b.threshold),
+            str(b.entries),
+            b.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    out.print(table)

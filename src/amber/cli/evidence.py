@@ -1,0 +1,185 @@
+"""``amber evidence``: the vault: list, verify, export bags, legal holds, retention."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from amber.cli.options import FormatOption, VaultOption, check_format, err, out, plural
+from amber.errors import UserError
+
+if TYPE_CHECKING:
+    from amber.evidence.vault import Vault
+
+evidence_app = typer.Typer(
+    help="The evidence vault: list, verify, export bags, legal holds, retention.",
+    no_args_is_help=True,
+)
+ActorOption = Annotated[
+    str | None, typer.Option("--actor", help="Who does this, for the custody log (default: you)")
+]
+
+
+def _vault_path(vault: Path | None) -> Path:
+    from amber.engine import default_vault
+
+    return default_vault() if vault is None else vault
+
+
+def _open_vault(vault: Path | None) -> Vault:
+    from amber.engine import default_retention
+    from amber.evidence.vault import Vault
+
+    path = _vault_path(vault)
+    if not (path / "vault.json").exists():
+        raise UserError(
+            f"no evidence vault at {str(path)!r}; amber creates it when a scan "
+            "first keeps evidence (set --vault or AMBER_VAULT)"
+        )
+    return Vault.open(path, retention=default_retention())
+
+
+def _actor(actor: str | None) -> str:
+    from amber.evidence.vault import ACTOR
+
+    return actor or f"{getpass.getuser()} via {ACTOR}"
+
+
+@evidence_app.command("list")
+def evidence_list(format: FormatOption = "table", vault: VaultOption = None) -> None:
+    """What the vault holds: verdict, hashes, retention date, hold."""
+    check_format(format)
+    items = sorted(_open_vault(vault).items().values(), key=lambda i: i.preserved_at)
+    if format == "jsonl":
+        for item in items:
+            print(json.dumps(item.to_json(), ensure_ascii=False))
+        return
+    table = Table("post", "verdict", "preserved", "retain until", "hold", "media sha256")
+    for item in items:
+        media = "\n".join(m["sha256"][:16] + "…" for m in item.objects.get("media", []))
+        table.add_row(
+            Text(item.post_id),
+            item.verdict,
+            item.preserved_at.strftime("%Y-%m-%d %H:%M"),
+            "deleted" if item.deleted else item.retain_until.strftime("%Y-%m-%d"),
+            Text(item.hold or "-"),
+            media or "-",
+        )
+    out.print(table)
+
+
+@evidence_app.command("verify")
+def evidence_verify(vault: VaultOption = None) -> None:
+    """Recompute every hash, the tree, every signature; exit 0 only if all hold."""
+    from amber.evidence.verify import verify_vault
+
+    path = _vault_path(vault)
+    if not (path / "vault.json").exists() and not (path / "log").exists():
+        raise UserError(f"no evidence vault at {str(path)!r} (set --vault or AMBER_VAULT)")
+    report = verify_vault(path)
+    for note in report.notes:
+        err.print(f"note: {note}")
+    for problem in report.problems:
+        err.print(f"BROKEN: {problem}")
+    summary = (
+        f"{report.records} records, {report.checkpoints} checkpoints, "
+        f"{report.objects} objects, {report.items} items held"
+    )
+    if report.ok:
+        out.print(f"vault {path} verified: {summary}")
+        return
+    err.print(f"vault {path} FAILED verification ({len(report.problems)} problems): {summary}")
+    raise typer.Exit(1)
+
+
+@evidence_app.command("export")
+def evidence_export(
+    post_id: str,
+    out_dir: Annotated[Path, typer.Option("--out", help="New folder for the bag")],
+    actor: ActorOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Export one post's evidence as a BagIt bag (verify it with verify-bag)."""
+    from amber.evidence.bag import export_bag
+
+    bag = export_bag(
+        _open_vault(vault),
+        post_id,
+        out_dir,
+        actor=_actor(actor),
+        contact=os.environ.get("AMBER_CONTACT"),
+        organization=os.environ.get("AMBER_ORGANIZATION"),
+    )
+    out.print(f"exported {post_id!r} to {bag}")
+
+
+@evidence_app.command("verify-bag")
+def evidence_verify_bag(
+    bag: Path,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="The verifier key the platform published; must match"),
+    ] = None,
+) -> None:
+    """Verify a bag offline: fixity, inclusion proofs, checkpoint signature."""
+    from amber.evidence.bag import verify_bag
+
+    report = verify_bag(bag, expected_key=key)
+    for problem in report.problems:
+        err.print(f"BROKEN: {problem}")
+    if not report.ok:
+        err.print(f"bag {bag} FAILED verification")
+        raise typer.Exit(1)
+    out.print(
+        f"bag {bag} verified: post {report.post_id!r}, {report.records} custody "
+        f"records proven in a tree of {report.tree_size} signed by key {report.key}"
+    )
+
+
+@evidence_app.command("hold")
+def evidence_hold(
+    post_id: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why, e.g. the order's reference")],
+    actor: ActorOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Place a legal hold: the item is kept past its retention date."""
+    _open_vault(vault).hold(post_id, reason=reason, actor=_actor(actor))
+    err.print(f"hold placed on {post_id!r}")
+
+
+@evidence_app.command("release")
+def evidence_release(
+    post_id: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why the hold ends")] = "released",
+    actor: ActorOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Lift a legal hold."""
+    _open_vault(vault).release(post_id, reason=reason, actor=_actor(actor))
+    err.print(f"hold lifted on {post_id!r}")
+
+
+@evidence_app.command("expire")
+def evidence_expire(actor: ActorOption = None, vault: VaultOption = None) -> None:
+    """Delete items past their retention date (never those under hold); log each deletion."""
+    deleted = _open_vault(vault).expire(actor=_actor(actor))
+    for post_id in deleted:
+        err.print(f"deleted expired evidence of {post_id!r}")
+    err.print(f"{plural(len(deleted), 'item')} expired")
+
+
+@evidence_app.command("recover")
+def evidence_recover(vault: VaultOption = None) -> None:
+    """Repair what a crash left (a partial record, an unsigned tail, unfinished deletions)."""
+    vault_ = _open_vault(vault)
+    for step in vault_.recovered:
+        err.print(step)
+    err.print("nothing to repair" if not vault_.recovered else "recovered")

@@ -1,0 +1,76 @@
+"""What every ``amber`` command shares: where data and messages go, the state options, and
+opening the engine.
+
+Only typer and rich are imported here; each command imports the library it calls inside
+its own function, so ``amber --help`` starts without loading databases or hashing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from amber.errors import UserError
+
+if TYPE_CHECKING:
+    from amber.engine import Engine
+
+#: Data (tables, JSON) for stdout.
+out = Console(highlight=False, soft_wrap=True)
+#: Messages carry user data (post ids, paths, labels): never read as rich markup, and one
+#: record per line even when stderr is piped.
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLite file or database URL (env AMBER_DB, default ./amber.db)",
+        show_default=False,
+    ),
+]
+VaultOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--vault",
+        help="Evidence vault folder (env AMBER_VAULT, default ./amber-vault)",
+        show_default=False,
+    ),
+]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy", help="Policy TOML file (default: the built-in policy)", show_default=False
+    ),
+]
+FormatOption = Annotated[str, typer.Option("--format", help="table or jsonl")]
+
+
+@contextmanager
+def opened_engine(
+    db: str | None, vault: Path | None, policy: Path | None = None
+) -> Iterator[Engine]:
+    """The engine on the given state, closed on leaving."""
+    from amber.engine import open_engine
+
+    engine = open_engine(db=db, vault=vault, policy=policy)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def check_format(format: str, known: tuple[str, ...] = ("table", "jsonl")) -> None:
+    """Raises ``UserError`` for a ``--format`` that is not one of ``known``."""
+    if format not in known:
+        raise UserError(f"--format {format!r} is unknown; use {' or '.join(known)}")
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 post``, ``2 posts``, ``3 entries``."""
+    return f"{count} {word}" if count == 1 else f"{count} {many or word + 's'}"

@@ -1,0 +1,125 @@
+"""Scan results and decisions as people read them: rich tables, one short line per reason.
+
+Both faces that show results to a person at a terminal (the command line and ``amber
+demo``) use these; the full explanation of a reason stays in ``--format jsonl`` and in
+``amber harm-poll explain``. Only rich is imported here, so rendering costs nothing at
+start-up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from amber.decisions import Decision
+    from amber.engine import ScanResult
+
+#: How each verdict is shown.
+VERDICT_STYLE = {
+    "allow": "green",
+    "review": "yellow",
+    "restrict": "bold dark_orange",
+    "remove": "bold red",
+}
+SEPARATOR = " · "
+#: Longest free-text part (a detail) shown in a reason's line.
+DETAIL_WIDTH = 60
+_VIA = re.compile(r" via (\S+) -> (\S+)")
+
+
+def verdict_text(verdict: str) -> Text:
+    """The verdict in its colour."""
+    return Text(verdict, style=VERDICT_STYLE.get(verdict, ""))
+
+
+def describe_reason(reason: Mapping[str, Any]) -> str:
+    """One short line for a person, e.g.
+    ``pdq · bank terror-photos (execution) · distance 4 · view mirror``.
+
+    A bank match names the bank and its label, the distance (``exact`` for a
+    cryptographic hash) and the view of the image that matched when it was not the
+    original; any other reason names its label, its score and the first clause of its
+    detail.
+    """
+    parts = [str(reason["signal"])]
+    detail = str(reason.get("detail") or "")
+    if "bank" in reason:
+        label = reason.get("label")
+        bank = f"bank {reason['bank']}"
+        parts.append(bank if label in (None, reason["bank"]) else f"{bank} ({label})")
+        if reason.get("distance") is not None:
+            distance = reason["distance"]
+            parts.append(f"distance {distance}" if reason["signal"] in ("pdq", "vpdq") else "exact")
+        via = _VIA.search(detail)
+        if via is not None:
+            query, entry = via.groups()
+            parts.append(f"view {query}" if entry == "original" else f"view {query} -> {entry}")
+        return SEPARATOR.join(parts)
+    if reason.get("label"):
+        parts.append(str(reason["label"]))
+    if reason.get("score") is not None:
+        parts.append(f"score {float(reason['score']):.2f}")
+    if reason.get("media"):
+        parts.append(str(reason["media"]))
+    # The first clause of the detail, less what the line already says.
+    said = {parts[0], str(reason.get("label"))}
+    words = re.split(r" \| |; ", detail, maxsplit=1)[0].split()
+    first = " ".join(w for w in words if w not in said and not w.startswith("score="))
+    if first:
+        parts.append(first if len(first) <= DETAIL_WIDTH else first[: DETAIL_WIDTH - 1] + "…")
+    return SEPARATOR.join(parts)
+
+
+def _why(reasons: Iterable[Mapping[str, Any]]) -> Text:
+    return Text("\n".join(describe_reason(r) for r in reasons) or "-")
+
+
+def render_results(results: Iterable[ScanResult]) -> Table:
+    """A table of scan results: post, verdict, one line per reason, actions."""
+    table = Table("post", "verdict", "why", "actions", expand=False)
+    for result in results:
+        table.add_row(
+            Text(result.post.id),
+            verdict_text(result.outcome.verdict.value),
+            _why(r.to_json() for r in result.outcome.reasons),
+            Text(", ".join(result.outcome.actions) or "-"),
+        )
+    return table
+
+
+def render_decisions(decisions: Iterable[Decision]) -> Table:
+    """A table of stored decisions, newest first as given."""
+    table = Table("post", "verdict", "why", "actions", "author", "review", "scanned")
+    for d in decisions:
+        table.add_row(
+            Text(d.post_id),
+            verdict_text(d.verdict.value),
+            _why(d.reasons),
+            Text(", ".join(d.actions) or "-"),
+            Text(d.author or "-"),
+            d.review_state,
+            d.scanned_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    return table
+
+
+def render_decision(decision: Decision) -> Table:
+    """One stored decision in full: every stored field, every reason on its own line."""
+    record = decision.to_record()
+    table = Table("field", "value", show_header=False)
+    for key, value in record.items():
+        if key == "reasons":
+            shown = Text("\n".join(describe_reason(r) for r in value) or "-")
+        elif key == "verdict":
+            shown = verdict_text(str(value))
+        elif isinstance(value, list):
+            shown = Text(", ".join(map(str, value)) or "-")
+        else:
+            shown = Text("-" if value is None else str(value))
+        table.add_row(key, shown)
+    return table
