@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import ImageOps
 
 from amber.banks import BankAction
-from amber.cli.banks import Action
+from amber.cli.banks import ActionChoice
 from amber.render import describe_reason
 from amber.synthetic import photo
 from conftest import CliResult
@@ -153,4 +153,4 @@ def test_token_list_jsonl(amber_cli: Cli) -> None:
 
 
 def test_the_cli_action_choices_are_the_bank_actions() -> None:
-    assert [a.value for a in Action] == [a.value for a in BankAction]
+    assert [a.value for a in ActionChoice] == [a.value for a in BankAction]

@@ -19,11 +19,11 @@ from amber.policy import (
     AfterSignal,
     BankMatch,
     Condition,
-    Escalate,
+    EscalateAction,
     Findings,
     Outcome,
     Reason,
-    Remove,
+    RemoveAction,
     Verdict,
     default_actions,
     default_conditions,
@@ -219,7 +219,7 @@ def test_without_the_plugin_its_policy_is_refused(plugin: Path, tmp_path: Path) 
             "loads condition 'poll_present'; the entry point and",
         ),
         (
-            "[amber.actions]\nremove = amber_demo_plugin:Remove\n",
+            "[amber.actions]\nremove = amber_demo_plugin:RemoveAction\n",
             UserError,
             "could not be loaded (AttributeError",
         ),
@@ -245,9 +245,9 @@ def test_bad_plugins_are_refused_naming_the_entry_point(
 
 
 def test_a_plugin_cannot_take_a_builtin_name(plugin: Path) -> None:
-    install(plugin, "[amber.actions]\nremove = amber_demo_plugin:Remove\n")
+    install(plugin, "[amber.actions]\nremove = amber_demo_plugin:RemoveAction\n")
     (plugin / "amber_demo_plugin.py").write_text(
-        PLUGIN + "\n\nclass Remove(Tag):\n    name = 'remove'\n", encoding="utf-8"
+        PLUGIN + "\n\nclass RemoveAction(Tag):\n    name = 'remove'\n", encoding="utf-8"
     )
     with pytest.raises(ConflictError) as info:
         installed_actions()
@@ -276,7 +276,7 @@ def test_every_builtin_is_registered() -> None:
     named |= {a for rule in policy.rules for a in rule.actions}
     assert named == {"review", "restrict", "remove", "freeze_poll", "escalate:threat_to_life"}
     assert set(policy.configured_actions) == named
-    assert isinstance(policy.configured_actions["escalate:threat_to_life"], Escalate)
+    assert isinstance(policy.configured_actions["escalate:threat_to_life"], EscalateAction)
     outcome = Outcome(Verdict.restrict, [], sorted(named))
     plans = policy.plan("p1", outcome)
     assert [p.action for p in plans] == sorted(named)
@@ -312,7 +312,7 @@ def test_duplicate_and_unnamed_kinds_are_refused() -> None:
     with pytest.raises(ConflictError, match="condition 'bank_match' is already registered"):
         conditions.register(Duplicate)
     with pytest.raises(ConflictError, match="action 'remove' is already registered"):
-        default_actions().register(Remove)
+        default_actions().register(RemoveAction)
     with pytest.raises(UserError, match=r"condition name '' .* is not a lowercase word"):
         conditions.register(Unnamed)
     assert conditions.get("bank_match") is BankMatch

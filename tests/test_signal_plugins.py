@@ -206,8 +206,8 @@ def test_a_plugin_that_fails_to_load_is_a_user_error_naming_it(
     )
     with pytest.raises(
         UserError,
-        match=r"plug-in 'broken = amber_broken:X' \(from amber-meanrgb 0.1.0\) failed to load: "
-        "ModuleNotFoundError",
+        match=r"plug-in entry point 'broken' = 'amber_broken:X' in group 'amber.signal_types' "
+        r"of amber-meanrgb 0.1.0 could not be loaded \(ModuleNotFoundError",
     ):
         open_engine(db=tmp_path / "a.db", vault=tmp_path / "v")
 
@@ -219,7 +219,7 @@ def test_a_plugin_reusing_a_built_in_name_is_a_conflict(
     _install(tmp_path, monkeypatch, "amber_pdq2", source, 'pdq = "amber_pdq2:Pdq2"')
     with pytest.raises(
         ConflictError,
-        match=r"signal type 'pdq' from plug-in 'pdq = amber_pdq2:Pdq2'.* already registered",
+        match=r"entry point 'pdq' = 'amber_pdq2:Pdq2'.*: signal type 'pdq' is already registered",
     ):
         open_engine(db=tmp_path / "a.db", vault=tmp_path / "v")
 
@@ -229,7 +229,8 @@ def test_a_plugin_named_unlike_its_entry_point_is_refused(
 ) -> None:
     _install(tmp_path, monkeypatch, "amber_rgb", PLUGIN, 'rgb = "amber_rgb:MeanRgbSignal"')
     with pytest.raises(
-        UserError, match=r"entry point is called 'rgb' but the type's name is 'meanrgb'"
+        UserError,
+        match=r"entry point 'rgb' .* loads signal type 'meanrgb'; the entry point and the item",
     ):
         open_engine(db=tmp_path / "a.db", vault=tmp_path / "v")
 

@@ -10,7 +10,7 @@ import pytest
 from amber.errors import SignalValueError
 from amber.index.signal import BruteForceIndex, DatabaseIndex, Hit, SignalIndex
 from amber.signals import Content, Role, SignalType, SignalValue, load_signal_types
-from amber.signals.base import Scope
+from amber.signals.base import Reads
 from amber.signals.contract import SignalContractError, check_signal_type
 from amber.signals.pdq import PdqSignal, PdqSignalIndex
 
@@ -30,7 +30,7 @@ def test_built_in_types_bring_the_expected_indexes(tmp_path: Path) -> None:
         kinds = {
             t.name: type(t.index(db=db, folder=tmp_path / t.name))
             for t in TYPES
-            if t.scope is Scope.media
+            if t.reads is Reads.media
         }
     finally:
         db.dispose()

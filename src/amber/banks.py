@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.hashing import Hasher, MediaFailure, media_types, parallel_map
 from amber.signals import Registry, Role, SignalType, SignalValue
-from amber.signals.base import Scope
+from amber.signals.base import Reads
 from amber.signals.pdq import PdqSignal
 from amber.store.tables import bank_entries, banks, entry_signals
 
@@ -415,7 +415,7 @@ class BankStore:
             known = ", ".join(self.signals.names())
             raise UserError(f"unknown signal type {cells[0]!r}; known: {known}")
         signal_type = self.signals.get(type_name)
-        if signal_type.scope is not Scope.media:
+        if signal_type.reads is not Reads.media:
             raise UserError(f"{type_name} values score posts; they cannot be put in a bank")
         value = signal_type.validate(cells[1])
         label = cells[2].strip() if len(cells) == 3 and cells[2].strip() else None

@@ -29,7 +29,7 @@ from amber.policy import Actions, Conditions, Findings, Outcome, Policy, Verdict
 from amber.posts import Post
 from amber.review.queue import ReviewQueue
 from amber.signals import Content, Registry, Role, SignalType, SignalValue, load_signal_types
-from amber.signals.base import Scope
+from amber.signals.base import Reads
 from amber.store.db import connect, database_url, sqlite_path
 from amber.tokens import TokenStore
 
@@ -144,7 +144,7 @@ class Engine:
         self.decisions = DecisionStore(
             db, policy=policy.ref, amber_version=__version__, signals=signals
         )
-        self.post_signals = [s for s in signals if s.scope is Scope.post]
+        self.post_signals = [s for s in signals if s.reads is Reads.post]
         self.media_signals = media_types(signals)
         self.tokens = TokenStore(db, clock=clock)
         self.review = ReviewQueue(db, clock=clock, add_to_bank=self.bank_media)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from amber.errors import InternalError, MediaError
 from amber.media import DEFAULT_LIMITS, MediaLimits, decode_image, read_media
 from amber.signals import Content, Role, SignalType, SignalValue, default_signal_types
-from amber.signals.base import Scope
+from amber.signals.base import Reads
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -93,7 +93,7 @@ def builtin_media_types() -> tuple[SignalType, ...]:
 
 def media_types(signals: Iterable[SignalType]) -> tuple[SignalType, ...]:
     """The types of ``signals`` that read media files, in registration order."""
-    return tuple(s for s in signals if s.scope is Scope.media)
+    return tuple(s for s in signals if s.reads is Reads.media)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from amber.errors import UserError
 from amber.index.layout import IndexCorruptError
 from amber.index.signal import Hit, SignalIndex
 from amber.signals import Registry, SignalType, SignalValue
-from amber.signals.base import Scope
+from amber.signals.base import Reads
 from amber.store.db import instance_id
 from amber.store.tables import bank_entries, banks, entry_signals
 
@@ -121,7 +121,7 @@ class Matcher:
         self.indexes: dict[str, SignalIndex] = {
             s.name: s.index(db=db, folder=index_dir / s.name)
             for s in signals
-            if s.scope is Scope.media
+            if s.reads is Reads.media
         }
         self._check_database()
         self.sync()

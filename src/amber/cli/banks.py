@@ -25,7 +25,7 @@ from amber.cli.options import (
 from amber.errors import UserError
 
 
-class Action(StrEnum):
+class ActionChoice(StrEnum):
     """``amber.banks.BankAction`` spelled again, so that building the command tree does not
     import the bank store (and with it SQLAlchemy and the hashing); a test keeps the two
     the same."""
@@ -43,8 +43,8 @@ bank_app = typer.Typer(
 @bank_app.command("create")
 def bank_create(
     name: str,
-    action: Annotated[Action, typer.Option(help="What a match to this bank means.")] = (
-        Action.remove
+    action: Annotated[ActionChoice, typer.Option(help="What a match to this bank means.")] = (
+        ActionChoice.remove
     ),
     label: Annotated[str | None, typer.Option(help="Label for matches (default: the name)")] = None,
     threshold: Annotated[int, typer.Option(help="Largest PDQ distance that matches (0-63).")] = 31,

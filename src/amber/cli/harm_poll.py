@@ -30,14 +30,17 @@ def harm_poll_explain(
     policy: PolicyOption = None,
 ) -> None:
     """Show the language found, every cue and why the score and verdict are what they are."""
-    from amber.policy import load_policy
+    from amber.policy import installed_actions, installed_conditions, load_policy
     from amber.render import VERDICT_STYLE
     from amber.signals.harm_poll import explain_text
 
     if format not in ("table", "json"):
         raise UserError(f"unknown format {format!r}; use table or json")
     result, outcome = explain_text(
-        text, question=question, options=option or (), policy=load_policy(policy)
+        text,
+        question=question,
+        options=option or (),
+        policy=load_policy(policy, conditions=installed_conditions(), actions=installed_actions()),
     )
     if format == "json":
         data = result.to_json()

@@ -36,7 +36,7 @@ Array = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class ProbePlan:
     """Flips per table (-1: skip) and the bucket-key masks of each flip count."""
 
     thresholds: Array
@@ -46,7 +46,7 @@ class Plan:
 
 
 @lru_cache(maxsize=64)
-def plan(tables: Tables, rows: int, radius: int, scan_cost: float = SCAN_COST) -> Plan | None:
+def plan(tables: Tables, rows: int, radius: int, scan_cost: float = SCAN_COST) -> ProbePlan | None:
     """The cheapest exact probe plan for ``radius`` over a base of ``rows``.
 
     ``None`` when scanning every row is expected to cost less.
@@ -77,12 +77,12 @@ def plan(tables: Tables, rows: int, radius: int, scan_cost: float = SCAN_COST) -
         return None
     masks, flips, ends = _masks(tables.bucket_bits, min(max(thresholds), tables.bucket_bits))
     ends = np.concatenate([ends, np.full(max(thresholds) + 1 - ends.shape[0], ends[-1])])
-    return Plan(np.array(thresholds, np.int64), masks, flips, ends)
+    return ProbePlan(np.array(thresholds, np.int64), masks, flips, ends)
 
 
 @lru_cache(maxsize=16)
 def _masks(bits: int, most: int) -> tuple[Array, Array, Array]:
-    """Every ``bits``-bit mask with at most ``most`` bits set, by bit count; see ``Plan``."""
+    """Every ``bits``-bit mask with at most ``most`` bits set, by bit count; see ``ProbePlan``."""
     masks: list[int] = []
     flips: list[int] = []
     ends: list[int] = []

@@ -67,7 +67,7 @@ class Action(ABC):
         """What this action would do for the post ``post_id`` decided as ``outcome``."""
 
 
-class Review(Action):
+class ReviewAction(Action):
     """Queue the post for a person (the review queue); it stays as its verdict left it."""
 
     name = "review"
@@ -80,7 +80,7 @@ class Review(Action):
         )
 
 
-class Restrict(Action):
+class RestrictAction(Action):
     """Hide the post pending review."""
 
     name = "restrict"
@@ -89,7 +89,7 @@ class Restrict(Action):
         return Plan(self.text, post_id, f"hide post {post_id!r} pending review")
 
 
-class Remove(Action):
+class RemoveAction(Action):
     """Take the post down."""
 
     name = "remove"
@@ -98,7 +98,7 @@ class Remove(Action):
         return Plan(self.text, post_id, f"remove post {post_id!r}")
 
 
-class FreezePoll(Action):
+class FreezePollAction(Action):
     """Stop the post's poll taking votes, before it can run its course."""
 
     name = "freeze_poll"
@@ -107,7 +107,7 @@ class FreezePoll(Action):
         return Plan(self.text, post_id, f"freeze the poll of post {post_id!r}: no more votes")
 
 
-class Notify(Action):
+class NotifyAction(Action):
     """Tell the post's author what was decided and why (a statement of reasons)."""
 
     name = "notify"
@@ -127,7 +127,7 @@ ESCALATIONS = {
 }
 
 
-class Escalate(Action):
+class EscalateAction(Action):
     """Mark the decision for reporting beyond the platform: ``escalate:threat_to_life``."""
 
     name = "escalate"
@@ -155,7 +155,14 @@ class Escalate(Action):
 def default_actions() -> Registry[type[Action]]:
     """The built-in action kinds, registered the way a plug-in registers its own."""
     registry: Registry[type[Action]] = Registry("action")
-    for kind in (Review, Restrict, Remove, FreezePoll, Notify, Escalate):
+    for kind in (
+        ReviewAction,
+        RestrictAction,
+        RemoveAction,
+        FreezePollAction,
+        NotifyAction,
+        EscalateAction,
+    ):
         registry.register(kind)
     return registry
 

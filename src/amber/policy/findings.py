@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from amber.matching import Match
-from amber.signals.base import SignalValue
+if TYPE_CHECKING:  # matching pulls in numpy, SQLAlchemy and the index: not needed here
+    from amber.matching import Match
+    from amber.signals.base import SignalValue
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from amber.store.tables import (
 DEFAULT_LOCK = timedelta(minutes=10)
 
 
-class Outcome(StrEnum):
+class ReviewOutcome(StrEnum):
     """What a reviewer decided."""
 
     confirm = "confirm"  # the verdict stands: remove, or keep restricted
@@ -41,14 +41,18 @@ class Outcome(StrEnum):
     escalate = "escalate"  # beyond this reviewer: legal, authorities, a senior
 
 
-class Action(StrEnum):
+class Confirmation(StrEnum):
     """What a confirmation does."""
 
     remove = "remove"
     keep_restricted = "keep_restricted"
 
 
-STATE = {Outcome.confirm: "confirmed", Outcome.reject: "rejected", Outcome.escalate: "escalated"}
+STATE = {
+    ReviewOutcome.confirm: "confirmed",
+    ReviewOutcome.reject: "rejected",
+    ReviewOutcome.escalate: "escalated",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +96,8 @@ class Review:
 
     post_id: str
     reviewer: str
-    outcome: Outcome
-    action: Action | None
+    outcome: ReviewOutcome
+    action: Confirmation | None
     reason: str
     bank: str | None
     decided_at: datetime
@@ -227,10 +231,10 @@ class ReviewQueue:
         self,
         post_id: str,
         reviewer: str,
-        outcome: Outcome | str,
+        outcome: ReviewOutcome | str,
         *,
         reason: str,
-        action: Action | str | None = None,
+        action: Confirmation | str | None = None,
         bank: str | None = None,
     ) -> Review:
         """Record a reviewer's outcome. The reviewer must hold the item's lock.
@@ -239,13 +243,13 @@ class ReviewQueue:
         to add the item's media to. Raises ``UserError`` for bad values and
         ``ConflictError`` without the lock.
         """
-        chosen: Outcome = _enum(Outcome, outcome, "outcome")
-        how: Action | None = None if action is None else _enum(Action, action, "action")
+        chosen: ReviewOutcome = _enum(ReviewOutcome, outcome, "outcome")
+        how: Confirmation | None = None if action is None else _enum(Confirmation, action, "action")
         if not reason.strip():
             raise UserError("a review outcome needs a reason")
-        if chosen is Outcome.confirm and how is None:
+        if chosen is ReviewOutcome.confirm and how is None:
             raise UserError("confirm needs an action: remove or keep_restricted")
-        if chosen is not Outcome.confirm and (how is not None or bank is not None):
+        if chosen is not ReviewOutcome.confirm and (how is not None or bank is not None):
             raise UserError("only a confirmation takes an action or a bank")
         item = self.item(post_id)
         now = self.clock()
@@ -302,8 +306,8 @@ class ReviewQueue:
         return Review(
             row.post_id,
             row.reviewer,
-            Outcome(row.outcome),
-            None if row.action is None else Action(row.action),
+            ReviewOutcome(row.outcome),
+            None if row.action is None else Confirmation(row.action),
             row.reason,
             row.bank,
             row.decided_at,

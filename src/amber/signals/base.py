@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from amber.policy import Policy
 
 
-class Scope(StrEnum):
+class Reads(StrEnum):
     """What a signal type reads: each media file, or the post's own words."""
 
     media = "media"
@@ -84,7 +84,7 @@ class SignalType(ABC):
     name: ClassVar[str]
     version: ClassVar[int]
     #: What the type reads: media files (hashes) or the post's words (detectors).
-    scope: ClassVar[Scope] = Scope.media
+    reads: ClassVar[Reads] = Reads.media
     #: True when only identical values match (cryptographic hashes).
     exact: ClassVar[bool] = True
     #: Largest distance that is a match (0 for exact types), unless a bank's own

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from PIL import Image, ImageOps
 
 from amber.errors import InternalError, SignalValueError
-from amber.signals.base import Content, Role, Scope, SignalType, SignalValue
+from amber.signals.base import Content, Reads, Role, SignalType, SignalValue
 from amber.signals.registry import Registry
 
 #: Texts no signal type accepts as a value.
@@ -60,13 +60,13 @@ def check_signal_type(signal_type: SignalType, *, workdir: Path) -> None:
     for value in computed:
         if value.signal_type != name:
             problems.append(f"compute() gave a value named {value.signal_type!r}, not {name!r}")
-        elif signal_type.scope is Scope.media:
+        elif signal_type.reads is Reads.media:
             _check_value(signal_type, value.value, "computed value", problems)
     values = list(dict.fromkeys([*examples, *(v.value for v in computed)]))
     for a, b in itertools.combinations(values, 2):
         if signal_type.distance(a, b) != signal_type.distance(b, a):
             problems.append(f"distance({a!r}, {b!r}) is not symmetric")
-    if signal_type.scope is Scope.media and not problems:
+    if signal_type.reads is Reads.media and not problems:
         _check_index(signal_type, values, workdir, problems)
     if problems:
         raise SignalContractError(name, problems)
@@ -105,7 +105,7 @@ def _check_value(signal_type: SignalType, value: str, what: str, problems: list[
 
 
 def _computed(signal_type: SignalType, problems: list[str]) -> list[SignalValue]:
-    if signal_type.scope is Scope.post:
+    if signal_type.reads is Reads.post:
         contents = [
             Content(text="Vote now: should we keep the bakery open on Sundays?"),
             Content(text="", question="Which colour?", options=("red", "blue")),

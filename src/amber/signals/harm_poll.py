@@ -1,7 +1,7 @@
 """``harm_poll``: a post that asks its audience to decide whether a person is harmed.
 
 The detector itself is ``amber.harm_poll``; this module is its signal-type face. It reads
-a post's text and poll (scope ``post``), never media, and gives one value per post:
+a post's text and poll (it reads ``post``), never media, and gives one value per post:
 the kind (``vote``, ``announcement`` or ``none``) with the score and an explanation
 (cues, phrases, language). Its values are scores, not fingerprints: they cannot be put
 in a bank.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from amber.errors import SignalValueError
 from amber.harm_poll import Assessment, Kind, assess
 from amber.policy import Findings, Outcome, Policy
-from amber.signals.base import Content, Role, Scope, SignalType, SignalValue
+from amber.signals.base import Content, Reads, Role, SignalType, SignalValue
 
 NONE = "none"
 
@@ -25,7 +25,7 @@ class HarmPollSignal(SignalType):
     name = "harm_poll"
     version = 1
     exact = True
-    scope = Scope.post
+    reads = Reads.post
 
     def compute(self, content: Content, *, role: Role = Role.query) -> list[SignalValue]:
         if not (content.text or content.question or content.options):
