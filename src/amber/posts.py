@@ -30,7 +30,6 @@ MAX_ID_LENGTH = 500
 MEDIA_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".mpo"}
 )
-KNOWN_FIELDS = frozenset({"id", "author", "created_at", "text", "poll", "media", "reply_to"})
 
 
 @dataclass(frozen=True, slots=True)

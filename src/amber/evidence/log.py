@@ -50,14 +50,6 @@ class Entry:
     record: dict[str, Any]
 
 
-def read_lines(path: Path) -> tuple[list[bytes], bytes]:
-    """The complete lines of a records file, and the bytes after the last newline."""
-    if not path.exists():
-        return [], b""
-    lines = path.read_bytes().split(b"\n")
-    return lines[:-1], lines[-1]
-
-
 class CustodyLog:
     """The log of one vault. Writers must hold the vault's lock."""
 

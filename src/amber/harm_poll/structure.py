@@ -179,8 +179,6 @@ IMPLIED_PAIR = 0.6
 #: in a poll about a captive or a named target, a weaker one will do ("He goes home").
 FIRM_SPARE = 0.8
 WEAK_SPARE = 0.5
-#: Within how many tokens "1 ... 2 ..." is an enumeration of answers.
-ENUMERATION_WINDOW = 10
 #: Weight factor of two or more answers offered in quotes, read as a poll.
 QUOTED_POLL = 0.8
 #: Weight factor of a percentage in a post with a harm act, read as a vote's outcome.

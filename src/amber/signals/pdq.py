@@ -197,11 +197,6 @@ class PdqSignalIndex(SignalIndex):
             self._index = _empty(folder)
 
     @property
-    def pdq_index(self) -> PdqIndex:
-        """The underlying ``PdqIndex``."""
-        return self._index
-
-    @property
     def directory(self) -> Path:
         return self._index.directory
 
