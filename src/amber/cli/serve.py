@@ -23,6 +23,7 @@ from amber.errors import MissingExtraError
 SERVE_PACKAGES = frozenset(
     {
         "fastapi",
+        "fastapi_offline",
         "starlette",
         "pydantic",
         "uvicorn",
