@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +20,7 @@ from amber.cli.options import (
     opened_engine,
     out,
     plural,
+    print_jsonl,
 )
 from amber.errors import UserError
 
@@ -158,8 +158,7 @@ def bank_list(
     with opened_engine(db, vault) as engine:
         banks = engine.banks.all()
     if format == "jsonl":
-        for b in banks:
-            print(json.dumps(b.to_json(), ensure_ascii=False))
+        print_jsonl(b.to_json() for b in banks)
         return
     table = Table("bank", "action", "label", "threshold", "entries", "created")
     for b in banks:

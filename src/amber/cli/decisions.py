@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from amber.cli.options import DbOption, FormatOption, VaultOption, check_format, opened_engine, out
+from amber.cli.options import (
+    DbOption,
+    FormatOption,
+    VaultOption,
+    check_format,
+    opened_engine,
+    out,
+    print_jsonl,
+)
 from amber.errors import UserError
 
 decisions_app = typer.Typer(
@@ -68,8 +76,7 @@ def decisions_list(
             limit=limit,
         )
     if format == "jsonl":
-        for decision in found:
-            print(json.dumps(decision.to_record(), ensure_ascii=False))
+        print_jsonl(decision.to_record() for decision in found)
         return
     from amber.render import render_decisions
 

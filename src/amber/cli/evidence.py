@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from amber.cli.options import FormatOption, VaultOption, check_format, err, out, plural
+from amber.cli.options import FormatOption, VaultOption, check_format, err, out, plural, print_jsonl
 from amber.errors import UserError
 
 if TYPE_CHECKING:
@@ -58,8 +57,7 @@ def evidence_list(format: FormatOption = "table", vault: VaultOption = None) -> 
     check_format(format)
     items = sorted(_open_vault(vault).items().values(), key=lambda i: i.preserved_at)
     if format == "jsonl":
-        for item in items:
-            print(json.dumps(item.to_json(), ensure_ascii=False))
+        print_jsonl(item.to_json() for item in items)
         return
     table = Table("post", "verdict", "preserved", "retain until", "hold", "media sha256")
     for item in items:

@@ -7,10 +7,11 @@ its own function, so ``amber --help`` starts without loading databases or hashin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -74,3 +75,9 @@ def check_format(format: str, known: tuple[str, ...] = ("table", "jsonl")) -> No
 def plural(count: int, word: str, many: str | None = None) -> str:
     """``1 post``, ``2 posts``, ``3 entries``."""
     return f"{count} {word}" if count == 1 else f"{count} {many or word + 's'}"
+
+
+def print_jsonl(records: Iterable[Mapping[str, Any]]) -> None:
+    """One JSON object per line on stdout (``--format jsonl``), each flushed as written."""
+    for record in records:
+        print(json.dumps(record, ensure_ascii=False), flush=True)

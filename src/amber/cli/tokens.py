@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -17,6 +16,7 @@ from amber.cli.options import (
     err,
     opened_engine,
     out,
+    print_jsonl,
 )
 
 token_app = typer.Typer(
@@ -52,8 +52,7 @@ def token_list(
     with opened_engine(db, vault) as engine:
         tokens = engine.tokens.all()
     if format == "jsonl":
-        for t in tokens:
-            print(json.dumps(t.to_json(), ensure_ascii=False))
+        print_jsonl(t.to_json() for t in tokens)
         return
     table = Table("name", "scopes", "created", "state")
     for t in tokens:
