@@ -157,10 +157,7 @@ class DecisionStore:
         self, conn: sa.Connection, item: NewDecision, now: datetime, *, replace: bool
     ) -> int | None:
         values = {
-            "post_id": item.post_id,
-            "verdict": item.outcome.verdict.value,
-            "reasons": [r.to_json() for r in item.outcome.reasons],
-            "actions": item.outcome.actions,
+            **item.outcome.to_json(post_id=item.post_id),
             "post": item.post,
             "source": item.source,
             "policy": self.policy,

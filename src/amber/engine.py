@@ -53,12 +53,7 @@ class ScanResult:
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL contract: post_id, verdict, reasons, actions."""
-        return {
-            "post_id": self.post.id,
-            "verdict": self.outcome.verdict.value,
-            "reasons": [r.to_json() for r in self.outcome.reasons],
-            "actions": self.outcome.actions,
-        }
+        return self.outcome.to_json(post_id=self.post.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,10 +356,7 @@ class Engine:
             if digest is not None:
                 media.append((position, written, Path(hashes.path), digest.value))
         decision = {
-            "post_id": post.id,
-            "verdict": new.outcome.verdict.value,
-            "reasons": [r.to_json() for r in new.outcome.reasons],
-            "actions": new.outcome.actions,
+            **new.outcome.to_json(post_id=post.id),
             "rules": new.outcome.rules,
             "policy": self.policy.ref,
             "amber_version": __version__,

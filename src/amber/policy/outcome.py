@@ -63,3 +63,13 @@ class Outcome:
     reasons: list[Reason]
     actions: list[str]
     rules: list[str] = field(default_factory=list)
+
+    def to_json(self, *, post_id: str) -> dict[str, Any]:
+        """The decision as the JSONL contract, the API and the stores write it:
+        post_id, verdict, reasons, actions (the rules that fired are kept apart)."""
+        return {
+            "post_id": post_id,
+            "verdict": self.verdict.value,
+            "reasons": [r.to_json() for r in self.reasons],
+            "actions": list(self.actions),
+        }
