@@ -41,6 +41,8 @@ class Decision:
     created_at: datetime | None = None
     #: Where its human review stands: ``none``, ``pending``, or what a reviewer settled.
     review_state: str = "none"
+    #: Where the post came from: its JSONL file, the folder scanned, or ``request``.
+    source: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL contract's fields."""
@@ -219,22 +221,7 @@ class DecisionStore:
             row = conn.execute(sa.select(decisions).where(decisions.c.post_id == post_id)).first()
         if row is None:
             raise NotFoundError(f"no decision for post {post_id!r}; scan it first")
-        return Decision(
-            post_id=row.post_id,
-            verdict=Verdict(row.verdict),
-            reasons=list(row.reasons),
-            actions=list(row.actions),
-            post=row.post,
-            policy=row.policy,
-            amber_version=row.amber_version,
-            first_scanned_at=row.first_scanned_at,
-            scanned_at=row.scanned_at,
-            scan_count=row.scan_count,
-            author=row.author,
-            reply_to=row.reply_to,
-            created_at=row.created_at,
-            review_state=row.review_state,
-        )
+        return _decision(row)
 
     def earlier(
         self,
@@ -502,6 +489,7 @@ def _decision(row: Any) -> Decision:
         reply_to=row.reply_to,
         created_at=row.created_at,
         review_state=row.review_state,
+        source=row.source,
     )
 
 
