@@ -248,17 +248,17 @@ class Engine:
         read. Raises ``NotFoundError`` for an unknown post id."""
         from amber.explain import explain_post, explain_stored
 
-        self.matcher.sync()
-        if isinstance(post, str):
-            return explain_stored(self, post, k=k)
-        return explain_post(self, post, k=k)
+        with self.write_lock:  # the index is brought up to date, as a scan would
+            self.matcher.sync()
+            if isinstance(post, str):
+                return explain_stored(self, post, k=k)
+            return explain_post(self, post, k=k)
 
     def explain_file(self, path: Path, *, k: int = 3) -> Iterator[Explanation | PostError]:
         """``explain`` each post of a ``.jsonl`` file, or one media file as a one-media
         post (id: its name); a ``PostError`` in place of each bad line."""
         from amber.explain import explain_file
 
-        self.matcher.sync()
         return explain_file(self, path, k=k)
 
     def findings(self, post: Post, hashed: Sequence[MediaHashes | MediaFailure]) -> Findings:

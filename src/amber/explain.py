@@ -227,13 +227,13 @@ def explain_file(
     a ``PostError`` in place of each bad line."""
     if path.suffix.lower() == ".jsonl":
         for item in read_jsonl(path):
-            yield item if isinstance(item, PostError) else explain_post(engine, item, k=k)
+            yield item if isinstance(item, PostError) else engine.explain(item, k=k)
         return
     raw = json.dumps({"id": path.name, "media": [{"path": path.name}]}, ensure_ascii=False)
     post = Post(
         id=path.name, media=(Media(path=path.name, file=path),), raw=raw, source=str(path.parent)
     )
-    yield explain_post(engine, post, k=k)
+    yield engine.explain(post, k=k)
 
 
 def _base(source: str) -> Path:
