@@ -22,6 +22,7 @@ from amber.tokens import parse_scopes
 class Served:
     app: object
     tokens: dict[str, str]
+    copy: Path
 
     def client(self, token: str | None = None) -> TestClient:
         headers = {} if token is None else {"authorization": f"Bearer {self.tokens[token]}"}
@@ -39,10 +40,10 @@ def served(
     original = photo(50, 640, 480)
     engine.banks.create("known", label="execution")
     engine.banks.add_files("known", [photo_file(50, "known.png", image=original)])
-    photo_file(0, "copy.jpg", image=ImageOps.mirror(original))
+    copy = photo_file(0, "copy.png", image=ImageOps.mirror(original))
     posts = write_posts(
         [
-            {"id": "copy", "author": "ann", "media": [{"path": "images/copy.jpg"}]},
+            {"id": "copy", "author": "ann", "media": [{"path": "images/copy.png"}]},
             {"id": "hello", "author": "bob", "text": "hello"},
         ]
     )
@@ -53,7 +54,7 @@ def served(
         name: engine.tokens.create(name, parse_scopes(scopes))[1]
         for name, scopes in (("ingest", "ingest"), ("review", "review"))
     }
-    yield Served(create_app(engine, media_root=tmp_path), tokens)
+    yield Served(create_app(engine, media_root=tmp_path), tokens, copy)
 
 
 def _ids(served: Served, query: str = "") -> list[str]:
@@ -91,6 +92,17 @@ def test_explain_a_stored_decision(served: Served) -> None:
     assert body["stored"]["author"] == "ann"
     hello = ingest.get("/v1/decisions/hello/explain").json()
     assert hello["verdict"] == "allow" and hello["summary"] == "no rule fired"
+
+    # An uploaded post's media are gone after the request; a removed one's were preserved.
+    upload = ingest.post(
+        "/v1/posts/upload",
+        data={"post": '{"id": "u1"}'},
+        files=[("media", ("up.png", served.copy.read_bytes(), "image/png"))],
+    )
+    assert upload.json()["verdict"] == "remove"
+    uploaded = ingest.get("/v1/decisions/u1/explain").json()
+    assert uploaded["rederived"] is True and uploaded["rules"] == ["bank-match"]
+    assert uploaded["note"].startswith("media read from the evidence vault's copies")
 
     missing = ingest.get("/v1/decisions/nope/explain")
     assert missing.status_code == 404

@@ -141,7 +141,13 @@ def test_a_stored_post_is_rederived_while_its_media_can_be_read(
     original = photo(50, 640, 480)
     _bank(amber_cli, photo_file(50, "known.png", image=original))
     copy = photo_file(0, "copy.jpg", image=ImageOps.mirror(original))
-    posts = write_posts([{"id": "p1", "author": "ann", "media": [{"path": "images/copy.jpg"}]}])
+    other = photo_file(7, "other.png")
+    posts = write_posts(
+        [
+            {"id": "p1", "author": "ann", "media": [{"path": "images/copy.jpg"}]},
+            {"id": "p2", "author": "bob", "media": [{"path": "images/other.png"}]},
+        ]
+    )
     _clean(amber_cli("scan", posts, "--format", "jsonl"))
 
     [explained] = _json(amber_cli("explain", "p1", "--format", "json"))
@@ -149,17 +155,24 @@ def test_a_stored_post_is_rederived_while_its_media_can_be_read(
     assert explained["verdict"] == "remove" and explained["rules"] == ["bank-match"]
     assert explained["stored"]["verdict"] == "remove" and explained["stored"]["author"] == "ann"
     assert explained["nearest"][0]["matches"] is True and explained["note"] is None
+    assert explained["media"][0]["path"] == "images/copy.jpg"
 
     copy.unlink()
-    [gone] = _json(amber_cli("explain", "p1", "--format", "json"))
+    other.unlink()
+    # The removed post was preserved: its media are read from the vault's copies.
+    [kept] = _json(amber_cli("explain", "p1", "--format", "json"))
+    assert kept["rederived"] is True and kept["rules"] == ["bank-match"]
+    assert kept["note"].startswith("media read from the evidence vault's copies")
+    assert kept["media"][0]["path"] == "images/copy.jpg" and kept["nearest"][0]["matches"]
+    # The allowed one was not: the stored decision, and why it cannot be re-derived.
+    [gone] = _json(amber_cli("explain", "p2", "--format", "json"))
     assert gone["rederived"] is False and gone["media"] == [] and gone["nearest"] == []
-    assert (
-        gone["note"].startswith("cannot re-derive: ") and "copy.jpg' does not exist" in gone["note"]
-    )
+    assert gone["note"].startswith("cannot re-derive: ")
+    assert "other.png' does not exist" in gone["note"]
     assert gone["note"].endswith("showing the stored decision")
-    assert gone["verdict"] == "remove" and gone["rules"] == ["bank-match"]
-    table = _clean(amber_cli("explain", "p1"))
-    assert "cannot re-derive" in table.stdout and "stored decision: remove" in table.stdout
+    assert gone["verdict"] == "allow" and gone["summary"] == "no rule fired"
+    table = _clean(amber_cli("explain", "p2"))
+    assert "cannot re-derive" in table.stdout and "stored decision: allow" in table.stdout
 
 
 def test_an_unknown_post_id_or_format_is_a_clean_error(amber_cli: Cli) -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amber.errors import PostError
+from amber.errors import AmberError, PostError
 from amber.hashing import Hasher, MediaFailure, MediaHashes
 from amber.matching import Nearest
 from amber.policy import Outcome
@@ -193,7 +193,8 @@ def explain_post(engine: Engine, post: Post, *, k: int = NEAREST) -> Explanation
 
 def explain_stored(engine: Engine, post_id: str, *, k: int = NEAREST) -> Explanation:
     """Explain a stored post: re-derived from its stored post and media when they can
-    still be read, else its stored decision and why. Raises ``NotFoundError``."""
+    still be read (from where it was scanned, else from the vault's evidentiary copies),
+    else its stored decision and why. Raises ``NotFoundError``."""
     decision = engine.decisions.get(post_id)
     record = decision.to_record()
     try:
@@ -205,6 +206,10 @@ def explain_stored(engine: Engine, post_id: str, *, k: int = NEAREST) -> Explana
         )
     except (PostError, ValueError) as exc:
         message = exc.message if isinstance(exc, PostError) else str(exc)
+        kept = _from_vault(engine, decision.post, decision.source)
+        if kept is not None:
+            note = f"media read from the evidence vault's copies ({message})"
+            return _explain(engine, kept, origin="stored", k=k, stored=record, note=note)
         return Explanation(
             post_id=post_id,
             origin="stored",
@@ -236,6 +241,28 @@ def explain_file(
     yield engine.explain(post, k=k)
 
 
+def _from_vault(engine: Engine, raw: str, source: str) -> Post | None:
+    """The stored post with each media item read from the vault's evidentiary copy, when
+    the vault holds a copy of every one (posts decided review or stronger); else None."""
+    if not engine.vault_path.is_dir():  # nothing preserved; do not create a vault
+        return None
+    try:
+        obj = json.loads(raw)
+        item = engine.open_vault().item(str(obj["id"]))
+        listed = obj.get("media") or []
+        copies = {int(m["position"]): str(m["sha256"]) for m in item.objects.get("media", [])}
+        if item.deleted or not listed or set(copies) != set(range(len(listed))):
+            return None
+        post = parse_post({**obj, "media": None}, base=Path("."), source=source, raw=raw)
+    except (AmberError, KeyError, TypeError, ValueError):
+        return None
+    files = [engine.open_vault().object_path(copies[i]) for i in range(len(listed))]
+    if not all(f.is_file() for f in files):
+        return None
+    media = tuple(Media(path=str(m["path"]), file=f) for m, f in zip(listed, files, strict=True))
+    return replace(post, media=media)
+
+
 def _base(source: str) -> Path:
     """The folder a stored post's media paths are relative to: its JSONL file's folder,
     or the folder that was scanned."""
@@ -250,6 +277,7 @@ def _explain(
     origin: str,
     k: int,
     stored: Mapping[str, Any] | None = None,
+    note: str | None = None,
 ) -> Explanation:
     hasher = Hasher(engine.media_signals, Role.query)
     hashed = hasher([str(m.file) for m in post.media])
@@ -272,6 +300,7 @@ def _explain(
         signals=tuple(_value(v, floors) for v in findings.signals),
         policy=engine.policy.ref,
         stored=stored,
+        note=note,
     )
 
 
