@@ -82,6 +82,7 @@ NEEDS = {
     "/v1/posts": "ingest",
     "/v1/posts/upload": "ingest",
     "/v1/posts/{post_id}/removal-order": "admin",
+    "/v1/decisions": "ingest",
     "/v1/decisions/{post_id}": "ingest",
     "/v1/review": "review",
     "/v1/banks": "admin",

@@ -41,6 +41,8 @@ class Decision:
     created_at: datetime | None = None
     #: Where its human review stands: ``none``, ``pending``, or what a reviewer settled.
     review_state: str = "none"
+    #: Where the post came from: its JSONL file, the folder scanned, or ``request``.
+    source: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL contract's fields."""
@@ -484,6 +486,7 @@ def _decision(row: Any) -> Decision:
         reply_to=row.reply_to,
         created_at=row.created_at,
         review_state=row.review_state,
+        source=row.source,
     )
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -32,6 +32,9 @@ from amber.signals import Content, Registry, Role, SignalType, SignalValue, load
 from amber.signals.base import Reads
 from amber.store.db import connect, database_url, sqlite_path
 from amber.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from amber.explain import Explanation
 
 #: How far back the policy may look for posts related to a new one (a harm poll before
 #: its announcement); each rule sets its own ``within_hours`` inside this.
@@ -232,9 +235,30 @@ class Engine:
                 return result
         raise InternalError(f"scanning post {post.id!r} gave no result")
 
-    def _decide(
-        self, post: Post, hashed: list[MediaHashes | MediaFailure]
-    ) -> tuple[ScanResult, NewDecision]:
+    def explain(self, post: Post | str, *, k: int = 3) -> Explanation:
+        """Why ``post`` gets its verdict: its signals, the ``k`` nearest bank entries of
+        each media value (matched or not, and why) and the rules that fired. A ``Post``
+        is decided as it would be now, storing and preserving nothing; a post id is a
+        stored post, re-derived from its stored JSON and media when they can still be
+        read. Raises ``NotFoundError`` for an unknown post id."""
+        from amber.explain import explain_post, explain_stored
+
+        with self.write_lock:  # the index is brought up to date, as a scan would
+            self.matcher.sync()
+            if isinstance(post, str):
+                return explain_stored(self, post, k=k)
+            return explain_post(self, post, k=k)
+
+    def explain_file(self, path: Path, *, k: int = 3) -> Iterator[Explanation | PostError]:
+        """``explain`` each post of a ``.jsonl`` file, or one media file as a one-media
+        post (id: its name); a ``PostError`` in place of each bad line."""
+        from amber.explain import explain_file
+
+        return explain_file(self, path, k=k)
+
+    def findings(self, post: Post, hashed: Sequence[MediaHashes | MediaFailure]) -> Findings:
+        """What the policy sees for ``post`` given its media's hashes: bank matches,
+        unreadable media, the post's own signals and the related earlier decisions."""
         paths = [m.path for m in post.media]
         matches = self.matcher.match(
             [h.values if isinstance(h, MediaHashes) else () for h in hashed]
@@ -270,7 +294,13 @@ class Engine:
                 now=now,
             )
             findings = replace_field(findings, earlier=earlier)
-        outcome = self.policy.decide(findings)
+        return findings
+
+    def _decide(
+        self, post: Post, hashed: list[MediaHashes | MediaFailure]
+    ) -> tuple[ScanResult, NewDecision]:
+        paths = [m.path for m in post.media]
+        outcome = self.policy.decide(self.findings(post, hashed))
         media = [(i, paths[i], h) for i, h in enumerate(hashed) if isinstance(h, MediaHashes)]
         result = ScanResult(post, outcome, [h for _, _, h in media])
         new = NewDecision(
@@ -286,7 +316,7 @@ class Engine:
         )
         return result, new
 
-    def _same_media_values(self, hashed: list[MediaHashes | MediaFailure]) -> list[SignalValue]:
+    def _same_media_values(self, hashed: Sequence[MediaHashes | MediaFailure]) -> list[SignalValue]:
         """The media values that can show an earlier post had the same photo: each
         near-match type's own values (variant ``"original"``) of sufficient quality."""
         out = []

@@ -19,6 +19,7 @@ when it is found.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +39,9 @@ from amber.store.tables import bank_entries, banks, entry_signals
 
 log = logging.getLogger(__name__)
 SYNC_BATCH = 100_000
+#: ``Matcher.nearest`` compares every bank value of a type with a query its index found
+#: too few entries for, when the type has at most this many bank values.
+NEAREST_SCAN_LIMIT = 200_000
 #: File in the index folder naming the database (its ``database_instance`` id) it mirrors.
 DATABASE_MARKER = "database-instance"
 #: How stale (seconds) a process's view of the banks may be when it matches.
@@ -249,7 +253,9 @@ class Matcher:
         distances, even when none is close enough to match (``amber explain``).
 
         Values too weak to match are looked up too (``matches`` is then False). Exact types
-        give only identical values. Raises ``UserError`` for ``k`` below 1.
+        give only identical values. Beyond what an index can reach (PDQ's: 63 bits) every
+        bank value of the type is compared, up to ``NEAREST_SCAN_LIMIT`` of them. Raises
+        ``UserError`` for ``k`` below 1.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise UserError(f"k {k!r} is not a whole number >= 1")
@@ -314,6 +320,8 @@ class Matcher:
             wanted = [v.value for _, v in queries]
             if nearest is not None:
                 hits = index.nearest(wanted, nearest)
+                if not signal_type.exact and any(len(h) < nearest for h in hits):
+                    hits = self._beyond_reach(conn, signal_type, wanted, hits, nearest)
             else:
                 hits = index.search(wanted, self._radius(conn, signal_type))
             ids = {row_id for per_query in hits for row_id, _ in per_query}
@@ -326,6 +334,38 @@ class Matcher:
             if gone := ids - rows.keys():  # deleted by some process since it was indexed
                 self.forget(sorted(gone))
             yield signal_type, queries, hits, rows
+
+    def _beyond_reach(
+        self,
+        conn: sa.Connection,
+        signal_type: SignalType,
+        wanted: list[str],
+        hits: list[list[Hit]],
+        k: int,
+    ) -> list[list[Hit]]:
+        """``k`` nearest rows by comparing every bank value of the type, for queries the
+        index found fewer for (an index searches only so far: PDQ's up to 63 bits), when
+        the type has at most ``NEAREST_SCAN_LIMIT`` bank values; else ``hits`` as they are."""
+        count = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(entry_signals)
+            .where(entry_signals.c.signal_type == signal_type.name)
+        ).scalar_one()
+        if not count or count > NEAREST_SCAN_LIMIT:
+            return hits
+        held = conn.execute(
+            sa.select(entry_signals.c.id, entry_signals.c.value).where(
+                entry_signals.c.signal_type == signal_type.name
+            )
+        ).all()
+        out = []
+        for value, found in zip(wanted, hits, strict=True):
+            if len(found) >= k:
+                out.append(found)
+                continue
+            every = [(int(r.id), signal_type.distance(value, str(r.value))) for r in held]
+            out.append(heapq.nsmallest(k, every, key=lambda hit: (hit[1], hit[0])))
+        return out
 
     def _radius(self, conn: sa.Connection, signal_type: SignalType) -> int:
         """How far to search: the largest distance any bank lets ``signal_type`` match."""

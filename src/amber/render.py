@@ -12,12 +12,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
     from amber.decisions import Decision
     from amber.engine import ScanResult
+    from amber.explain import Explanation
 
 #: How each verdict is shown.
 VERDICT_STYLE = {
@@ -123,3 +125,105 @@ def render_decision(decision: Decision) -> Table:
             shown = Text("-" if value is None else str(value))
         table.add_row(key, shown)
     return table
+
+
+def _quality(value: int | None, minimum: int | None) -> str:
+    if value is None:
+        return "-"
+    if minimum is None:
+        return str(value)
+    return f"{value} (below minimum {minimum})" if value < minimum else f"{value} (min {minimum})"
+
+
+def render_explanation(explanation: Explanation) -> Group:
+    """An explanation as sections: the verdict and the rules that made it, each media
+    item's values (the original first; other views summed up), the nearest bank entries
+    with why each did or did not match, and the post's own signals."""
+    x = explanation
+    head = Text()
+    head.append(f"post {x.post_id}: ")
+    head.append_text(verdict_text(x.verdict))
+    head.append(f" — {x.summary}")
+    parts: list[Any] = [head]
+    if x.stored is not None:
+        parts.append(
+            Text(f"stored decision: {x.stored['verdict']} (scanned {x.stored['scanned_at']})")
+        )
+    if x.note:
+        parts.append(Text(x.note, style="yellow"))
+    if x.reasons:
+        rules = Table("rule", "why", title="rules that fired", title_justify="left")
+        for reason in x.reasons:
+            rules.add_row(Text(str(reason.get("rule", "-"))), Text(describe_reason(reason)))
+        parts.append(rules)
+    if x.media:
+        media = Table(
+            "media", "signal", "view", "quality", "value", title="media", title_justify="left"
+        )
+        for item in x.media:
+            where = Text(f"{item.position} {item.path}")
+            if item.error is not None:
+                media.add_row(where, "-", "-", "-", Text(f"could not be read: {item.error}"))
+                continue
+            others: dict[str, list[int | None]] = {}
+            for v in item.values:
+                if v.variant != "original":
+                    others.setdefault(v.signal_type, []).append(v.quality)
+                    continue
+                media.add_row(
+                    where,
+                    v.signal_type,
+                    v.variant,
+                    Text(_quality(v.quality, v.min_quality)),
+                    Text(v.value),
+                )
+                where = Text("")
+            for signal, qualities in others.items():
+                known = [q for q in qualities if q is not None]
+                span = f"quality {min(known)}-{max(known)}" if known else "-"
+                media.add_row(where, signal, f"{len(qualities)} other views", span, "")
+                where = Text("")
+        parts.append(media)
+    if x.rederived:
+        if x.nearest:
+            near = Table(
+                "media",
+                "signal",
+                "bank",
+                "entry",
+                "distance",
+                "entry quality",
+                "view",
+                "result",
+                title="nearest bank entries",
+                title_justify="left",
+            )
+            for n in x.nearest:
+                label = n.bank if n.label in ("", n.bank) else f"{n.bank} ({n.label})"
+                near.add_row(
+                    str(n.media),
+                    n.signal_type,
+                    Text(label),
+                    Text(f"{n.entry_id} {n.entry_source}"),
+                    f"{n.distance} / threshold {n.threshold}",
+                    Text(_quality(n.entry_quality, n.min_quality)),
+                    Text(f"{n.query_variant} -> {n.entry_variant}"),
+                    Text(n.why, style="green" if n.matches else ""),
+                )
+            parts.append(near)
+        elif x.media:
+            parts.append(Text("nearest bank entries: none (the banks hold no such values)"))
+    if x.signals:
+        signals = Table(
+            "signal", "value", "score", "detail", title="post signals", title_justify="left"
+        )
+        for s in x.signals:
+            detail = s.detail or ""
+            signals.add_row(
+                s.signal_type,
+                Text(s.value),
+                "-" if s.score is None else f"{s.score:.2f}",
+                Text(detail if len(detail) <= 2 * DETAIL_WIDTH else detail[:119] + "…"),
+            )
+        parts.append(signals)
+    return Group(*parts)

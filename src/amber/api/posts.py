@@ -1,15 +1,17 @@
 """Posts: decide one (JSON with media under ``--media-root``, or media uploaded), register
-a removal order, read a stored decision with where its review stands."""
+a removal order, list stored decisions, read one with where its review stands, and
+explain one."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from amber.api.deps import Admin, EngineDep, Ingest
@@ -92,6 +94,45 @@ def removal_order(post_id: str, engine: EngineDep, _: Admin) -> dict[str, str]:
     return {"post_id": post_id, "deadline": deadline.isoformat()}
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC, as ``amber decisions list`` takes it."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+@router.get("/decisions")
+def decisions(
+    engine: EngineDep,
+    _: Ingest,
+    verdict: Annotated[
+        str | None, Query(description="Only this verdict: allow, review, restrict or remove")
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(description="Scanned at or after this ISO time (UTC if no zone)")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Scanned before this ISO time (UTC if no zone)")
+    ] = None,
+    author: Annotated[str | None, Query(description="Only this author's posts")] = None,
+    bank: Annotated[
+        str | None, Query(description="Only decisions with a reason naming this bank")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, description="At most this many")] = 100,
+) -> list[dict[str, Any]]:
+    """Stored decisions, the most recently scanned first, as ``amber decisions list
+    --format jsonl`` prints them (each the whole stored decision)."""
+    found = engine.decisions.find(
+        verdict=verdict,
+        since=_utc(since),
+        until=_utc(until),
+        author=author,
+        bank=bank,
+        limit=limit,
+    )
+    return [d.to_record() for d in found]
+
+
 @router.get("/decisions/{post_id}")
 def decision(post_id: str, engine: EngineDep, _: Ingest) -> dict[str, Any]:
     """A stored decision, with where its human review stands (``review``: its state and,
@@ -105,3 +146,11 @@ def decision(post_id: str, engine: EngineDep, _: Ingest) -> dict[str, Any]:
             **({} if review is None else review.to_json()),
         },
     }
+
+
+@router.get("/decisions/{post_id}/explain")
+def explain(post_id: str, engine: EngineDep, _: Ingest) -> dict[str, Any]:
+    """Why a stored post got its verdict (as ``amber explain POST_ID --format json``):
+    its signals, the nearest bank entries and why each did or did not match, and the
+    rules that fired; re-derived from the stored post when its media can still be read."""
+    return engine.explain(post_id).to_json()

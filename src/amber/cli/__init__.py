@@ -6,9 +6,9 @@ Data goes to stdout; messages, errors and progress to stderr. Every error is one
 Exit codes: 0 done; 1 done, but some posts or files failed (each was reported);
 2 bad input or arguments; 3 something outside amber failed; 130 interrupted (Ctrl-C).
 
-Commands live in one module per area (``banks``, ``scan``, ``decisions``, ``tokens``,
-``evidence``, ``harm_poll``, ``serve``); this module builds the app and holds the one
-error handler. Nothing heavy is imported until a command runs.
+Commands live in one module per area (``banks``, ``scan``, ``decisions``, ``explain``,
+``tokens``, ``evidence``, ``harm_poll``, ``serve``); this module builds the app and holds
+the one error handler. Nothing heavy is imported until a command runs.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from amber import __version__
 from amber.cli.banks import bank_app
 from amber.cli.decisions import decisions_app
 from amber.cli.evidence import evidence_app
+from amber.cli.explain import explain
 from amber.cli.harm_poll import harm_poll_app
 from amber.cli.options import err, out
 from amber.cli.scan import scan
@@ -103,6 +104,7 @@ def version() -> None:
 app.add_typer(bank_app, name="bank")
 app.command()(scan)
 app.add_typer(decisions_app, name="decisions")
+app.command()(explain)
 app.add_typer(harm_poll_app, name="harm-poll")
 app.add_typer(token_app, name="token")
 app.add_typer(evidence_app, name="evidence")
