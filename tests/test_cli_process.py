@@ -86,7 +86,13 @@ def test_ctrl_c_exits_130_without_a_traceback(database: str, tmp_path: Path) -> 
         raise AssertionError(process.communicate()[1])
     assert json.loads(line)["post_id"] == "p0"
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    # Standard input stays open until amber has exited: closing it first (communicate()
+    # does) would let the scan end at EOF before the signal lands, and exit 0.
+    try:
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+        _, stderr = process.communicate()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
 
