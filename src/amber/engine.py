@@ -326,8 +326,7 @@ class Engine:
             for v in h.values:
                 if v.variant != "original" or self.signals.get(v.signal_type).exact:
                     continue
-                floor = self.min_quality.get(v.signal_type)
-                if v.quality is None or floor is None or v.quality >= floor:
+                if self.matcher.strong_enough(v):
                     out.append(v)
         return out
 

@@ -21,7 +21,7 @@ from amber.errors import AmberError, PostError
 from amber.hashing import Hasher, MediaFailure, MediaHashes
 from amber.matching import Nearest
 from amber.policy import Outcome
-from amber.posts import Media, Post, parse_post, read_jsonl
+from amber.posts import Media, Post, media_post, parse_post, read_jsonl
 from amber.signals import Role, SignalValue
 
 if TYPE_CHECKING:
@@ -234,11 +234,7 @@ def explain_file(
         for item in read_jsonl(path):
             yield item if isinstance(item, PostError) else engine.explain(item, k=k)
         return
-    raw = json.dumps({"id": path.name, "media": [{"path": path.name}]}, ensure_ascii=False)
-    post = Post(
-        id=path.name, media=(Media(path=path.name, file=path),), raw=raw, source=str(path.parent)
-    )
-    yield engine.explain(post, k=k)
+    yield engine.explain(media_post(path, path.name, source=str(path.parent)), k=k)
 
 
 def _from_vault(engine: Engine, raw: str, source: str) -> Post | None:

@@ -236,7 +236,7 @@ class Matcher:
                         row = rows.get(row_id)
                         if row is None or distance > self.threshold(signal_type, row.threshold):
                             continue
-                        if floor is not None and row.quality is not None and row.quality < floor:
+                        if _below(row.quality, floor):
                             continue
                         found.append(
                             self._to_match(row, distance, value.quality, value.variant, position)
@@ -270,9 +270,7 @@ class Matcher:
                         if row is None:
                             continue
                         limit = self.threshold(signal_type, row.threshold)
-                        weak_row = (
-                            floor is not None and row.quality is not None and row.quality < floor
-                        )
+                        weak_row = _below(row.quality, floor)
                         out.append(
                             Nearest(
                                 signal_type=signal_type.name,
@@ -414,3 +412,9 @@ class Matcher:
             entry_variant=str(row.variant),
             media=position,
         )
+
+
+def _below(quality: int | None, floor: int | None) -> bool:
+    """Is a bank entry's ``quality`` under the type's minimum ``floor``? (Entries without
+    a quality, and types without a minimum, never are.)"""
+    return floor is not None and quality is not None and quality < floor

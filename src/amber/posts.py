@@ -376,11 +376,11 @@ def read_folder(folder: Path) -> Iterator[Post | PostError]:
         relative = file.relative_to(folder)
         if any(part.startswith(".") for part in relative.parts):
             continue
-        yield _media_post(file, relative.as_posix(), source=str(folder))
+        yield media_post(file, relative.as_posix(), source=str(folder))
 
 
-def _media_post(file: Path, post_id: str, *, source: str) -> Post:
-    """A post of one media file, as folder input makes them."""
+def media_post(file: Path, post_id: str, *, source: str) -> Post:
+    """A post of one media file (id: ``post_id``), as folder and single-file input make them."""
     raw = json.dumps({"id": post_id, "media": [{"path": post_id}]}, ensure_ascii=False)
     return Post(id=post_id, media=(Media(path=post_id, file=file),), raw=raw, source=source)
 
@@ -393,7 +393,7 @@ def read_input(path: Path) -> Iterator[Post | PostError]:
     if path.is_dir():
         return read_folder(path)
     if path.is_file() and path.suffix.lower() in MEDIA_SUFFIXES:
-        return iter([_media_post(path, path.name, source=str(path.parent))])
+        return iter([media_post(path, path.name, source=str(path.parent))])
     if path.is_file():
         return read_jsonl(path)
     raise UserError(
