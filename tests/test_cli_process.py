@@ -61,6 +61,10 @@ def test_bad_input_in_a_process_is_one_line_and_exit_2(amber_process: Process) -
     assert "Traceback" not in result.stderr + result.stdout and result.stdout == ""
 
 
+def _default_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130_without_a_traceback(database: str, tmp_path: Path) -> None:
     """Interrupted while reading posts from standard input: exit 130, no traceback."""
     env = {**os.environ, "AMBER_DB": database, "AMBER_VAULT": str(tmp_path / "vault")}
@@ -72,6 +76,9 @@ def test_ctrl_c_exits_130_without_a_traceback(database: str, tmp_path: Path) -> 
         text=True,
         env=env,
         cwd=tmp_path,
+        # A shell without job control starts background jobs with Ctrl-C ignored, and an
+        # ignored signal stays ignored across exec: amber would rightly never see it.
+        preexec_fn=_default_ctrl_c,
     )
     assert process.stdin is not None and process.stdout is not None
     # Decisions are saved, and printed, 64 at a time: the first line proves the scan runs
