@@ -61,7 +61,11 @@ def posts() -> dict[str, bytes]:
         {
             "id": "p2",
             "text": "Kill him or let him go? You have one hour to vote",
-            "poll": {"question": "?", "options": ["kill", "free"], "closes_at": "2016-05-01T13:00Z"},
+            "poll": {
+                "question": "?",
+                "options": ["kill", "free"],
+                "closes_at": "2016-05-01T13:00Z",
+            },
             "reply_to": "p1",
         },
         {"id": "p3", "media": [{"path": "missing.jpg"}]},
