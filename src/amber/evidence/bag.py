@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,12 +192,21 @@ def verify_bag(path: Path, *, expected_key: str | None = None) -> BagReport:
     except (AmberError, OSError, ValueError) as exc:
         report.problems.append(f"checkpoint: {exc}")
         return report
+    if not isinstance(proofs, dict):
+        proofs = {}
+        report.problems.append("proof.json is not a JSON object")
     if proofs.get("tree_size") != checkpoint.size or proofs.get("origin") != checkpoint.origin:
         report.problems.append("proof.json does not refer to the signed checkpoint")
     records = proofs.get("records", [])
+    if not isinstance(records, list):
+        records = []
+        report.problems.append("proof.json: 'records' is not a list")
     if len(records) != len(lines):
         report.problems.append(f"proof.json has {len(records)} proofs for {len(lines)} records")
     for line, proof in zip(lines, records, strict=False):
+        if not isinstance(proof, dict):
+            report.problems.append(f"proof.json: a record's proof is not an object: {proof!r}")
+            continue
         try:
             verify_inclusion(
                 leaf_index=int(proof["index"]),
@@ -213,19 +223,35 @@ def verify_bag(path: Path, *, expected_key: str | None = None) -> BagReport:
 
 
 def _check_payload(data: Path, lines: list[bytes], report: BagReport) -> None:
-    preserved = [json.loads(line) for line in lines if b'"event":"preserved"' in line]
+    preserved = [line for line in lines if b'"event":"preserved"' in line]
     if not preserved:
         report.problems.append("custody.jsonl has no preserved record")
         return
-    record = preserved[-1]
-    report.post_id = record.get("post_id")
-    objects = record.get("objects", {})
+    try:
+        record = json.loads(preserved[-1])
+    except ValueError as exc:
+        report.problems.append(f"custody.jsonl: the preserved record is not JSON: {exc}")
+        return
+    objects = record.get("objects") if isinstance(record, dict) else None
+    if not isinstance(objects, dict) or not isinstance(objects.get("media", []), list):
+        report.problems.append("custody.jsonl: the preserved record names no objects")
+        return
+    post_id = record.get("post_id")
+    report.post_id = post_id if isinstance(post_id, str) else None
     expected = {
         "post.json": objects.get("post"),
         "decision.json": objects.get("decision"),
         "collection.json": objects.get("collection"),
     }
     for media in objects.get("media", []):
+        if not (
+            isinstance(media, dict)
+            and isinstance(media.get("position"), int)
+            and isinstance(media.get("sha256"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", media["sha256"])
+        ):
+            report.problems.append(f"custody.jsonl: media {media!r} is not a position and SHA-256")
+            continue
         found = list((data / "media").glob(f"{media['position']}-{media['sha256']}.*"))
         if not found:
             report.problems.append(f"media {media['position']} ({media['sha256']}) is missing")

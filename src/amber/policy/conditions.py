@@ -77,7 +77,9 @@ class BankMatch(Condition):
         self.banks = _str_list(table, "banks", where, path)
         self.labels = _str_list(table, "labels", where, path)
         max_distance = table.get("max_distance")
-        if max_distance is not None and (not isinstance(max_distance, int) or max_distance < 0):
+        if max_distance is not None and (
+            isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance < 0
+        ):
             raise PolicyError(
                 "expected a whole number >= 0", path=path, key=f"{where}.max_distance"
             )
@@ -236,8 +238,8 @@ class _Related:
         self.related = frozenset(related or ("reply", "author"))
         hours = table.get("within_hours")
         if hours is not None and (
-            isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0
-        ):
+            isinstance(hours, bool) or not isinstance(hours, int | float) or not hours > 0
+        ):  # `not > 0`: NaN compares false with everything
             raise PolicyError(
                 f"expected a number of hours > 0, got {hours!r}",
                 path=path,

@@ -145,6 +145,8 @@ def parse_policy(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"invalid TOML: {exc}", path=source) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise PolicyError("invalid TOML: arrays or tables nested too deeply", path=source) from None
     unknown = set(data) - {"name", "actions", "signals", "rules"}
     if unknown:
         raise PolicyError(
