@@ -116,9 +116,10 @@ def test_postgresql_connections_carry_the_statement_limit_and_keepalives(
 ) -> None:
     with open_engine(db=database, vault=tmp_path / "vault") as engine, engine.db.connect() as c:
         assert c.exec_driver_sql("SHOW statement_timeout").scalar() == "1s"
-        assert c.exec_driver_sql("SHOW search_path").scalar() == sa.make_url(database).query[
-            "options"
-        ].split("=", 1)[1]  # the URL's own options are kept
+        assert (
+            c.exec_driver_sql("SHOW search_path").scalar()
+            == sa.make_url(database).query["options"].split("=", 1)[1]
+        )  # the URL's own options are kept
         raw = c.connection.dbapi_connection
         assert raw is not None
         params = raw.info.get_parameters()  # type: ignore[attr-defined]

@@ -90,14 +90,13 @@ def test_a_database_with_no_banks_warns_on_stderr_and_in_health(
             }
         ]
     strict = _policy(
-        tmp_path, NAMED_BANK_POLICY.replace('banks = ["known-photos"]\n', "")
-        + '[checks]\nno_banks = "error"\n'
+        tmp_path,
+        NAMED_BANK_POLICY.replace('banks = ["known-photos"]\n', "")
+        + '[checks]\nno_banks = "error"\n',
     )
     with open_engine(db=tmp_path / "empty.db", vault=tmp_path / "vault-2"):
         pass
-    refused = run_cli(
-        "scan", _posts(tmp_path), "--policy", strict, "--db", tmp_path / "empty.db"
-    )
+    refused = run_cli("scan", _posts(tmp_path), "--policy", strict, "--db", tmp_path / "empty.db")
     assert refused.returncode == 2 and "the database has no banks" in refused.stderr
 
 
