@@ -431,6 +431,7 @@ def open_engine(
     retention: timedelta | None = None,
     conditions: Conditions | None = None,
     actions: Actions | None = None,
+    create: bool = True,
 ) -> Engine:
     """Open (creating and migrating if needed) amber's state.
 
@@ -439,7 +440,8 @@ def open_engine(
     a policy TOML file (default: the built-in policy); ``conditions`` and ``actions`` the
     kinds it may name (default: the built-in ones and installed plug-ins', loaded now).
     The signal types are the built-in ones and those of installed plug-ins (entry-point
-    group ``amber.signal_types``).
+    group ``amber.signal_types``). Without ``create`` a SQLite file that does not exist
+    is an error (a mistyped path) rather than a new, empty database.
     Raises ``UserError`` for unusable paths, policies or plug-ins, ``ConflictError`` for a
     plug-in whose kind or signal type name is taken, ``ExternalError`` for an unreachable
     database server.
@@ -454,7 +456,7 @@ def open_engine(
     )
     signals = load_signal_types()
     loaded_policy.check(signals.names())
-    engine = connect(db)
+    engine = connect(db, create=create)
     return Engine(
         db=engine,
         vault=default_vault() if vault is None else vault,

@@ -109,6 +109,7 @@ def _build(*, max_body: int) -> FastAPI:
     app.include_router(console.router)
     app.add_exception_handler(AmberError, _amber_error)  # type: ignore[arg-type]
     app.add_exception_handler(sa.exc.OperationalError, _database_down)  # type: ignore[arg-type]
+    app.add_exception_handler(sa.exc.TimeoutError, _database_down)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, limit=max_body)
@@ -129,7 +130,9 @@ async def _amber_error(_: Request, exc: AmberError) -> JSONResponse:
     return response
 
 
-async def _database_down(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+async def _database_down(
+    _: Request, exc: sa.exc.OperationalError | sa.exc.TimeoutError
+) -> JSONResponse:
     return _error(503, "ExternalError", database_failed(exc))
 
 

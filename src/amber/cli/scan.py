@@ -131,7 +131,7 @@ def scan(
 ) -> None:
     """Scan posts: hash media, match banks, apply the policy, store and print decisions."""
     check_format(format)
-    with opened_engine(db, vault, policy) as engine:
+    with opened_engine(db, vault, policy, preflight=True) as engine:
         results, errors = scan_input(engine, input, format=format, workers=workers)
     if format == "table":
         from amber.render import render_results

@@ -66,7 +66,8 @@ def serve(
         MissingExtraError.check(exc, SERVE_PACKAGES, "serve")
         raise
 
-    with opened_engine(db, vault, policy) as engine:  # migrate and check the settings once
+    # Migrate and check the settings and the policy's [checks] once, for every worker.
+    with opened_engine(db, vault, policy, preflight=True) as engine:
         err.print(
             f"amber {__version__} serving on http://{host}:{port} (docs at /docs)"
             + (f" with {workers} worker processes" if workers > 1 else "")

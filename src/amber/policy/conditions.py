@@ -34,6 +34,8 @@ class Condition(ABC):
     name: ClassVar[str] = ""
     #: The rule options this kind reads (besides ``name``, ``when``, ``verdict``, ``actions``).
     keys: ClassVar[frozenset[str]] = frozenset()
+    #: True for a kind that fires on bank matches (so it needs banks to do anything).
+    reads_banks: ClassVar[bool] = False
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
         """Read the rule's options from ``table`` (``where`` is the rule's key, e.g.
@@ -48,6 +50,10 @@ class Condition(ABC):
     def check(self, signal_types: Collection[str]) -> None:
         """Raise ``PolicyError`` if the condition names a signal type that does not exist."""
         del signal_types
+
+    def named_banks(self) -> frozenset[str] | None:
+        """The banks this condition is limited to (``None``: every bank, or none read)."""
+        return None
 
     def links(self, findings: Findings) -> frozenset[str]:
         """How earlier posts could matter to this condition for this post (``reply``,
@@ -70,6 +76,7 @@ class BankMatch(Condition):
 
     name = "bank_match"
     keys = frozenset({"signals", "banks", "labels", "max_distance"})
+    reads_banks = True
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
         super().__init__(table, where, path)
@@ -93,6 +100,9 @@ class BankMatch(Condition):
                 path=self.path,
                 key=f"{self.where}.signals",
             )
+
+    def named_banks(self) -> frozenset[str] | None:
+        return None if self.banks is None else frozenset(self.banks)
 
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
         out: list[tuple[Reason, Verdict | None]] = []
