@@ -43,6 +43,15 @@ VaultOption = Annotated[
         show_default=False,
     ),
 ]
+SigningKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--signing-key",
+        help="The vault's signing key kept outside it (env AMBER_SIGNING_KEY; default: the "
+        "vault's own keys/checkpoint.key)",
+        show_default=False,
+    ),
+]
 PolicyOption = Annotated[
     Path | None,
     typer.Option(
@@ -54,12 +63,15 @@ FormatOption = Annotated[str, typer.Option("--format", help="table or jsonl")]
 
 @contextmanager
 def opened_engine(
-    db: str | None, vault: Path | None, policy: Path | None = None
+    db: str | None,
+    vault: Path | None,
+    policy: Path | None = None,
+    signing_key: Path | None = None,
 ) -> Iterator[Engine]:
     """The engine on the given state, closed on leaving."""
     from amber.engine import open_engine
 
-    engine = open_engine(db=db, vault=vault, policy=policy)
+    engine = open_engine(db=db, vault=vault, policy=policy, signing_key=signing_key)
     try:
         yield engine
     finally:
