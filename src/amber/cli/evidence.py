@@ -166,13 +166,19 @@ def evidence_verify_bag(
     bag: Path,
     key: Annotated[
         str | None,
-        typer.Option("--key", help="The verifier key the platform published; must match"),
+        typer.Option(
+            "--key",
+            help="The key the platform published (verifier key, PEM file, or raw base64/hex); "
+            "must match",
+        ),
     ] = None,
 ) -> None:
-    """Verify a bag offline: fixity, inclusion proofs, checkpoint signature."""
+    """Verify a bag offline: fixity, inclusion proofs, checkpoint and bag signatures."""
     from amber.evidence.bag import verify_bag
 
     report = verify_bag(bag, expected_key=key)
+    for note in report.notes:
+        err.print(f"note: {note}")
     for problem in report.problems:
         err.print(f"BROKEN: {problem}")
     if not report.ok:
