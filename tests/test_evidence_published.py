@@ -262,9 +262,15 @@ def test_bad_checkpoint_sources_are_clear_errors(tmp_path: Path) -> None:
         assert result.returncode == code and says in result.stderr, (source, result.stderr)
         assert "Traceback" not in result.stderr
     junk = tmp_path / "junk.txt"
-    junk.write_text("hello\n")
-    result = verify(path, "--checkpoint", junk)
-    assert result.returncode == 1 and f"{junk}: " in result.stderr
+    vkey = (path / "keys" / "checkpoint.vkey").read_text().strip()
+    for text in ("hello\n", "", "a b\n1\n", "\xff\n"):
+        junk.write_text(text)
+        for key in ((), ("--key", vkey)):
+            result = verify(path, "--checkpoint", junk, *key)
+            assert result.returncode == 1 and f"{junk}: not a checkpoint signed by" in (
+                result.stderr
+            ), (text, result.stderr)
+            assert "Traceback" not in result.stderr
     other = tmp_path / "other"
     put(Vault.open(other), tmp_path, "p9")
     foreign = publish(other, tmp_path / "foreign.txt")
@@ -320,12 +326,16 @@ def test_scan_and_the_library_take_the_signing_key_from_the_environment(
     env = {"AMBER_DB": database, "AMBER_VAULT": str(tmp_path / "vault")}
     assert run_cli("bank", "create", "known", env=env).returncode == 0
     assert run_cli("bank", "add", "known", known, env=env).returncode == 0
+    wrong = run_cli("scan", posts, "--signing-key", tmp_path / "nokey", env=env)
+    assert wrong.returncode == 2 and "no signing key at" in wrong.stderr  # refused at start
+    assert "p1" not in run_cli("decisions", "list", env=env).stdout
     without = run_cli("scan", posts, "--vault", tmp_path / "v2", env=env)
     assert without.returncode == 0  # a new vault keeps its own key, as before
     assert (tmp_path / "v2" / "keys" / "checkpoint.key").exists()
     scanned = run_cli("scan", posts, env={**env, "AMBER_SIGNING_KEY": str(signing)})
     assert scanned.returncode == 0, scanned.stderr
     assert not (tmp_path / "vault" / "keys" / "checkpoint.key").exists()
+    assert "p1" in run_cli("decisions", "list", env=env).stdout
     again = run_cli("scan", posts, "--signing-key", signing, env=env)
     assert again.returncode == 0, again.stderr
     missing = run_cli("evidence", "hold", "p1", "--reason", "x", env=env)

@@ -22,6 +22,7 @@ from amber import __version__
 from amber.banks import AddResult, BankStore
 from amber.decisions import THREAT_TO_LIFE, Decision, DecisionStore, NewDecision
 from amber.errors import AmberError, InternalError, NotFoundError, PostError, UserError
+from amber.evidence.checkpoint import read_signing_key
 from amber.evidence.vault import DEFAULT_RETENTION, Vault
 from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
 from amber.matching import Matcher
@@ -472,11 +473,14 @@ def open_engine(
     )
     signals = load_signal_types()
     loaded_policy.check(signals.names())
+    signing_key = default_signing_key() if signing_key is None else signing_key
+    if signing_key is not None:
+        read_signing_key(signing_key)  # refuse an unusable key now, not at the first preserve
     engine = connect(db)
     return Engine(
         db=engine,
         vault=default_vault() if vault is None else vault,
-        signing_key=default_signing_key() if signing_key is None else signing_key,
+        signing_key=signing_key,
         policy=loaded_policy,
         signals=signals,
         index_dir=default_index_dir(db) if index_dir is None else index_dir,

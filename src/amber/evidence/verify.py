@@ -134,8 +134,8 @@ def _check_published(
 ) -> None:
     """Check that the log extends a checkpoint published at ``source``."""
     first_line = note.split(b"\n", 1)[0].decode("utf-8", errors="replace")
-    verifier = log.verifier_key if key is None else str(key.verifier(first_line))
     try:
+        verifier = log.verifier_key if key is None else str(key.verifier(first_line))
         published = open_note(note, verifier_key=verifier)
     except CheckpointError as exc:
         whose = "the vault's key" if key is None else "the key given with --key"
