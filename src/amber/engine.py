@@ -22,6 +22,7 @@ from amber import __version__
 from amber.banks import AddResult, BankStore
 from amber.decisions import THREAT_TO_LIFE, Decision, DecisionStore, NewDecision
 from amber.errors import AmberError, InternalError, NotFoundError, PostError, UserError
+from amber.evidence.checkpoint import read_signing_key
 from amber.evidence.vault import DEFAULT_RETENTION, Vault
 from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
 from amber.matching import Matcher
@@ -82,6 +83,13 @@ def default_vault() -> Path:
     return Path(os.environ.get("AMBER_VAULT") or DEFAULT_VAULT)
 
 
+def default_signing_key() -> Path | None:
+    """``AMBER_SIGNING_KEY``: a signing key kept outside the vault, or ``None`` (the vault's
+    own ``keys/checkpoint.key``)."""
+    text = os.environ.get("AMBER_SIGNING_KEY")
+    return Path(text) if text else None
+
+
 def default_retention() -> timedelta:
     """``AMBER_RETENTION_DAYS`` days, or six months (EU 2021/784 Art. 6).
 
@@ -115,6 +123,7 @@ class Engine:
         *,
         db: sa.Engine,
         vault: Path,
+        signing_key: Path | None = None,
         retention: timedelta = DEFAULT_RETENTION,
         policy: Policy,
         signals: Registry[SignalType],
@@ -123,6 +132,8 @@ class Engine:
     ) -> None:
         self.db = db
         self.vault_path = vault
+        #: The vault's signing key when it is kept outside the vault (``None``: inside).
+        self.signing_key = signing_key
         self.retention = retention
         self._vault: Vault | None = None
         self.policy = policy
@@ -374,7 +385,12 @@ class Engine:
     def open_vault(self) -> Vault:
         """The evidence vault, opened (and created) on first use."""
         if self._vault is None:
-            self._vault = Vault.open(self.vault_path, clock=self.clock, retention=self.retention)
+            self._vault = Vault.open(
+                self.vault_path,
+                clock=self.clock,
+                retention=self.retention,
+                signing_key=self.signing_key,
+            )
         return self._vault
 
     def preserve(self, post: Post, new: NewDecision) -> None:
@@ -425,6 +441,7 @@ def open_engine(
     *,
     db: str | Path | None = None,
     vault: Path | None = None,
+    signing_key: Path | None = None,
     policy: Path | None = None,
     index_dir: Path | None = None,
     clock: Callable[[], datetime] | None = None,
@@ -436,7 +453,9 @@ def open_engine(
     """Open (creating and migrating if needed) amber's state.
 
     ``db`` is a SQLite path or a database URL (default ``AMBER_DB`` or ``./amber.db``);
-    ``vault`` the evidence folder (default ``AMBER_VAULT`` or ``./amber-vault``); ``policy``
+    ``vault`` the evidence folder (default ``AMBER_VAULT`` or ``./amber-vault``);
+    ``signing_key`` the vault's signing key kept outside it (default ``AMBER_SIGNING_KEY``,
+    else the vault's own ``keys/checkpoint.key``); ``policy``
     a policy TOML file (default: the built-in policy); ``conditions`` and ``actions`` the
     kinds it may name (default: the built-in ones and installed plug-ins', loaded now).
     The signal types are the built-in ones and those of installed plug-ins (entry-point
@@ -456,10 +475,14 @@ def open_engine(
     )
     signals = load_signal_types()
     loaded_policy.check(signals.names())
+    signing_key = default_signing_key() if signing_key is None else signing_key
+    if signing_key is not None:
+        read_signing_key(signing_key)  # refuse an unusable key now, not at the first preserve
     engine = connect(db, create=create)
     return Engine(
         db=engine,
         vault=default_vault() if vault is None else vault,
+        signing_key=signing_key,
         policy=loaded_policy,
         signals=signals,
         index_dir=default_index_dir(db) if index_dir is None else index_dir,

@@ -50,6 +50,7 @@ def app_from_env() -> FastAPI:
     engine = open_engine(
         db=settings["db"],
         vault=Path(settings["vault"]),
+        signing_key=None if settings.get("signing_key") is None else Path(settings["signing_key"]),
         policy=None if settings["policy"] is None else Path(settings["policy"]),
     )
     media_root = settings["media_root"]

@@ -43,6 +43,15 @@ VaultOption = Annotated[
         show_default=False,
     ),
 ]
+SigningKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--signing-key",
+        help="The vault's signing key kept outside it (env AMBER_SIGNING_KEY; default: the "
+        "vault's own keys/checkpoint.key)",
+        show_default=False,
+    ),
+]
 PolicyOption = Annotated[
     Path | None,
     typer.Option(
@@ -57,6 +66,7 @@ def opened_engine(
     db: str | None,
     vault: Path | None,
     policy: Path | None = None,
+    signing_key: Path | None = None,
     *,
     create: bool = False,
     preflight: bool = False,
@@ -70,7 +80,9 @@ def opened_engine(
     """
     from amber.engine import open_engine
 
-    engine = open_engine(db=db, vault=vault, policy=policy, create=create)
+    engine = open_engine(
+        db=db, vault=vault, policy=policy, create=create, signing_key=signing_key
+    )
     try:
         if preflight:
             from amber.doctor import preflight as run_preflight

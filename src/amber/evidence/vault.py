@@ -6,7 +6,8 @@ Layout (see docs/evidence.md)::
     objects/sha256/ab/<64 hex>     evidentiary copies, named by their SHA-256, read-only
     log/records.jsonl              the custody log (amber.evidence.log)
     log/checkpoints/<size>.txt     signed checkpoints
-    keys/checkpoint.key            Ed25519 signing key, owner-only (0600)
+    keys/checkpoint.key            Ed25519 signing key, owner-only (0600); absent when
+                                   the key is kept outside the vault (``signing_key``)
     keys/checkpoint.vkey           its verifier key, to publish
     lock                           held by a writer
 
@@ -40,7 +41,7 @@ from typing import Any
 from amber import __version__
 from amber.atomic_write import fsync_path, write_atomic
 from amber.errors import ConflictError, NotFoundError, UserError
-from amber.evidence.checkpoint import Signer, load_or_create_key
+from amber.evidence.checkpoint import Signer, load_or_create_key, read_signing_key, use_key
 from amber.evidence.log import CustodyLog, Entry, LogError, canonical
 
 FORMAT = "amber-vault/1"
@@ -217,11 +218,17 @@ class Vault:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retention: timedelta = DEFAULT_RETENTION,
+        signing_key: Path | None = None,
     ) -> Vault:
         """Open (creating on first use) the vault at ``path`` and repair what a crash left.
 
-        Raises ``VaultError`` if ``path`` is not a vault or its log is damaged.
+        ``signing_key`` is a key file kept outside the vault (the vault then holds only the
+        verifier key); without it the vault's own ``keys/checkpoint.key`` signs, created
+        with a new vault. Raises ``VaultError`` if ``path`` is not a vault or its log is
+        damaged, ``CheckpointError`` for a missing or unusable key.
         """
+        # Read an outside key first: a wrong path must not leave a new, keyless vault.
+        external = None if signing_key is None else (signing_key, read_signing_key(signing_key))
         if path.exists() and not path.is_dir():
             raise VaultError(f"vault path {str(path)!r} is a file; give a folder")
         meta_file = path / "vault.json"
@@ -238,15 +245,19 @@ class Vault:
                 raise VaultError(f"{meta_file}: unknown vault format {meta.get('format')!r}")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise VaultError(f"{meta_file} is unreadable ({exc}): not an amber vault") from None
-        if not (path / "keys" / "checkpoint.key").exists() and (
+        if external is not None:
+            signer = use_key(external[1], path / "keys", name=origin, source=external[0])
+        elif not (path / "keys" / "checkpoint.key").exists() and (
             (path / "keys" / "checkpoint.vkey").exists()
             or (path / "log" / "records.jsonl").exists()
         ):
             raise VaultError(
-                f"{path / 'keys' / 'checkpoint.key'} is missing: restore it from your backup "
-                "(a new key would not match this vault's signed log)"
+                f"{path / 'keys' / 'checkpoint.key'} is missing: give the signing key kept "
+                "outside the vault (--signing-key or AMBER_SIGNING_KEY), or restore it from "
+                "your backup (a new key would not match this vault's signed log)"
             )
-        signer = load_or_create_key(path / "keys", name=origin)
+        else:
+            signer = load_or_create_key(path / "keys", name=origin)
         vault = cls(path, signer=signer, origin=origin, clock=clock, retention=retention)
         with vault.locked():
             vault.log.refresh()
