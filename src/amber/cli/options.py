@@ -80,9 +80,7 @@ def opened_engine(
     """
     from amber.engine import open_engine
 
-    engine = open_engine(
-        db=db, vault=vault, policy=policy, create=create, signing_key=signing_key
-    )
+    engine = open_engine(db=db, vault=vault, policy=policy, create=create, signing_key=signing_key)
     try:
         if preflight:
             from amber.doctor import preflight as run_preflight
