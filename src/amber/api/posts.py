@@ -130,14 +130,14 @@ def decisions(
         bank=bank,
         limit=limit,
     )
-    return [d.to_record() for d in found]
+    return [d.to_record() for d in engine.with_evidence_all(found)]
 
 
 @router.get("/decisions/{post_id}")
 def decision(post_id: str, engine: EngineDep, _: Ingest) -> dict[str, Any]:
     """A stored decision, with where its human review stands (``review``: its state and,
     once decided, the reviewer's outcome, action, reason and time) so the platform can act."""
-    stored = engine.decisions.get(post_id)
+    stored = engine.with_evidence(engine.decisions.get(post_id))
     review = engine.review.outcome(post_id)
     return {
         **stored.to_json(),

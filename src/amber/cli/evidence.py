@@ -11,11 +11,22 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from amber.cli.options import FormatOption, VaultOption, check_format, err, out, plural, print_jsonl
+from amber.cli.options import (
+    DbOption,
+    FormatOption,
+    VaultOption,
+    check_format,
+    err,
+    opened_engine,
+    out,
+    plural,
+    print_jsonl,
+)
 from amber.errors import UserError
 
 if TYPE_CHECKING:
     from amber.evidence.vault import Vault
+    from amber.evidence.verify import Report
 
 evidence_app = typer.Typer(
     help="The evidence vault: list, verify, export bags, legal holds, retention.",
@@ -74,14 +85,17 @@ def evidence_list(format: FormatOption = "table", vault: VaultOption = None) -> 
 
 
 @evidence_app.command("verify")
-def evidence_verify(vault: VaultOption = None) -> None:
-    """Recompute every hash, the tree, every signature; exit 0 only if all hold."""
+def evidence_verify(vault: VaultOption = None, db: DbOption = None) -> None:
+    """Recompute every hash, the tree, every signature; with the database (--db, AMBER_DB
+    or ./amber.db if it exists), check that every decision of review or stronger has its
+    evidence. Exit 0 only if all hold."""
     from amber.evidence.verify import verify_vault
 
     path = _vault_path(vault)
     if not (path / "vault.json").exists() and not (path / "log").exists():
         raise UserError(f"no evidence vault at {str(path)!r} (set --vault or AMBER_VAULT)")
     report = verify_vault(path)
+    _check_decisions(db, path, report)
     for note in report.notes:
         err.print(f"note: {note}")
     for problem in report.problems:
@@ -95,6 +109,53 @@ def evidence_verify(vault: VaultOption = None) -> None:
         return
     err.print(f"vault {path} FAILED verification ({len(report.problems)} problems): {summary}")
     raise typer.Exit(1)
+
+
+def _check_decisions(db: str | None, vault: Path, report: Report) -> None:
+    """Add to ``report`` each decision of review or stronger without evidence."""
+    from amber.engine import default_db
+    from amber.store.db import database_url, sqlite_path
+
+    chosen = default_db() if db is None else db
+    file = sqlite_path(database_url(chosen))
+    if db is None and "AMBER_DB" not in os.environ and file is not None and not file.exists():
+        report.notes.append(f"no database at {chosen!r}: decisions not checked (give --db)")
+        return
+    if file is not None and not file.exists():
+        raise UserError(f"no database at {str(file)!r} (give --db or AMBER_DB)")
+    with opened_engine(chosen, vault) as engine:
+        missing = engine.missing_evidence()
+    for found in missing:
+        if found.state == "pending":
+            report.problems.append(
+                f"post {found.post_id!r} ({found.verdict}): no evidence yet, its preservation "
+                "is pending; run 'amber evidence sweep'"
+            )
+        else:
+            report.problems.append(
+                f"post {found.post_id!r} ({found.verdict}): no evidence in the vault and "
+                "nothing staged; scan the post again with its media to preserve it"
+            )
+
+
+@evidence_app.command("sweep")
+def evidence_sweep(db: DbOption = None, vault: VaultOption = None) -> None:
+    """Finish preservations left pending by a crash or a full disk (amber serve does this
+    at start-up and every minute). Exit 3 if some still cannot be written."""
+    with opened_engine(db, vault) as engine:
+        report = engine.sweep_evidence()
+    for post_id in report.preserved:
+        err.print(f"preserved evidence of {post_id!r}")
+    for post_id in report.discarded:
+        err.print(f"dropped staged evidence of {post_id!r}: its decision was never stored")
+    for post_id, reason in report.failed:
+        err.print(f"still pending: {post_id!r}: {reason}")
+    err.print(
+        f"{len(report.preserved)} preserved, {len(report.failed)} still pending, "
+        f"{len(report.discarded)} dropped"
+    )
+    if report.failed:
+        raise typer.Exit(3)
 
 
 @evidence_app.command("export")
