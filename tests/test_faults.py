@@ -254,7 +254,7 @@ def test_a_full_vault_disk_refuses_with_503_and_loses_nothing(
     # own files share the limit, so allowed posts may be refused too).
     assert platform.banked <= {p for p, _, _ in platform.refused}
     assert all(
-        status == 503 and "evidence" in json.loads(text)["error"]["message"]
+        status == 503 and "nothing was stored" in json.loads(text)["error"]["message"]
         for _, status, text in platform.refused
     ), platform.refused
     assert not platform.banked & set(platform.acknowledged)

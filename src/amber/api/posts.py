@@ -16,10 +16,16 @@ from pydantic import BaseModel, Field
 
 from amber.api.deps import Admin, EngineDep, Ingest
 from amber.engine import Engine
-from amber.errors import PostError, UserError
+from amber.errors import ExternalError, PostError, UserError
 from amber.posts import parse_post
 
 router = APIRouter(prefix="/v1", tags=["posts"])
+
+
+class UploadNotKept(ExternalError):
+    """An upload's media could not be written to disk to be decided (HTTP 503)."""
+
+    http_status = 503
 
 
 class PostIn(BaseModel):
@@ -80,8 +86,14 @@ def upload(
         names = []
         for i, upload_file in enumerate(media or []):
             name = f"{i}-{Path(upload_file.filename or 'media').name}"
-            with (Path(folder) / name).open("wb") as out:
-                shutil.copyfileobj(upload_file.file, out)
+            try:
+                with (Path(folder) / name).open("wb") as out:
+                    shutil.copyfileobj(upload_file.file, out)
+            except OSError as exc:  # a full disk: say so, and that nothing was stored
+                raise UploadNotKept(
+                    f"media[{i}] of the upload could not be kept on disk to decide it "
+                    f"({exc.strerror or exc}); nothing was stored: send the post again"
+                ) from exc
             names.append({"path": name})
         body["media"] = names
         return _submit(request, engine, body, Path(folder))
