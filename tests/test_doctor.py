@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from amber.api.app import create_app
 from amber.engine import open_engine
+from amber.posts import parse_post
 from amber.store.db import _alembic_config, database_url, sqlite_engine
 from amber.tokens import parse_scopes
 from conftest import CliResult, run_cli, sqlite_only
@@ -185,3 +186,25 @@ def test_doctor_reports_a_schema_behind_ambers_and_does_not_migrate_it(
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0005"
     engine.dispose()
+
+
+def test_doctor_reports_a_decision_of_review_or_stronger_without_evidence(
+    tmp_path: Path, database: str
+) -> None:
+    poll = {"id": "p1", "text": "Kill him or let him go? You have one hour to vote"}
+    with open_engine(db=database, vault=tmp_path / "kept") as engine:
+        [result] = engine.scan([parse_post(poll, base=tmp_path)], workers=1)
+        assert result.outcome.verdict.value == "restrict"
+    # The same database beside another (empty) vault: the poll's evidence is not there.
+    with open_engine(db=database, vault=tmp_path / "other") as engine:
+        engine.open_vault()
+
+    def evidence_problems(vault: Path) -> list[dict[str, str]]:
+        result = run_cli("doctor", "--db", database, "--vault", vault, "--format", "jsonl")
+        found = [json.loads(line) for line in result.stdout.splitlines()]
+        assert result.returncode == (1 if found else 0), result.stderr
+        return [p for p in found if p["check"] == "evidence"]
+
+    [problem] = evidence_problems(tmp_path / "other")
+    assert problem["severity"] == "error" and "'p1' (restrict)" in problem["message"]
+    assert evidence_problems(tmp_path / "kept") == []

@@ -43,15 +43,21 @@ class Decision:
     review_state: str = "none"
     #: Where the post came from: its JSONL file, the folder scanned, or ``request``.
     source: str = ""
+    #: Where its evidence stands (``Engine.with_evidence``): ``preserved``, ``pending``,
+    #: ``missing``, ``expired`` or ``not_needed``; ``None`` when not looked up.
+    evidence: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSONL contract's fields."""
-        return {
+        """The JSONL contract's fields, and ``evidence`` when it was looked up."""
+        contract = {
             "post_id": self.post_id,
             "verdict": self.verdict.value,
             "reasons": self.reasons,
             "actions": self.actions,
         }
+        if self.evidence is not None:
+            contract["evidence"] = self.evidence
+        return contract
 
     def to_record(self) -> dict[str, Any]:
         """The whole stored decision (the contract's fields first), for people and tools

@@ -159,8 +159,35 @@ def check_vault(engine: Engine) -> Iterator[Problem]:
         )
 
 
+def check_evidence(engine: Engine) -> Iterator[Problem]:
+    """Every decision of review or stronger (or confirmed by a reviewer) has its evidence
+    in the vault: a pending one is finished by ``amber evidence sweep``."""
+    if not (engine.vault_path / "vault.json").exists():
+        return  # no vault yet, or not one: check_vault says which
+    try:
+        engine.open_vault()
+    except AmberError:
+        return  # check_vault says why it does not open
+    try:
+        missing = engine.missing_evidence()
+    except AmberError as exc:
+        yield Problem("evidence", Severity.error, f"evidence cannot be checked: {exc.message}")
+        return
+    for found in missing:
+        remedy = (
+            "its preservation is pending: run 'amber evidence sweep'"
+            if found.state == "pending"
+            else "nothing is staged: scan the post again with its media"
+        )
+        yield Problem(
+            "evidence",
+            Severity.error,
+            f"post {found.post_id!r} ({found.verdict}) has no evidence in the vault; {remedy}",
+        )
+
+
 #: Every check ``check`` runs, in order.
-CHECKS: list[Check] = [check_migrations, check_banks, check_vault]
+CHECKS: list[Check] = [check_migrations, check_banks, check_vault, check_evidence]
 
 
 def check(engine: Engine, *, checks: Sequence[Check] | None = None) -> list[Problem]:

@@ -10,6 +10,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,8 @@ from amber.banks import AddResult, BankStore
 from amber.decisions import THREAT_TO_LIFE, Decision, DecisionStore, NewDecision
 from amber.errors import AmberError, InternalError, NotFoundError, PostError, UserError
 from amber.evidence.checkpoint import read_signing_key
-from amber.evidence.vault import DEFAULT_RETENTION, Vault
+from amber.evidence.staging import ORPHAN_AFTER
+from amber.evidence.vault import DEFAULT_RETENTION, EvidenceWriteError, Vault
 from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
 from amber.matching import Matcher
 from amber.policy import Actions, Conditions, Findings, Outcome, Policy, Verdict, load_policy
@@ -32,6 +34,7 @@ from amber.review.queue import ReviewQueue
 from amber.signals import Content, Registry, Role, SignalType, SignalValue, load_signal_types
 from amber.signals.base import Reads
 from amber.store.db import connect, database_url, sqlite_path
+from amber.store.tables import decisions as decisions_table
 from amber.tokens import TokenStore
 
 if TYPE_CHECKING:
@@ -71,6 +74,48 @@ class Submission:
     def to_json(self) -> dict[str, Any]:
         """The decision's JSONL contract fields."""
         return self.decision.to_json()
+
+
+class EvidencePendingError(EvidenceWriteError):
+    """A decision is stored but its evidence could not be written yet (HTTP 503): it is
+    staged, and a retry of the post or the sweep (``amber evidence sweep``) finishes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class MissingEvidence:
+    """A decision that needs evidence (review or stronger, or a reviewer's confirmation)
+    and has none in the vault: ``pending`` (staged; the sweep can finish it) or
+    ``missing`` (nothing staged: rescan the post with its media to preserve it)."""
+
+    post_id: str
+    verdict: str
+    review_state: str
+    state: str
+    scanned_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``amber evidence verify`` and ``amber doctor`` report it."""
+        return {
+            "post_id": self.post_id,
+            "verdict": self.verdict,
+            "review_state": self.review_state,
+            "evidence": self.state,
+            "scanned_at": self.scanned_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What ``Engine.sweep_evidence`` did: post ids preserved, left staged (with why) and
+    staged preservations dropped because their decision was never stored."""
+
+    preserved: list[str]
+    failed: list[tuple[str, str]]
+    discarded: list[str]
+
+
+#: The verdicts whose posts are preserved as evidence.
+PRESERVED_VERDICTS = tuple(v.value for v in Verdict if v.rank >= Verdict.review.rank)
 
 
 def default_db() -> str:
@@ -176,15 +221,41 @@ class Engine:
 
         Decided under ``write_lock``, so threads submitting the same id at once get one
         decision; when another process stored a decision for the id first, its decision
-        stands and is the answer. Unreadable media are in the decision's reasons.
+        stands and is the answer. Unreadable media are in the decision's reasons. A
+        decision of review or stronger is stored only once its evidence is staged in the
+        vault, and answered once it is preserved; a repeat finishes a pending one.
+
+        Raises ``EvidenceWriteError`` (HTTP 503, nothing stored) when the evidence cannot
+        be staged, ``EvidencePendingError`` (HTTP 503) when the decision is stored but its
+        evidence could not be preserved yet.
         """
         with self.write_lock:
             try:
-                return Submission(self.decisions.get(post.id), new=False)
+                known = self.decisions.get(post.id)
             except NotFoundError:
-                pass
-            result = self.decide_post(post, replace=False)
-        return Submission(self.decisions.get(post.id), new=result.saved)
+                known = None
+            if known is not None:
+                self._finish_pending(known)
+                return Submission(self.with_evidence(known), new=False)
+            result = next(
+                r
+                for r in self._scan([post], workers=1, replace=False, strict=True)
+                if isinstance(r, ScanResult)
+            )
+            stored = self.decisions.get(post.id)
+            if not result.saved:
+                self._finish_pending(stored)
+        return Submission(self.with_evidence(stored), new=result.saved)
+
+    def _finish_pending(self, decision: Decision) -> None:
+        """Preserve what is staged for ``decision``'s post, if anything. Raises
+        ``EvidencePendingError`` if the vault still refuses."""
+        if not (self.vault_path / "staging").is_dir():
+            return
+        try:
+            self.open_vault().finish(decision.post_id)
+        except AmberError as exc:
+            raise _pending(decision.post_id, decision.verdict.value, exc) from exc
 
     def scan(
         self,
@@ -201,8 +272,22 @@ class Engine:
         the media field, and the post is still decided on what could be read (the policy
         sees the unreadable files too). ``on_item`` is called once per item. Without
         ``replace`` a post that already has a decision keeps it (``saved`` is False) and
-        nothing is preserved again.
+        nothing is preserved again. A post of review or stronger whose evidence cannot be
+        staged in the vault is not stored (a ``PostError`` says why); one stored whose
+        evidence could not be preserved yet gives a ``PostError`` too and stays pending.
         """
+        return self._scan(items, workers=workers, on_item=on_item, replace=replace)
+
+    def _scan(
+        self,
+        items: Iterable[Post | PostError],
+        *,
+        workers: int | None = None,
+        on_item: Callable[[], None] = lambda: None,
+        replace: bool = True,
+        strict: bool = False,
+    ) -> Iterator[ScanResult | PostError]:
+        """``scan``; with ``strict`` evidence failures raise instead of being yielded."""
         self.matcher.sync()
         queue: deque[Post | PostError] = deque()
 
@@ -217,7 +302,7 @@ class Engine:
             item = queue.popleft()
             on_item()
             if isinstance(item, PostError):
-                yield from self._flush(pending, replace)
+                yield from self._flush(pending, replace, strict)
                 yield item
                 continue
             for position, failure in enumerate(hashed):
@@ -229,11 +314,11 @@ class Engine:
                         field=f"media[{position}].path",
                     )
             if any(_related(item, new) for _, new in pending):
-                yield from self._flush(pending, replace)  # its policy may look at them
+                yield from self._flush(pending, replace, strict)  # its policy may look at them
             pending.append(self._decide(item, hashed))
             if len(pending) >= SAVE_BATCH:
-                yield from self._flush(pending, replace)
-        yield from self._flush(pending, replace)
+                yield from self._flush(pending, replace, strict)
+        yield from self._flush(pending, replace, strict)
 
     def decide_post(self, post: Post, *, replace: bool = True) -> ScanResult:
         """Scan one post. Unreadable media are in the decision's reasons, not raised.
@@ -342,29 +427,177 @@ class Engine:
         return out
 
     def _flush(
-        self, pending: list[tuple[ScanResult, NewDecision]], replace: bool
+        self, pending: list[tuple[ScanResult, NewDecision]], replace: bool, strict: bool = False
     ) -> Iterator[ScanResult | PostError]:
+        """Stage the evidence of each post of review or stronger, store the decisions of
+        those staged (and of the others), then preserve what was staged."""
         if not pending:
             return
-        written = self.decisions.save(
-            [new for _, new in pending], now=self.clock(), replace=replace
-        )
         batch = list(pending)
         pending.clear()
+        staged: list[tuple[ScanResult, NewDecision]] = []
         for result, new in batch:
+            if result.outcome.verdict.rank < Verdict.review.rank:
+                staged.append((result, new))
+                continue
+            try:
+                self._stage(result.post, new)
+            except AmberError as exc:
+                if strict:
+                    raise EvidenceWriteError(
+                        f"post {result.post.id!r} was not decided, and nothing was stored: "
+                        f"its evidence could not be kept ({exc}); send it again"
+                    ) from exc
+                yield PostError(
+                    f"not decided: its evidence could not be kept ({exc})",
+                    source=result.post.source or "<post>",
+                    line=result.post.line,
+                )
+                continue
+            staged.append((result, new))
+        written = self.decisions.save([new for _, new in staged], now=self.clock(), replace=replace)
+        for result, _new in staged:
+            needs_evidence = result.outcome.verdict.rank >= Verdict.review.rank
             if result.post.id not in written:
+                if needs_evidence and not strict:  # submit finishes the stored one's
+                    with suppress(EvidenceWriteError):
+                        self.open_vault().unstage(result.post.id)
                 yield replace_field(result, saved=False)
                 continue
-            if result.outcome.verdict.rank >= Verdict.review.rank:
+            if needs_evidence:
                 try:
-                    self.preserve(result.post, new)
-                except AmberError as exc:  # the decision stands and is printed; say why
+                    self.open_vault().finish(result.post.id)
+                except AmberError as exc:
+                    if strict:
+                        raise _pending(result.post.id, result.outcome.verdict.value, exc) from exc
                     yield PostError(
-                        f"not preserved as evidence: {exc}",
+                        f"decision stored, evidence pending ({exc}); run 'amber evidence sweep'",
                         source=result.post.source or "<post>",
                         line=result.post.line,
                     )
             yield result
+
+    def _stage(self, post: Post, new: NewDecision) -> None:
+        """Keep in the vault's staging area what preserving ``post`` needs."""
+        media: list[tuple[int, str, Path | bytes, str]] = []
+        for position, written, hashes in new.media:
+            digest = hashes.original("sha256")
+            if digest is not None:
+                media.append((position, written, Path(hashes.path), digest.value))
+        where = post.source if post.line is None else f"{post.source} line {post.line}"
+        self.open_vault().stage(
+            post_id=post.id,
+            post=post.raw,
+            decision=self._decision_record(post.id, new.outcome),
+            media=media,
+            source=where,
+            policy=self.policy.ref,
+        )
+
+    def _decision_record(self, post_id: str, outcome: Outcome) -> dict[str, Any]:
+        return {
+            **outcome.to_json(post_id=post_id),
+            "rules": outcome.rules,
+            "policy": self.policy.ref,
+            "amber_version": __version__,
+        }
+
+    # -- evidence completeness ---------------------------------------------------------
+
+    def _evidence_view(self) -> tuple[dict[str, Any], set[str]]:
+        """The vault's items by post id and the post ids staged, without creating a vault."""
+        if not (self.vault_path / "vault.json").exists():
+            return {}, set()
+        vault = self.open_vault()
+        return vault.items(), {p.post_id for p in vault.pending()}
+
+    @staticmethod
+    def _evidence_state(
+        post_id: str, verdict: str, review_state: str, view: tuple[dict[str, Any], set[str]]
+    ) -> str:
+        items, staged = view
+        if post_id in staged:
+            return "pending"
+        item = items.get(post_id)
+        if item is not None:
+            return "expired" if item.deleted or item.expiring else "preserved"
+        if verdict in PRESERVED_VERDICTS or review_state == "confirmed":
+            return "missing"
+        return "not_needed"
+
+    def with_evidence(self, *found: Decision) -> Decision:
+        """The first of ``found`` (see ``with_evidence_all``) with its ``evidence`` state."""
+        return self.with_evidence_all(found)[0]
+
+    def with_evidence_all(self, found: Sequence[Decision]) -> list[Decision]:
+        """Each decision with its ``evidence`` state: ``preserved`` (held in the vault),
+        ``pending`` (staged, to be finished by a retry or the sweep), ``missing`` (review
+        or stronger, or confirmed by a reviewer, and nothing kept), ``expired`` (deleted
+        after its retention) or ``not_needed``."""
+        view = self._evidence_view()
+        return [
+            replace_field(
+                d,
+                evidence=self._evidence_state(d.post_id, d.verdict.value, d.review_state, view),
+            )
+            for d in found
+        ]
+
+    def missing_evidence(self) -> list[MissingEvidence]:
+        """Decisions of review or stronger (or confirmed by a reviewer) with no evidence
+        in the vault, oldest first: ``pending`` ones the sweep can finish and ``missing``
+        ones it cannot. ``evidence verify`` and ``amber doctor`` report these."""
+        view = self._evidence_view()
+        t = decisions_table
+        query = (
+            sa.select(t.c.post_id, t.c.verdict, t.c.review_state, t.c.scanned_at)
+            .where(sa.or_(t.c.verdict.in_(PRESERVED_VERDICTS), t.c.review_state == "confirmed"))
+            .order_by(t.c.scanned_at, t.c.id)
+        )
+        found = []
+        with self.db.connect() as conn:
+            for row in conn.execute(query.execution_options(yield_per=1000)):
+                state = self._evidence_state(row.post_id, row.verdict, row.review_state, view)
+                if state in ("pending", "missing"):
+                    found.append(
+                        MissingEvidence(
+                            row.post_id, row.verdict, row.review_state, state, row.scanned_at
+                        )
+                    )
+        return found
+
+    def sweep_evidence(self, *, orphan_after: timedelta = ORPHAN_AFTER) -> SweepReport:
+        """Finish every staged preservation whose decision is stored (what a crash or a
+        full disk left pending); drop staged ones whose decision was never stored, once
+        older than ``orphan_after``. Never raises for one post: failures are reported."""
+        report = SweepReport([], [], [])
+        if not (self.vault_path / "staging").is_dir():
+            return report
+        vault = self.open_vault()
+        now = self.clock()
+        for staged in vault.pending():
+            try:
+                stored: Decision | None = self.decisions.get(staged.post_id)
+            except NotFoundError:
+                stored = None
+            current = stored is not None and (
+                not staged.replace
+                or {k: staged.decision.get(k) for k in ("verdict", "reasons", "actions")}
+                == {k: v for k, v in stored.to_json().items() if k != "post_id"}
+            )
+            if not current:
+                if now - staged.staged_at >= orphan_after:
+                    with suppress(EvidenceWriteError):
+                        vault.unstage(staged.post_id)
+                        report.discarded.append(staged.post_id)
+                continue
+            try:
+                vault.finish(staged.post_id)
+            except AmberError as exc:
+                report.failed.append((staged.post_id, str(exc)))
+                continue
+            report.preserved.append(staged.post_id)
+        return report
 
     def bank_media(self, post_id: str, bank: str) -> AddResult:
         """Add a reviewed post's media to ``bank`` from the evidentiary copies, so every
@@ -415,6 +648,14 @@ class Engine:
             source=where,
             policy=self.policy.ref,
         )
+
+
+def _pending(post_id: str, verdict: str, exc: Exception) -> EvidencePendingError:
+    return EvidencePendingError(
+        f"the decision for post {post_id!r} is stored ({verdict}) but its evidence is "
+        f"pending: {exc}. Send the post again, or run 'amber evidence sweep', once the "
+        "vault can be written"
+    )
 
 
 def _deadline(post: Post, outcome: Outcome, now: datetime) -> datetime | None:

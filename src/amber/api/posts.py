@@ -16,10 +16,16 @@ from pydantic import BaseModel, Field
 
 from amber.api.deps import Admin, EngineDep, Ingest
 from amber.engine import Engine
-from amber.errors import PostError, UserError
+from amber.errors import ExternalError, PostError, UserError
 from amber.posts import parse_post
 
 router = APIRouter(prefix="/v1", tags=["posts"])
+
+
+class UploadNotKept(ExternalError):
+    """An upload's media could not be written to disk to be decided (HTTP 503)."""
+
+    http_status = 503
 
 
 class PostIn(BaseModel):
@@ -80,8 +86,14 @@ def upload(
         names = []
         for i, upload_file in enumerate(media or []):
             name = f"{i}-{Path(upload_file.filename or 'media').name}"
-            with (Path(folder) / name).open("wb") as out:
-                shutil.copyfileobj(upload_file.file, out)
+            try:
+                with (Path(folder) / name).open("wb") as out:
+                    shutil.copyfileobj(upload_file.file, out)
+            except OSError as exc:  # a full disk: say so, and that nothing was stored
+                raise UploadNotKept(
+                    f"media[{i}] of the upload could not be kept on disk to decide it "
+                    f"({exc.strerror or exc}); nothing was stored: send the post again"
+                ) from exc
             names.append({"path": name})
         body["media"] = names
         return _submit(request, engine, body, Path(folder))
@@ -130,14 +142,14 @@ def decisions(
         bank=bank,
         limit=limit,
     )
-    return [d.to_record() for d in found]
+    return [d.to_record() for d in engine.with_evidence_all(found)]
 
 
 @router.get("/decisions/{post_id}")
 def decision(post_id: str, engine: EngineDep, _: Ingest) -> dict[str, Any]:
     """A stored decision, with where its human review stands (``review``: its state and,
     once decided, the reviewer's outcome, action, reason and time) so the platform can act."""
-    stored = engine.decisions.get(post_id)
+    stored = engine.with_evidence(engine.decisions.get(post_id))
     review = engine.review.outcome(post_id)
     return {
         **stored.to_json(),

@@ -12,11 +12,13 @@ from rich.table import Table
 from rich.text import Text
 
 from amber.cli.options import (
+    DbOption,
     FormatOption,
     SigningKeyOption,
     VaultOption,
     check_format,
     err,
+    opened_engine,
     out,
     plural,
     print_jsonl,
@@ -25,6 +27,7 @@ from amber.errors import UserError
 
 if TYPE_CHECKING:
     from amber.evidence.vault import Vault
+    from amber.evidence.verify import Report
 
 evidence_app = typer.Typer(
     help="The evidence vault: list, verify, export bags, legal holds, retention.",
@@ -91,6 +94,7 @@ def evidence_list(
 @evidence_app.command("verify")
 def evidence_verify(
     vault: VaultOption = None,
+    db: DbOption = None,
     key: Annotated[
         str | None,
         typer.Option(
@@ -110,7 +114,9 @@ def evidence_verify(
         ),
     ] = None,
 ) -> None:
-    """Recompute every hash, the tree, every signature; exit 0 only if all hold."""
+    """Recompute every hash, the tree, every signature; with the database (--db, AMBER_DB
+    or ./amber.db if it exists), check that every decision of review or stronger has its
+    evidence. Exit 0 only if all hold."""
     from amber.evidence.published import read_checkpoint, read_key
     from amber.evidence.verify import verify_vault
 
@@ -120,6 +126,7 @@ def evidence_verify(
     published_key = None if key is None else read_key(key)
     published = [(source, read_checkpoint(source)) for source in checkpoints or []]
     report = verify_vault(path, key=published_key, published=published)
+    _check_decisions(db, path, report)
     for note in report.notes:
         err.print(f"note: {note}")
     for problem in report.problems:
@@ -137,6 +144,55 @@ def evidence_verify(
         return
     err.print(f"vault {path} FAILED verification ({len(report.problems)} problems): {summary}")
     raise typer.Exit(1)
+
+
+def _check_decisions(db: str | None, vault: Path, report: Report) -> None:
+    """Add to ``report`` each decision of review or stronger without evidence."""
+    from amber.engine import default_db
+    from amber.store.db import database_url, sqlite_path
+
+    chosen = default_db() if db is None else db
+    file = sqlite_path(database_url(chosen))
+    if db is None and "AMBER_DB" not in os.environ and file is not None and not file.exists():
+        report.notes.append(f"no database at {chosen!r}: decisions not checked (give --db)")
+        return
+    if file is not None and not file.exists():
+        raise UserError(f"no database at {str(file)!r} (give --db or AMBER_DB)")
+    with opened_engine(chosen, vault) as engine:
+        missing = engine.missing_evidence()
+    for found in missing:
+        if found.state == "pending":
+            report.problems.append(
+                f"post {found.post_id!r} ({found.verdict}): no evidence yet, its preservation "
+                "is pending; run 'amber evidence sweep'"
+            )
+        else:
+            report.problems.append(
+                f"post {found.post_id!r} ({found.verdict}): no evidence in the vault and "
+                "nothing staged; scan the post again with its media to preserve it"
+            )
+
+
+@evidence_app.command("sweep")
+def evidence_sweep(
+    db: DbOption = None, vault: VaultOption = None, signing_key: SigningKeyOption = None
+) -> None:
+    """Finish preservations left pending by a crash or a full disk (amber serve does this
+    at start-up and every minute). Exit 3 if some still cannot be written."""
+    with opened_engine(db, vault, signing_key=signing_key) as engine:
+        report = engine.sweep_evidence()
+    for post_id in report.preserved:
+        err.print(f"preserved evidence of {post_id!r}")
+    for post_id in report.discarded:
+        err.print(f"dropped staged evidence of {post_id!r}: its decision was never stored")
+    for post_id, reason in report.failed:
+        err.print(f"still pending: {post_id!r}: {reason}")
+    err.print(
+        f"{len(report.preserved)} preserved, {len(report.failed)} still pending, "
+        f"{len(report.discarded)} dropped"
+    )
+    if report.failed:
+        raise typer.Exit(3)
 
 
 @evidence_app.command("export")

@@ -9,6 +9,7 @@ Layout (see docs/evidence.md)::
     keys/checkpoint.key            Ed25519 signing key, owner-only (0600); absent when
                                    the key is kept outside the vault (``signing_key``)
     keys/checkpoint.vkey           its verifier key, to publish
+    staging/                       preservations not finished yet (amber.evidence.staging)
     lock                           held by a writer
 
 An item is one post. Preserving it stores the media bytes exactly as received, the post
@@ -40,9 +41,10 @@ from typing import Any
 
 from amber import __version__
 from amber.atomic_write import fsync_path, write_atomic
-from amber.errors import ConflictError, NotFoundError, UserError
+from amber.errors import ConflictError, ExternalError, NotFoundError, UserError
 from amber.evidence.checkpoint import Signer, load_or_create_key, read_signing_key, use_key
 from amber.evidence.log import CustodyLog, Entry, LogError, canonical
+from amber.evidence.staging import Preservation, StagedMedia, Staging
 
 FORMAT = "amber-vault/1"
 DEFAULT_RETENTION = timedelta(days=183)  # six months: EU 2021/784 Art. 6(1)
@@ -54,6 +56,25 @@ class VaultError(UserError):
     """The vault cannot be used as asked."""
 
     http_status = 409
+
+
+class EvidenceWriteError(ExternalError):
+    """The vault's disk refused a write (full, read-only, gone): evidence could not be
+    kept now. What was staged stays staged; a retry or the sweep finishes it."""
+
+    http_status = 503
+
+
+@contextmanager
+def _writing(what: str) -> Iterator[None]:
+    """Turn the operating system's refusal to write into ``EvidenceWriteError``."""
+    try:
+        yield
+    except OSError as exc:
+        raise EvidenceWriteError(
+            f"the evidence vault cannot be written ({what}: {exc.strerror or exc}); "
+            "free space or fix the vault's disk"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +229,7 @@ class Vault:
         self.retention = retention
         self.log = CustodyLog(path / "log", origin=origin, verifier_key=signer.verifier_key())
         self.recovered: list[str] = []
+        self.staging = Staging(path / "staging")
         self._replay = Replay()
         self._replayed = (self.log, self.log.generation)
 
@@ -274,7 +296,7 @@ class Vault:
                     },
                     signer,
                 )
-            for stale in (path / "objects").rglob(".*.tmp"):
+            for stale in [*(path / "objects").rglob(".*.tmp"), *vault.staging.root.rglob(".*.tmp")]:
                 stale.unlink()
             for item in vault.items().values():
                 if item.expiring and not item.deleted:
@@ -382,65 +404,197 @@ class Vault:
         the post JSON as received, the decision and how it was collected.
 
         Returns ``None`` when the same post, decision and media are already held. Raises
-        ``VaultError`` if a media file no longer has the hash amber decided on.
+        ``VaultError`` if a media file no longer has the hash amber decided on,
+        ``EvidenceWriteError`` if the vault's disk refuses the write.
         """
-        with self.locked():
+        stored = [
+            (position, written, _checked(file.read_bytes(), expected, file))
+            for position, written, file, expected in media
+        ]
+        with self.locked(), _writing(f"preserving post {post_id!r}"):
             self._reload()
-            stored = []
-            for position, written, file, expected in media:
-                data = file.read_bytes()
-                digest = hashlib.sha256(data).hexdigest()
-                if digest != expected:
-                    raise VaultError(
-                        f"{file} changed since it was scanned (sha256 {digest}, scanned as "
-                        f"{expected}); not preserving a different file"
-                    )
-                stored.append(
-                    {
-                        "position": position,
-                        "path": written,
-                        "sha256": self.put(data),
-                        "size": len(data),
-                    }
+            return self._preserve(
+                post_id=post_id,
+                post=post,
+                decision=decision,
+                media=stored,
+                collection={"source": source, "policy": policy},
+            )
+
+    def _preserve(
+        self,
+        *,
+        post_id: str,
+        post: str,
+        decision: Mapping[str, Any],
+        media: Sequence[tuple[int, str, bytes]],
+        collection: Mapping[str, Any],
+        method: str = "amber scan: bytes read from the source file, hashed at collection",
+    ) -> Item | None:
+        """``preserve`` with the lock held and the media bytes read (and checked)."""
+        stored = [
+            {"position": position, "path": written, "sha256": self.put(data), "size": len(data)}
+            for position, written, data in media
+        ]
+        post_hash = self.put(post.encode("utf-8"))
+        decision_hash = self.put(canonical(decision))
+        previous = self.items().get(post_id)
+        if (
+            previous is not None
+            and not previous.deleted
+            and previous.objects.get("post") == post_hash
+            and previous.objects.get("decision") == decision_hash
+            and previous.objects.get("media") == stored
+        ):
+            return None
+        now = self.clock()
+        collected = {
+            "collected_at": _now_text(now),
+            "collector": ACTOR,
+            "host": platform.node(),
+            "user": _user(),
+            **collection,
+            "method": method,
+        }
+        collection_hash = self.put(canonical(collected))
+        record = {
+            "event": "preserved",
+            "post_id": post_id,
+            "time": _now_text(now),
+            "actor": ACTOR,
+            "verdict": str(decision.get("verdict")),
+            "retain_until": _now_text(now + self.retention),
+            "objects": {
+                "post": post_hash,
+                "decision": decision_hash,
+                "collection": collection_hash,
+                "media": stored,
+            },
+        }
+        self.log.append(record, self.signer)
+        return self.items()[post_id]
+
+    # -- staged preservations (amber.evidence.staging) -------------------------------------
+
+    def stage(
+        self,
+        *,
+        post_id: str,
+        post: str,
+        decision: Mapping[str, Any],
+        media: Sequence[tuple[int, str, Path | bytes, str]],
+        source: str,
+        policy: str,
+        events: Sequence[Mapping[str, Any]] = (),
+        replace: bool = True,
+        method: str | None = None,
+    ) -> Preservation:
+        """Keep durably what preserving a post needs (media as files or bytes, each with
+        the SHA-256 amber decided on), to be finished by ``finish``: do this before the
+        decision is stored. Raises ``VaultError`` for media that changed,
+        ``EvidenceWriteError`` if the vault's disk refuses the write."""
+        read = [
+            (
+                position,
+                written,
+                _checked(
+                    content if isinstance(content, bytes) else content.read_bytes(),
+                    expected,
+                    content if isinstance(content, Path) else written,
+                ),
+            )
+            for position, written, content, expected in media
+        ]
+        with self.locked(), _writing(f"staging the evidence of post {post_id!r}"):
+            staged = []
+            for position, written, data in read:
+                staged.append(
+                    StagedMedia(position, written, self.staging.put_media(data), len(data))
                 )
-            post_hash = self.put(post.encode("utf-8"))
-            decision_hash = self.put(canonical(decision))
-            previous = self.items().get(post_id)
-            if (
-                previous is not None
-                and not previous.deleted
-                and previous.objects.get("post") == post_hash
-                and previous.objects.get("decision") == decision_hash
-                and previous.objects.get("media") == stored
-            ):
+            preservation = Preservation(
+                post_id=post_id,
+                post=post,
+                decision=dict(decision),
+                media=staged,
+                source=source,
+                policy=policy,
+                staged_at=self.clock(),
+                events=[{"id": secrets.token_hex(8), **e} for e in events],
+                replace=replace,
+                **({} if method is None else {"method": method}),
+            )
+            self.staging.put(preservation)
+            return preservation
+
+    def pending(self) -> list[Preservation]:
+        """Every staged preservation not finished yet."""
+        return list(self.staging.all())
+
+    def unstage(self, post_id: str) -> None:
+        """Forget a staged preservation that will not be finished (its decision was not
+        stored). Raises ``EvidenceWriteError`` if the disk refuses."""
+        with self.locked(), _writing(f"unstaging post {post_id!r}"):
+            self.staging.remove(post_id)
+
+    def finish(self, post_id: str) -> Item | None:
+        """Preserve what is staged for ``post_id`` (if anything) and append its custody
+        events, then drop it from staging; returns the item, or ``None`` when nothing was
+        staged. Safe to repeat and to run in several processes at once. Raises
+        ``EvidenceWriteError`` if the vault's disk refuses a write (it stays staged),
+        ``VaultError`` if a staged media file was damaged."""
+        with self.locked(), _writing(f"preserving post {post_id!r}"):
+            self._reload()
+            staged = self.staging.get(post_id)
+            if staged is None:
                 return None
-            now = self.clock()
-            collection = {
-                "collected_at": _now_text(now),
-                "collector": ACTOR,
-                "host": platform.node(),
-                "user": _user(),
-                "policy": policy,
-                "source": source,
-                "method": "amber scan: bytes read from the source file, hashed at collection",
-            }
-            collection_hash = self.put(canonical(collection))
-            record = {
-                "event": "preserved",
-                "post_id": post_id,
-                "time": _now_text(now),
-                "actor": ACTOR,
-                "verdict": str(decision.get("verdict")),
-                "retain_until": _now_text(now + self.retention),
-                "objects": {
-                    "post": post_hash,
-                    "decision": decision_hash,
-                    "collection": collection_hash,
-                    "media": stored,
-                },
-            }
-            self.log.append(record, self.signer)
+            held = self.items().get(post_id)
+            if staged.replace or held is None or held.deleted:
+                media = [(m.position, m.path, self._staged_bytes(m)) for m in staged.media]
+                self._preserve(
+                    post_id=post_id,
+                    post=staged.post,
+                    decision=staged.decision,
+                    media=media,
+                    collection={
+                        "source": staged.source,
+                        "policy": staged.policy,
+                        "received_at": _now_text(staged.staged_at),
+                    },
+                    method=staged.method,
+                )
+            item = self.items()[post_id]
+            logged = {self.log.entries[i].record.get("event_id") for i in item.records} - {None}
+            for event in staged.events:
+                if event["id"] in logged:
+                    continue  # appended before a crash that left it staged
+                fields = {k: v for k, v in event.items() if k not in ("id", "event", "actor")}
+                self.log.append(
+                    {
+                        "event": str(event["event"]),
+                        "post_id": post_id,
+                        "time": _now_text(self.clock()),
+                        "actor": str(event.get("actor", ACTOR)),
+                        "event_id": event["id"],
+                        **fields,
+                    },
+                    self.signer,
+                )
+            self.staging.remove(post_id)
             return self.items()[post_id]
+
+    def _staged_bytes(self, media: StagedMedia) -> bytes:
+        """A staged media file's bytes, from staging or (once another process finished a
+        preservation naming the same bytes) from the objects."""
+        for file in (self.staging.media_path(media.sha256), self.object_path(media.sha256)):
+            try:
+                data = file.read_bytes()
+            except FileNotFoundError:
+                continue
+            return _checked(data, media.sha256, file)
+        raise VaultError(
+            f"staged media {media.sha256} of position {media.position} is missing from "
+            f"{self.staging.media_dir} and the objects"
+        )
 
     def record(self, post_id: str, event: str, *, actor: str, **fields: Any) -> Entry:
         """Append a custody event about an item (viewed, exported…)."""
@@ -526,6 +680,17 @@ class Vault:
             },
             self.signer,
         )
+
+
+def _checked(data: bytes, expected: str, where: object) -> bytes:
+    """``data`` if its SHA-256 is ``expected``; else ``VaultError``."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise VaultError(
+            f"{where} changed since it was scanned (sha256 {digest}, scanned as "
+            f"{expected}); not preserving a different file"
+        )
+    return data
 
 
 def _user() -> str:
