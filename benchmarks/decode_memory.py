@@ -44,7 +44,8 @@ def run(i, p): results[i] = hash_file_safely(p, Role.query)
 threads = [threading.Thread(target=run, args=(i, p)) for i, p in enumerate(paths)]
 for t in threads: t.start()
 for t in threads: t.join()
-outcome = [getattr(r, "reason", None) or "hashed" for r in results]
+outcome = [getattr(r, "reason", None) or getattr(r, "undecoded", None) or "hashed"
+           for r in results]
 print(peak() - base, "|".join(outcome))
 """
 
@@ -98,8 +99,9 @@ def main() -> None:
         for name, paths in cases:
             grown, outcome = measure(paths)
             size = sum(p.stat().st_size for p in paths) // len(paths)
-            rows.append({"case": name, "file_bytes": size, "peak_mib": grown / 2**20,
-                         "outcome": outcome})
+            rows.append(
+                {"case": name, "file_bytes": size, "peak_mib": grown / 2**20, "outcome": outcome}
+            )
     print("| case | file size | peak RSS above baseline | outcome |")
     print("| --- | ---: | ---: | --- |")
     for row in rows:

@@ -26,7 +26,6 @@ from amber.signals import Content, Role, SignalType, SignalValue, default_signal
 from amber.store.db import connect
 from amber.synthetic import photo
 
-
 POLL = {
     "id": "poll",
     "text": "Kill him or let him go? One hour to vote.",
@@ -107,7 +106,7 @@ def test_an_image_too_large_to_decode_whole_is_refused_before_decoding(
     engine: Engine, tmp_path: Path
 ) -> None:
     data = png_header(10_000, 10_000)  # 100 megapixels declared in 60 bytes
-    assert 10_000 * 10_000 <= DEFAULT_LIMITS.max_pixels  # under the header limit
+    assert DEFAULT_LIMITS.max_pixels >= 10_000 * 10_000  # under the header limit
     with pytest.raises(MediaError) as caught:
         decode_image(data, source="huge.png")
     message = str(caught.value)
@@ -122,8 +121,9 @@ def test_an_image_too_large_to_decode_whole_is_refused_before_decoding(
     )
     result = engine.decide_post(post_of(file, "huge"))
     assert result.outcome.verdict == "remove"
-    assert any(r.signal == "media" and "10000x10000" in (r.detail or "") for r in
-               result.outcome.reasons)
+    assert any(
+        r.signal == "media" and "10000x10000" in (r.detail or "") for r in result.outcome.reasons
+    )
 
 
 def test_a_huge_jpeg_is_decoded_reduced_not_refused() -> None:

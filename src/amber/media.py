@@ -33,8 +33,8 @@ import io
 import math
 import os
 import stat
-import warnings
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +42,6 @@ from functools import cache
 from pathlib import Path
 from typing import Final
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from amber.errors import MediaError, UserError
