@@ -331,6 +331,9 @@ class BankStore:
                 if isinstance(result, MediaFailure):
                     failures.append(result)
                     continue
+                if result.undecoded is not None:  # a bank entry is an image's hashes
+                    failures.append(MediaFailure(result.path, result.undecoded))
+                    continue
                 if min_quality is not None:
                     below = self._below(result.path, result.values, lambda _: min_quality)
                     if below:

@@ -10,6 +10,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
@@ -46,6 +47,9 @@ CONTEXT_WINDOW = timedelta(days=30)
 DEFAULT_DB = "amber.db"
 DEFAULT_VAULT = "amber-vault"
 SAVE_BATCH = 64
+#: Threads that decode the media of submitted posts at once (``Engine.hash_media``); the
+#: memory they may use together is bounded by ``amber.media.DECODE_MEMORY``.
+DECODE_THREADS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +209,14 @@ class Engine:
         #: One writer at a time in this process for the index and the vault: ``submit``
         #: holds it; other writes (a reviewer's decision, a bank change) take it too.
         self.write_lock = threading.Lock()
+        #: ``submit`` decodes media in these threads (started on first use).
+        self._decode_pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the decode threads."""
+        if self._decode_pool is not None:
+            self._decode_pool.shutdown(wait=False, cancel_futures=True)
         self.db.dispose()
 
     def __enter__(self) -> Engine:
@@ -219,7 +228,9 @@ class Engine:
     def submit(self, post: Post) -> Submission:
         """Decide a post once: a repeat of its id answers the stored decision.
 
-        Decided under ``write_lock``, so threads submitting the same id at once get one
+        The media are read, decoded and hashed first, in the engine's decode pool and
+        outside any lock, so a slow or large file holds up no other post; the decision is
+        then made under ``write_lock``, so threads submitting the same id at once get one
         decision; when another process stored a decision for the id first, its decision
         stands and is the answer. Unreadable media are in the decision's reasons. A
         decision of review or stronger is stored only once its evidence is staged in the
@@ -229,23 +240,25 @@ class Engine:
         be staged, ``EvidencePendingError`` (HTTP 503) when the decision is stored but its
         evidence could not be preserved yet.
         """
+        hashed = None if self._stored(post.id) is not None else self.hash_media(post)
         with self.write_lock:
-            try:
-                known = self.decisions.get(post.id)
-            except NotFoundError:
-                known = None
+            known = self._stored(post.id)
             if known is not None:
                 self._finish_pending(known)
                 return Submission(self.with_evidence(known), new=False)
-            result = next(
-                r
-                for r in self._scan([post], workers=1, replace=False, strict=True)
-                if isinstance(r, ScanResult)
-            )
+            if hashed is None:  # known a moment ago, gone since (expired)
+                hashed = self.hash_media(post)
+            result = self._decide_hashed(post, hashed, replace=False, strict=True)
             stored = self.decisions.get(post.id)
             if not result.saved:
                 self._finish_pending(stored)
         return Submission(self.with_evidence(stored), new=result.saved)
+
+    def _stored(self, post_id: str) -> Decision | None:
+        try:
+            return self.decisions.get(post_id)
+        except NotFoundError:
+            return None
 
     def _finish_pending(self, decision: Decision) -> None:
         """Preserve what is staged for ``decision``'s post, if anything. Raises
@@ -256,6 +269,23 @@ class Engine:
             self.open_vault().finish(decision.post_id)
         except AmberError as exc:
             raise _pending(decision.post_id, decision.verdict.value, exc) from exc
+
+    def hash_media(self, post: Post) -> list[MediaHashes | MediaFailure]:
+        """Read, decode and hash each media file of ``post`` in the decode pool (threads:
+        Pillow and libjpeg let go of the GIL while they decode), in media order. Decoding
+        is bounded per file (``amber.media.MediaLimits``) and its memory shared across the
+        process (``amber.media.decode_budget``)."""
+        if not post.media:
+            return []
+        hasher = Hasher(self.media_signals, Role.query)
+        with self._pool_lock:
+            if self._decode_pool is None:
+                self._decode_pool = ThreadPoolExecutor(
+                    max_workers=DECODE_THREADS, thread_name_prefix="amber-decode"
+                )
+            pool = self._decode_pool
+        futures = [pool.submit(hasher.one, str(m.file)) for m in post.media]
+        return [f.result() for f in futures]
 
     def scan(
         self,
@@ -306,9 +336,9 @@ class Engine:
                 yield item
                 continue
             for position, failure in enumerate(hashed):
-                if isinstance(failure, MediaFailure):
+                if (why := _unreadable(failure)) is not None:
                     yield PostError(
-                        f"{failure.path}: {failure.reason}",
+                        f"{failure.path}: {why}",
                         source=item.source or "<post>",
                         line=item.line,
                         field=f"media[{position}].path",
@@ -330,6 +360,22 @@ class Engine:
             if isinstance(result, ScanResult):
                 return result
         raise InternalError(f"scanning post {post.id!r} gave no result")
+
+    def _decide_hashed(
+        self,
+        post: Post,
+        hashed: list[MediaHashes | MediaFailure],
+        *,
+        replace: bool,
+        strict: bool = False,
+    ) -> ScanResult:
+        """``decide_post`` for a post whose media are already hashed (``hash_media``);
+        with ``strict`` evidence failures raise instead of being yielded."""
+        self.matcher.sync()
+        for result in self._flush([self._decide(post, hashed)], replace, strict):
+            if isinstance(result, ScanResult):
+                return result
+        raise InternalError(f"deciding post {post.id!r} gave no result")
 
     def explain(self, post: Post | str, *, k: int = 3) -> Explanation:
         """Why ``post`` gets its verdict: its signals, the ``k`` nearest bank entries of
@@ -360,7 +406,10 @@ class Engine:
             [h.values if isinstance(h, MediaHashes) else () for h in hashed]
         )
         unreadable = [
-            (paths[i], h.reason) for i, h in enumerate(hashed) if isinstance(h, MediaFailure)
+            (paths[i], why) for i, h in enumerate(hashed) if (why := _unreadable(h)) is not None
+        ]
+        truncated = [
+            paths[i] for i, h in enumerate(hashed) if isinstance(h, MediaHashes) and h.truncated
         ]
         words = Content(
             text=post.text,
@@ -373,6 +422,7 @@ class Engine:
             matches=matches,
             media_paths=paths,
             unreadable=unreadable,
+            truncated=truncated,
             signals=signals,
             has_poll=post.poll is not None,
             created_at=post.created_at,
@@ -656,6 +706,11 @@ def _pending(post_id: str, verdict: str, exc: Exception) -> EvidencePendingError
         f"pending: {exc}. Send the post again, or run 'amber evidence sweep', once the "
         "vault can be written"
     )
+
+
+def _unreadable(hashed: MediaHashes | MediaFailure) -> str | None:
+    """Why a media file's pixels were not seen (its bytes may still be hashed), or None."""
+    return hashed.reason if isinstance(hashed, MediaFailure) else hashed.undecoded
 
 
 def _deadline(post: Post, outcome: Outcome, now: datetime) -> datetime | None:

@@ -345,6 +345,7 @@ def _media(
         values=tuple(_value(v, floors) for v in ordered),
         width=hashed.width,
         height=hashed.height,
+        error=hashed.undecoded,
     )
 
 

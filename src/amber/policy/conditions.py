@@ -119,6 +119,8 @@ class BankMatch(Condition):
             if m.query_variant != "original" or m.entry_variant != "original":
                 detail += f" via {m.query_variant} -> {m.entry_variant}"
             media = findings.media_paths[m.media] if m.media < len(findings.media_paths) else None
+            if media is not None and media in findings.truncated:
+                detail += "; the file is truncated, matched on what it holds"
             reason = Reason(
                 signal=m.signal_type,
                 rule=rule,
