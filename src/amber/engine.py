@@ -561,18 +561,22 @@ class Engine:
         if not (self.vault_path / "vault.json").exists():
             return {}, set()
         vault = self.open_vault()
-        return vault.items(), {p.post_id for p in vault.pending()}
+        # Staging first, then the log: a preservation finished in between is in the log.
+        staged = {p.post_id for p in vault.pending()}
+        return vault.items(), staged
 
     @staticmethod
     def _evidence_state(
         post_id: str, verdict: str, review_state: str, view: tuple[dict[str, Any], set[str]]
     ) -> str:
         items, staged = view
-        if post_id in staged:
-            return "pending"
         item = items.get(post_id)
+        # Held in the vault is preserved, even while a copy is staged: another process
+        # that decided the same post at once stages one it will not need.
         if item is not None:
             return "expired" if item.deleted or item.expiring else "preserved"
+        if post_id in staged:
+            return "pending"
         if verdict in PRESERVED_VERDICTS or review_state == "confirmed":
             return "missing"
         return "not_needed"
