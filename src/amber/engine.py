@@ -24,6 +24,7 @@ from amber.decisions import THREAT_TO_LIFE, Decision, DecisionStore, NewDecision
 from amber.errors import AmberError, InternalError, NotFoundError, PostError, UserError
 from amber.evidence.vault import DEFAULT_RETENTION, Vault
 from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
+from amber.identity import DEFAULT_CLIENT, content_digest
 from amber.matching import Matcher
 from amber.policy import Actions, Conditions, Findings, Outcome, Policy, Verdict, load_policy
 from amber.posts import Post
@@ -160,20 +161,25 @@ class Engine:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def submit(self, post: Post) -> Submission:
-        """Decide a post once: a repeat of its id answers the stored decision.
+    def submit(self, post: Post, *, client: str = DEFAULT_CLIENT) -> Submission:
+        """Decide a post of ``client`` once per content: a repeat of its id with the same
+        content (text and media bytes) answers the stored decision; new content under
+        the id is the post's next version, scanned and decided (the earlier one is kept).
 
-        Decided under ``write_lock``, so threads submitting the same id at once get one
-        decision; when another process stored a decision for the id first, its decision
-        stands and is the answer. Unreadable media are in the decision's reasons.
+        Decided under ``write_lock``, so threads submitting the same post at once get one
+        decision; when another process stored a decision for the same content first, its
+        decision stands and is the answer. Unreadable media are in the decision's reasons.
         """
+        digest = content_digest(post)
         with self.write_lock:
             try:
-                return Submission(self.decisions.get(post.id), new=False)
+                stored = self.decisions.get(post.id, client=client)
+                if stored.content_digest == digest:
+                    return Submission(stored, new=False)
             except NotFoundError:
                 pass
-            result = self.decide_post(post, replace=False)
-        return Submission(self.decisions.get(post.id), new=result.saved)
+            result = self.decide_post(post, replace=False, client=client)
+        return Submission(self.decisions.get(post.id, client=client), new=result.saved)
 
     def scan(
         self,
@@ -182,6 +188,7 @@ class Engine:
         workers: int | None = None,
         on_item: Callable[[], None] = lambda: None,
         replace: bool = True,
+        client: str = DEFAULT_CLIENT,
     ) -> Iterator[ScanResult | PostError]:
         """Decide about each post and store the decision; errors pass through in order.
 
@@ -189,8 +196,9 @@ class Engine:
         here, in input order. A media file that cannot be read gives a ``PostError`` naming
         the media field, and the post is still decided on what could be read (the policy
         sees the unreadable files too). ``on_item`` is called once per item. Without
-        ``replace`` a post that already has a decision keeps it (``saved`` is False) and
-        nothing is preserved again.
+        ``replace`` a post whose content already has a decision keeps it (``saved`` is
+        False) and nothing is preserved again; new content under a known post id is its
+        next version either way. The posts are ``client``'s.
         """
         self.matcher.sync()
         queue: deque[Post | PostError] = deque()
@@ -219,34 +227,38 @@ class Engine:
                     )
             if any(_related(item, new) for _, new in pending):
                 yield from self._flush(pending, replace)  # its policy may look at them
-            pending.append(self._decide(item, hashed))
+            pending.append(self._decide(item, hashed, client))
             if len(pending) >= SAVE_BATCH:
                 yield from self._flush(pending, replace)
         yield from self._flush(pending, replace)
 
-    def decide_post(self, post: Post, *, replace: bool = True) -> ScanResult:
-        """Scan one post. Unreadable media are in the decision's reasons, not raised.
+    def decide_post(
+        self, post: Post, *, replace: bool = True, client: str = DEFAULT_CLIENT
+    ) -> ScanResult:
+        """Scan one post of ``client``. Unreadable media are in the decision's reasons, not
+        raised.
 
-        Without ``replace``, when another process decided the same post id first, its
+        Without ``replace``, when another process decided the same content first, its
         decision stands and the result says ``saved=False``.
         """
-        for result in self.scan([post], workers=1, replace=replace):
+        for result in self.scan([post], workers=1, replace=replace, client=client):
             if isinstance(result, ScanResult):
                 return result
         raise InternalError(f"scanning post {post.id!r} gave no result")
 
-    def explain(self, post: Post | str, *, k: int = 3) -> Explanation:
+    def explain(self, post: Post | str, *, k: int = 3, client: str | None = None) -> Explanation:
         """Why ``post`` gets its verdict: its signals, the ``k`` nearest bank entries of
         each media value (matched or not, and why) and the rules that fired. A ``Post``
         is decided as it would be now, storing and preserving nothing; a post id is a
-        stored post, re-derived from its stored JSON and media when they can still be
-        read. Raises ``NotFoundError`` for an unknown post id."""
+        stored post (of ``client``, or of the only client holding it), re-derived from
+        its stored JSON and media when they can still be read. Raises ``NotFoundError``
+        for an unknown post id."""
         from amber.explain import explain_post, explain_stored
 
         with self.write_lock:  # the index is brought up to date, as a scan would
             self.matcher.sync()
             if isinstance(post, str):
-                return explain_stored(self, post, k=k)
+                return explain_stored(self, post, k=k, client=client)
             return explain_post(self, post, k=k)
 
     def explain_file(self, path: Path, *, k: int = 3) -> Iterator[Explanation | PostError]:
@@ -256,9 +268,16 @@ class Engine:
 
         return explain_file(self, path, k=k)
 
-    def findings(self, post: Post, hashed: Sequence[MediaHashes | MediaFailure]) -> Findings:
+    def findings(
+        self,
+        post: Post,
+        hashed: Sequence[MediaHashes | MediaFailure],
+        *,
+        client: str = DEFAULT_CLIENT,
+    ) -> Findings:
         """What the policy sees for ``post`` given its media's hashes: bank matches,
-        unreadable media, the post's own signals and the related earlier decisions."""
+        unreadable media, the post's own signals and the related earlier decisions (of
+        ``client``'s posts)."""
         paths = [m.path for m in post.media]
         matches = self.matcher.match(
             [h.values if isinstance(h, MediaHashes) else () for h in hashed]
@@ -286,6 +305,7 @@ class Engine:
         if links:
             earlier = self.decisions.earlier(
                 post_id=post.id,
+                client=client,
                 author=post.author if "author" in links else None,
                 reply_to=post.reply_to if "reply" in links else None,
                 before=post.created_at,
@@ -297,10 +317,10 @@ class Engine:
         return findings
 
     def _decide(
-        self, post: Post, hashed: list[MediaHashes | MediaFailure]
+        self, post: Post, hashed: list[MediaHashes | MediaFailure], client: str
     ) -> tuple[ScanResult, NewDecision]:
         paths = [m.path for m in post.media]
-        outcome = self.policy.decide(self.findings(post, hashed))
+        outcome = self.policy.decide(self.findings(post, hashed, client=client))
         media = [(i, paths[i], h) for i, h in enumerate(hashed) if isinstance(h, MediaHashes)]
         result = ScanResult(post, outcome, [h for _, _, h in media])
         new = NewDecision(
@@ -313,6 +333,8 @@ class Engine:
             reply_to=post.reply_to,
             deadline=_deadline(post, outcome, self.clock()),
             created_at=post.created_at,
+            client=client,
+            content_digest=content_digest(post),
         )
         return result, new
 
@@ -346,7 +368,7 @@ class Engine:
                 continue
             if result.outcome.verdict.rank >= Verdict.review.rank:
                 try:
-                    self.preserve(result.post, new)
+                    self.preserve(result.post, replace_field(new, version=written[new.post_id]))
                 except AmberError as exc:  # the decision stands and is printed; say why
                     yield PostError(
                         f"not preserved as evidence: {exc}",
@@ -386,6 +408,8 @@ class Engine:
                 media.append((position, written, Path(hashes.path), digest.value))
         decision = {
             **new.outcome.to_json(post_id=post.id),
+            "client": new.client,
+            "version": new.version,
             "rules": new.outcome.rules,
             "policy": self.policy.ref,
             "amber_version": __version__,
@@ -398,6 +422,8 @@ class Engine:
             media=media,
             source=where,
             policy=self.policy.ref,
+            client=new.client,
+            version=new.version,
         )
 
 

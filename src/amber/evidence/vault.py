@@ -42,11 +42,30 @@ from amber.atomic_write import fsync_path, write_atomic
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.evidence.checkpoint import Signer, load_or_create_key
 from amber.evidence.log import CustodyLog, Entry, LogError, canonical
+from amber.identity import DEFAULT_CLIENT
 
 FORMAT = "amber-vault/1"
 DEFAULT_RETENTION = timedelta(days=183)  # six months: EU 2021/784 Art. 6(1)
 ACTOR = f"amber/{__version__}"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def item_key(post_id: str, client: str = DEFAULT_CLIENT, version: int = 1) -> str:
+    """The key of one version of one client's post in the vault: the post id itself for
+    version 1 of a local post (as every item was before post ids were scoped), else the
+    JSON array ``[client, post_id, version]``. A post id that begins with ``[`` is
+    always given as the array, so no two posts share a key."""
+    if client == DEFAULT_CLIENT and version == 1 and not post_id.startswith("["):
+        return post_id
+    return json.dumps([client, post_id, version], ensure_ascii=False)
+
+
+def _identity(record: Mapping[str, Any], post_id: str) -> tuple[str, int]:
+    """A record's client and version (records without them: a local post's first)."""
+    client, version = record.get("client", DEFAULT_CLIENT), record.get("version", 1)
+    if not isinstance(client, str) or not isinstance(version, int):
+        raise TypeError(f"client or version of {post_id!r} is not a name and a number")
+    return client, version
 
 
 class VaultError(UserError):
@@ -68,11 +87,21 @@ class Item:
     hold: str | None = None
     expiring: bool = False
     deleted: bool = False
+    client: str = DEFAULT_CLIENT
+    version: int = 1
+
+    @property
+    def key(self) -> str:
+        """Its key (``item_key``): what ``Vault.item`` and the commands take."""
+        return item_key(self.post_id, self.client, self.version)
 
     def to_json(self) -> dict[str, Any]:
         """The item as the CLI (``evidence list --format jsonl``) and the API write it."""
         return {
             "post_id": self.post_id,
+            "client": self.client,
+            "version": self.version,
+            "key": self.key,
             "verdict": self.verdict,
             "preserved_at": self.preserved_at.isoformat(),
             "retain_until": self.retain_until.isoformat(),
@@ -99,6 +128,8 @@ class _State:
     hold: str | None = None
     expiring: bool = False
     deleted: bool = False
+    client: str = DEFAULT_CLIENT
+    version: int = 1
 
 
 def _time(text: str) -> datetime:
@@ -140,12 +171,12 @@ class Replay:
 
     def update(self, entries: Sequence[Entry]) -> dict[str, Item]:
         """The items after ``entries`` (which extend the ones given before); a new dict."""
-        changed = {post_id for entry in entries[self._seen :] if (post_id := self._apply(entry))}
+        changed = {key for entry in entries[self._seen :] if (key := self._apply(entry))}
         self._seen = len(entries)
-        for post_id in changed:
-            s = self._states[post_id]
+        for key in changed:
+            s = self._states[key]
             if s.objects:
-                self._items[post_id] = Item(
+                self._items[key] = Item(
                     s.post_id,
                     s.verdict,
                     s.preserved_at,
@@ -155,6 +186,8 @@ class Replay:
                     s.hold,
                     s.expiring,
                     s.deleted,
+                    s.client,
+                    s.version,
                 )
         return dict(self._items)
 
@@ -163,7 +196,12 @@ class Replay:
         post_id = record.get("post_id")
         if not isinstance(post_id, str):
             return None
-        state = self._states.setdefault(post_id, _State(post_id))
+        try:
+            client, version = _identity(record, post_id)
+        except TypeError as exc:
+            raise LogError(f"log record {entry.index + 1} is not valid ({exc})") from None
+        key = item_key(post_id, client, version)
+        state = self._states.setdefault(key, _State(post_id, client=client, version=version))
         state.records.append(entry.index)
         event = record.get("event")
         if event == "preserved":
@@ -185,7 +223,7 @@ class Replay:
             state.expiring = True
         elif event == "deleted":
             state.deleted = True
-        return post_id
+        return key
 
 
 class Vault:
@@ -344,18 +382,31 @@ class Vault:
     # -- items ---------------------------------------------------------------------------
 
     def items(self) -> dict[str, Item]:
-        """Every item the log names, by post id, including other processes' latest."""
+        """Every item the log names, by key (``item_key``), including other processes'
+        latest."""
         self.log.refresh()
         if self._replayed != (self.log, self.log.generation):  # the log was read afresh
             self._replay, self._replayed = Replay(), (self.log, self.log.generation)
         return self._replay.update(self.log.entries)
 
-    def item(self, post_id: str) -> Item:
-        """One item. Raises ``NotFoundError``."""
-        item = self.items().get(post_id)
-        if item is None:
-            raise NotFoundError(f"no evidence held for post {post_id!r}")
-        return item
+    def item(self, key: str) -> Item:
+        """One item by its key (``item_key``), or by a post id: the newest version of
+        the only client holding it. Raises ``NotFoundError``, or ``ConflictError`` when
+        several clients hold that post id (give the key)."""
+        items = self.items()
+        item = items.get(key)
+        if item is not None:
+            return item
+        newest: dict[str, Item] = {}
+        for found in items.values():
+            if found.post_id == key and found.version >= newest.get(found.client, found).version:
+                newest[found.client] = found
+        if not newest:
+            raise NotFoundError(f"no evidence held for post {key!r}")
+        if len(newest) > 1:
+            keys = ", ".join(sorted(i.key for i in newest.values()))
+            raise ConflictError(f"several clients' posts are called {key!r}; give one of {keys}")
+        return next(iter(newest.values()))
 
     def preserve(
         self,
@@ -366,9 +417,12 @@ class Vault:
         media: Sequence[tuple[int, str, Path, str]],
         source: str,
         policy: str,
+        client: str = DEFAULT_CLIENT,
+        version: int = 1,
     ) -> Item | None:
-        """Keep a post: its media bytes (position, path as written, file, expected SHA-256),
-        the post JSON as received, the decision and how it was collected.
+        """Keep a post (version ``version`` of ``client``'s ``post_id``): its media bytes
+        (position, path as written, file, expected SHA-256), the post JSON as received,
+        the decision and how it was collected.
 
         Returns ``None`` when the same post, decision and media are already held. Raises
         ``VaultError`` if a media file no longer has the hash amber decided on.
@@ -394,7 +448,8 @@ class Vault:
                 )
             post_hash = self.put(post.encode("utf-8"))
             decision_hash = self.put(canonical(decision))
-            previous = self.items().get(post_id)
+            key = item_key(post_id, client, version)
+            previous = self.items().get(key)
             if (
                 previous is not None
                 and not previous.deleted
@@ -417,6 +472,7 @@ class Vault:
             record = {
                 "event": "preserved",
                 "post_id": post_id,
+                **_scope(client, version),
                 "time": _now_text(now),
                 "actor": ACTOR,
                 "verdict": str(decision.get("verdict")),
@@ -429,16 +485,18 @@ class Vault:
                 },
             }
             self.log.append(record, self.signer)
-            return self.items()[post_id]
+            return self.items()[key]
 
-    def record(self, post_id: str, event: str, *, actor: str, **fields: Any) -> Entry:
-        """Append a custody event about an item (viewed, exported…)."""
+    def record(self, key: str, event: str, *, actor: str, **fields: Any) -> Entry:
+        """Append a custody event about an item (viewed, exported…); ``key`` as ``item``
+        takes it."""
         with self.locked():
             self._reload()
-            self.item(post_id)
+            item = self.item(key)
             record = {
                 "event": event,
-                "post_id": post_id,
+                "post_id": item.post_id,
+                **_scope(item.client, item.version),
                 "time": _now_text(self.clock()),
                 "actor": actor,
                 **fields,
@@ -479,6 +537,7 @@ class Vault:
                     {
                         "event": "retention_expired",
                         "post_id": item.post_id,
+                        **_scope(item.client, item.version),
                         "time": _now_text(now),
                         "actor": actor,
                         "retain_until": _now_text(item.retain_until),
@@ -509,12 +568,19 @@ class Vault:
             {
                 "event": "deleted",
                 "post_id": item.post_id,
+                **_scope(item.client, item.version),
                 "time": _now_text(self.clock()),
                 "actor": actor,
                 "objects": removed,
             },
             self.signer,
         )
+
+
+def _scope(client: str, version: int) -> dict[str, Any]:
+    """A record's ``client`` and ``version`` fields: none for a local post's first version
+    (so records stay as they were before post ids were scoped)."""
+    return {} if (client, version) == (DEFAULT_CLIENT, 1) else {"client": client, "version": version}
 
 
 def _user() -> str:
