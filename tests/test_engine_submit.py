@@ -55,7 +55,8 @@ def test_a_decision_another_process_stored_first_stands(
     engine: Engine, database: str, tmp_path: Path
 ) -> None:
     with open_engine(db=database, vault=tmp_path / "vault") as other:
-        theirs = other.decide_post(parse_post({"id": "p1", "text": "hello"}, base=Path(".")))
-    assert theirs.saved and theirs.outcome.verdict.value == "allow"
+        theirs = other.decide_post(parse_post(POLL, base=Path("."), source="other"))
+    assert theirs.saved and theirs.outcome.verdict.value == "restrict"
     mine = engine.submit(parse_post(POLL, base=Path("."), source="test"))
-    assert not mine.new and mine.decision.verdict.value == "allow"
+    assert not mine.new and mine.decision.source == "other"  # theirs, not rescanned
+    assert mine.decision.scan_count == 1

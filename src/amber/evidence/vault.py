@@ -580,7 +580,9 @@ class Vault:
 def _scope(client: str, version: int) -> dict[str, Any]:
     """A record's ``client`` and ``version`` fields: none for a local post's first version
     (so records stay as they were before post ids were scoped)."""
-    return {} if (client, version) == (DEFAULT_CLIENT, 1) else {"client": client, "version": version}
+    return (
+        {} if (client, version) == (DEFAULT_CLIENT, 1) else {"client": client, "version": version}
+    )
 
 
 def _user() -> str:

@@ -1,9 +1,10 @@
 """Post ids are scoped to their client, and a post keeps its earlier versions.
 
-``decisions`` (and ``review_outcomes``) gain ``client`` (the API token's name; ``_local`` for the command line,
+``decisions`` gains ``client`` (the API token's name; ``_local`` for the command line,
 the library and every decision stored before this migration), ``version`` (1 for those)
 and ``content_digest`` (unknown for those); its post id is unique per client instead of
-globally. ``decision_versions`` holds the versions a newer one replaced.
+globally. ``review_outcomes`` gains ``client`` too. ``decision_versions`` holds the
+versions a newer one replaced.
 
 On SQLite the unique constraint can only change by rebuilding ``decisions``; dropping the
 old table would cascade to ``post_media`` and ``media_signals`` (foreign keys are on), so
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import sqlalchemy as sa
 from alembic import op
@@ -39,15 +41,15 @@ CHILDREN = ("post_media", "media_signals")
 
 
 def upgrade() -> None:
-    with _children_kept():
-        with op.batch_alter_table("decisions", recreate="always" if _sqlite() else "auto") as b:
-            b.add_column(
-                sa.Column("client", sa.String(200), nullable=False, server_default=DEFAULT_CLIENT)
-            )
-            b.add_column(sa.Column("version", sa.Integer, nullable=False, server_default="1"))
-            b.add_column(sa.Column("content_digest", sa.String(64), nullable=True))
-            b.drop_constraint("uq_decisions_post_id", type_="unique")
-            b.create_unique_constraint("uq_decisions_client_post_id", ["client", "post_id"])
+    rebuild: Literal["always", "auto"] = "always" if _sqlite() else "auto"
+    with _children_kept(), op.batch_alter_table("decisions", recreate=rebuild) as b:
+        b.add_column(
+            sa.Column("client", sa.String(200), nullable=False, server_default=DEFAULT_CLIENT)
+        )
+        b.add_column(sa.Column("version", sa.Integer, nullable=False, server_default="1"))
+        b.add_column(sa.Column("content_digest", sa.String(64), nullable=True))
+        b.drop_constraint("uq_decisions_post_id", type_="unique")
+        b.create_unique_constraint("uq_decisions_client_post_id", ["client", "post_id"])
     with op.batch_alter_table("review_outcomes") as batch:
         batch.add_column(
             sa.Column("client", sa.String(200), nullable=False, server_default=DEFAULT_CLIENT)
@@ -99,13 +101,13 @@ def downgrade() -> None:
     op.drop_table("decision_versions")
     with op.batch_alter_table("review_outcomes") as batch:
         batch.drop_column("client")
-    with _children_kept():
-        with op.batch_alter_table("decisions", recreate="always" if _sqlite() else "auto") as b:
-            b.drop_constraint("uq_decisions_client_post_id", type_="unique")
-            b.create_unique_constraint("uq_decisions_post_id", ["post_id"])
-            b.drop_column("content_digest")
-            b.drop_column("version")
-            b.drop_column("client")
+    rebuild: Literal["always", "auto"] = "always" if _sqlite() else "auto"
+    with _children_kept(), op.batch_alter_table("decisions", recreate=rebuild) as b:
+        b.drop_constraint("uq_decisions_client_post_id", type_="unique")
+        b.create_unique_constraint("uq_decisions_post_id", ["post_id"])
+        b.drop_column("content_digest")
+        b.drop_column("version")
+        b.drop_column("client")
 
 
 def _sqlite() -> bool:
