@@ -61,21 +61,24 @@ class Decision:
     content_digest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSONL contract's fields, then whose post and which version of it."""
+        """The JSONL contract's fields."""
         return {
             "post_id": self.post_id,
             "verdict": self.verdict.value,
             "reasons": self.reasons,
             "actions": self.actions,
-            "client": self.client,
-            "version": self.version,
         }
+
+    def to_answer(self) -> dict[str, Any]:
+        """What the HTTP service answers: the contract's fields, whose post and which
+        version of it."""
+        return {**self.to_json(), "client": self.client, "version": self.version}
 
     def to_record(self) -> dict[str, Any]:
         """The whole stored decision (the contract's fields first), for people and tools
         that look decisions up (``amber decisions``); ``post`` is the post as received."""
         return {
-            **self.to_json(),
+            **self.to_answer(),
             "author": self.author,
             "reply_to": self.reply_to,
             "created_at": _iso(self.created_at),

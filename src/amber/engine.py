@@ -69,8 +69,8 @@ class Submission:
     new: bool
 
     def to_json(self) -> dict[str, Any]:
-        """The decision's JSONL contract fields."""
-        return self.decision.to_json()
+        """The decision's JSONL contract fields, its client and version."""
+        return self.decision.to_answer()
 
 
 def default_db() -> str:

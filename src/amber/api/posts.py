@@ -189,7 +189,7 @@ def decision(
     stored = _stored(engine, token, post_id, client)
     review = engine.review.outcome(post_id, client=stored.client)
     return {
-        **stored.to_json(),
+        **stored.to_answer(),
         "review": {
             "state": stored.review_state,
             **({} if review is None else review.to_json()),
