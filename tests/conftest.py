@@ -68,6 +68,7 @@ class Databases:
                 n += 1
                 file = folder / f"amber-{n}.db"
             self._files.add(file)
+            file.touch()  # an empty SQLite database: commands that only read refuse no file
             yield str(file)
             return
         schema = f"t_{int(time.time())}_{secrets.token_hex(6)}"

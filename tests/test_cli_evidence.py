@@ -83,8 +83,16 @@ def test_the_by_hand_check_in_the_docs_works(
     assert ok.returncode == 0 and "records included" in ok.stdout, ok.stderr
     assert "files match" in ok.stdout
     custody = bag / "data" / "custody.jsonl"
-    custody.write_bytes(custody.read_bytes().replace(b'"remove"', b'"allow"'))
+    original = custody.read_bytes()
+    custody.write_bytes(original.replace(b'"remove"', b'"allow"'))
     assert _check_by_hand(bag).returncode != 0
+    custody.write_bytes(original)
+    import bagit
+
+    (bag / "data" / "media" / "1-planted.jpg").write_bytes(b"planted")
+    bagit.Bag(str(bag)).save(manifests=True)  # the manifests now accept it
+    planted = _check_by_hand(bag)
+    assert planted.returncode != 0 and "data/media/1-planted.jpg" in planted.stderr
 
 
 def _exported_bag(

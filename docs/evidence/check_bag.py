@@ -27,18 +27,25 @@ def sha(b):
 name, key_id, key = vkey.split("+", 2)
 key = base64.b64decode(key)
 assert sha(name.encode() + b"\n" + key)[:4].hex() == key_id, "key id does not match the key"
-text = (data / "checkpoint.txt").read_text()
-body, _, signatures = text.rpartition("\n\n")
-body += "\n"
-signed = False
-for line in signatures.splitlines():
-    signer, _, sig = line.removeprefix("\u2014 ").partition(" ")
-    sig = base64.b64decode(sig)
-    if signer == name and sig[:4].hex() == key_id:
-        Ed25519PublicKey.from_public_bytes(key[1:]).verify(sig[4:], body.encode())  # raises
-        signed = True
-if not signed:
-    sys.exit(f"FAIL: checkpoint.txt has no valid signature by {name}")
+
+
+def signed_body(file):
+    """The text of a signed note, if it carries a valid signature by the key (else exit)."""
+    body, _, signatures = file.read_text().rpartition("\n\n")
+    body += "\n"
+    signed = False
+    for line in signatures.splitlines():
+        signer, _, sig = line.removeprefix("\u2014 ").partition(" ")
+        sig = base64.b64decode(sig)
+        if signer == name and sig[:4].hex() == key_id:
+            Ed25519PublicKey.from_public_bytes(key[1:]).verify(sig[4:], body.encode())  # raises
+            signed = True
+    if not signed:
+        sys.exit(f"FAIL: {file.name} has no valid signature by {name}")
+    return body
+
+
+body = signed_body(data / "checkpoint.txt")
 origin, size, root = body.splitlines()[:3]
 size, root = int(size), base64.b64decode(root)
 
@@ -79,5 +86,22 @@ for m in objects["media"]:
 for name_, digest in expected.items():
     if hashlib.sha256((data / name_).read_bytes()).hexdigest() != digest:
         sys.exit(f"FAIL: data/{name_} is not the file the signed record names")
+
+# 4. The bag holds exactly the files amber signed (bag-signature.txt: origin, "amber-bag/1",
+#    then "<sha256>  <path>" for every file but the tag manifests). Bags exported before
+#    amber signed them have none; their bag-info.txt is unsigned.
+bag = data.parent
+if (bag / "bag-signature.txt").exists():
+    rows = signed_body(bag / "bag-signature.txt").splitlines()
+    if rows[:2] != [origin, "amber-bag/1"]:
+        sys.exit("FAIL: bag-signature.txt is not a signed list of this log's bag")
+    signed = dict(reversed(row.split("  ", 1)) for row in rows[2:])
+    held = {p.relative_to(bag).as_posix() for p in bag.rglob("*") if p.is_file()}
+    held = {p for p in held if not p.startswith("tagmanifest-") and p != "bag-signature.txt"}
+    if held != set(signed):
+        sys.exit(f"FAIL: files added or removed after signing: {sorted(held ^ set(signed))}")
+    for path, digest in signed.items():
+        if hashlib.sha256((bag / path).read_bytes()).hexdigest() != digest:
+            sys.exit(f"FAIL: {path} changed after amber signed the bag")
 print(f"OK: checkpoint of {origin} (size {size}) signed by {name}; "
       f"{len(lines)} records included; {len(expected)} files match")

@@ -331,6 +331,9 @@ class BankStore:
                 if isinstance(result, MediaFailure):
                     failures.append(result)
                     continue
+                if result.undecoded is not None:  # a bank entry is an image's hashes
+                    failures.append(MediaFailure(result.path, result.undecoded))
+                    continue
                 if min_quality is not None:
                     below = self._below(result.path, result.values, lambda _: min_quality)
                     if below:
@@ -378,7 +381,10 @@ class BankStore:
         _storable(source, what="import source")
         rows: list[tuple[int, SignalValue, str | None]] = []
         errors: list[tuple[int, str]] = []
-        for number, cells in enumerate(csv.reader(text), start=1):
+        for number, cells in _csv_rows(text):
+            if isinstance(cells, csv.Error):
+                errors.append((number, f"not valid CSV ({cells}); nothing after it was read"))
+                break
             if not cells or all(not c.strip() for c in cells):
                 continue
             if number == 1 and cells[0].strip().lower() in ("signal_type", "type"):
@@ -437,10 +443,14 @@ class BankStore:
             .order_by(entry_signals.c.id)
         )
         writer = csv.writer(out, lineterminator="\n")
+        # The csv module leaves a lone carriage return unquoted with "\n" line ends, and a
+        # reader then splits the row there: quote such a row whole.
+        quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
         count = 0
         with self.db.connect() as conn:
             for row in conn.execute(query):
-                writer.writerow([row.signal_type, row.value, row.label or bank.label])
+                cells = [row.signal_type, row.value, row.label or bank.label]
+                (quoted if any("\r" in c for c in cells) else writer).writerow(cells)
                 count += 1
         return count
 
@@ -508,6 +518,22 @@ def _storable(value: str, *, what: str, limit: int | None = None) -> str:
             f"{what} {shown} is {len(value)} characters long; at most {limit} are allowed"
         )
     return value
+
+
+def _csv_rows(text: TextIO) -> Iterator[tuple[int, list[str] | csv.Error]]:
+    """Numbered rows of CSV ``text``; the error in place of the row that is not valid CSV
+    (a field over the csv module's size limit, say), and nothing after it."""
+    number = 0
+    reader = csv.reader(text)
+    while True:
+        number += 1
+        try:
+            yield number, next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield number, exc
+            return
 
 
 def _serialize_bank_writes(conn: sa.Connection) -> None:

@@ -59,15 +59,21 @@ class Decision:
     version: int = 1
     #: The content decided (``amber.identity.content_digest``); ``None`` before 0007.
     content_digest: str | None = None
+    #: Where its evidence stands (``Engine.with_evidence``): ``preserved``, ``pending``,
+    #: ``missing``, ``expired`` or ``not_needed``; ``None`` when not looked up.
+    evidence: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSONL contract's fields."""
-        return {
+        """The JSONL contract's fields, and ``evidence`` when it was looked up."""
+        contract = {
             "post_id": self.post_id,
             "verdict": self.verdict.value,
             "reasons": self.reasons,
             "actions": self.actions,
         }
+        if self.evidence is not None:
+            contract["evidence"] = self.evidence
+        return contract
 
     def to_answer(self) -> dict[str, Any]:
         """What the HTTP service answers: the contract's fields, whose post and which
@@ -189,6 +195,25 @@ class DecisionStore:
                 if values:
                     conn.execute(media_signals.insert(), values)
         return written
+
+    def next_version(self, item: NewDecision, *, replace: bool = True) -> int:
+        """The version ``save`` would store ``item`` as now: 1 for a new post id, the
+        stored version for the same content (or, with ``replace``, for a decision stored
+        before 0007, whose content is unknown), else the next one. Its evidence is staged
+        under that version before the decision is stored (``Engine._flush``); another
+        process may store a version in between, so ``save`` says which was stored."""
+        with self.db.connect() as conn:
+            old = conn.execute(
+                sa.select(decisions.c.version, decisions.c.content_digest).where(
+                    decisions.c.client == item.client, decisions.c.post_id == item.post_id
+                )
+            ).first()
+        if old is None:
+            return 1
+        same = old.content_digest is not None and old.content_digest == item.content_digest
+        if same or (old.content_digest is None and replace):
+            return int(old.version)
+        return int(old.version) + 1
 
     def _upsert(
         self, conn: sa.Connection, item: NewDecision, now: datetime, *, replace: bool

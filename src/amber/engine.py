@@ -10,6 +10,8 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
 from datetime import UTC, datetime, timedelta
@@ -22,9 +24,11 @@ from amber import __version__
 from amber.banks import AddResult, BankStore
 from amber.decisions import THREAT_TO_LIFE, Decision, DecisionStore, NewDecision
 from amber.errors import AmberError, InternalError, NotFoundError, PostError, UserError
-from amber.evidence.vault import DEFAULT_RETENTION, Vault
+from amber.evidence.checkpoint import read_signing_key
+from amber.evidence.staging import ORPHAN_AFTER
+from amber.evidence.vault import DEFAULT_RETENTION, EvidenceWriteError, Vault
 from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
-from amber.identity import DEFAULT_CLIENT, content_digest
+from amber.identity import DEFAULT_CLIENT, content_digest, item_key
 from amber.matching import Matcher
 from amber.policy import Actions, Conditions, Findings, Outcome, Policy, Verdict, load_policy
 from amber.posts import Post
@@ -32,6 +36,8 @@ from amber.review.queue import ReviewQueue
 from amber.signals import Content, Registry, Role, SignalType, SignalValue, load_signal_types
 from amber.signals.base import Reads
 from amber.store.db import connect, database_url, sqlite_path
+from amber.store.tables import decision_versions
+from amber.store.tables import decisions as decisions_table
 from amber.tokens import TokenStore
 
 if TYPE_CHECKING:
@@ -43,6 +49,9 @@ CONTEXT_WINDOW = timedelta(days=30)
 DEFAULT_DB = "amber.db"
 DEFAULT_VAULT = "amber-vault"
 SAVE_BATCH = 64
+#: Threads that decode the media of submitted posts at once (``Engine.hash_media``); the
+#: memory they may use together is bounded by ``amber.media.DECODE_MEMORY``.
+DECODE_THREADS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,60 @@ class Submission:
         return self.decision.to_answer()
 
 
+class EvidencePendingError(EvidenceWriteError):
+    """A decision is stored but its evidence could not be written yet (HTTP 503): it is
+    staged, and a retry of the post or the sweep (``amber evidence sweep``) finishes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class MissingEvidence:
+    """A decision (of any version of a post) that needs evidence (review or stronger, or a
+    reviewer's confirmation) and has none in the vault: ``pending`` (staged; the sweep can
+    finish it) or ``missing`` (nothing staged: rescan the post with its media to preserve
+    it)."""
+
+    post_id: str
+    verdict: str
+    review_state: str
+    state: str
+    scanned_at: datetime
+    client: str = DEFAULT_CLIENT
+    version: int = 1
+
+    @property
+    def key(self) -> str:
+        """The vault item key its evidence would have (``item_key``)."""
+        return item_key(self.post_id, self.client, self.version)
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``amber evidence verify`` and ``amber doctor`` report it."""
+        return {
+            "post_id": self.post_id,
+            "client": self.client,
+            "version": self.version,
+            "key": self.key,
+            "verdict": self.verdict,
+            "review_state": self.review_state,
+            "evidence": self.state,
+            "scanned_at": self.scanned_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What ``Engine.sweep_evidence`` did: the items (``item_key``: the post id of a local
+    post's first version) preserved, left staged (with why) and staged preservations
+    dropped because their decision was never stored."""
+
+    preserved: list[str]
+    failed: list[tuple[str, str]]
+    discarded: list[str]
+
+
+#: The verdicts whose posts are preserved as evidence.
+PRESERVED_VERDICTS = tuple(v.value for v in Verdict if v.rank >= Verdict.review.rank)
+
+
 def default_db() -> str:
     """``AMBER_DB`` or ``./amber.db``."""
     return os.environ.get("AMBER_DB") or DEFAULT_DB
@@ -81,6 +144,13 @@ def default_db() -> str:
 def default_vault() -> Path:
     """``AMBER_VAULT`` or ``./amber-vault``."""
     return Path(os.environ.get("AMBER_VAULT") or DEFAULT_VAULT)
+
+
+def default_signing_key() -> Path | None:
+    """``AMBER_SIGNING_KEY``: a signing key kept outside the vault, or ``None`` (the vault's
+    own ``keys/checkpoint.key``)."""
+    text = os.environ.get("AMBER_SIGNING_KEY")
+    return Path(text) if text else None
 
 
 def default_retention() -> timedelta:
@@ -116,6 +186,7 @@ class Engine:
         *,
         db: sa.Engine,
         vault: Path,
+        signing_key: Path | None = None,
         retention: timedelta = DEFAULT_RETENTION,
         policy: Policy,
         signals: Registry[SignalType],
@@ -124,6 +195,8 @@ class Engine:
     ) -> None:
         self.db = db
         self.vault_path = vault
+        #: The vault's signing key when it is kept outside the vault (``None``: inside).
+        self.signing_key = signing_key
         self.retention = retention
         self._vault: Vault | None = None
         self.policy = policy
@@ -150,9 +223,14 @@ class Engine:
         #: One writer at a time in this process for the index and the vault: ``submit``
         #: holds it; other writes (a reviewer's decision, a bank change) take it too.
         self.write_lock = threading.Lock()
+        #: ``submit`` decodes media in these threads (started on first use).
+        self._decode_pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the decode threads."""
+        if self._decode_pool is not None:
+            self._decode_pool.shutdown(wait=False, cancel_futures=True)
         self.db.dispose()
 
     def __enter__(self) -> Engine:
@@ -166,20 +244,70 @@ class Engine:
         content (text and media bytes) answers the stored decision; new content under
         the id is the post's next version, scanned and decided (the earlier one is kept).
 
-        Decided under ``write_lock``, so threads submitting the same post at once get one
-        decision; when another process stored a decision for the same content first, its
-        decision stands and is the answer. Unreadable media are in the decision's reasons.
+        The media are read, decoded and hashed first, in the engine's decode pool and
+        outside any lock, so a slow or large file holds up no other post; the decision is
+        then made under ``write_lock``, so threads submitting the same post at once get
+        one decision; when another process stored a decision for the same content first,
+        its decision stands and is the answer. Unreadable media are in the decision's
+        reasons. A decision of review or stronger is stored only once its evidence is
+        staged in the vault, and answered once it is preserved; a repeat finishes a
+        pending one.
+
+        Raises ``EvidenceWriteError`` (HTTP 503, nothing stored) when the evidence cannot
+        be staged, ``EvidencePendingError`` (HTTP 503) when the decision is stored but its
+        evidence could not be preserved yet.
         """
         digest = content_digest(post)
+        known = self._stored(post.id, client)
+        same = known is not None and known.content_digest == digest
+        hashed = None if same else self.hash_media(post)
         with self.write_lock:
-            try:
-                stored = self.decisions.get(post.id, client=client)
-                if stored.content_digest == digest:
-                    return Submission(stored, new=False)
-            except NotFoundError:
-                pass
-            result = self.decide_post(post, replace=False, client=client)
-        return Submission(self.decisions.get(post.id, client=client), new=result.saved)
+            known = self._stored(post.id, client)
+            if known is not None and known.content_digest == digest:
+                self._finish_pending(known)
+                return Submission(self.with_evidence(known), new=False)
+            if hashed is None:  # its content was stored a moment ago, gone since (expired)
+                hashed = self.hash_media(post)
+            result = self._decide_hashed(
+                post, hashed, replace=False, strict=True, client=client, digest=digest
+            )
+            stored = self.decisions.get(post.id, client=client)
+            if not result.saved:
+                self._finish_pending(stored)
+        return Submission(self.with_evidence(stored), new=result.saved)
+
+    def _stored(self, post_id: str, client: str) -> Decision | None:
+        try:
+            return self.decisions.get(post_id, client=client)
+        except NotFoundError:
+            return None
+
+    def _finish_pending(self, decision: Decision) -> None:
+        """Preserve what is staged for ``decision`` (its client's post, its version), if
+        anything. Raises ``EvidencePendingError`` if the vault still refuses."""
+        if not (self.vault_path / "staging").is_dir():
+            return
+        try:
+            self.open_vault().finish(item_key(decision.post_id, decision.client, decision.version))
+        except AmberError as exc:
+            raise _pending(decision.post_id, decision.verdict.value, exc) from exc
+
+    def hash_media(self, post: Post) -> list[MediaHashes | MediaFailure]:
+        """Read, decode and hash each media file of ``post`` in the decode pool (threads:
+        Pillow and libjpeg let go of the GIL while they decode), in media order. Decoding
+        is bounded per file (``amber.media.MediaLimits``) and its memory shared across the
+        process (``amber.media.decode_budget``)."""
+        if not post.media:
+            return []
+        hasher = Hasher(self.media_signals, Role.query)
+        with self._pool_lock:
+            if self._decode_pool is None:
+                self._decode_pool = ThreadPoolExecutor(
+                    max_workers=DECODE_THREADS, thread_name_prefix="amber-decode"
+                )
+            pool = self._decode_pool
+        futures = [pool.submit(hasher.one, str(m.file)) for m in post.media]
+        return [f.result() for f in futures]
 
     def scan(
         self,
@@ -198,8 +326,24 @@ class Engine:
         sees the unreadable files too). ``on_item`` is called once per item. Without
         ``replace`` a post whose content already has a decision keeps it (``saved`` is
         False) and nothing is preserved again; new content under a known post id is its
-        next version either way. The posts are ``client``'s.
+        next version either way. The posts are ``client``'s. A post of review or stronger
+        whose evidence cannot be staged in the vault is not stored (a ``PostError`` says
+        why); one stored whose evidence could not be preserved yet gives a ``PostError``
+        too and stays pending.
         """
+        return self._scan(items, workers=workers, on_item=on_item, replace=replace, client=client)
+
+    def _scan(
+        self,
+        items: Iterable[Post | PostError],
+        *,
+        workers: int | None = None,
+        on_item: Callable[[], None] = lambda: None,
+        replace: bool = True,
+        strict: bool = False,
+        client: str = DEFAULT_CLIENT,
+    ) -> Iterator[ScanResult | PostError]:
+        """``scan``; with ``strict`` evidence failures raise instead of being yielded."""
         self.matcher.sync()
         queue: deque[Post | PostError] = deque()
 
@@ -214,23 +358,23 @@ class Engine:
             item = queue.popleft()
             on_item()
             if isinstance(item, PostError):
-                yield from self._flush(pending, replace)
+                yield from self._flush(pending, replace, strict)
                 yield item
                 continue
             for position, failure in enumerate(hashed):
-                if isinstance(failure, MediaFailure):
+                if (why := _unreadable(failure)) is not None:
                     yield PostError(
-                        f"{failure.path}: {failure.reason}",
+                        f"{failure.path}: {why}",
                         source=item.source or "<post>",
                         line=item.line,
                         field=f"media[{position}].path",
                     )
             if any(_related(item, new) for _, new in pending):
-                yield from self._flush(pending, replace)  # its policy may look at them
+                yield from self._flush(pending, replace, strict)  # its policy may look at them
             pending.append(self._decide(item, hashed, client))
             if len(pending) >= SAVE_BATCH:
-                yield from self._flush(pending, replace)
-        yield from self._flush(pending, replace)
+                yield from self._flush(pending, replace, strict)
+        yield from self._flush(pending, replace, strict)
 
     def decide_post(
         self, post: Post, *, replace: bool = True, client: str = DEFAULT_CLIENT
@@ -245,6 +389,26 @@ class Engine:
             if isinstance(result, ScanResult):
                 return result
         raise InternalError(f"scanning post {post.id!r} gave no result")
+
+    def _decide_hashed(
+        self,
+        post: Post,
+        hashed: list[MediaHashes | MediaFailure],
+        *,
+        replace: bool,
+        strict: bool = False,
+        client: str = DEFAULT_CLIENT,
+        digest: str | None = None,
+    ) -> ScanResult:
+        """``decide_post`` for a post whose media are already hashed (``hash_media``) and,
+        given ``digest``, its content digest too; with ``strict`` evidence failures raise
+        instead of being yielded."""
+        self.matcher.sync()
+        decided = self._decide(post, hashed, client, digest)
+        for result in self._flush([decided], replace, strict):
+            if isinstance(result, ScanResult):
+                return result
+        raise InternalError(f"deciding post {post.id!r} gave no result")
 
     def explain(self, post: Post | str, *, k: int = 3, client: str | None = None) -> Explanation:
         """Why ``post`` gets its verdict: its signals, the ``k`` nearest bank entries of
@@ -283,7 +447,10 @@ class Engine:
             [h.values if isinstance(h, MediaHashes) else () for h in hashed]
         )
         unreadable = [
-            (paths[i], h.reason) for i, h in enumerate(hashed) if isinstance(h, MediaFailure)
+            (paths[i], why) for i, h in enumerate(hashed) if (why := _unreadable(h)) is not None
+        ]
+        truncated = [
+            paths[i] for i, h in enumerate(hashed) if isinstance(h, MediaHashes) and h.truncated
         ]
         words = Content(
             text=post.text,
@@ -296,6 +463,7 @@ class Engine:
             matches=matches,
             media_paths=paths,
             unreadable=unreadable,
+            truncated=truncated,
             signals=signals,
             has_poll=post.poll is not None,
             created_at=post.created_at,
@@ -317,7 +485,11 @@ class Engine:
         return findings
 
     def _decide(
-        self, post: Post, hashed: list[MediaHashes | MediaFailure], client: str
+        self,
+        post: Post,
+        hashed: list[MediaHashes | MediaFailure],
+        client: str,
+        digest: str | None = None,
     ) -> tuple[ScanResult, NewDecision]:
         paths = [m.path for m in post.media]
         outcome = self.policy.decide(self.findings(post, hashed, client=client))
@@ -334,7 +506,7 @@ class Engine:
             deadline=_deadline(post, outcome, self.clock()),
             created_at=post.created_at,
             client=client,
-            content_digest=content_digest(post),
+            content_digest=content_digest(post) if digest is None else digest,
         )
         return result, new
 
@@ -353,29 +525,213 @@ class Engine:
         return out
 
     def _flush(
-        self, pending: list[tuple[ScanResult, NewDecision]], replace: bool
+        self, pending: list[tuple[ScanResult, NewDecision]], replace: bool, strict: bool = False
     ) -> Iterator[ScanResult | PostError]:
+        """Stage the evidence of each post of review or stronger (as the version it will be
+        stored as), store the decisions of those staged (and of the others), then preserve
+        what was staged."""
         if not pending:
             return
-        written = self.decisions.save(
-            [new for _, new in pending], now=self.clock(), replace=replace
-        )
         batch = list(pending)
         pending.clear()
+        staged: list[tuple[ScanResult, NewDecision]] = []
         for result, new in batch:
+            if result.outcome.verdict.rank < Verdict.review.rank:
+                staged.append((result, new))
+                continue
+            try:
+                new = replace_field(new, version=self.decisions.next_version(new, replace=replace))
+                self._stage(result.post, new)
+            except AmberError as exc:
+                if strict:
+                    raise EvidenceWriteError(
+                        f"post {result.post.id!r} was not decided, and nothing was stored: "
+                        f"its evidence could not be kept ({exc}); send it again"
+                    ) from exc
+                yield PostError(
+                    f"not decided: its evidence could not be kept ({exc})",
+                    source=result.post.source or "<post>",
+                    line=result.post.line,
+                )
+                continue
+            staged.append((result, new))
+        written = self.decisions.save([new for _, new in staged], now=self.clock(), replace=replace)
+        for result, new in staged:
+            needs_evidence = result.outcome.verdict.rank >= Verdict.review.rank
+            key = item_key(new.post_id, new.client, new.version)
             if result.post.id not in written:
+                if needs_evidence and not strict:  # submit finishes the stored one's
+                    with suppress(EvidenceWriteError):
+                        self.open_vault().unstage(key)
                 yield replace_field(result, saved=False)
                 continue
-            if result.outcome.verdict.rank >= Verdict.review.rank:
+            if needs_evidence:
                 try:
-                    self.preserve(result.post, replace_field(new, version=written[new.post_id]))
-                except AmberError as exc:  # the decision stands and is printed; say why
+                    if written[new.post_id] != new.version:  # another process stored one
+                        key = self.open_vault().restage(key, version=written[new.post_id])
+                    self.open_vault().finish(key)
+                except AmberError as exc:
+                    if strict:
+                        raise _pending(result.post.id, result.outcome.verdict.value, exc) from exc
                     yield PostError(
-                        f"not preserved as evidence: {exc}",
+                        f"decision stored, evidence pending ({exc}); run 'amber evidence sweep'",
                         source=result.post.source or "<post>",
                         line=result.post.line,
                     )
             yield result
+
+    def _stage(self, post: Post, new: NewDecision) -> None:
+        """Keep in the vault's staging area what preserving ``post`` needs."""
+        media: list[tuple[int, str, Path | bytes, str]] = []
+        for position, written, hashes in new.media:
+            digest = hashes.original("sha256")
+            if digest is not None:
+                media.append((position, written, Path(hashes.path), digest.value))
+        where = post.source if post.line is None else f"{post.source} line {post.line}"
+        self.open_vault().stage(
+            post_id=post.id,
+            post=post.raw,
+            decision=self._decision_record(new),
+            media=media,
+            source=where,
+            policy=self.policy.ref,
+            client=new.client,
+            version=new.version,
+        )
+
+    def _decision_record(self, new: NewDecision) -> dict[str, Any]:
+        """The decision as the vault keeps it."""
+        return {
+            **new.outcome.to_json(post_id=new.post_id),
+            "client": new.client,
+            "version": new.version,
+            "rules": new.outcome.rules,
+            "policy": self.policy.ref,
+            "amber_version": __version__,
+        }
+
+    # -- evidence completeness ---------------------------------------------------------
+
+    def _evidence_view(self) -> tuple[dict[str, Any], set[str]]:
+        """The vault's items and the items staged, by key (``item_key``), without creating
+        a vault."""
+        if not (self.vault_path / "vault.json").exists():
+            return {}, set()
+        vault = self.open_vault()
+        return vault.items(), {p.key for p in vault.pending()}
+
+    @staticmethod
+    def _evidence_state(
+        key: str, verdict: str, review_state: str, view: tuple[dict[str, Any], set[str]]
+    ) -> str:
+        items, staged = view
+        if key in staged:
+            return "pending"
+        item = items.get(key)
+        if item is not None:
+            return "expired" if item.deleted or item.expiring else "preserved"
+        if verdict in PRESERVED_VERDICTS or review_state == "confirmed":
+            return "missing"
+        return "not_needed"
+
+    def with_evidence(self, *found: Decision) -> Decision:
+        """The first of ``found`` (see ``with_evidence_all``) with its ``evidence`` state."""
+        return self.with_evidence_all(found)[0]
+
+    def with_evidence_all(self, found: Sequence[Decision]) -> list[Decision]:
+        """Each decision with its ``evidence`` state: ``preserved`` (held in the vault),
+        ``pending`` (staged, to be finished by a retry or the sweep), ``missing`` (review
+        or stronger, or confirmed by a reviewer, and nothing kept), ``expired`` (deleted
+        after its retention) or ``not_needed``."""
+        view = self._evidence_view()
+        return [
+            replace_field(
+                d,
+                evidence=self._evidence_state(
+                    item_key(d.post_id, d.client, d.version), d.verdict.value, d.review_state, view
+                ),
+            )
+            for d in found
+        ]
+
+    def missing_evidence(self) -> list[MissingEvidence]:
+        """Decisions of review or stronger (or confirmed by a reviewer) with no evidence
+        in the vault, oldest first: ``pending`` ones the sweep can finish and ``missing``
+        ones it cannot; every client's posts, and every version of each (an earlier
+        version keeps its own evidence). ``evidence verify`` and ``amber doctor`` report
+        these."""
+        view = self._evidence_view()
+        found = []
+        with self.db.connect() as conn:
+            for t in (decision_versions, decisions_table):
+                query = (
+                    sa.select(
+                        t.c.client,
+                        t.c.post_id,
+                        t.c.version,
+                        t.c.verdict,
+                        t.c.review_state,
+                        t.c.scanned_at,
+                    )
+                    .where(
+                        sa.or_(t.c.verdict.in_(PRESERVED_VERDICTS), t.c.review_state == "confirmed")
+                    )
+                    .order_by(t.c.scanned_at, t.c.id)
+                )
+                for row in conn.execute(query.execution_options(yield_per=1000)):
+                    key = item_key(row.post_id, row.client, row.version)
+                    state = self._evidence_state(key, row.verdict, row.review_state, view)
+                    if state in ("pending", "missing"):
+                        found.append(
+                            MissingEvidence(
+                                row.post_id,
+                                row.verdict,
+                                row.review_state,
+                                state,
+                                row.scanned_at,
+                                row.client,
+                                row.version,
+                            )
+                        )
+        return sorted(found, key=lambda m: m.scanned_at)
+
+    def sweep_evidence(self, *, orphan_after: timedelta = ORPHAN_AFTER) -> SweepReport:
+        """Finish every staged preservation whose decision is stored (what a crash or a
+        full disk left pending); drop staged ones whose decision was never stored, once
+        older than ``orphan_after``. Never raises for one post: failures are reported."""
+        report = SweepReport([], [], [])
+        if not (self.vault_path / "staging").is_dir():
+            return report
+        vault = self.open_vault()
+        now = self.clock()
+        for staged in vault.pending():
+            stored = self._stored_version(staged.post_id, staged.client, staged.version)
+            current = stored is not None and (
+                not staged.replace
+                or {k: staged.decision.get(k) for k in ("verdict", "reasons", "actions")}
+                == {k: stored.to_json()[k] for k in ("verdict", "reasons", "actions")}
+            )
+            if not current:
+                if now - staged.staged_at >= orphan_after:
+                    with suppress(EvidenceWriteError):
+                        vault.unstage(staged.key)
+                        report.discarded.append(staged.key)
+                continue
+            try:
+                vault.finish(staged.key)
+            except AmberError as exc:
+                report.failed.append((staged.key, str(exc)))
+                continue
+            report.preserved.append(staged.key)
+        return report
+
+    def _stored_version(self, post_id: str, client: str, version: int) -> Decision | None:
+        """Version ``version`` of ``client``'s post ``post_id`` as stored, or ``None``."""
+        try:
+            found = self.decisions.versions(post_id, client=client)
+        except NotFoundError:
+            return None
+        return next((d for d in found if d.version == version), None)
 
     def bank_media(self, post_id: str, bank: str) -> AddResult:
         """Add a reviewed post's media to ``bank`` from the evidentiary copies, so every
@@ -396,7 +752,12 @@ class Engine:
     def open_vault(self) -> Vault:
         """The evidence vault, opened (and created) on first use."""
         if self._vault is None:
-            self._vault = Vault.open(self.vault_path, clock=self.clock, retention=self.retention)
+            self._vault = Vault.open(
+                self.vault_path,
+                clock=self.clock,
+                retention=self.retention,
+                signing_key=self.signing_key,
+            )
         return self._vault
 
     def preserve(self, post: Post, new: NewDecision) -> None:
@@ -406,25 +767,30 @@ class Engine:
             digest = hashes.original("sha256")
             if digest is not None:
                 media.append((position, written, Path(hashes.path), digest.value))
-        decision = {
-            **new.outcome.to_json(post_id=post.id),
-            "client": new.client,
-            "version": new.version,
-            "rules": new.outcome.rules,
-            "policy": self.policy.ref,
-            "amber_version": __version__,
-        }
         where = post.source if post.line is None else f"{post.source} line {post.line}"
         self.open_vault().preserve(
             post_id=post.id,
             post=post.raw,
-            decision=decision,
+            decision=self._decision_record(new),
             media=media,
             source=where,
             policy=self.policy.ref,
             client=new.client,
             version=new.version,
         )
+
+
+def _pending(post_id: str, verdict: str, exc: Exception) -> EvidencePendingError:
+    return EvidencePendingError(
+        f"the decision for post {post_id!r} is stored ({verdict}) but its evidence is "
+        f"pending: {exc}. Send the post again, or run 'amber evidence sweep', once the "
+        "vault can be written"
+    )
+
+
+def _unreadable(hashed: MediaHashes | MediaFailure) -> str | None:
+    """Why a media file's pixels were not seen (its bytes may still be hashed), or None."""
+    return hashed.reason if isinstance(hashed, MediaFailure) else hashed.undecoded
 
 
 def _deadline(post: Post, outcome: Outcome, now: datetime) -> datetime | None:
@@ -438,10 +804,11 @@ def _deadline(post: Post, outcome: Outcome, now: datetime) -> datetime | None:
 
 
 def _related(post: Post, other: NewDecision) -> bool:
-    """Might the policy look at ``other`` when deciding ``post``? (Then ``other`` is saved
-    first.) Same author, a reply, or shared media that could be the same photo."""
+    """Might the policy look at ``other`` when deciding ``post``, or must ``other`` be
+    stored first? (Then ``other`` is saved first.) Same author, a reply, shared media that
+    could be the same photo, or the same post id (``post`` is its next version)."""
     if (post.author is not None and post.author == other.author) or (
-        post.reply_to == other.post_id
+        post.reply_to == other.post_id or post.id == other.post_id
     ):
         return True
     return bool(post.media) and bool(other.media) and THREAT_TO_LIFE in other.outcome.actions
@@ -451,21 +818,26 @@ def open_engine(
     *,
     db: str | Path | None = None,
     vault: Path | None = None,
+    signing_key: Path | None = None,
     policy: Path | None = None,
     index_dir: Path | None = None,
     clock: Callable[[], datetime] | None = None,
     retention: timedelta | None = None,
     conditions: Conditions | None = None,
     actions: Actions | None = None,
+    create: bool = True,
 ) -> Engine:
     """Open (creating and migrating if needed) amber's state.
 
     ``db`` is a SQLite path or a database URL (default ``AMBER_DB`` or ``./amber.db``);
-    ``vault`` the evidence folder (default ``AMBER_VAULT`` or ``./amber-vault``); ``policy``
+    ``vault`` the evidence folder (default ``AMBER_VAULT`` or ``./amber-vault``);
+    ``signing_key`` the vault's signing key kept outside it (default ``AMBER_SIGNING_KEY``,
+    else the vault's own ``keys/checkpoint.key``); ``policy``
     a policy TOML file (default: the built-in policy); ``conditions`` and ``actions`` the
     kinds it may name (default: the built-in ones and installed plug-ins', loaded now).
     The signal types are the built-in ones and those of installed plug-ins (entry-point
-    group ``amber.signal_types``).
+    group ``amber.signal_types``). Without ``create`` a SQLite file that does not exist
+    is an error (a mistyped path) rather than a new, empty database.
     Raises ``UserError`` for unusable paths, policies or plug-ins, ``ConflictError`` for a
     plug-in whose kind or signal type name is taken, ``ExternalError`` for an unreachable
     database server.
@@ -480,10 +852,14 @@ def open_engine(
     )
     signals = load_signal_types()
     loaded_policy.check(signals.names())
-    engine = connect(db)
+    signing_key = default_signing_key() if signing_key is None else signing_key
+    if signing_key is not None:
+        read_signing_key(signing_key)  # refuse an unusable key now, not at the first preserve
+    engine = connect(db, create=create)
     return Engine(
         db=engine,
         vault=default_vault() if vault is None else vault,
+        signing_key=signing_key,
         policy=loaded_policy,
         signals=signals,
         index_dir=default_index_dir(db) if index_dir is None else index_dir,

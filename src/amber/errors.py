@@ -7,6 +7,7 @@ that the command line and the API map it to, so no caller decides those twice.
   what, quotes the value and says what to do.
 - ``ExternalError`` (exit 3, HTTP 502): something outside amber failed (a database
   server, a remote endpoint).
+  ``UnavailableError`` (HTTP 503) when it cannot serve now but may later.
 - ``InternalError`` (exit 1, HTTP 500): a bug in amber.
 """
 
@@ -65,6 +66,16 @@ class ExternalError(AmberError):
 
     exit_code = 3
     http_status = 502
+
+
+class UnavailableError(ExternalError):
+    """Something amber needs cannot serve now (its database); HTTP 503, exit 3."""
+
+    http_status = 503
+
+
+class DatabaseGoneError(UnavailableError):
+    """The SQLite file amber opened was removed or replaced while amber ran."""
 
 
 class InternalError(AmberError):

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amber.errors import AmberError, PostError
-from amber.evidence.vault import item_key
 from amber.hashing import Hasher, MediaFailure, MediaHashes
-from amber.identity import DEFAULT_CLIENT
+from amber.identity import DEFAULT_CLIENT, item_key
 from amber.matching import Nearest
 from amber.policy import Outcome
 from amber.posts import Media, Post, media_post, parse_post, read_jsonl
@@ -356,6 +355,7 @@ def _media(
         values=tuple(_value(v, floors) for v in ordered),
         width=hashed.width,
         height=hashed.height,
+        error=hashed.undecoded,
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from amber.errors import InternalError, MediaError
-from amber.media import DEFAULT_LIMITS, MediaLimits, decode_image, read_media
+from amber.media import DEFAULT_LIMITS, DecodedImage, MediaLimits, decode_image, read_media
 from amber.signals import Content, Role, SignalType, SignalValue, default_signal_types
 from amber.signals.base import Reads
 
@@ -28,12 +28,21 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class MediaHashes:
-    """The signal values of one media file (all variants) and its stored size."""
+    """The signal values of one media file (all variants) and its stored size.
+
+    Every file that could be read has its exact hashes (sha256, md5: the bytes as
+    received), whatever the decoder said. ``undecoded`` says why the file's pixels could
+    not be seen (not an image, over a decode limit, corrupt), ``None`` when they were; the
+    size is then unknown (``None``). ``truncated`` is true for an image that ended early
+    and was decoded as far as it goes.
+    """
 
     path: str
     values: tuple[SignalValue, ...]
-    width: int
-    height: int
+    width: int | None
+    height: int | None
+    undecoded: str | None = None
+    truncated: bool = False
 
     def original(self, signal_type: str) -> SignalValue | None:
         """This file's own value of ``signal_type`` (variant ``"original"``), if any."""
@@ -58,18 +67,37 @@ def hash_file(
     limits: MediaLimits = DEFAULT_LIMITS,
     signals: Sequence[SignalType] | None = None,
 ) -> MediaHashes:
-    """Every value of ``signals`` (default: the built-in media types) for one image file.
+    """Every value of ``signals`` (default: the built-in media types) for one media file.
 
-    Raises ``MediaError`` naming the file.
+    A file whose bytes were read always gets the values that need only its bytes (the
+    exact hashes); when it cannot be decoded, or a signal type fails on its pixels,
+    ``undecoded`` says why. Raises ``MediaError`` naming the file when it cannot be read
+    (missing, not a regular file, over ``limits.max_bytes``).
     """
     file = Path(path)
     data = read_media(file, limits=limits)
-    decoded = decode_image(data, limits=limits, source=str(file))
-    content = Content(data=data, image=decoded.image)
+    undecoded: str | None = None
+    try:
+        decoded: DecodedImage | None = decode_image(data, limits=limits, source=str(file))
+    except MediaError as exc:
+        decoded, undecoded = None, exc.reason
+    content = Content(data=data, image=None if decoded is None else decoded.image)
     values: list[SignalValue] = []
     for signal_type in builtin_media_types() if signals is None else signals:
-        values.extend(signal_type.compute(content, role=role))
-    return MediaHashes(str(file), tuple(values), decoded.width, decoded.height)
+        try:
+            values.extend(signal_type.compute(content, role=role))
+        except MediaError as exc:  # its other values stand; the failure is said
+            undecoded = undecoded or f"{signal_type.name}: {exc.reason}"
+    if decoded is None:
+        return MediaHashes(str(file), tuple(values), None, None, undecoded=undecoded)
+    return MediaHashes(
+        str(file),
+        tuple(values),
+        decoded.width,
+        decoded.height,
+        undecoded=undecoded,
+        truncated=decoded.truncated,
+    )
 
 
 def hash_file_safely(

@@ -26,6 +26,17 @@ DEFAULT_CLIENT = "_local"
 _CHUNK = 1 << 20
 
 
+def item_key(post_id: str, client: str = DEFAULT_CLIENT, version: int = 1) -> str:
+    """The key of one version of one client's post in the evidence vault (and in its
+    staging area): the post id itself for version 1 of a local post (as every item was
+    before post ids were scoped), else the JSON array ``[client, post_id, version]``. A
+    post id that begins with ``[`` is always given as the array, so no two posts share a
+    key."""
+    if client == DEFAULT_CLIENT and version == 1 and not post_id.startswith("["):
+        return post_id
+    return json.dumps([client, post_id, version], ensure_ascii=False)
+
+
 def content_digest(post: Post) -> str:
     """The SHA-256 (hex) of a post's content: its JSON as received, each media path
     replaced by its file's SHA-256 (``"unreadable: <reason>"`` when it cannot be read)."""

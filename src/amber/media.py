@@ -1,9 +1,15 @@
 """Bounded media reading and image decoding.
 
 Everything a post carries is untrusted: a file can be huge, truncated, lie about its
-size in its header (a decompression bomb), or not be an image at all. This module reads
-at most ``max_bytes``, checks the pixel count in the header before any pixel is
-decoded, and turns every decoder failure into a ``MediaError`` that says what was wrong.
+size in its header (a decompression bomb), cost minutes of CPU (a progressive JPEG with
+thousands of scans), or not be an image at all. This module reads at most ``max_bytes``;
+before any pixel is decoded it checks the pixel count in the header, the number of
+progressive scans of a JPEG, and the pixels that would be decoded (after the reduced
+decode that JPEG allows); it reserves the decode's memory from a process-wide budget
+(``DecodeBudget``) so that concurrent decodes cannot together exhaust memory; and it
+turns every decoder failure into a ``MediaError`` that says what was wrong. A JPEG cut
+short (browsers still show it) is decoded as far as its data goes and marked
+``truncated``. The figures are in ``docs/benchmarks.md`` (``benchmarks/decode_memory.py``).
 
 Images are decoded the way the reference PDQ tools decode them, so amber's hashes match
 hashes shared by others:
@@ -27,14 +33,15 @@ import io
 import math
 import os
 import stat
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Final
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from amber.errors import MediaError, UserError
@@ -61,6 +68,15 @@ _HEADER_FRAME_COUNT: Final = frozenset({"PNG", "WEBP", "MPO"})
 _EXIF_ORIENTATION: Final = 0x0112
 _MIB: Final = 1024 * 1024
 
+#: Peak bytes of memory per decoded pixel, the weight a decode reserves from the budget:
+#: Pillow holds every mode in up to 4 bytes a pixel, and up to three copies exist at once
+#: (the decoded image, its RGB conversion, the edge-padded copy that ``_reduce`` resizes).
+#: ``benchmarks/decode_memory.py`` measures it (``docs/benchmarks.md``).
+BYTES_PER_DECODED_PIXEL: Final = 12
+
+#: Memory that the decodes running at once in one process may reserve together.
+DECODE_MEMORY: Final = 1024 * _MIB
+
 
 @dataclass(frozen=True, slots=True)
 class MediaLimits:
@@ -68,15 +84,21 @@ class MediaLimits:
 
     ``max_bytes`` bounds the file size, ``max_pixels`` the width x height declared in the
     image header, ``max_frames`` the frame count where the header states it (animated
-    PNG, WebP, MPO). Raises ``UserError`` when a limit is not a positive integer.
+    PNG, WebP, MPO), ``max_scans`` the scans of a JPEG (each one a pass of the decoder over
+    every block: 2,000 scans cost half a minute of CPU), ``max_decoded_pixels`` the pixels
+    actually decoded (a JPEG is decoded at 1/2 to 1/8 scale first, so a 100-megapixel
+    JPEG passes; other formats are decoded whole). Raises ``UserError`` when a limit is
+    not a positive integer.
     """
 
     max_bytes: int = 64 * _MIB
     max_pixels: int = 100_000_000
     max_frames: int = 10_000
+    max_scans: int = 100
+    max_decoded_pixels: int = 40_000_000
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_pixels", "max_frames"):
+        for name in ("max_bytes", "max_pixels", "max_frames", "max_scans", "max_decoded_pixels"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserError(f"media limit {name} must be a positive integer, not {value!r}")
@@ -93,7 +115,9 @@ class DecodedImage:
     (``reduced``). ``width`` and ``height`` are the size stored in the file, ``format``
     Pillow's format name (``"JPEG"``, ``"PNG"``…), ``mode`` the file's own Pillow mode
     before conversion, ``orientation`` the EXIF orientation tag (1 to 8; 1 when absent
-    or invalid), which has not been applied to ``image``.
+    or invalid), which has not been applied to ``image``. ``truncated`` is true when the
+    file ended before the image did: ``image`` is what its data held (the rest grey, as
+    browsers show it).
     """
 
     image: Image.Image
@@ -103,6 +127,58 @@ class DecodedImage:
     mode: str
     orientation: int
     reduced: bool
+    truncated: bool = False
+
+
+class DecodeBudget:
+    """Memory (in bytes, or any unit) shared by the decodes running at once.
+
+    A decode reserves its weight (``reserve``) and waits while the rest of the budget is
+    taken; a weight above the whole budget waits for all of it, so it runs alone instead
+    of never.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise UserError(f"decode budget must be a positive integer, not {capacity!r}")
+        self.capacity = capacity
+        self._available = capacity
+        self._waiting = 0
+        self._changed = threading.Condition()
+
+    @property
+    def available(self) -> int:
+        """What is not reserved now."""
+        return self._available
+
+    @property
+    def waiting(self) -> int:
+        """How many reservations are waiting for memory now."""
+        return self._waiting
+
+    @contextmanager
+    def reserve(self, weight: int) -> Iterator[None]:
+        """Hold ``weight`` (at most the whole budget) while the block runs."""
+        weight = max(0, min(weight, self.capacity))
+        with self._changed:
+            self._waiting += 1
+            try:
+                self._changed.wait_for(lambda: self._available >= weight)
+            finally:
+                self._waiting -= 1
+            self._available -= weight
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._available += weight
+                self._changed.notify_all()
+
+
+@cache
+def decode_budget() -> DecodeBudget:
+    """This process's shared budget of ``DECODE_MEMORY`` bytes (made on first use)."""
+    return DecodeBudget(DECODE_MEMORY)
 
 
 def read_media(path: Path, *, limits: MediaLimits = DEFAULT_LIMITS) -> bytes:
@@ -147,14 +223,18 @@ def decode_image(
     limits: MediaLimits = DEFAULT_LIMITS,
     max_side: int | None = HASH_SIDE,
     source: str | None = None,
+    budget: DecodeBudget | None = None,
 ) -> DecodedImage:
     """Decode the first frame of an image to RGB stored pixels, reduced for hashing.
 
     The longest side of the result is at most ``max_side`` (JPEGs are decoded at a
     reduced scale first); ``max_side=None`` decodes at full resolution. ``source`` names
-    the media in error messages. Raises ``MediaError`` when the bytes exceed the limits,
-    are not an image in one of ``FORMATS``, declare more pixels or frames than the limits
-    allow, or are truncated or corrupt. Pillow's warnings are not passed on.
+    the media in error messages. The decode's memory is reserved from ``budget`` (default:
+    the process's ``decode_budget()``), waiting while other decodes hold it. A JPEG cut
+    short is decoded as far as it goes (``truncated``). Raises ``MediaError`` when the
+    bytes exceed the limits, are not an image in one of ``FORMATS``, declare more pixels,
+    frames or scans than the limits allow, or are corrupt or (other than a JPEG)
+    truncated. Pillow's warnings are not passed on.
     """
     if max_side is not None and max_side < 1:
         raise UserError(f"max_side must be a positive integer or None, not {max_side!r}")
@@ -164,7 +244,13 @@ def decode_image(
         raise MediaError(_too_big(len(data), limits), path=source)
     with _quiet_pillow():
         try:
-            return _decode(data, limits=limits, max_side=max_side, source=source)
+            return _decode(
+                data,
+                limits=limits,
+                max_side=max_side,
+                source=source,
+                budget=decode_budget() if budget is None else budget,
+            )
         except MediaError:
             raise
         except Image.DecompressionBombError:
@@ -221,10 +307,33 @@ def _quiet_pillow() -> Iterator[None]:
         yield
 
 
+class _JpegFeed(io.BytesIO):
+    """The bytes of an image for Pillow to read. Once ``loading`` is set, the first read
+    at the end of a JPEG answers an end-of-image marker and notes ``truncated``: libjpeg
+    then finishes the image with what it has (grey for the rest), as Pillow's global
+    ``LOAD_TRUNCATED_IMAGES`` would, but for this file only and with the fact recorded."""
+
+    loading = False
+    truncated = False
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        chunk = super().read(size)
+        if not chunk and self.loading and not self.truncated and size != 0:
+            self.truncated = True
+            return b"\xff\xd9"
+        return chunk
+
+
 def _decode(
-    data: bytes, *, limits: MediaLimits, max_side: int | None, source: str | None
+    data: bytes,
+    *,
+    limits: MediaLimits,
+    max_side: int | None,
+    source: str | None,
+    budget: DecodeBudget,
 ) -> DecodedImage:
-    with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+    feed = _JpegFeed(data)
+    with Image.open(feed, formats=FORMATS) as image:
         width, height = image.size
         if width < 1 or height < 1:
             raise MediaError(f"image has no pixels ({width}x{height})", path=source)
@@ -241,23 +350,42 @@ def _decode(
                     f"image declares {frames:,} frames, over the limit of {limits.max_frames:,}",
                     path=source,
                 )
+        jpeg = image.format in ("JPEG", "MPO")
+        if jpeg:
+            scans = count_scans(data, stop_after=limits.max_scans)
+            if scans > limits.max_scans:
+                raise MediaError(
+                    f"JPEG has more than {limits.max_scans:,} scans (the limit); refusing "
+                    "an image that could take minutes to decode",
+                    path=source,
+                )
         file_format = image.format or "unknown"
         file_mode = image.mode
         target = _target_size(width, height, max_side)
         scale = 1.0
-        if target is not None and image.format in ("JPEG", "MPO"):
+        if target is not None and jpeg:
             # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding; the result is still at
             # least as large as the target, and the resize below finishes the job.
             drafted = image.draft(None, target)
             if drafted is not None:
                 scale = width / drafted[1][2]
-        image.load()
-        orientation = _orientation(image)
-        rgb = to_rgb(image)
-        if target is not None:
-            rgb = _reduce(rgb, width=width, height=height, scale=scale, target=target)
-        elif rgb is image:
-            rgb = image.copy()  # detach from the file object closed on leaving `with`
+        decoded = image.size[0] * image.size[1]  # after draft: the pixels libjpeg makes
+        if decoded > limits.max_decoded_pixels:
+            raise MediaError(
+                f"image is {width}x{height} = {width * height:,} pixels, and a {file_format} "
+                f"is decoded whole: over the limit of {limits.max_decoded_pixels:,} pixels "
+                "decoded at once",
+                path=source,
+            )
+        with budget.reserve(decoded * BYTES_PER_DECODED_PIXEL):
+            feed.loading = jpeg
+            image.load()
+            orientation = _orientation(image)
+            rgb = to_rgb(image)
+            if target is not None:
+                rgb = _reduce(rgb, width=width, height=height, scale=scale, target=target)
+            elif rgb is image:
+                rgb = image.copy()  # detach from the file object closed on leaving `with`
     return DecodedImage(
         image=rgb,
         width=width,
@@ -266,7 +394,51 @@ def _decode(
         mode=file_mode,
         orientation=orientation,
         reduced=target is not None,
+        truncated=feed.truncated,
     )
+
+
+def count_scans(data: bytes, *, stop_after: int) -> int:
+    """The scans (start-of-scan markers) of the JPEG ``data``, read from its markers
+    without decoding; counting stops once it passes ``stop_after``. Data after the first
+    end-of-image marker (an MPO's other pictures) is not read."""
+    size = len(data)
+    scans = 0
+    at = 2  # after the start-of-image marker
+    while at + 1 < size and scans <= stop_after:
+        if data[at] != 0xFF:  # not at a marker: look for the next one
+            found = data.find(b"\xff", at)
+            if found < 0:
+                break
+            at = found
+            continue
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker == 0xD9:  # end of image
+            break
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            at += 2
+            continue
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        at += 2 + length
+        if marker != 0xDA:
+            continue
+        scans += 1
+        # Entropy-coded data follows the scan header: in it a 0xFF is followed by a 0x00
+        # (a stuffed byte) or a restart marker; anything else is the next marker.
+        while True:
+            found = data.find(b"\xff", at)
+            if found < 0 or found + 1 >= size:
+                return scans
+            following = data[found + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7:
+                at = found + 2
+                continue
+            at = found
+            break
+    return scans
 
 
 def _target_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
@@ -301,10 +473,26 @@ def _reduce(
     overshoot = max(-box[0], -box[1], box[2] - image.width, box[3] - image.height)
     if overshoot > 0:
         pad = math.ceil(overshoot) + 1
-        pixels = np.pad(np.asarray(image), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        image = Image.fromarray(pixels, "RGB")
+        image = _pad_edges(image, pad)
         box = [edge + pad for edge in box]
     return image.resize(target, HASH_FILTER, box=(box[0], box[1], box[2], box[3]))
+
+
+def _pad_edges(image: Image.Image, pad: int) -> Image.Image:
+    """``image`` with ``pad`` pixels added on every side, each a copy of the nearest edge
+    pixel (numpy's ``pad(mode="edge")``), in one new image: no array copies on the way."""
+    width, height = image.size
+    out = Image.new(image.mode, (width + 2 * pad, height + 2 * pad))
+    out.paste(image, (pad, pad))
+    nearest = Image.Resampling.NEAREST
+    out.paste(image.crop((0, 0, width, 1)).resize((width, pad), nearest), (pad, 0))
+    bottom = image.crop((0, height - 1, width, height)).resize((width, pad), nearest)
+    out.paste(bottom, (pad, height + pad))
+    full = height + 2 * pad
+    out.paste(out.crop((pad, 0, pad + 1, full)).resize((pad, full), nearest), (0, 0))
+    right = out.crop((pad + width - 1, 0, pad + width, full)).resize((pad, full), nearest)
+    out.paste(right, (pad + width, 0))
+    return out
 
 
 def _pdq_phase(size: int) -> float:

@@ -244,11 +244,14 @@ def _parse_media(value: object, base: Path, source: str, line: int | None) -> tu
                 f"{path!r} is not a usable file path", source=source, line=line, field=field
             )
         file = Path(path) if Path(path).is_absolute() else base / path
-        if not file.is_file():
-            why = "is a folder, not a file" if file.is_dir() else "does not exist"
-            raise PostError(
-                f"media file {str(file)!r} {why}", source=source, line=line, field=field
-            )
+        try:
+            found = file.is_file()
+            why = "" if found else "is a folder, not a file" if file.is_dir() else "does not exist"
+        except OSError as exc:  # a name longer than the file system allows, say
+            found, why = False, f"cannot be looked up: {exc.strerror or exc}"
+        if not found:
+            shown = str(file) if len(str(file)) <= 200 else str(file)[:200] + "..."
+            raise PostError(f"media file {shown!r} {why}", source=source, line=line, field=field)
         items.append(Media(path=path, file=file))
     return tuple(items)
 

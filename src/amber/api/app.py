@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,6 +41,8 @@ from amber.store.db import database_failed
 from amber.web import console
 
 MAX_BODY = 64 * 1024 * 1024
+#: Seconds between sweeps of pending evidence (``Engine.sweep_evidence``).
+SWEEP_EVERY = 60.0
 #: How ``amber serve --workers N`` hands its settings to each worker process (JSON).
 SETTINGS_ENV = "AMBER_SERVE_SETTINGS"
 
@@ -50,6 +54,7 @@ def app_from_env() -> FastAPI:
     engine = open_engine(
         db=settings["db"],
         vault=Path(settings["vault"]),
+        signing_key=None if settings.get("signing_key") is None else Path(settings["signing_key"]),
         policy=None if settings["policy"] is None else Path(settings["policy"]),
     )
     media_root = settings["media_root"]
@@ -67,11 +72,14 @@ def create_app(
     media_root: Path | None = None,
     max_body: int = MAX_BODY,
     owns_engine: bool = False,
+    sweep_every: float | None = SWEEP_EVERY,
 ) -> FastAPI:
     """The API for ``engine``. JSON posts may name media only under ``media_root``.
-    With ``owns_engine`` the app closes the engine when it shuts down."""
+    With ``owns_engine`` the app closes the engine when it shuts down. Pending evidence
+    is swept at start-up and then every ``sweep_every`` seconds (``None``: once)."""
     app = _build(max_body=max_body)
     app.state.engine = engine
+    app.state.sweep_every = sweep_every
     app.state.media_root = media_root
     app.state.owns_engine = owns_engine
     return app
@@ -87,11 +95,36 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine: Engine = app.state.engine
     log_access_to_stderr()
     engine.matcher.warm_up()  # before the first post, not during it
+    stop = threading.Event()
+    sweeper = threading.Thread(
+        target=_sweep_evidence,
+        args=(engine, app.state.sweep_every, stop),
+        name="amber-evidence-sweep",
+        daemon=True,
+    )
+    sweeper.start()  # at start-up, then every sweep_every seconds
     try:
         yield
     finally:
+        stop.set()
+        sweeper.join(timeout=30)
         if app.state.owns_engine:
             engine.close()
+
+
+def _sweep_evidence(engine: Engine, every: float | None, stop: threading.Event) -> None:
+    """Finish the evidence a crash or a full disk left pending (``Engine.sweep_evidence``);
+    failures are logged to stderr and tried again at the next sweep."""
+    while not stop.is_set():
+        try:
+            report = engine.sweep_evidence()
+        except Exception as exc:  # a database or disk fault: the server must go on
+            sys.stderr.write(f"amber: evidence sweep failed: {type(exc).__name__}: {exc}\n")
+        else:
+            for post_id, reason in report.failed:
+                sys.stderr.write(f"amber: evidence of {post_id!r} still pending: {reason}\n")
+        if every is None or stop.wait(every):
+            return
 
 
 def _build(*, max_body: int) -> FastAPI:
@@ -109,6 +142,7 @@ def _build(*, max_body: int) -> FastAPI:
     app.include_router(console.router)
     app.add_exception_handler(AmberError, _amber_error)  # type: ignore[arg-type]
     app.add_exception_handler(sa.exc.OperationalError, _database_down)  # type: ignore[arg-type]
+    app.add_exception_handler(sa.exc.TimeoutError, _database_down)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, limit=max_body)
@@ -129,7 +163,9 @@ async def _amber_error(_: Request, exc: AmberError) -> JSONResponse:
     return response
 
 
-async def _database_down(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+async def _database_down(
+    _: Request, exc: sa.exc.OperationalError | sa.exc.TimeoutError
+) -> JSONResponse:
     return _error(503, "ExternalError", database_failed(exc))
 
 

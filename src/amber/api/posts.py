@@ -22,12 +22,18 @@ from pydantic import BaseModel, Field
 from amber.api.deps import Admin, EngineDep, Ingest
 from amber.decisions import Decision
 from amber.engine import Engine
-from amber.errors import NotFoundError, PostError, UserError
+from amber.errors import ExternalError, NotFoundError, PostError, UserError
 from amber.identity import DEFAULT_CLIENT
 from amber.posts import parse_post
 from amber.tokens import Scope, Token
 
 router = APIRouter(prefix="/v1", tags=["posts"])
+
+
+class UploadNotKept(ExternalError):
+    """An upload's media could not be written to disk to be decided (HTTP 503)."""
+
+    http_status = 503
 
 
 class PostIn(BaseModel):
@@ -123,8 +129,14 @@ def upload(
         names = []
         for i, upload_file in enumerate(media or []):
             name = f"{i}-{Path(upload_file.filename or 'media').name}"
-            with (Path(folder) / name).open("wb") as out:
-                shutil.copyfileobj(upload_file.file, out)
+            try:
+                with (Path(folder) / name).open("wb") as out:
+                    shutil.copyfileobj(upload_file.file, out)
+            except OSError as exc:  # a full disk: say so, and that nothing was stored
+                raise UploadNotKept(
+                    f"media[{i}] of the upload could not be kept on disk to decide it "
+                    f"({exc.strerror or exc}); nothing was stored: send the post again"
+                ) from exc
             names.append({"path": name})
         body["media"] = names
         return _submit(request, engine, body, Path(folder), token)
@@ -177,7 +189,7 @@ def decisions(
         clients=_readable(token, client),
         limit=limit,
     )
-    return [d.to_record() for d in found]
+    return [d.to_record() for d in engine.with_evidence_all(found)]
 
 
 @router.get("/decisions/{post_id}")
@@ -186,7 +198,7 @@ def decision(
 ) -> dict[str, Any]:
     """A stored decision, with where its human review stands (``review``: its state and,
     once decided, the reviewer's outcome, action, reason and time) so the platform can act."""
-    stored = _stored(engine, token, post_id, client)
+    stored = engine.with_evidence(_stored(engine, token, post_id, client))
     review = engine.review.outcome(post_id, client=stored.client)
     return {
         **stored.to_answer(),

@@ -22,7 +22,11 @@ def live() -> dict[str, str]:
 
 @router.get("/health")
 def health(engine: EngineDep, _: Ingest) -> dict[str, Any]:
-    """The service is up; which worker process answered and how current its index is."""
+    """The service is up; which worker process answered, how current its index is, and
+    the problems with its banks that the policy's ``[checks]`` report (``problems``: each
+    ``{"check", "severity", "message"}``, as ``amber doctor`` gives them)."""
+    from amber.doctor import check_banks
+
     with engine.write_lock:
         engine.matcher.sync_if_stale()
     return {
@@ -30,6 +34,7 @@ def health(engine: EngineDep, _: Ingest) -> dict[str, Any]:
         "version": __version__,
         "worker": os.getpid(),
         "index": {"hashes": len(engine.matcher.index), "max_id": engine.matcher.index.max_id},
+        "problems": [p.to_json() for p in check_banks(engine)],
     }
 
 

@@ -7,8 +7,8 @@ Exit codes: 0 done; 1 done, but some posts or files failed (each was reported);
 2 bad input or arguments; 3 something outside amber failed; 130 interrupted (Ctrl-C).
 
 Commands live in one module per area (``banks``, ``scan``, ``decisions``, ``explain``,
-``tokens``, ``evidence``, ``harm_poll``, ``serve``); this module builds the app and holds
-the one error handler. Nothing heavy is imported until a command runs.
+``tokens``, ``evidence``, ``harm_poll``, ``serve``, ``doctor``); this module builds the app
+and holds the one error handler. Nothing heavy is imported until a command runs.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typer.exceptions import TyperException
 from amber import __version__
 from amber.cli.banks import bank_app
 from amber.cli.decisions import decisions_app
+from amber.cli.doctor import doctor
 from amber.cli.evidence import evidence_app
 from amber.cli.explain import explain
 from amber.cli.harm_poll import harm_poll_app
@@ -64,7 +65,9 @@ def _describe(exc: Exception) -> tuple[str, int]:
     if isinstance(exc, AmberError):
         return exc.message, exc.exit_code
     sqlalchemy = sys.modules.get("sqlalchemy")  # not loaded: the error cannot be its
-    if sqlalchemy is not None and isinstance(exc, sqlalchemy.exc.OperationalError):
+    if sqlalchemy is not None and isinstance(
+        exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.TimeoutError
+    ):
         from amber.store.db import database_failed
 
         return database_failed(exc), ExternalError.exit_code  # it went away after opening
@@ -109,6 +112,7 @@ app.add_typer(harm_poll_app, name="harm-poll")
 app.add_typer(token_app, name="token")
 app.add_typer(evidence_app, name="evidence")
 app.command()(serve)
+app.command()(doctor)
 
 
 @app.command()

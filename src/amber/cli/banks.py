@@ -51,10 +51,10 @@ def bank_create(
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
-    """Create a bank."""
+    """Create a bank (and the database, if it does not exist yet)."""
     from amber.banks import BankAction
 
-    with opened_engine(db, vault) as engine:
+    with opened_engine(db, vault, create=True) as engine:
         bank = engine.banks.create(
             name, action=BankAction(action), label=label, threshold=threshold
         )

@@ -11,11 +11,23 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from amber.cli.options import FormatOption, VaultOption, check_format, err, out, plural, print_jsonl
+from amber.cli.options import (
+    DbOption,
+    FormatOption,
+    SigningKeyOption,
+    VaultOption,
+    check_format,
+    err,
+    opened_engine,
+    out,
+    plural,
+    print_jsonl,
+)
 from amber.errors import UserError
 
 if TYPE_CHECKING:
     from amber.evidence.vault import Vault
+    from amber.evidence.verify import Report
 
 evidence_app = typer.Typer(
     help="The evidence vault: list, verify, export bags, legal holds, retention.",
@@ -32,8 +44,8 @@ def _vault_path(vault: Path | None) -> Path:
     return default_vault() if vault is None else vault
 
 
-def _open_vault(vault: Path | None) -> Vault:
-    from amber.engine import default_retention
+def _open_vault(vault: Path | None, signing_key: Path | None) -> Vault:
+    from amber.engine import default_retention, default_signing_key
     from amber.evidence.vault import Vault
 
     path = _vault_path(vault)
@@ -42,7 +54,11 @@ def _open_vault(vault: Path | None) -> Vault:
             f"no evidence vault at {str(path)!r}; amber creates it when a scan "
             "first keeps evidence (set --vault or AMBER_VAULT)"
         )
-    return Vault.open(path, retention=default_retention())
+    return Vault.open(
+        path,
+        retention=default_retention(),
+        signing_key=default_signing_key() if signing_key is None else signing_key,
+    )
 
 
 def _actor(actor: str | None) -> str:
@@ -52,10 +68,12 @@ def _actor(actor: str | None) -> str:
 
 
 @evidence_app.command("list")
-def evidence_list(format: FormatOption = "table", vault: VaultOption = None) -> None:
+def evidence_list(
+    format: FormatOption = "table", vault: VaultOption = None, signing_key: SigningKeyOption = None
+) -> None:
     """What the vault holds: verdict, hashes, retention date, hold."""
     check_format(format)
-    items = sorted(_open_vault(vault).items().values(), key=lambda i: i.preserved_at)
+    items = sorted(_open_vault(vault, signing_key).items().values(), key=lambda i: i.preserved_at)
     if format == "jsonl":
         print_jsonl(item.to_json() for item in items)
         return
@@ -74,14 +92,41 @@ def evidence_list(format: FormatOption = "table", vault: VaultOption = None) -> 
 
 
 @evidence_app.command("verify")
-def evidence_verify(vault: VaultOption = None) -> None:
-    """Recompute every hash, the tree, every signature; exit 0 only if all hold."""
+def evidence_verify(
+    vault: VaultOption = None,
+    db: DbOption = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="The vault's public key as published: verifier key, PEM file, or raw "
+            "base64/hex; the vault must be signed by it",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoints: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint published or witnessed outside the vault (file or URL); the "
+            "vault's log must extend it. Repeatable",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Recompute every hash, the tree, every signature; with the database (--db, AMBER_DB
+    or ./amber.db if it exists), check that every decision of review or stronger has its
+    evidence. Exit 0 only if all hold."""
+    from amber.evidence.published import read_checkpoint, read_key
     from amber.evidence.verify import verify_vault
 
     path = _vault_path(vault)
     if not (path / "vault.json").exists() and not (path / "log").exists():
         raise UserError(f"no evidence vault at {str(path)!r} (set --vault or AMBER_VAULT)")
-    report = verify_vault(path)
+    published_key = None if key is None else read_key(key)
+    published = [(source, read_checkpoint(source)) for source in checkpoints or []]
+    report = verify_vault(path, key=published_key, published=published)
+    _check_decisions(db, path, report)
     for note in report.notes:
         err.print(f"note: {note}")
     for problem in report.problems:
@@ -92,9 +137,62 @@ def evidence_verify(vault: VaultOption = None) -> None:
     )
     if report.ok:
         out.print(f"vault {path} verified: {summary}")
+        if published_key is not None:
+            out.print(f"signed by the key given: {published_key}")
+        for source, size in report.extends:
+            out.print(f"consistent with the published checkpoint of size {size} ({source})")
         return
     err.print(f"vault {path} FAILED verification ({len(report.problems)} problems): {summary}")
     raise typer.Exit(1)
+
+
+def _check_decisions(db: str | None, vault: Path, report: Report) -> None:
+    """Add to ``report`` each decision of review or stronger without evidence."""
+    from amber.engine import default_db
+    from amber.store.db import database_url, sqlite_path
+
+    chosen = default_db() if db is None else db
+    file = sqlite_path(database_url(chosen))
+    if db is None and "AMBER_DB" not in os.environ and file is not None and not file.exists():
+        report.notes.append(f"no database at {chosen!r}: decisions not checked (give --db)")
+        return
+    if file is not None and not file.exists():
+        raise UserError(f"no database at {str(file)!r} (give --db or AMBER_DB)")
+    with opened_engine(chosen, vault) as engine:
+        missing = engine.missing_evidence()
+    for found in missing:
+        if found.state == "pending":
+            report.problems.append(
+                f"post {found.key!r} ({found.verdict}): no evidence yet, its preservation "
+                "is pending; run 'amber evidence sweep'"
+            )
+        else:
+            report.problems.append(
+                f"post {found.key!r} ({found.verdict}): no evidence in the vault and "
+                "nothing staged; scan the post again with its media to preserve it"
+            )
+
+
+@evidence_app.command("sweep")
+def evidence_sweep(
+    db: DbOption = None, vault: VaultOption = None, signing_key: SigningKeyOption = None
+) -> None:
+    """Finish preservations left pending by a crash or a full disk (amber serve does this
+    at start-up and every minute). Exit 3 if some still cannot be written."""
+    with opened_engine(db, vault, signing_key=signing_key) as engine:
+        report = engine.sweep_evidence()
+    for post_id in report.preserved:
+        err.print(f"preserved evidence of {post_id!r}")
+    for post_id in report.discarded:
+        err.print(f"dropped staged evidence of {post_id!r}: its decision was never stored")
+    for post_id, reason in report.failed:
+        err.print(f"still pending: {post_id!r}: {reason}")
+    err.print(
+        f"{len(report.preserved)} preserved, {len(report.failed)} still pending, "
+        f"{len(report.discarded)} dropped"
+    )
+    if report.failed:
+        raise typer.Exit(3)
 
 
 @evidence_app.command("export")
@@ -103,12 +201,13 @@ def evidence_export(
     out_dir: Annotated[Path, typer.Option("--out", help="New folder for the bag")],
     actor: ActorOption = None,
     vault: VaultOption = None,
+    signing_key: SigningKeyOption = None,
 ) -> None:
     """Export one post's evidence as a BagIt bag (verify it with verify-bag)."""
     from amber.evidence.bag import export_bag
 
     bag = export_bag(
-        _open_vault(vault),
+        _open_vault(vault, signing_key),
         post_id,
         out_dir,
         actor=_actor(actor),
@@ -123,13 +222,19 @@ def evidence_verify_bag(
     bag: Path,
     key: Annotated[
         str | None,
-        typer.Option("--key", help="The verifier key the platform published; must match"),
+        typer.Option(
+            "--key",
+            help="The key the platform published (verifier key, PEM file, or raw base64/hex); "
+            "must match",
+        ),
     ] = None,
 ) -> None:
-    """Verify a bag offline: fixity, inclusion proofs, checkpoint signature."""
+    """Verify a bag offline: fixity, inclusion proofs, checkpoint and bag signatures."""
     from amber.evidence.bag import verify_bag
 
     report = verify_bag(bag, expected_key=key)
+    for note in report.notes:
+        err.print(f"note: {note}")
     for problem in report.problems:
         err.print(f"BROKEN: {problem}")
     if not report.ok:
@@ -147,9 +252,10 @@ def evidence_hold(
     reason: Annotated[str, typer.Option("--reason", help="Why, e.g. the order's reference")],
     actor: ActorOption = None,
     vault: VaultOption = None,
+    signing_key: SigningKeyOption = None,
 ) -> None:
     """Place a legal hold: the item is kept past its retention date."""
-    _open_vault(vault).hold(post_id, reason=reason, actor=_actor(actor))
+    _open_vault(vault, signing_key).hold(post_id, reason=reason, actor=_actor(actor))
     err.print(f"hold placed on {post_id!r}")
 
 
@@ -159,25 +265,28 @@ def evidence_release(
     reason: Annotated[str, typer.Option("--reason", help="Why the hold ends")] = "released",
     actor: ActorOption = None,
     vault: VaultOption = None,
+    signing_key: SigningKeyOption = None,
 ) -> None:
     """Lift a legal hold."""
-    _open_vault(vault).release(post_id, reason=reason, actor=_actor(actor))
+    _open_vault(vault, signing_key).release(post_id, reason=reason, actor=_actor(actor))
     err.print(f"hold lifted on {post_id!r}")
 
 
 @evidence_app.command("expire")
-def evidence_expire(actor: ActorOption = None, vault: VaultOption = None) -> None:
+def evidence_expire(
+    actor: ActorOption = None, vault: VaultOption = None, signing_key: SigningKeyOption = None
+) -> None:
     """Delete items past their retention date (never those under hold); log each deletion."""
-    deleted = _open_vault(vault).expire(actor=_actor(actor))
+    deleted = _open_vault(vault, signing_key).expire(actor=_actor(actor))
     for post_id in deleted:
         err.print(f"deleted expired evidence of {post_id!r}")
     err.print(f"{plural(len(deleted), 'item')} expired")
 
 
 @evidence_app.command("recover")
-def evidence_recover(vault: VaultOption = None) -> None:
+def evidence_recover(vault: VaultOption = None, signing_key: SigningKeyOption = None) -> None:
     """Repair what a crash left (a partial record, an unsigned tail, unfinished deletions)."""
-    vault_ = _open_vault(vault)
+    vault_ = _open_vault(vault, signing_key)
     for step in vault_.recovered:
         err.print(step)
     err.print("nothing to repair" if not vault_.recovered else "recovered")

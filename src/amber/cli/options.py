@@ -43,6 +43,15 @@ VaultOption = Annotated[
         show_default=False,
     ),
 ]
+SigningKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--signing-key",
+        help="The vault's signing key kept outside it (env AMBER_SIGNING_KEY; default: the "
+        "vault's own keys/checkpoint.key)",
+        show_default=False,
+    ),
+]
 PolicyOption = Annotated[
     Path | None,
     typer.Option(
@@ -54,13 +63,30 @@ FormatOption = Annotated[str, typer.Option("--format", help="table or jsonl")]
 
 @contextmanager
 def opened_engine(
-    db: str | None, vault: Path | None, policy: Path | None = None
+    db: str | None,
+    vault: Path | None,
+    policy: Path | None = None,
+    signing_key: Path | None = None,
+    *,
+    create: bool = False,
+    preflight: bool = False,
 ) -> Iterator[Engine]:
-    """The engine on the given state, closed on leaving."""
+    """The engine on the given state, closed on leaving.
+
+    Only commands that ``create`` state make a new SQLite database; for the others a
+    missing file is a mistyped path (exit 2). With ``preflight`` (commands that decide
+    posts) the policy's ``[checks]`` run first: an error stops the command (exit 2), a
+    warning is printed on stderr.
+    """
     from amber.engine import open_engine
 
-    engine = open_engine(db=db, vault=vault, policy=policy)
+    engine = open_engine(db=db, vault=vault, policy=policy, create=create, signing_key=signing_key)
     try:
+        if preflight:
+            from amber.doctor import preflight as run_preflight
+
+            for problem in run_preflight(engine):
+                err.print(f"Warning: {problem.message}")
         yield engine
     finally:
         engine.close()

@@ -15,6 +15,7 @@ from amber.cli.options import (
     DbOption,
     FormatOption,
     PolicyOption,
+    SigningKeyOption,
     VaultOption,
     check_format,
     err,
@@ -128,10 +129,11 @@ def scan(
     ] = None,
     db: DbOption = None,
     vault: VaultOption = None,
+    signing_key: SigningKeyOption = None,
 ) -> None:
     """Scan posts: hash media, match banks, apply the policy, store and print decisions."""
     check_format(format)
-    with opened_engine(db, vault, policy) as engine:
+    with opened_engine(db, vault, policy, signing_key, preflight=True) as engine:
         results, errors = scan_input(engine, input, format=format, workers=workers)
     if format == "table":
         from amber.render import render_results

@@ -16,7 +16,14 @@ from typing import Annotated
 import typer
 
 from amber import __version__
-from amber.cli.options import DbOption, PolicyOption, VaultOption, err, opened_engine
+from amber.cli.options import (
+    DbOption,
+    PolicyOption,
+    SigningKeyOption,
+    VaultOption,
+    err,
+    opened_engine,
+)
 from amber.errors import MissingExtraError
 
 #: Top-level packages of the ``serve`` extra (pyproject.toml).
@@ -56,6 +63,7 @@ def serve(
     policy: PolicyOption = None,
     db: DbOption = None,
     vault: VaultOption = None,
+    signing_key: SigningKeyOption = None,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs) on the embedded default state."""
     try:
@@ -66,7 +74,8 @@ def serve(
         MissingExtraError.check(exc, SERVE_PACKAGES, "serve")
         raise
 
-    with opened_engine(db, vault, policy) as engine:  # migrate and check the settings once
+    # Migrate and check the settings and the policy's [checks] once, for every worker.
+    with opened_engine(db, vault, policy, signing_key, preflight=True) as engine:
         err.print(
             f"amber {__version__} serving on http://{host}:{port} (docs at /docs)"
             + (f" with {workers} worker processes" if workers > 1 else "")
@@ -78,6 +87,7 @@ def serve(
         settings = {
             "db": str(engine.db.url.render_as_string(hide_password=False)),
             "vault": str(engine.vault_path.resolve()),
+            "signing_key": None if signing_key is None else str(signing_key.resolve()),
             "policy": None if policy is None else str(policy.resolve()),
             "media_root": None if media_root is None else str(media_root.resolve()),
             "max_body": max_body,

@@ -31,10 +31,11 @@ def token_create(
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
-    """Create a token; the secret is printed once (stdout) and stored only as a hash."""
+    """Create a token; the secret is printed once (stdout) and stored only as a hash.
+    Creates the database if it does not exist yet."""
     from amber.tokens import parse_scopes
 
-    with opened_engine(db, vault) as engine:
+    with opened_engine(db, vault, create=True) as engine:
         token, secret = engine.tokens.create(name, parse_scopes(scopes))
     print(secret)
     err.print(

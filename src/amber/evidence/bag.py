@@ -11,7 +11,12 @@ A bag (see docs/evidence.md) holds, under ``data/``::
     checkpoint.txt                    the signed checkpoint the proofs lead to
     checkpoint.vkey                   the verifier key that signed it
 
-with SHA-256 and SHA-512 payload and tag manifests. ``verify_bag`` needs only the bag.
+with SHA-256 and SHA-512 payload and tag manifests, and ``bag-signature.txt``: a signed
+note (the vault's key, as the checkpoints) listing the SHA-256 of every other file in the
+bag but the tag manifests. BagIt manifests are unsigned, so a file planted in a bag whose
+manifests were recomputed passes their check; it is not in the signed list. The bag's own
+``exported`` custody record announces the signature, so it cannot be stripped unnoticed.
+``verify_bag`` needs only the bag.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +32,32 @@ from typing import Any
 
 import bagit
 
-from amber.errors import AmberError, UserError
-from amber.evidence.checkpoint import open_note
+from amber.errors import AmberError, InternalError, UserError
+from amber.evidence.checkpoint import (
+    CheckpointError,
+    VerifierKey,
+    open_note,
+    open_signed_note,
+    sign_note,
+)
 from amber.evidence.merkle import leaf_hash, verify_inclusion
 from amber.evidence.vault import ACTOR, Vault
 
 PROOF_FORMAT = "amber-evidence-proof/1"
+SIGNATURE_FILE = "bag-signature.txt"
+"""The tag file holding the bag's signed list of files."""
+SIGNATURE_FORMAT = "amber-bag/1"
+"""The second line of that note (the first is the vault's origin); no checkpoint has it."""
+PAYLOAD = (
+    "post.json",
+    "decision.json",
+    "collection.json",
+    "custody.jsonl",
+    "proof.json",
+    "checkpoint.txt",
+    "checkpoint.vkey",
+)
+"""Every payload file of a bag but its media."""
 SUFFIXES = {
     b"\xff\xd8": ".jpg",
     b"\x89PNG": ".png",
@@ -69,7 +95,7 @@ def export_bag(
     item = vault.item(post_id)
     if item.deleted:
         raise UserError(f"evidence for {post_id!r} was deleted after its retention period")
-    vault.record(post_id, "exported", actor=actor, to=out.name)
+    vault.record(post_id, "exported", actor=actor, to=out.name, signature=SIGNATURE_FILE)
     log = vault.log
     latest = log.latest_checkpoint()
     if latest is None:  # pragma: no cover - record() always signs
@@ -129,8 +155,32 @@ def export_bag(
         "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n", encoding="utf-8"
     )
     bagit.Bag(str(staging)).save(manifests=False)
+    _sign(staging, vault)
     staging.rename(out)
     return out
+
+
+def _signed_files(bag: Path) -> dict[str, str]:
+    """The SHA-256 of every file a bag's signature covers: all but the tag manifests (which
+    list the signature) and the signature itself, by path relative to the bag."""
+    files = {}
+    for file in sorted(bag.rglob("*")):
+        name = file.relative_to(bag).as_posix()
+        if file.is_dir() or name == SIGNATURE_FILE or name.startswith("tagmanifest-"):
+            continue
+        files[name] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return files
+
+
+def _sign(staging: Path, vault: Vault) -> None:
+    """Write the bag's signed list of files, then the tag manifests again to include it."""
+    files = _signed_files(staging)
+    lines = [vault.origin, SIGNATURE_FORMAT, *(f"{h}  {n}" for n, h in files.items())]
+    note = sign_note("".join(line + "\n" for line in lines), [vault.signer])
+    (staging / SIGNATURE_FILE).write_text(note, encoding="utf-8")
+    bagit.Bag(str(staging)).save(manifests=False)
+    if _signed_files(staging) != files:  # pragma: no cover - bagit rewrote a signed file
+        raise InternalError("writing the tag manifests changed a signed file of the bag")
 
 
 @dataclass(slots=True)
@@ -138,6 +188,7 @@ class BagReport:
     """What ``verify_bag`` found; ``ok`` only without problems."""
 
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     post_id: str | None = None
     key: str | None = None
     tree_size: int | None = None
@@ -157,10 +208,11 @@ REQUIRED = (
 
 
 def verify_bag(path: Path, *, expected_key: str | None = None) -> BagReport:
-    """Check a bag offline: fixity, every inclusion proof, the checkpoint signature, and that
-    the preserved record names exactly the files in the bag. With ``expected_key`` (the
-    verifier key the platform published), the bag's key must be that one. Never raises
-    for damage."""
+    """Check a bag offline: fixity, every inclusion proof, the checkpoint signature, the
+    signed list of the bag's files, and that the preserved record names exactly the files
+    in the bag. With ``expected_key`` (the key the platform published, in any form
+    ``amber.evidence.published.read_key`` takes), the bag's key must be that one. Never
+    raises for damage."""
     report = BagReport()
     missing = [name for name in REQUIRED if not (path / name).is_file()]
     if missing:
@@ -178,7 +230,7 @@ def verify_bag(path: Path, *, expected_key: str | None = None) -> BagReport:
     try:
         vkey = (data / "checkpoint.vkey").read_text(encoding="utf-8").strip()
         report.key = vkey
-        if expected_key is not None and vkey != expected_key.strip():
+        if expected_key is not None and not _is_key(vkey, expected_key):
             report.problems.append(
                 f"the bag is signed by {vkey!r}, not the published key {expected_key.strip()!r}"
             )
@@ -191,12 +243,21 @@ def verify_bag(path: Path, *, expected_key: str | None = None) -> BagReport:
     except (AmberError, OSError, ValueError) as exc:
         report.problems.append(f"checkpoint: {exc}")
         return report
+    if not isinstance(proofs, dict):
+        proofs = {}
+        report.problems.append("proof.json is not a JSON object")
     if proofs.get("tree_size") != checkpoint.size or proofs.get("origin") != checkpoint.origin:
         report.problems.append("proof.json does not refer to the signed checkpoint")
     records = proofs.get("records", [])
+    if not isinstance(records, list):
+        records = []
+        report.problems.append("proof.json: 'records' is not a list")
     if len(records) != len(lines):
         report.problems.append(f"proof.json has {len(records)} proofs for {len(lines)} records")
     for line, proof in zip(lines, records, strict=False):
+        if not isinstance(proof, dict):
+            report.problems.append(f"proof.json: a record's proof is not an object: {proof!r}")
+            continue
         try:
             verify_inclusion(
                 leaf_index=int(proof["index"]),
@@ -208,24 +269,134 @@ def verify_bag(path: Path, *, expected_key: str | None = None) -> BagReport:
             report.records += 1
         except (AmberError, KeyError, ValueError, TypeError) as exc:
             report.problems.append(f"custody.jsonl line {proof.get('line')}: {exc}")
+    _check_signature(path, vkey, checkpoint.origin, lines, report)
     _check_payload(data, lines, report)
     return report
 
 
+def _is_key(vkey: str, expected: str) -> bool:
+    """Whether the bag's verifier key is the published key ``expected`` (in any form)."""
+    from amber.evidence.published import read_key
+
+    try:
+        return read_key(expected).matches(VerifierKey.parse(vkey))
+    except UserError:  # not a key in any form: only the same string can match
+        return vkey == expected.strip()
+
+
+def _announced(lines: list[bytes]) -> bool:
+    """Whether the bag's own ``exported`` record (its last) says it carries a signature."""
+    try:
+        last = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        return False
+    return (
+        isinstance(last, dict)
+        and last.get("event") == "exported"
+        and (last.get("signature") == SIGNATURE_FILE)
+    )
+
+
+def _check_signature(
+    path: Path, vkey: str, origin: str, lines: list[bytes], report: BagReport
+) -> None:
+    """Check the signed list of the bag's files against the bag, naming every file added,
+    missing or changed since amber signed it."""
+    note = path / SIGNATURE_FILE
+    if not note.is_file():
+        if _announced(lines):
+            report.problems.append(
+                f"{SIGNATURE_FILE} is missing, but the bag's signed 'exported' record says "
+                "amber signed the bag: it was removed"
+            )
+        else:
+            report.notes.append(
+                f"this bag has no signed list of its files ({SIGNATURE_FILE}; bags exported "
+                "before amber signed them): its payload was checked against the signed "
+                "custody records, its bag-info.txt is unsigned"
+            )
+            _check_closed(path / "data", lines, report)
+        return
+    try:
+        body = open_signed_note(note.read_bytes(), verifier_key=vkey)
+    except (CheckpointError, OSError) as exc:
+        report.problems.append(f"{SIGNATURE_FILE}: not a valid signature by the bag's key: {exc}")
+        return
+    header = body[:-1].split("\n")
+    if header[:2] != [origin, SIGNATURE_FORMAT]:
+        report.problems.append(f"{SIGNATURE_FILE}: not a signed list of files of {origin!r}")
+        return
+    signed = {}
+    for row in header[2:]:
+        digest, _, name = row.partition("  ")
+        signed[name] = digest
+    actual = _signed_files(path)
+    for name in sorted(actual.keys() - signed.keys()):
+        report.problems.append(f"{name}: not among the files amber signed (added after export)")
+    for name in sorted(signed.keys() - actual.keys()):
+        report.problems.append(f"{name}: signed by amber but missing from the bag")
+    for name in sorted(actual.keys() & signed.keys()):
+        if actual[name] != signed[name]:
+            report.problems.append(f"{name}: changed since amber signed the bag")
+
+
+def _check_closed(data: Path, lines: list[bytes], report: BagReport) -> None:
+    """For an unsigned bag: every payload file must be one an amber bag holds, its media
+    named by the signed preserved record."""
+    media = set()
+    for line in lines:
+        if b'"event":"preserved"' in line:
+            record = json.loads(line)
+            media = {
+                f"{m.get('position')}-{m.get('sha256')}"
+                for m in record.get("objects", {}).get("media", [])
+                if isinstance(m, dict)
+            }
+    seen: set[str] = set()
+    for file in sorted(data.rglob("*")):
+        if file.is_dir():
+            continue
+        name = file.relative_to(data).as_posix()
+        folder, _, rest = name.partition("/")
+        stem = rest.split(".", 1)[0]
+        if name in PAYLOAD:
+            continue
+        if folder == "media" and "/" not in rest and stem in media and stem not in seen:
+            seen.add(stem)
+            continue
+        report.problems.append(f"data/{name}: no part of the bag amber made (planted?)")
+
+
 def _check_payload(data: Path, lines: list[bytes], report: BagReport) -> None:
-    preserved = [json.loads(line) for line in lines if b'"event":"preserved"' in line]
+    preserved = [line for line in lines if b'"event":"preserved"' in line]
     if not preserved:
         report.problems.append("custody.jsonl has no preserved record")
         return
-    record = preserved[-1]
-    report.post_id = record.get("post_id")
-    objects = record.get("objects", {})
+    try:
+        record = json.loads(preserved[-1])
+    except ValueError as exc:
+        report.problems.append(f"custody.jsonl: the preserved record is not JSON: {exc}")
+        return
+    objects = record.get("objects") if isinstance(record, dict) else None
+    if not isinstance(objects, dict) or not isinstance(objects.get("media", []), list):
+        report.problems.append("custody.jsonl: the preserved record names no objects")
+        return
+    post_id = record.get("post_id")
+    report.post_id = post_id if isinstance(post_id, str) else None
     expected = {
         "post.json": objects.get("post"),
         "decision.json": objects.get("decision"),
         "collection.json": objects.get("collection"),
     }
     for media in objects.get("media", []):
+        if not (
+            isinstance(media, dict)
+            and isinstance(media.get("position"), int)
+            and isinstance(media.get("sha256"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", media["sha256"])
+        ):
+            report.problems.append(f"custody.jsonl: media {media!r} is not a position and SHA-256")
+            continue
         found = list((data / "media").glob(f"{media['position']}-{media['sha256']}.*"))
         if not found:
             report.problems.append(f"media {media['position']} ({media['sha256']}) is missing")

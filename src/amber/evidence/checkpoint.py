@@ -17,7 +17,9 @@ The key ID is the first four bytes of ``SHA-256(name || 0x0A || 0x01 || public k
 verifier key is written ``<name>+<key ID as 8 hex digits>+base64(0x01 || public key)``.
 
 The signing key lives in a directory the vault owns: ``checkpoint.key`` (PKCS#8 PEM,
-unencrypted, mode 0600) and ``checkpoint.vkey`` (the verifier key, to publish).
+unencrypted, mode 0600) and ``checkpoint.vkey`` (the verifier key, to publish). Or it is
+kept outside the vault (``use_key``: any path, e.g. from ``AMBER_SIGNING_KEY``), and the
+vault holds only ``checkpoint.vkey``: then whoever can write to the vault cannot sign.
 """
 
 from __future__ import annotations
@@ -348,6 +350,48 @@ def load_or_create_key(directory: Path, *, name: str) -> Signer:
         _create_key(directory)
     signer = Signer(_read_key(key_path), name)
     _write_verifier_key(directory / VERIFIER_KEY_FILE, signer)
+    return signer
+
+
+def read_signing_key(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 signing key in the PEM file ``path`` (kept outside a vault).
+
+    Raises ``CheckpointError`` if there is none, its mode is wider than 0600, or it is not an
+    unencrypted Ed25519 PKCS#8 PEM key.
+    """
+    if not path.exists():
+        raise CheckpointError(
+            f"no signing key at {path}; create one with 'openssl genpkey -algorithm ed25519 "
+            f"-out {path}' and 'chmod 600 {path}', or move a vault's keys/{KEY_FILE} there"
+        )
+    return _read_key(path)
+
+
+def use_key(key: Ed25519PrivateKey, directory: Path, *, name: str, source: Path) -> Signer:
+    """The signer of a key kept outside the vault whose key directory is ``directory``.
+
+    A new vault gets only the verifier key file. Raises ``CheckpointError`` if the vault's
+    verifier key, or a signing key the vault still holds, is another key.
+    """
+    signer = Signer(key, name)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    vkey_path = directory / VERIFIER_KEY_FILE
+    if vkey_path.exists():
+        try:
+            found = vkey_path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{vkey_path}: cannot read the verifier key ({exc})") from None
+        if found != signer.verifier_key():
+            raise CheckpointError(
+                f"the signing key {source} does not match this vault's verifier key "
+                f"{vkey_path} ({found!r}); give the key this vault was created with"
+            )
+    own = directory / KEY_FILE
+    if own.exists() and Signer(_read_key(own), name).verifier_key() != signer.verifier_key():
+        raise CheckpointError(
+            f"the vault holds its own signing key {own}, which is not the one at {source}"
+        )
+    _write_verifier_key(vkey_path, signer)
     return signer
 
 

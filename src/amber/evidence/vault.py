@@ -6,15 +6,18 @@ Layout (see docs/evidence.md)::
     objects/sha256/ab/<64 hex>     evidentiary copies, named by their SHA-256, read-only
     log/records.jsonl              the custody log (amber.evidence.log)
     log/checkpoints/<size>.txt     signed checkpoints
-    keys/checkpoint.key            Ed25519 signing key, owner-only (0600)
+    keys/checkpoint.key            Ed25519 signing key, owner-only (0600); absent when
+                                   the key is kept outside the vault (``signing_key``)
     keys/checkpoint.vkey           its verifier key, to publish
+    staging/                       preservations not finished yet (amber.evidence.staging)
     lock                           held by a writer
 
-An item is one post. Preserving it stores the media bytes exactly as received, the post
-JSON as received, the decision with its reasons and the collection data (when, by which
-amber version and policy, from which source) as objects, and appends a ``preserved``
-record naming them. The state of every item (held, expired, deleted) is the replay of the
-log: nothing else is trusted.
+An item is one version of one client's post, known by its key (``amber.identity.item_key``:
+the post id itself for a local post's first version). Preserving it stores the media bytes
+exactly as received, the post JSON as received, the decision with its reasons and the
+collection data (when, by which amber version and policy, from which source) as objects,
+and appends a ``preserved`` record naming them. The state of every item (held, expired,
+deleted) is the replay of the log: nothing else is trusted.
 """
 
 from __future__ import annotations
@@ -33,31 +36,23 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from amber import __version__
 from amber.atomic_write import fsync_path, write_atomic
-from amber.errors import ConflictError, NotFoundError, UserError
-from amber.evidence.checkpoint import Signer, load_or_create_key
+from amber.errors import ConflictError, ExternalError, NotFoundError, UserError
+from amber.evidence.checkpoint import Signer, load_or_create_key, read_signing_key, use_key
 from amber.evidence.log import CustodyLog, Entry, LogError, canonical
-from amber.identity import DEFAULT_CLIENT
+from amber.evidence.staging import SCAN_METHOD, Preservation, StagedMedia, Staging
+from amber.identity import DEFAULT_CLIENT, item_key
 
 FORMAT = "amber-vault/1"
 DEFAULT_RETENTION = timedelta(days=183)  # six months: EU 2021/784 Art. 6(1)
 ACTOR = f"amber/{__version__}"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def item_key(post_id: str, client: str = DEFAULT_CLIENT, version: int = 1) -> str:
-    """The key of one version of one client's post in the vault: the post id itself for
-    version 1 of a local post (as every item was before post ids were scoped), else the
-    JSON array ``[client, post_id, version]``. A post id that begins with ``[`` is
-    always given as the array, so no two posts share a key."""
-    if client == DEFAULT_CLIENT and version == 1 and not post_id.startswith("["):
-        return post_id
-    return json.dumps([client, post_id, version], ensure_ascii=False)
 
 
 def _identity(record: Mapping[str, Any], post_id: str) -> tuple[str, int]:
@@ -72,6 +67,25 @@ class VaultError(UserError):
     """The vault cannot be used as asked."""
 
     http_status = 409
+
+
+class EvidenceWriteError(ExternalError):
+    """The vault's disk refused a write (full, read-only, gone): evidence could not be
+    kept now. What was staged stays staged; a retry or the sweep finishes it."""
+
+    http_status = 503
+
+
+@contextmanager
+def _writing(what: str) -> Iterator[None]:
+    """Turn the operating system's refusal to write into ``EvidenceWriteError``."""
+    try:
+        yield
+    except OSError as exc:
+        raise EvidenceWriteError(
+            f"the evidence vault cannot be written ({what}: {exc.strerror or exc}); "
+            "free space or fix the vault's disk"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +259,7 @@ class Vault:
         self.retention = retention
         self.log = CustodyLog(path / "log", origin=origin, verifier_key=signer.verifier_key())
         self.recovered: list[str] = []
+        self.staging = Staging(path / "staging")
         self._replay = Replay()
         self._replayed = (self.log, self.log.generation)
 
@@ -255,11 +270,17 @@ class Vault:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retention: timedelta = DEFAULT_RETENTION,
+        signing_key: Path | None = None,
     ) -> Vault:
         """Open (creating on first use) the vault at ``path`` and repair what a crash left.
 
-        Raises ``VaultError`` if ``path`` is not a vault or its log is damaged.
+        ``signing_key`` is a key file kept outside the vault (the vault then holds only the
+        verifier key); without it the vault's own ``keys/checkpoint.key`` signs, created
+        with a new vault. Raises ``VaultError`` if ``path`` is not a vault or its log is
+        damaged, ``CheckpointError`` for a missing or unusable key.
         """
+        # Read an outside key first: a wrong path must not leave a new, keyless vault.
+        external = None if signing_key is None else (signing_key, read_signing_key(signing_key))
         if path.exists() and not path.is_dir():
             raise VaultError(f"vault path {str(path)!r} is a file; give a folder")
         meta_file = path / "vault.json"
@@ -276,15 +297,19 @@ class Vault:
                 raise VaultError(f"{meta_file}: unknown vault format {meta.get('format')!r}")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise VaultError(f"{meta_file} is unreadable ({exc}): not an amber vault") from None
-        if not (path / "keys" / "checkpoint.key").exists() and (
+        if external is not None:
+            signer = use_key(external[1], path / "keys", name=origin, source=external[0])
+        elif not (path / "keys" / "checkpoint.key").exists() and (
             (path / "keys" / "checkpoint.vkey").exists()
             or (path / "log" / "records.jsonl").exists()
         ):
             raise VaultError(
-                f"{path / 'keys' / 'checkpoint.key'} is missing: restore it from your backup "
-                "(a new key would not match this vault's signed log)"
+                f"{path / 'keys' / 'checkpoint.key'} is missing: give the signing key kept "
+                "outside the vault (--signing-key or AMBER_SIGNING_KEY), or restore it from "
+                "your backup (a new key would not match this vault's signed log)"
             )
-        signer = load_or_create_key(path / "keys", name=origin)
+        else:
+            signer = load_or_create_key(path / "keys", name=origin)
         vault = cls(path, signer=signer, origin=origin, clock=clock, retention=retention)
         with vault.locked():
             vault.log.refresh()
@@ -301,7 +326,7 @@ class Vault:
                     },
                     signer,
                 )
-            for stale in (path / "objects").rglob(".*.tmp"):
+            for stale in [*(path / "objects").rglob(".*.tmp"), *vault.staging.root.rglob(".*.tmp")]:
                 stale.unlink()
             for item in vault.items().values():
                 if item.expiring and not item.deleted:
@@ -425,67 +450,230 @@ class Vault:
         the decision and how it was collected.
 
         Returns ``None`` when the same post, decision and media are already held. Raises
-        ``VaultError`` if a media file no longer has the hash amber decided on.
+        ``VaultError`` if a media file no longer has the hash amber decided on,
+        ``EvidenceWriteError`` if the vault's disk refuses the write.
         """
-        with self.locked():
+        stored = [
+            (position, written, _checked(file.read_bytes(), expected, file))
+            for position, written, file, expected in media
+        ]
+        with self.locked(), _writing(f"preserving post {post_id!r}"):
             self._reload()
-            stored = []
-            for position, written, file, expected in media:
-                data = file.read_bytes()
-                digest = hashlib.sha256(data).hexdigest()
-                if digest != expected:
-                    raise VaultError(
-                        f"{file} changed since it was scanned (sha256 {digest}, scanned as "
-                        f"{expected}); not preserving a different file"
-                    )
-                stored.append(
-                    {
-                        "position": position,
-                        "path": written,
-                        "sha256": self.put(data),
-                        "size": len(data),
-                    }
+            return self._preserve(
+                post_id=post_id,
+                client=client,
+                version=version,
+                post=post,
+                decision=decision,
+                media=stored,
+                collection={"source": source, "policy": policy},
+            )
+
+    def _preserve(
+        self,
+        *,
+        post_id: str,
+        client: str,
+        version: int,
+        post: str,
+        decision: Mapping[str, Any],
+        media: Sequence[tuple[int, str, bytes]],
+        collection: Mapping[str, Any],
+        method: str = SCAN_METHOD,
+    ) -> Item | None:
+        """``preserve`` with the lock held and the media bytes read (and checked)."""
+        stored = [
+            {"position": position, "path": written, "sha256": self.put(data), "size": len(data)}
+            for position, written, data in media
+        ]
+        post_hash = self.put(post.encode("utf-8"))
+        decision_hash = self.put(canonical(decision))
+        key = item_key(post_id, client, version)
+        previous = self.items().get(key)
+        if (
+            previous is not None
+            and not previous.deleted
+            and previous.objects.get("post") == post_hash
+            and previous.objects.get("decision") == decision_hash
+            and previous.objects.get("media") == stored
+        ):
+            return None
+        now = self.clock()
+        collected = {
+            "collected_at": _now_text(now),
+            "collector": ACTOR,
+            "host": platform.node(),
+            "user": _user(),
+            **collection,
+            "method": method,
+        }
+        collection_hash = self.put(canonical(collected))
+        record = {
+            "event": "preserved",
+            "post_id": post_id,
+            **_scope(client, version),
+            "time": _now_text(now),
+            "actor": ACTOR,
+            "verdict": str(decision.get("verdict")),
+            "retain_until": _now_text(now + self.retention),
+            "objects": {
+                "post": post_hash,
+                "decision": decision_hash,
+                "collection": collection_hash,
+                "media": stored,
+            },
+        }
+        self.log.append(record, self.signer)
+        return self.items()[key]
+
+    # -- staged preservations (amber.evidence.staging) -------------------------------------
+
+    def stage(
+        self,
+        *,
+        post_id: str,
+        post: str,
+        decision: Mapping[str, Any],
+        media: Sequence[tuple[int, str, Path | bytes, str]],
+        source: str,
+        policy: str,
+        events: Sequence[Mapping[str, Any]] = (),
+        replace: bool = True,
+        method: str | None = None,
+        client: str = DEFAULT_CLIENT,
+        version: int = 1,
+    ) -> Preservation:
+        """Keep durably what preserving a post (version ``version`` of ``client``'s
+        ``post_id``) needs (media as files or bytes, each with the SHA-256 amber decided
+        on), to be finished by ``finish`` with its key (``Preservation.key``, the item's
+        ``item_key``): do this before the decision is stored. Raises ``VaultError`` for
+        media that changed, ``EvidenceWriteError`` if the vault's disk refuses the write."""
+        read = [
+            (
+                position,
+                written,
+                _checked(
+                    content if isinstance(content, bytes) else content.read_bytes(),
+                    expected,
+                    content if isinstance(content, Path) else written,
+                ),
+            )
+            for position, written, content, expected in media
+        ]
+        with self.locked(), _writing(f"staging the evidence of post {post_id!r}"):
+            staged = []
+            for position, written, data in read:
+                staged.append(
+                    StagedMedia(position, written, self.staging.put_media(data), len(data))
                 )
-            post_hash = self.put(post.encode("utf-8"))
-            decision_hash = self.put(canonical(decision))
-            key = item_key(post_id, client, version)
-            previous = self.items().get(key)
-            if (
-                previous is not None
-                and not previous.deleted
-                and previous.objects.get("post") == post_hash
-                and previous.objects.get("decision") == decision_hash
-                and previous.objects.get("media") == stored
-            ):
+            preservation = Preservation(
+                post_id=post_id,
+                client=client,
+                version=version,
+                post=post,
+                decision=dict(decision),
+                media=staged,
+                source=source,
+                policy=policy,
+                staged_at=self.clock(),
+                events=[{"id": secrets.token_hex(8), **e} for e in events],
+                replace=replace,
+                **({} if method is None else {"method": method}),
+            )
+            self.staging.put(preservation)
+            return preservation
+
+    def pending(self) -> list[Preservation]:
+        """Every staged preservation not finished yet."""
+        return list(self.staging.all())
+
+    def unstage(self, key: str) -> None:
+        """Forget a staged preservation (by its key, ``item_key``) that will not be
+        finished (its decision was not stored). Raises ``EvidenceWriteError`` if the disk
+        refuses."""
+        with self.locked(), _writing(f"unstaging post {key!r}"):
+            self.staging.remove(key)
+
+    def restage(self, key: str, *, version: int) -> str:
+        """Move a staged preservation to another version of its post (the decision was
+        stored as a version other than the one staged for: another process stored one in
+        between); returns its new key. Raises ``EvidenceWriteError`` if the disk refuses
+        (it stays staged under ``key``)."""
+        with self.locked(), _writing(f"restaging post {key!r}"):
+            staged = self.staging.get(key)
+            if staged is None or staged.version == version:
+                return key
+            decision = dict(staged.decision)
+            if "version" in decision:
+                decision["version"] = version
+            moved = replace_field(staged, version=version, decision=decision)
+            self.staging.put(moved)
+            self.staging.remove(key)
+            return moved.key
+
+    def finish(self, key: str) -> Item | None:
+        """Preserve what is staged under ``key`` (``item_key``: the post id of a local
+        post's first version) if anything, and append its custody events, then drop it
+        from staging; returns the item, or ``None`` when nothing was staged. Safe to
+        repeat and to run in several processes at once. Raises ``EvidenceWriteError`` if
+        the vault's disk refuses a write (it stays staged), ``VaultError`` if a staged
+        media file was damaged."""
+        with self.locked(), _writing(f"preserving post {key!r}"):
+            self._reload()
+            staged = self.staging.get(key)
+            if staged is None:
                 return None
-            now = self.clock()
-            collection = {
-                "collected_at": _now_text(now),
-                "collector": ACTOR,
-                "host": platform.node(),
-                "user": _user(),
-                "policy": policy,
-                "source": source,
-                "method": "amber scan: bytes read from the source file, hashed at collection",
-            }
-            collection_hash = self.put(canonical(collection))
-            record = {
-                "event": "preserved",
-                "post_id": post_id,
-                **_scope(client, version),
-                "time": _now_text(now),
-                "actor": ACTOR,
-                "verdict": str(decision.get("verdict")),
-                "retain_until": _now_text(now + self.retention),
-                "objects": {
-                    "post": post_hash,
-                    "decision": decision_hash,
-                    "collection": collection_hash,
-                    "media": stored,
-                },
-            }
-            self.log.append(record, self.signer)
+            held = self.items().get(key)
+            if staged.replace or held is None or held.deleted:
+                media = [(m.position, m.path, self._staged_bytes(m)) for m in staged.media]
+                self._preserve(
+                    post_id=staged.post_id,
+                    client=staged.client,
+                    version=staged.version,
+                    post=staged.post,
+                    decision=staged.decision,
+                    media=media,
+                    collection={
+                        "source": staged.source,
+                        "policy": staged.policy,
+                        "received_at": _now_text(staged.staged_at),
+                    },
+                    method=staged.method,
+                )
+            item = self.items()[key]
+            logged = {self.log.entries[i].record.get("event_id") for i in item.records} - {None}
+            for event in staged.events:
+                if event["id"] in logged:
+                    continue  # appended before a crash that left it staged
+                fields = {k: v for k, v in event.items() if k not in ("id", "event", "actor")}
+                self.log.append(
+                    {
+                        "event": str(event["event"]),
+                        "post_id": staged.post_id,
+                        **_scope(staged.client, staged.version),
+                        "time": _now_text(self.clock()),
+                        "actor": str(event.get("actor", ACTOR)),
+                        "event_id": event["id"],
+                        **fields,
+                    },
+                    self.signer,
+                )
+            self.staging.remove(key)
             return self.items()[key]
+
+    def _staged_bytes(self, media: StagedMedia) -> bytes:
+        """A staged media file's bytes, from staging or (once another process finished a
+        preservation naming the same bytes) from the objects."""
+        for file in (self.staging.media_path(media.sha256), self.object_path(media.sha256)):
+            try:
+                data = file.read_bytes()
+            except FileNotFoundError:
+                continue
+            return _checked(data, media.sha256, file)
+        raise VaultError(
+            f"staged media {media.sha256} of position {media.position} is missing from "
+            f"{self.staging.media_dir} and the objects"
+        )
 
     def record(self, key: str, event: str, *, actor: str, **fields: Any) -> Entry:
         """Append a custody event about an item (viewed, exported…); ``key`` as ``item``
@@ -583,6 +771,17 @@ def _scope(client: str, version: int) -> dict[str, Any]:
     return (
         {} if (client, version) == (DEFAULT_CLIENT, 1) else {"client": client, "version": version}
     )
+
+
+def _checked(data: bytes, expected: str, where: object) -> bytes:
+    """``data`` if its SHA-256 is ``expected``; else ``VaultError``."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise VaultError(
+            f"{where} changed since it was scanned (sha256 {digest}, scanned as "
+            f"{expected}); not preserving a different file"
+        )
+    return data
 
 
 def _user() -> str:

@@ -5,12 +5,18 @@ checks every checkpoint's signature, that each checkpoint's root is the tree's r
 size, and that consecutive checkpoints are consistent (RFC 9162 consistency proofs
 computed from the log and verified). Any changed, removed or reordered byte of an object,
 a record, a checkpoint, the vault's metadata or its keys shows up as a problem.
+
+What the vault alone cannot show (its newest records dropped with their checkpoints, or its
+log rewritten and signed again by whoever holds the key) shows against a key and
+checkpoints published outside it (``amber.evidence.published``): the vault must be signed
+by that key, and its log must extend every such checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +24,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from amber.errors import AmberError
-from amber.evidence.checkpoint import Checkpoint, Signer
+from amber.evidence.checkpoint import Checkpoint, CheckpointError, Signer, VerifierKey, open_note
 from amber.evidence.log import CustodyLog
 from amber.evidence.merkle import ProofError, verify_consistency
+from amber.evidence.published import PublishedKey
 from amber.evidence.vault import FORMAT, replay
 
 
@@ -34,14 +41,28 @@ class Report:
     checkpoints: int = 0
     objects: int = 0
     items: int = 0
+    #: Each published checkpoint the log was found to extend: (its source, its size).
+    extends: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify_vault(path: Path) -> Report:
-    """Check the vault at ``path``; never raises for damage, only reports it."""
+def verify_vault(
+    path: Path,
+    *,
+    key: PublishedKey | None = None,
+    published: Sequence[tuple[str, bytes]] = (),
+) -> Report:
+    """Check the vault at ``path``; never raises for damage, only reports it.
+
+    With ``key`` (the public key published for this vault) the vault's checkpoints must be
+    signed by it. Each of ``published`` (a source's name and the signed checkpoint read
+    from it) must be signed by ``key`` (or, without one, by the vault's own key) and the
+    vault's log must extend it: the same tree at its size, consistent with the newest
+    checkpoint.
+    """
     report = Report()
     try:
         meta = json.loads((path / "vault.json").read_text(encoding="utf-8"))
@@ -84,13 +105,91 @@ def verify_vault(path: Path) -> Report:
         )
     _check_checkpoints(log, report)
     _check_objects(path, log, report)
+    if key is not None:
+        _check_key(verifier_key, key, report)
+    elif published:
+        report.notes.append(
+            "the published checkpoints were checked with the vault's own key; give --key "
+            "with the key you got from the platform to rule out a replaced key"
+        )
+    for source, note in published:
+        _check_published(log, key, source, note, report)
     return report
+
+
+def _check_key(verifier_key: str, key: PublishedKey, report: Report) -> None:
+    try:
+        verifier = VerifierKey.parse(verifier_key)
+    except CheckpointError:
+        return  # a damaged key file is already reported: no checkpoint verifies under it
+    if not key.matches(verifier):
+        report.problems.append(
+            f"the vault's checkpoints are signed by key {verifier_key}, not by the key given "
+            f"with --key ({key}): the vault was signed again by someone else"
+        )
+
+
+def _check_published(
+    log: CustodyLog, key: PublishedKey | None, source: str, note: bytes, report: Report
+) -> None:
+    """Check that the log extends a checkpoint published at ``source``."""
+    first_line = note.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    try:
+        verifier = log.verifier_key if key is None else str(key.verifier(first_line))
+        published = open_note(note, verifier_key=verifier)
+    except CheckpointError as exc:
+        whose = "the vault's key" if key is None else "the key given with --key"
+        report.problems.append(f"{source}: not a checkpoint signed by {whose}: {exc.message}")
+        return
+    if published.origin != log.origin:
+        report.problems.append(
+            f"{source}: is a checkpoint of log {published.origin!r}, not of this vault's log "
+            f"{log.origin!r}"
+        )
+        return
+    size = published.size
+    if size > len(log):
+        report.problems.append(
+            f"{source}: the published checkpoint signs {size} records, but the vault's log has "
+            f"only {len(log)}: records were removed (or this is an older copy of the vault)"
+        )
+        return
+    if log.tree.root(size) != published.root:
+        report.problems.append(
+            f"{source}: the vault's first {size} records do not hash to the published root: "
+            f"records published at size {size} were changed, removed or reordered"
+        )
+        return
+    try:
+        latest = log.latest_checkpoint()
+    except (AmberError, OSError, UnicodeDecodeError):
+        latest = None  # a damaged newest checkpoint is reported by _check_checkpoints
+    if latest is not None and 0 < size < latest[1].size:
+        # RFC 9162 §2.1.4: the vault's newest signed tree extends the published one.
+        try:
+            verify_consistency(
+                first=size,
+                second=latest[1].size,
+                first_hash=published.root,
+                second_hash=latest[1].root,
+                proof=log.tree.consistency_proof(size, latest[1].size),
+            )
+        except ProofError as exc:
+            report.problems.append(
+                f"{source}: the vault's newest checkpoint (size {latest[1].size}) is not "
+                f"consistent with the published one (size {size}): {exc}"
+            )
+            return
+    report.extends.append((source, size))
 
 
 def _check_private_key(path: Path, origin: str, verifier_key: str, report: Report) -> None:
     key_file = path / "keys" / "checkpoint.key"
     if not key_file.exists():
-        report.notes.append("keys/checkpoint.key is absent (a copy without the signing key)")
+        report.notes.append(
+            "keys/checkpoint.key is absent (the signing key is kept outside the vault, or "
+            "this is a copy without it)"
+        )
         return
     if key_file.stat().st_mode & 0o077:
         report.problems.append(

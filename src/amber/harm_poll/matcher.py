@@ -117,8 +117,11 @@ def _expand(word: str) -> list[str]:
     return [x for alt in m.group(1).split("|") for x in _expand(head + alt + tail)]
 
 
-def _content(text: str) -> list[str]:
-    return [t.text for t in tokenize(normalise(text)) if t.kind is not TermKind.punct]
+@cache
+def _content(text: str) -> tuple[str, ...]:
+    """The content words of ``text``. Cached while an index is built: the lexicons write
+    each word about three times (``build_index`` clears the cache when it is done)."""
+    return tuple(t.text for t in tokenize(normalise(text)) if t.kind is not TermKind.punct)
 
 
 def _split(body: str) -> list[str]:
@@ -309,7 +312,7 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
     for language, words in stopwords.items():
         for w in words:
             by_word.setdefault(w, []).append(language)
-    return Index(
+    index = Index(
         exact=_lookups(exact, exact_pairs),
         stems=_lookups(stems, stem_pairs),
         stem_lengths_by_start=_lengths_by_start(stems.keys() | stem_pairs.keys()),
@@ -332,6 +335,8 @@ def build_index(lexicons: Sequence[Lexicon]) -> Index:
         lexicons={lex.language: lex for lex in lexicons},
         coverage={lex.language: lex.coverage for lex in lexicons if lex.language != "zxx"},
     )
+    _content.cache_clear()
+    return index
 
 
 def _lengths_by_start(keys: Iterable[str]) -> dict[str, tuple[int, ...]]:

@@ -34,6 +34,8 @@ class Condition(ABC):
     name: ClassVar[str] = ""
     #: The rule options this kind reads (besides ``name``, ``when``, ``verdict``, ``actions``).
     keys: ClassVar[frozenset[str]] = frozenset()
+    #: True for a kind that fires on bank matches (so it needs banks to do anything).
+    reads_banks: ClassVar[bool] = False
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
         """Read the rule's options from ``table`` (``where`` is the rule's key, e.g.
@@ -48,6 +50,10 @@ class Condition(ABC):
     def check(self, signal_types: Collection[str]) -> None:
         """Raise ``PolicyError`` if the condition names a signal type that does not exist."""
         del signal_types
+
+    def named_banks(self) -> frozenset[str] | None:
+        """The banks this condition is limited to (``None``: every bank, or none read)."""
+        return None
 
     def links(self, findings: Findings) -> frozenset[str]:
         """How earlier posts could matter to this condition for this post (``reply``,
@@ -70,6 +76,7 @@ class BankMatch(Condition):
 
     name = "bank_match"
     keys = frozenset({"signals", "banks", "labels", "max_distance"})
+    reads_banks = True
 
     def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
         super().__init__(table, where, path)
@@ -77,7 +84,9 @@ class BankMatch(Condition):
         self.banks = _str_list(table, "banks", where, path)
         self.labels = _str_list(table, "labels", where, path)
         max_distance = table.get("max_distance")
-        if max_distance is not None and (not isinstance(max_distance, int) or max_distance < 0):
+        if max_distance is not None and (
+            isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance < 0
+        ):
             raise PolicyError(
                 "expected a whole number >= 0", path=path, key=f"{where}.max_distance"
             )
@@ -91,6 +100,9 @@ class BankMatch(Condition):
                 path=self.path,
                 key=f"{self.where}.signals",
             )
+
+    def named_banks(self) -> frozenset[str] | None:
+        return None if self.banks is None else frozenset(self.banks)
 
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
         out: list[tuple[Reason, Verdict | None]] = []
@@ -107,6 +119,8 @@ class BankMatch(Condition):
             if m.query_variant != "original" or m.entry_variant != "original":
                 detail += f" via {m.query_variant} -> {m.entry_variant}"
             media = findings.media_paths[m.media] if m.media < len(findings.media_paths) else None
+            if media is not None and media in findings.truncated:
+                detail += "; the file is truncated, matched on what it holds"
             reason = Reason(
                 signal=m.signal_type,
                 rule=rule,
@@ -236,8 +250,8 @@ class _Related:
         self.related = frozenset(related or ("reply", "author"))
         hours = table.get("within_hours")
         if hours is not None and (
-            isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0
-        ):
+            isinstance(hours, bool) or not isinstance(hours, int | float) or not hours > 0
+        ):  # `not > 0`: NaN compares false with everything
             raise PolicyError(
                 f"expected a number of hours > 0, got {hours!r}",
                 path=path,

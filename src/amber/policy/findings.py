@@ -57,6 +57,8 @@ class Findings:
     media_paths: Sequence[str] = ()
     #: (path, reason) of each media file that could not be read or decoded.
     unreadable: Sequence[tuple[str, str]] = ()
+    #: Paths of the media files that ended early and were decoded as far as they go.
+    truncated: Sequence[str] = ()
     signals: Sequence[SignalValue] = ()
     has_poll: bool = False
     earlier: Sequence[Earlier] = ()

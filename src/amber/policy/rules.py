@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
@@ -25,6 +25,11 @@ from amber.policy.outcome import Outcome, Reason, Verdict
 from amber.registry import Registry
 
 RULE_KEYS = frozenset({"name", "when", "verdict", "actions"})
+#: A policy's ``[checks]``: what amber does about state that cannot be what the policy
+#: expects, each ``"error"`` (refuse to scan or serve, exit 2), ``"warning"`` (go on,
+#: saying so on stderr and in ``/v1/health``) or ``"off"``; and their defaults.
+CHECKS = {"unknown_bank": "error", "no_banks": "warning"}
+CHECK_LEVELS = ("error", "warning", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,8 @@ class Policy:
     source: str
     #: The checked action of every action string the policy names, by that string.
     configured_actions: Mapping[str, Action]
+    #: ``[checks]``: each check's level (``CHECKS`` gives the defaults).
+    checks: Mapping[str, str] = field(default_factory=lambda: dict(CHECKS))
 
     @property
     def ref(self) -> str:
@@ -145,16 +152,21 @@ def parse_policy(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"invalid TOML: {exc}", path=source) from None
-    unknown = set(data) - {"name", "actions", "signals", "rules"}
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise PolicyError("invalid TOML: arrays or tables nested too deeply", path=source) from None
+    unknown = set(data) - {"name", "actions", "signals", "rules", "checks"}
     if unknown:
         raise PolicyError(
-            "unknown key; known: name, actions, signals, rules", path=source, key=sorted(unknown)[0]
+            "unknown key; known: name, actions, signals, rules, checks",
+            path=source,
+            key=sorted(unknown)[0],
         )
     name = data.get("name", "custom")
     if not isinstance(name, str) or not name:
         raise PolicyError("expected a non-empty string", path=source, key="name")
     verdict_actions = _parse_actions(data.get("actions", {}), source, configured)
     min_quality = _parse_min_quality(data.get("signals", {}), source)
+    checks = _parse_checks(data.get("checks", {}), source)
     rules_data = data.get("rules")
     if not isinstance(rules_data, list) or not rules_data:
         raise PolicyError("expected at least one [[rules]] table", path=source, key="rules")
@@ -170,8 +182,27 @@ def parse_policy(
         rules.append(rule)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Policy(
-        name, tuple(rules), verdict_actions, min_quality, digest, source, configured.actions
+        name, tuple(rules), verdict_actions, min_quality, digest, source, configured.actions, checks
     )
+
+
+def _parse_checks(table: object, source: str) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise PolicyError("expected a table", path=source, key="checks")
+    checks = dict(CHECKS)
+    for key, level in table.items():
+        if key not in CHECKS:
+            raise PolicyError(
+                f"unknown check; known: {', '.join(CHECKS)}", path=source, key=f"checks.{key}"
+            )
+        if level not in CHECK_LEVELS:
+            raise PolicyError(
+                f"{level!r} is not a level; use {', '.join(map(repr, CHECK_LEVELS))}",
+                path=source,
+                key=f"checks.{key}",
+            )
+        checks[key] = level
+    return checks
 
 
 class _Configured:

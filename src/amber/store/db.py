@@ -7,17 +7,19 @@ reached with psycopg 3; a URL's ``options=-csearch_path%3Dname`` puts amber in t
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import time
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from amber.errors import AmberError, ExternalError, MissingExtraError, UserError
+from amber.errors import AmberError, DatabaseGoneError, ExternalError, MissingExtraError, UserError
 from amber.store.tables import database_instance
 
 if TYPE_CHECKING:  # Alembic is imported where migrations run: it is slow to import
@@ -26,6 +28,14 @@ if TYPE_CHECKING:  # Alembic is imported where migrations run: it is slow to imp
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Seconds to wait for a database server to answer before giving up.
 CONNECT_TIMEOUT = 10
+#: Seconds a PostgreSQL statement may run (lock waits included), unacknowledged data may
+#: wait on the network, and a request may wait for a pooled connection, before amber gives
+#: up (HTTP 503, exit 3). ``AMBER_DB_TIMEOUT`` overrides it; migrations have no limit.
+DB_TIMEOUT = 30
+#: TCP keepalives on PostgreSQL connections: probe after this many idle seconds, ...
+KEEPALIVE_IDLE = 30
+#: ... every this many seconds, and drop the connection after this many unanswered probes.
+KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 3
 #: PostgreSQL errors (SQLSTATE) that mean the server refused, not that the input was wrong.
 _REFUSED = ("28", "53", "57", "08")  # sign-in, resources, shutting down, connection
 _MISSING_DATABASE = re.compile(r'FATAL: database ".*" does not exist')
@@ -72,8 +82,30 @@ def instance_id(engine: sa.Engine) -> str:
         return str(conn.execute(sa.select(database_instance.c.id)).scalar_one())
 
 
-def database_failed(exc: sa.exc.OperationalError) -> str:
+def db_timeout() -> float:
+    """``AMBER_DB_TIMEOUT`` seconds, or ``DB_TIMEOUT``.
+
+    Raises ``UserError`` for a value that is not a number of seconds above 0.
+    """
+    text = os.environ.get("AMBER_DB_TIMEOUT")
+    if not text:
+        return DB_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(f"AMBER_DB_TIMEOUT={text!r} is not a number of seconds above 0")
+    return seconds
+
+
+def database_failed(exc: sa.exc.OperationalError | sa.exc.TimeoutError) -> str:
     """What to tell a person when the database stops answering after it was opened."""
+    if isinstance(exc, sa.exc.TimeoutError):  # every pooled connection stayed busy
+        return (
+            "the database failed (no connection came free within the time limit: it is "
+            "slow or not answering); check that it is up and reachable, then retry"
+        )
     reason = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
     return f"the database failed ({reason}); check that it is up and reachable, then retry"
 
@@ -109,33 +141,103 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def sqlite_engine(url: str | Path) -> sa.Engine:
+def sqlite_engine(url: str | Path, *, hold_file: bool = False) -> sa.Engine:
     """An engine on a SQLite URL or file: WAL mode, foreign keys on, waits up to 30 s for
-    another process's write to finish."""
+    another process's write to finish.
+
+    With ``hold_file`` (amber's own database) the engine holds on to the file that exists
+    now: it never creates a file (a new, empty database) in its place, and a file removed
+    or replaced while it runs makes every use raise ``DatabaseGoneError``.
+    """
     engine = sa.create_engine(url if isinstance(url, str) else f"sqlite:///{url}")
     event.listen(engine, "connect", _sqlite_pragmas)
+    file = sqlite_path(engine.url.render_as_string(hide_password=False))
+    if hold_file and file is not None and file.exists():
+        guard = _SqliteFile(file)
+        event.listen(engine, "do_connect", guard.connect)
+        event.listen(engine, "checkout", guard.checkout)
     return engine
+
+
+class _SqliteFile:
+    """The file a SQLite engine opened (its device and inode), checked on each use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.identity = _identity(path)
+
+    def check(self) -> None:
+        """Raises ``DatabaseGoneError`` if the file is gone or is another file now."""
+        try:
+            identity = _identity(self.path)
+        except FileNotFoundError:
+            raise DatabaseGoneError(
+                f"the database file {str(self.path)!r} was removed while amber was running; "
+                "put it back (or restore it from a backup) and restart amber: amber does "
+                "not start a new, empty database in its place"
+            ) from None
+        if identity != self.identity:
+            raise DatabaseGoneError(
+                f"the database file {str(self.path)!r} was replaced by another file while "
+                "amber was running; restart amber to use the file now there"
+            )
+
+    def connect(self, _dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> None:
+        """Open the file read-write but never create it (SQLite's ``mode=rw``)."""
+        self.check()
+        cargs[:1] = [f"file:{quote(str(self.path))}?mode=rw"]
+        cparams["uri"] = True
+
+    def checkout(self, _dbapi: Any, _record: Any, _proxy: Any) -> None:
+        """A pooled connection may hold a removed file open: drop it and connect again
+        (which raises ``DatabaseGoneError`` saying why)."""
+        try:
+            self.check()
+        except DatabaseGoneError as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
 
 
 def _create_engine(url: str) -> sa.Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return sqlite_engine(url)
+        return sqlite_engine(url, hold_file=True)
     if parsed.get_backend_name() != "postgresql":
         return sa.create_engine(url)
-    options: dict[str, Any] = {}
-    if "connect_timeout" not in parsed.query:
-        options["connect_timeout"] = CONNECT_TIMEOUT
+    timeout = db_timeout()
+    options: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT,
+        # A server that stops answering mid-connection: keepalives find a silent peer,
+        # tcp_user_timeout (ms) data the network never acknowledged, and statement_timeout
+        # (ms) a statement that runs or waits for a lock too long.
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE,
+        "keepalives_interval": KEEPALIVE_INTERVAL,
+        "keepalives_count": KEEPALIVE_COUNT,
+        "tcp_user_timeout": int(timeout * 1000),
+    }
+    options = {k: v for k, v in options.items() if k not in parsed.query}  # the URL's win
+    given = parsed.query.get("options", "")
+    given = given if isinstance(given, str) else " ".join(given)
+    if "statement_timeout" not in given:
+        options["options"] = f"{given} -c statement_timeout={int(timeout * 1000)}".strip()
     # A long-running service outlives server restarts: test a pooled connection before use.
-    return sa.create_engine(url, connect_args=options, pool_pre_ping=True)
+    return sa.create_engine(url, connect_args=options, pool_pre_ping=True, pool_timeout=timeout)
 
 
-def connect(db: str | Path) -> sa.Engine:
+def connect(db: str | Path, *, create: bool = True, upgrade: bool = True) -> sa.Engine:
     """Open ``db`` (a path or URL) and bring its schema to the latest migration.
 
-    Raises ``UserError`` for a path or database that cannot hold amber's data (a folder, a
-    file or schema that is not amber's, a schema from a newer amber, a database that does
-    not exist) and ``ExternalError`` when a database server cannot be reached or refuses.
+    Without ``create`` a SQLite file that does not exist is an error rather than a new,
+    empty database; without ``upgrade`` the schema is left as it is (``schema_revision``
+    says where it stands). Raises ``UserError`` for a path or database that cannot hold
+    amber's data (a folder, a missing file, a file or schema that is not amber's, a schema
+    from a newer amber, a database that does not exist) and ``ExternalError`` when a
+    database server cannot be reached or refuses.
     """
     url = database_url(db)
     shown = display_url(db)
@@ -145,6 +247,10 @@ def connect(db: str | Path) -> sa.Engine:
             raise UserError(f"database path {str(file)!r} is a folder; give a file path")
         if not file.parent.is_dir():
             raise UserError(f"database folder {str(file.parent)!r} does not exist; create it first")
+        if not file.exists():
+            if not create:
+                raise _missing_file(file)
+            file.touch()  # an empty file is an empty SQLite database
     from alembic.util.exc import CommandError
 
     try:
@@ -159,7 +265,11 @@ def connect(db: str | Path) -> sa.Engine:
             f"cannot use database {shown!r} ({exc}); give a SQLite file path or a postgresql:// URL"
         ) from None
     try:
-        migrate(engine)
+        if upgrade:
+            migrate(engine)
+        else:
+            with engine.connect():
+                pass
     except sa.exc.DBAPIError as exc:
         engine.dispose()
         raise _open_error(exc, file=file, shown=shown) from None
@@ -173,6 +283,20 @@ def connect(db: str | Path) -> sa.Engine:
         engine.dispose()
         raise
     return engine
+
+
+def _missing_file(file: Path) -> UserError:
+    """The error for a SQLite file that is not there where a database is expected."""
+    message = f"database {str(file)!r} does not exist; check --db or AMBER_DB"
+    marker = file.with_name(file.name + ".index") / "database-instance"
+    if marker.exists():  # the PDQ index beside it was built from a database at this path
+        message += (
+            f" ({str(marker.parent)!r} beside it shows a database was here: it was removed "
+            "or moved; restore it from a backup)"
+        )
+    else:
+        message += " (`amber bank create` or `amber token create` start a new one)"
+    return UserError(message)
 
 
 def _open_error(exc: sa.exc.DBAPIError, *, file: Path | None, shown: str) -> AmberError:
@@ -218,6 +342,15 @@ def _revision(connection: sa.Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def schema_revision(engine: sa.Engine) -> tuple[str | None, str]:
+    """The database's migration revision (``None``: no amber schema) and amber's newest."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    with engine.connect() as connection:
+        return _revision(connection), str(head)
+
+
 def migrate(engine: sa.Engine) -> None:
     """Upgrade the schema to the newest migration; does nothing when already there.
 
@@ -237,6 +370,7 @@ def migrate(engine: sa.Engine) -> None:
         if connection.dialect.name == "postgresql":
             schema = connection.exec_driver_sql("SELECT current_schema()").scalar()
             key = zlib.crc32(f"amber migrate {schema}".encode())
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")  # may be long
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
         elif connection.dialect.name == "sqlite":
             connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, and atomic DDL
