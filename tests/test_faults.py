@@ -117,7 +117,7 @@ class Platform:
             answer = httpx.post(
                 self.url + "/v1/posts/upload",
                 headers={"authorization": f"Bearer {self.token}"},
-                data={"post": json.dumps({"id": post_id, "text": "a post"})},
+                data={"post": json.dumps({"id": post_id})},
                 files=[("media", (f"{post_id}.png", self.media[post_id], "image/png"))],
                 timeout=60,
             )

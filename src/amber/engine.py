@@ -32,7 +32,7 @@ from amber.identity import DEFAULT_CLIENT, content_digest, item_key
 from amber.matching import Matcher
 from amber.policy import Actions, Conditions, Findings, Outcome, Policy, Verdict, load_policy
 from amber.posts import Post
-from amber.review.queue import ReviewQueue
+from amber.review.queue import ReviewQueue, default_max_locks, plausible_deadline
 from amber.signals import Content, Registry, Role, SignalType, SignalValue, load_signal_types
 from amber.signals.base import Reads
 from amber.store.db import connect, database_url, sqlite_path
@@ -219,7 +219,9 @@ class Engine:
         self.post_signals = [s for s in signals if s.reads is Reads.post]
         self.media_signals = media_types(signals)
         self.tokens = TokenStore(db, clock=clock)
-        self.review = ReviewQueue(db, clock=clock, add_to_bank=self.bank_media)
+        self.review = ReviewQueue(
+            db, clock=clock, max_locks=default_max_locks(), add_to_bank=self.bank_media
+        )
         #: One writer at a time in this process for the index and the vault: ``submit``
         #: holds it; other writes (a reviewer's decision, a bank change) take it too.
         self.write_lock = threading.Lock()
@@ -797,7 +799,9 @@ def _deadline(post: Post, outcome: Outcome, now: datetime) -> datetime | None:
     """When a person must have acted: the poll's closing time; for a threat to life without
     one, an hour from now (it must not wait behind polls that close in days)."""
     if post.poll is not None and post.poll.closes_at is not None:
-        return post.poll.closes_at
+        trusted = plausible_deadline(post.poll.closes_at, now)
+        if trusted is not None:
+            return trusted
     if THREAT_TO_LIFE in outcome.actions:
         return now + timedelta(hours=1)
     return None

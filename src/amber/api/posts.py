@@ -9,9 +9,13 @@ client's and names the client (``?client=``) when several hold the post id."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import stat
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,12 +23,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from amber.api.deps import Admin, EngineDep, Ingest
+from amber.api.deps import Admin, EngineDep, Ingest, upload_name
+from amber.api.review import MAX_LIMIT
 from amber.decisions import Decision
 from amber.engine import Engine
 from amber.errors import ExternalError, NotFoundError, PostError, UserError
 from amber.identity import DEFAULT_CLIENT
-from amber.posts import parse_post
+from amber.posts import Media, Post, parse_post
 from amber.tokens import Scope, Token
 
 router = APIRouter(prefix="/v1", tags=["posts"])
@@ -82,7 +87,11 @@ def _stored(engine: Engine, token: Token, post_id: str, client: str | None) -> D
 def _submit(
     request: Request, engine: Engine, body: dict[str, Any], base: Path, token: Token
 ) -> dict[str, Any]:
-    submitted = engine.submit(parse_post(body, base=base, source="request"), client=token.name)
+    return _decide(request, engine, parse_post(body, base=base, source="request"), token)
+
+
+def _decide(request: Request, engine: Engine, post: Post, token: Token) -> dict[str, Any]:
+    submitted = engine.submit(post, client=token.name)
     if submitted.new:
         request.app.state.metrics.decided.labels(submitted.decision.verdict.value).inc()
     return submitted.to_json()
@@ -101,13 +110,64 @@ def submit(post: PostIn, request: Request, engine: EngineDep, token: Ingest) -> 
             "the files to /v1/posts/upload"
         )
     root = (media_root or Path(".")).resolve()
-    for i, item in enumerate(body.get("media", [])):
-        target = (root / str(item.get("path", ""))).resolve()
-        if not target.is_relative_to(root):
-            raise PostError(
-                "path leaves the media root", source="request", field=f"media[{i}].path"
+    with tempfile.TemporaryDirectory(prefix="amber-media-") as folder:
+        copies = [
+            _copy_under_root(
+                root, str(item.get("path", "")), Path(folder) / str(i), f"media[{i}].path"
             )
-    return _submit(request, engine, body, root, token)
+            for i, item in enumerate(body.get("media", []))
+        ]
+        parsed = parse_post(body, base=root, source="request")
+        # What is decided and preserved is the copy taken under the root, whatever the path
+        # names by now (a symlink swapped in after the check is never read).
+        parsed = replace(
+            parsed,
+            media=tuple(
+                Media(path=m.path, file=c) for m, c in zip(parsed.media, copies, strict=True)
+            ),
+        )
+        return _decide(request, engine, parsed, token)
+
+
+def _copy_under_root(root: Path, path: str, copy: Path, field: str) -> Path:
+    """Copy the file ``path`` names under ``root`` to ``copy``, opening each part of the
+    path with ``O_NOFOLLOW`` relative to the folder before it: neither ``..`` nor a
+    symlink (checked or swapped in later) leads outside the root. Raises ``PostError``."""
+    if "\x00" in path:
+        raise PostError("contains a NUL character (\\u0000)", source="request", field=field)
+    relative = Path(path)
+    if relative.is_absolute():
+        if not relative.is_relative_to(root):
+            raise PostError("path leaves the media root", source="request", field=field)
+        relative = relative.relative_to(root)
+    parts = [p for p in relative.parts if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise PostError("path leaves the media root", source="request", field=field)
+    nofollow = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    folder = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, nofollow | getattr(os, "O_DIRECTORY", 0), dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        handle = os.open(parts[-1], nofollow, dir_fd=folder)
+    except OSError as exc:
+        why = {
+            errno.ELOOP: "is a symbolic link; media under the root must be plain files",
+            errno.ENOTDIR: "goes through a symbolic link or a file; use a plain path",
+            errno.ENOENT: "does not exist under the media root",
+        }.get(exc.errno or 0, f"cannot be opened ({exc.strerror})")
+        raise PostError(f"media file {path!r} {why}", source="request", field=field) from None
+    finally:
+        os.close(folder)
+    with os.fdopen(handle, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            raise PostError(f"media file {path!r} is not a file", source="request", field=field)
+        copy.mkdir()
+        target = copy / parts[-1]
+        with target.open("wb") as out:
+            shutil.copyfileobj(source, out)
+    return target
 
 
 @router.post("/posts/upload")
@@ -123,12 +183,14 @@ def upload(
         body = json.loads(post)
     except json.JSONDecodeError as exc:
         raise PostError(f"invalid JSON: {exc.msg}", source="request", field="post") from None
+    except RecursionError:
+        raise PostError("JSON nested too deeply to read", source="request", field="post") from None
     if not isinstance(body, dict):
         raise PostError("expected a JSON object", source="request", field="post")
     with tempfile.TemporaryDirectory(prefix="amber-upload-") as folder:
         names = []
         for i, upload_file in enumerate(media or []):
-            name = f"{i}-{Path(upload_file.filename or 'media').name}"
+            name = f"{i}-{upload_name(upload_file.filename, field=f'media[{i}]', default='media')}"
             try:
                 with (Path(folder) / name).open("wb") as out:
                     shutil.copyfileobj(upload_file.file, out)
@@ -175,7 +237,7 @@ def decisions(
     bank: Annotated[
         str | None, Query(description="Only decisions with a reason naming this bank")
     ] = None,
-    limit: Annotated[int, Query(ge=1, description="At most this many")] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many")] = 100,
     client: ClientQuery = None,
 ) -> list[dict[str, Any]]:
     """Stored decisions, the most recently scanned first, as ``amber decisions list

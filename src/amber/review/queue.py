@@ -4,7 +4,11 @@ An item is a decision whose actions include ``review`` (review and restrict verd
 The queue is ordered by deadline, not arrival: a poll's closing time first (soonest
 first), then a threat to life, then severity (restrict before review), then age.
 Reviewers take exclusive locks that expire, so two never work on the same item and an
-abandoned item comes back. A reviewer's outcome (confirm, reject, escalate) is recorded
+abandoned item comes back; one reviewer holds at most ``max_locks`` at once (env
+``AMBER_REVIEW_MAX_LOCKS``, default 5), so nobody can lock the whole queue. A poll's
+closing time is the post's word, so it counts as a deadline only inside a plausible window
+(``plausible_deadline``): a time already past is not trusted, one beyond seven days is
+brought in to seven days. A reviewer's outcome (confirm, reject, escalate) is recorded
 with its reason; confirming can add the item's media to a bank so every later re-upload
 is caught automatically.
 """
@@ -12,6 +16,7 @@ is caught automatically.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +37,44 @@ from amber.store.tables import (
 )
 
 DEFAULT_LOCK = timedelta(minutes=10)
+#: How many live locks one reviewer may hold (``AMBER_REVIEW_MAX_LOCKS``).
+DEFAULT_MAX_LOCKS = 5
+MAX_LOCKS_ENV = "AMBER_REVIEW_MAX_LOCKS"
+#: A poll closing more than this before the scan already closed: its time is not trusted
+#: (clock skew between the platform and amber is allowed for).
+PAST_SKEW = timedelta(minutes=5)
+#: The longest a poll runs on the platforms amber knows (Instagram, X, Telegram: 7 days).
+LONGEST_POLL = timedelta(days=7)
+
+
+class LockLimitError(ConflictError):
+    """A reviewer already holds as many locks as one may (HTTP 429)."""
+
+    http_status = 429
+
+
+def default_max_locks() -> int:
+    """``AMBER_REVIEW_MAX_LOCKS`` or 5. Raises ``UserError`` for a value that is not a
+    whole number >= 1."""
+    text = os.environ.get(MAX_LOCKS_ENV)
+    if text is None or not text.strip():
+        return DEFAULT_MAX_LOCKS
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UserError(f"{MAX_LOCKS_ENV}={text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def plausible_deadline(closes_at: datetime, now: datetime) -> datetime | None:
+    """A poll's closing time as a review deadline, or ``None`` when it cannot be trusted.
+
+    The time comes from the post, so a decoy could claim 1970 to go first. A time more
+    than ``PAST_SKEW`` before ``now`` (the scan) is ``None``: the caller then treats the
+    post as if its poll had no closing time (a threat to life still gets its hour). A
+    time more than ``LONGEST_POLL`` ahead is brought in to ``now + LONGEST_POLL``.
+    """
+    if closes_at < now - PAST_SKEW:
+        return None
+    return min(closes_at, now + LONGEST_POLL)
 
 
 class ReviewOutcome(StrEnum):
@@ -133,11 +176,14 @@ class ReviewQueue:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lock_for: timedelta = DEFAULT_LOCK,
+        max_locks: int = DEFAULT_MAX_LOCKS,
         add_to_bank: Callable[[str, str], object] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.lock_for = lock_for
+        #: How many live locks one reviewer may hold at once.
+        self.max_locks = max_locks
         self.add_to_bank = add_to_bank
 
     def _query(self) -> sa.Select[tuple[Any, ...]]:
@@ -189,14 +235,29 @@ class ReviewQueue:
     def lock(self, post_id: str, reviewer: str) -> datetime:
         """Take (or renew) the exclusive lock on an item; returns when it expires.
 
-        Raises ``ConflictError`` if another reviewer holds a live lock, ``NotFoundError``
-        if the item is not awaiting review.
+        Raises ``ConflictError`` if another reviewer holds a live lock, ``LockLimitError``
+        if ``reviewer`` already holds ``max_locks`` other live locks, ``NotFoundError`` if
+        the item is not awaiting review.
         """
         if self.item(post_id).state != "pending":
             raise NotFoundError(f"post {post_id!r} is not awaiting review")
         now = self.clock()
         expires = now + self.lock_for
         with self.db.begin() as conn:
+            held = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(review_locks)
+                .where(
+                    review_locks.c.reviewer == reviewer,
+                    review_locks.c.expires_at > now,
+                    review_locks.c.post_id != post_id,
+                )
+            ).scalar_one()
+            if held >= self.max_locks:
+                raise LockLimitError(
+                    f"reviewer {reviewer!r} already holds {held} locks; at most "
+                    f"{self.max_locks} at once ({MAX_LOCKS_ENV}): decide or give back one first"
+                )
             insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
                 review_locks
             )
@@ -222,25 +283,47 @@ class ReviewQueue:
         return expires
 
     def next(self, reviewer: str) -> QueueItem | None:
-        """Lock and return the most urgent item nobody else holds, or ``None``."""
+        """Lock and return the most urgent item nobody else holds, or ``None``.
+
+        Raises ``LockLimitError`` when ``reviewer`` holds ``max_locks`` locks already."""
         for candidate in self.items(limit=200):
             if candidate.locked_by not in (None, reviewer):
                 continue
             try:
                 self.lock(candidate.post_id, reviewer)
+            except LockLimitError:
+                raise
             except ConflictError:
                 continue  # another reviewer was faster
             return self.item(candidate.post_id)
         return None
 
     def unlock(self, post_id: str, reviewer: str) -> None:
-        """Give an item back."""
+        """Give an item back.
+
+        Raises ``NotFoundError`` for an unknown post, ``ConflictError`` when ``reviewer``
+        holds no live lock on it (another reviewer's lock is left alone).
+        """
+        now = self.clock()
         with self.db.begin() as conn:
-            conn.execute(
+            released = conn.execute(
                 review_locks.delete().where(
-                    review_locks.c.post_id == post_id, review_locks.c.reviewer == reviewer
+                    review_locks.c.post_id == post_id,
+                    review_locks.c.reviewer == reviewer,
+                    review_locks.c.expires_at > now,
                 )
+            ).rowcount
+        if released == 1:
+            return
+        holder = self.item(post_id).locked_by
+        if holder is None:
+            raise ConflictError(
+                f"{reviewer!r} holds no lock on post {post_id!r}; nothing to give back"
             )
+        raise ConflictError(
+            f"post {post_id!r} is held by {holder!r}, not {reviewer!r}; only its holder "
+            "gives it back"
+        )
 
     def decide(
         self,
