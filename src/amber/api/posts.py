@@ -1,6 +1,11 @@
 """Posts: decide one (JSON with media under ``--media-root``, or media uploaded), register
 a removal order, list stored decisions, read one with where its review stands, and
-explain one."""
+explain one.
+
+A post id is scoped to its client, the name of the token that sent it: a token reads its
+own posts' decisions and the local ones (``amber scan``'s, and every decision stored
+before post ids were scoped), never another token's; an ``admin`` token reads every
+client's and names the client (``?client=``) when several hold the post id."""
 
 from __future__ import annotations
 
@@ -20,9 +25,12 @@ from pydantic import BaseModel, Field
 
 from amber.api.deps import Admin, EngineDep, Ingest, upload_name
 from amber.api.review import MAX_LIMIT
+from amber.decisions import Decision
 from amber.engine import Engine
-from amber.errors import ExternalError, PostError, UserError
+from amber.errors import ExternalError, NotFoundError, PostError, UserError
+from amber.identity import DEFAULT_CLIENT
 from amber.posts import Media, Post, parse_post
+from amber.tokens import Scope, Token
 
 router = APIRouter(prefix="/v1", tags=["posts"])
 
@@ -45,20 +53,55 @@ class PostIn(BaseModel):
     reply_to: str | None = None
 
 
-def _submit(request: Request, engine: Engine, body: dict[str, Any], base: Path) -> dict[str, Any]:
-    return _decide(request, engine, parse_post(body, base=base, source="request"))
+#: The ``client`` query parameter of the reading routes.
+ClientQuery = Annotated[
+    str | None,
+    Query(description="Whose post (admin: any client; others: their own or the local ones)"),
+]
 
 
-def _decide(request: Request, engine: Engine, post: Post) -> dict[str, Any]:
-    submitted = engine.submit(post)
+def _readable(token: Token, client: str | None) -> list[str] | None:
+    """The clients whose decisions ``token`` may read (``None``: every one), narrowed to
+    ``client`` when given."""
+    if Scope.admin in token.scopes:
+        return None if client is None else [client]
+    mine = [token.name, DEFAULT_CLIENT]
+    return mine if client is None else [c for c in mine if c == client]
+
+
+def _stored(engine: Engine, token: Token, post_id: str, client: str | None) -> Decision:
+    """The decision ``token`` may read for ``post_id``: its own client's first, then the
+    local one. Raises ``NotFoundError`` (also for another client's post: its existence
+    is not told), ``ConflictError`` for an admin who must name the client."""
+    clients = _readable(token, client)
+    if clients is None:
+        return engine.decisions.get(post_id, client=client)
+    for name in clients:
+        try:
+            return engine.decisions.get(post_id, client=name)
+        except NotFoundError:
+            continue
+    raise NotFoundError(f"no decision for post {post_id!r}; submit it first")
+
+
+def _submit(
+    request: Request, engine: Engine, body: dict[str, Any], base: Path, token: Token
+) -> dict[str, Any]:
+    return _decide(request, engine, parse_post(body, base=base, source="request"), token)
+
+
+def _decide(request: Request, engine: Engine, post: Post, token: Token) -> dict[str, Any]:
+    submitted = engine.submit(post, client=token.name)
     if submitted.new:
         request.app.state.metrics.decided.labels(submitted.decision.verdict.value).inc()
     return submitted.to_json()
 
 
 @router.post("/posts")
-def submit(post: PostIn, request: Request, engine: EngineDep, _: Ingest) -> dict[str, Any]:
-    """Decide a post synchronously; the same post id always gets the same decision."""
+def submit(post: PostIn, request: Request, engine: EngineDep, token: Ingest) -> dict[str, Any]:
+    """Decide a post synchronously. The token's post id with the same content (text and
+    media bytes) gets the same decision; with other content it is the post's next
+    ``version``, decided anew."""
     body = post.model_dump(exclude_none=True)
     media_root: Path | None = request.app.state.media_root
     if body.get("media") and media_root is None:
@@ -83,7 +126,7 @@ def submit(post: PostIn, request: Request, engine: EngineDep, _: Ingest) -> dict
                 Media(path=m.path, file=c) for m, c in zip(parsed.media, copies, strict=True)
             ),
         )
-        return _decide(request, engine, parsed)
+        return _decide(request, engine, parsed, token)
 
 
 def _copy_under_root(root: Path, path: str, copy: Path, field: str) -> Path:
@@ -132,7 +175,7 @@ def upload(
     post: Annotated[str, Form(description="the post JSON")],
     request: Request,
     engine: EngineDep,
-    _: Ingest,
+    token: Ingest,
     media: Annotated[list[UploadFile] | None, File()] = None,
 ) -> dict[str, Any]:
     """Decide a post whose media come in the request (multipart/form-data)."""
@@ -158,13 +201,15 @@ def upload(
                 ) from exc
             names.append({"path": name})
         body["media"] = names
-        return _submit(request, engine, body, Path(folder))
+        return _submit(request, engine, body, Path(folder), token)
 
 
 @router.post("/posts/{post_id}/removal-order")
-def removal_order(post_id: str, engine: EngineDep, _: Admin) -> dict[str, str]:
+def removal_order(
+    post_id: str, engine: EngineDep, _: Admin, client: ClientQuery = None
+) -> dict[str, str]:
     """Register a removal order: the post goes to review with a one-hour deadline."""
-    deadline = engine.decisions.removal_order(post_id, received_at=engine.clock())
+    deadline = engine.decisions.removal_order(post_id, received_at=engine.clock(), client=client)
     return {"post_id": post_id, "deadline": deadline.isoformat()}
 
 
@@ -178,7 +223,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 @router.get("/decisions")
 def decisions(
     engine: EngineDep,
-    _: Ingest,
+    token: Ingest,
     verdict: Annotated[
         str | None, Query(description="Only this verdict: allow, review, restrict or remove")
     ] = None,
@@ -193,6 +238,7 @@ def decisions(
         str | None, Query(description="Only decisions with a reason naming this bank")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many")] = 100,
+    client: ClientQuery = None,
 ) -> list[dict[str, Any]]:
     """Stored decisions, the most recently scanned first, as ``amber decisions list
     --format jsonl`` prints them (each the whole stored decision)."""
@@ -202,29 +248,35 @@ def decisions(
         until=_utc(until),
         author=author,
         bank=bank,
+        clients=_readable(token, client),
         limit=limit,
     )
     return [d.to_record() for d in engine.with_evidence_all(found)]
 
 
 @router.get("/decisions/{post_id}")
-def decision(post_id: str, engine: EngineDep, _: Ingest) -> dict[str, Any]:
+def decision(
+    post_id: str, engine: EngineDep, token: Ingest, client: ClientQuery = None
+) -> dict[str, Any]:
     """A stored decision, with where its human review stands (``review``: its state and,
     once decided, the reviewer's outcome, action, reason and time) so the platform can act."""
-    stored = engine.with_evidence(engine.decisions.get(post_id))
-    review = engine.review.outcome(post_id)
+    stored = engine.with_evidence(_stored(engine, token, post_id, client))
+    review = engine.review.outcome(post_id, client=stored.client)
     return {
-        **stored.to_json(),
+        **stored.to_answer(),
         "review": {
-            "state": engine.review.item(post_id).state,
+            "state": stored.review_state,
             **({} if review is None else review.to_json()),
         },
     }
 
 
 @router.get("/decisions/{post_id}/explain")
-def explain(post_id: str, engine: EngineDep, _: Ingest) -> dict[str, Any]:
+def explain(
+    post_id: str, engine: EngineDep, token: Ingest, client: ClientQuery = None
+) -> dict[str, Any]:
     """Why a stored post got its verdict (as ``amber explain POST_ID --format json``):
     its signals, the nearest bank entries and why each did or did not match, and the
     rules that fired; re-derived from the stored post when its media can still be read."""
-    return engine.explain(post_id).to_json()
+    stored = _stored(engine, token, post_id, client)
+    return engine.explain(post_id, client=stored.client).to_json()

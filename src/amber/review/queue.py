@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from amber.errors import ConflictError, NotFoundError, UserError
+from amber.identity import DEFAULT_CLIENT
 from amber.store.tables import (
     decisions,
     media_signals,
@@ -114,11 +115,15 @@ class QueueItem:
     locked_by: str | None
     lock_expires_at: datetime | None
     state: str
+    client: str = DEFAULT_CLIENT
+    version: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """The item as the CLI and the API write it (``post`` is the post's JSON object)."""
         return {
             "post_id": self.post_id,
+            "client": self.client,
+            "version": self.version,
             "verdict": self.verdict,
             "deadline": _iso(self.deadline),
             "threat_to_life": self.threat_to_life,
@@ -205,17 +210,27 @@ class ReviewQueue:
         return [_item(r, now) for r in rows]
 
     def item(self, post_id: str) -> QueueItem:
-        """One item, pending or not. Raises ``NotFoundError``."""
+        """One item, pending or not. Raises ``NotFoundError``, or ``ConflictError`` when
+        several clients hold the post id (the queue's locks and outcomes are by post id:
+        it refuses rather than act on the wrong client's post)."""
         query = (
             sa.select(decisions, review_locks.c.reviewer, review_locks.c.expires_at)
             .outerjoin(review_locks, review_locks.c.post_id == decisions.c.post_id)
             .where(decisions.c.post_id == post_id)
+            .order_by(decisions.c.client)
+            .limit(5)
         )
         with self.db.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
+            rows = conn.execute(query).all()
+        if not rows:
             raise NotFoundError(f"no decision for post {post_id!r}")
-        return _item(row, self.clock())
+        if len(rows) > 1:
+            clients = ", ".join(repr(r.client) for r in rows)
+            raise ConflictError(
+                f"post id {post_id!r} is held by clients {clients}; the review queue "
+                "cannot tell them apart by post id"
+            )
+        return _item(rows[0], self.clock())
 
     def lock(self, post_id: str, reviewer: str) -> datetime:
         """Take (or renew) the exclusive lock on an item; returns when it expires.
@@ -359,6 +374,7 @@ class ReviewQueue:
             conn.execute(
                 review_outcomes.insert().values(
                     post_id=post_id,
+                    client=item.client,
                     reviewer=reviewer,
                     outcome=chosen.value,
                     action=None if how is None else how.value,
@@ -369,19 +385,21 @@ class ReviewQueue:
             )
             conn.execute(
                 decisions.update()
-                .where(decisions.c.post_id == post_id)
+                .where(decisions.c.post_id == post_id, decisions.c.client == item.client)
                 .values(review_state=STATE[chosen])
             )
         return Review(post_id, reviewer, chosen, how, reason, bank, now)
 
-    def outcome(self, post_id: str) -> Review | None:
-        """The latest reviewer outcome for a post, if any."""
+    def outcome(self, post_id: str, *, client: str | None = None) -> Review | None:
+        """The latest reviewer outcome for a post (of ``client``, when given), if any."""
         query = (
             sa.select(review_outcomes)
             .where(review_outcomes.c.post_id == post_id)
             .order_by(review_outcomes.c.id.desc())
             .limit(1)
         )
+        if client is not None:
+            query = query.where(review_outcomes.c.client == client)
         with self.db.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
@@ -447,4 +465,6 @@ def _item(row: sa.Row[tuple[Any, ...]], now: datetime) -> QueueItem:
         locked_by=row.reviewer if live else None,
         lock_expires_at=row.expires_at if live else None,
         state=row.review_state,
+        client=row.client,
+        version=row.version,
     )
