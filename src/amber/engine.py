@@ -766,25 +766,6 @@ class Engine:
             )
         return self._vault
 
-    def preserve(self, post: Post, new: NewDecision) -> None:
-        """Keep a decided post in the vault: media bytes, post, decision, collection data."""
-        media = []
-        for position, written, hashes in new.media:
-            digest = hashes.original("sha256")
-            if digest is not None:
-                media.append((position, written, Path(hashes.path), digest.value))
-        where = post.source if post.line is None else f"{post.source} line {post.line}"
-        self.open_vault().preserve(
-            post_id=post.id,
-            post=post.raw,
-            decision=self._decision_record(new),
-            media=media,
-            source=where,
-            policy=self.policy.ref,
-            client=new.client,
-            version=new.version,
-        )
-
 
 def _pending(post_id: str, verdict: str, exc: Exception) -> EvidencePendingError:
     return EvidencePendingError(
