@@ -1,8 +1,8 @@
 """API fuzzing (schemathesis) against the live OpenAPI of the app ``amber serve`` runs, in
 process through its ASGI interface: every operation gets generated requests, with a token
-that holds every scope, bounded by a number of examples per operation. A 500, a response
-body that is not what the spec says for its status, or a content type the spec does not
-declare fails the test."""
+that holds every scope, bounded by a number of examples per operation. A 500, a status
+the operation does not document, a response body that is not what the spec says for its
+status, or a content type the spec does not declare fails the test."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from schemathesis.generation.case import Case
 
-from amber.api.app import create_app
+from amber.api.app import create_app, openapi_spec
 from amber.engine import open_engine
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
 
-#: What the run asserts. ``status_code_conformance`` is left out: the spec documents only
-#: 200 and 422 and none of amber's error statuses (400, 401, 403, 404, 409, 413, 503), so
-#: every refusal would fail it (reported with issue 12 finding 14). A 500 is never right.
+#: What the run asserts: every status an operation answers is one it documents (its
+#: ``responses=``, ``amber.api.deps.errors``), with the body and content type documented
+#: for it; a 500 is never right.
 CHECKS = [
+    checks.status_code_conformance,
     checks.not_a_server_error,
     checks.content_type_conformance,
     checks.response_schema_conformance,
@@ -31,9 +32,10 @@ CHECKS = [
 
 
 class App:
-    def __init__(self, app: object, token: str) -> None:
+    def __init__(self, app: object, token: str, reviewer: str) -> None:
         self.app = app
         self.headers = {"authorization": f"Bearer {token}"}
+        self.reviewer = {"authorization": f"Bearer {reviewer}"}
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +48,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     with open_engine(db=root / "a.db", vault=root / "vault") as engine:
         app = create_app(engine, media_root=media, max_body=1_000_000)
         _, token = engine.tokens.create("fuzz", parse_scopes("ingest,review,admin"))
+        _, reviewer = engine.tokens.create("reviewer", parse_scopes("review"))
         with TestClient(app) as client:  # the lifespan runs, as under amber serve
             client.headers["authorization"] = f"Bearer {token}"
             assert client.post("/v1/banks", json={"name": "known"}).status_code == 201
             posted = client.post("/v1/posts", json={"id": "p1", "media": [{"path": "a.png"}]})
             assert posted.status_code == 200, posted.text
-            yield App(app, token)
+            yield App(app, token, reviewer)
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +100,58 @@ def test_known_500s_are_refused_cleanly(
 ) -> None:
     case = api_schema[path][method].Case(**parts)
     case.call_and_validate(headers=live.headers, checks=CHECKS)
+
+
+def test_every_error_is_documented_with_the_one_error_body() -> None:
+    """Each operation behind a token documents 401, 403 and 503, one taking a body 413,
+    and every error status it documents (422 too) has the body amber sends."""
+    spec = openapi_spec()
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            where = f"{method.upper()} {path}"
+            answers = operation["responses"]
+            if operation.get("security"):
+                assert {"401", "403", "503"} <= set(answers), where
+            if "requestBody" in operation:
+                assert "413" in answers, where
+            for status, answer in answers.items():
+                if int(status) >= 400:
+                    assert answer["content"] == {"application/json": {"schema": error}}, (
+                        f"{where} {status}"
+                    )
+    detail = spec["components"]["schemas"]["ErrorDetail"]
+    assert set(detail["required"]) == {"type", "message", "status"}
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+#: Refusals amber really gives, each checked against what its operation documents:
+#: (path, method, parts of the request, whose token, the status it must be).
+REFUSALS = [
+    ("/v1/banks", "POST", {"body": {"name": "known"}}, "admin", 409),
+    ("/v1/banks/{name}", "GET", {"path_parameters": {"name": "nope"}}, "admin", 404),
+    ("/v1/banks", "GET", {}, "reviewer", 403),
+    ("/v1/decisions", "GET", {}, None, 401),
+    ("/v1/decisions", "GET", {"query": {"verdict": "maybe"}}, "admin", 400),
+    ("/v1/decisions", "GET", {"query": {"limit": 0}}, "admin", 422),
+    ("/v1/posts", "POST", {"body": {"id": "x" * 1_000_001}}, "admin", 413),
+    ("/v1/review/{post_id}/lock", "POST", {"path_parameters": {"post_id": "nope"}}, "admin", 404),
+    ("/v1/review/{post_id}/lock", "DELETE", {"path_parameters": {"post_id": "p1"}}, "admin", 409),
+    ("/v1/evidence/{post_id}/bag", "GET", {"path_parameters": {"post_id": "p1"}}, "admin", 404),
+]
+
+
+@pytest.mark.parametrize(("path", "method", "parts", "who", "status"), REFUSALS)
+def test_refusals_are_as_documented(
+    api_schema: schemathesis.BaseSchema,
+    live: App,
+    path: str,
+    method: str,
+    parts: dict,
+    who: str | None,
+    status: int,
+) -> None:
+    headers = {"admin": live.headers, "reviewer": live.reviewer, None: {}}[who]
+    case = api_schema[path][method].Case(**parts)
+    response = case.call_and_validate(headers=headers, checks=CHECKS)
+    assert response.status_code == status, response.text

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, StrictInt
 from starlette.concurrency import run_in_threadpool
 
-from amber.api.deps import Admin, EngineDep, upload_name
+from amber.api.deps import Admin, EngineDep, errors, ok_as, upload_name
 from amber.banks import ImportResult
 from amber.engine import Engine
 from amber.errors import UserError
@@ -39,13 +39,13 @@ class BankPatch(BaseModel):
     threshold: StrictInt | None = None
 
 
-@router.get("")
+@router.get("", responses=errors())
 def banks(engine: EngineDep, _: Admin) -> list[dict[str, Any]]:
     """Every bank."""
     return [b.to_json() for b in engine.banks.all()]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=errors(400, 409, 413, 422))
 def create_bank(bank: BankIn, engine: EngineDep, _: Admin) -> dict[str, Any]:
     """Create a bank."""
     created = engine.banks.create(
@@ -54,13 +54,13 @@ def create_bank(bank: BankIn, engine: EngineDep, _: Admin) -> dict[str, Any]:
     return created.to_json()
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=errors(400, 404, 422))
 def get_bank(name: str, engine: EngineDep, _: Admin) -> dict[str, Any]:
     """One bank."""
     return engine.banks.get(name).to_json()
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", responses=errors(400, 404, 413, 422))
 def update_bank(name: str, patch: BankPatch, engine: EngineDep, _: Admin) -> dict[str, Any]:
     """Change a bank's action, label or threshold."""
     changed = engine.banks.update(
@@ -69,7 +69,7 @@ def update_bank(name: str, patch: BankPatch, engine: EngineDep, _: Admin) -> dic
     return changed.to_json()
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", responses=errors(400, 404, 422))
 def delete_bank(name: str, engine: EngineDep, _: Admin) -> dict[str, Any]:
     """Delete a bank and its entries."""
     with engine.write_lock:
@@ -77,7 +77,7 @@ def delete_bank(name: str, engine: EngineDep, _: Admin) -> dict[str, Any]:
     return {"name": name, "entries_deleted": removed}
 
 
-@router.post("/{name}/entries")
+@router.post("/{name}/entries", responses=errors(400, 404, 413, 422))
 def add_entries(
     name: str, files: Annotated[list[UploadFile], File()], engine: EngineDep, _: Admin
 ) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def add_entries(
     }
 
 
-@router.post("/{name}/import")
+@router.post("/{name}/import", responses=errors(400, 404, 413, 422))
 async def import_bank(name: str, request: Request, engine: EngineDep, _: Admin) -> dict[str, int]:
     """Import CSV rows ``signal_type,signal[,label]`` (the request body), all or nothing."""
     try:
@@ -116,7 +116,11 @@ def _import(engine: Engine, name: str, text: str) -> ImportResult:
         return engine.banks.import_csv(name, io.StringIO(text), source="request")
 
 
-@router.get("/{name}/export", response_class=PlainTextResponse)
+@router.get(
+    "/{name}/export",
+    response_class=Response,
+    responses={**ok_as("text/csv", "The bank's rows"), **errors(400, 404, 422)},
+)
 def export_bank(name: str, engine: EngineDep, _: Admin) -> PlainTextResponse:
     """A bank as CSV rows ``signal_type,signal,label``."""
     out = io.StringIO()

@@ -1,14 +1,16 @@
-"""What every router needs: the engine of the app that serves the request, and the
-Bearer token holding the scope a route needs (``admin`` may do everything)."""
+"""What every router needs: the engine of the app that serves the request, the Bearer
+token holding the scope a route needs (``admin`` may do everything), and the error
+responses a route documents (``errors``), in amber's one error body (``Error``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from amber.engine import Engine
 from amber.errors import PermissionDeniedError, UserError
@@ -51,6 +53,60 @@ def require(scope: Scope) -> Callable[..., Token]:
         return token
 
     return check
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: the error's class (``NotFoundError``, ``ValidationError``, ...),
+    a message saying what and what to do, and the HTTP status again."""
+
+    type: str
+    message: str
+    status: int
+
+
+class Error(BaseModel):
+    """The one body of every error response of ``/v1``."""
+
+    error: ErrorDetail
+
+
+#: What each error status means, wherever a route can answer it.
+ERROR_STATUSES = {
+    400: "Bad request: a value was wrong (the message names it), or a NUL in the path or query",
+    401: "No live token (missing, malformed, revoked or expired)",
+    403: "The token lacks the scope this route needs",
+    404: "Not found: the post, bank, review item or evidence named does not exist",
+    409: "Conflict with what is stored (the message says which)",
+    413: "Request body over the server's --max-body (declared or sent chunked)",
+    422: "Malformed request: a parameter or field of the wrong type or out of range",
+    429: "The reviewer holds the most review locks allowed (AMBER_REVIEW_MAX_LOCKS)",
+    503: "The database or the evidence vault cannot serve now; send the request again later",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route behind a token: 401, 403 and 503 (the token is looked
+    up in the database), and ``statuses``, each with the ``Error`` body. A route with
+    parameters or a body names 422 too, so its 422 is documented with ``Error`` (the
+    body amber sends) rather than FastAPI's ``HTTPValidationError``."""
+    return {
+        status: {"model": Error, "description": ERROR_STATUSES[status]}
+        for status in sorted({401, 403, 503, *statuses})
+    }
+
+
+def ok_as(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry for a 200 that is not JSON (the route's
+    ``response_class=Response`` leaves its content to this, and its errors stay JSON)."""
+    schema = (
+        {"type": "string"}
+        if media_type.startswith("text/")
+        else {
+            "type": "string",
+            "format": "binary",
+        }
+    )
+    return {200: {"description": description, "content": {media_type: {"schema": schema}}}}
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -13,13 +13,13 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from amber.api.deps import Admin, EngineDep
+from amber.api.deps import Admin, EngineDep, errors, ok_as
 from amber.evidence.bag import export_bag
 
 router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
 
 
-@router.get("")
+@router.get("", responses=errors(409))
 def evidence(engine: EngineDep, _: Admin) -> list[dict[str, Any]]:
     """What the vault holds, one item per preserved post."""
     if not (engine.vault_path / "vault.json").exists():
@@ -27,7 +27,11 @@ def evidence(engine: EngineDep, _: Admin) -> list[dict[str, Any]]:
     return [i.to_json() for i in engine.open_vault().items().values()]
 
 
-@router.get("/{post_id}/bag", response_class=Response)
+@router.get(
+    "/{post_id}/bag",
+    response_class=Response,
+    responses={**ok_as("application/zip", "The bag, zipped"), **errors(400, 404, 409, 422)},
+)
 def evidence_bag(post_id: str, engine: EngineDep, token: Admin) -> Response:
     """The post's evidence bag as a zip (BagIt 1.0 inside); the export is logged."""
     name = bag_name(post_id)

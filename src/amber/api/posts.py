@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from amber.api.deps import Admin, EngineDep, Ingest, upload_name
+from amber.api.deps import Admin, EngineDep, Ingest, errors, upload_name
 from amber.api.review import MAX_LIMIT
 from amber.decisions import Decision
 from amber.engine import Engine
@@ -97,7 +97,7 @@ def _decide(request: Request, engine: Engine, post: Post, token: Token) -> dict[
     return submitted.to_json()
 
 
-@router.post("/posts")
+@router.post("/posts", responses=errors(400, 409, 413, 422))
 def submit(post: PostIn, request: Request, engine: EngineDep, token: Ingest) -> dict[str, Any]:
     """Decide a post synchronously. The token's post id with the same content (text and
     media bytes) gets the same decision; with other content it is the post's next
@@ -170,7 +170,7 @@ def _copy_under_root(root: Path, path: str, copy: Path, field: str) -> Path:
     return target
 
 
-@router.post("/posts/upload")
+@router.post("/posts/upload", responses=errors(400, 409, 413, 422))
 def upload(
     post: Annotated[str, Form(description="the post JSON")],
     request: Request,
@@ -204,7 +204,7 @@ def upload(
         return _submit(request, engine, body, Path(folder), token)
 
 
-@router.post("/posts/{post_id}/removal-order")
+@router.post("/posts/{post_id}/removal-order", responses=errors(400, 404, 409, 422))
 def removal_order(
     post_id: str, engine: EngineDep, _: Admin, client: ClientQuery = None
 ) -> dict[str, str]:
@@ -220,7 +220,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-@router.get("/decisions")
+@router.get("/decisions", responses=errors(400, 409, 422))
 def decisions(
     engine: EngineDep,
     token: Ingest,
@@ -254,7 +254,7 @@ def decisions(
     return [d.to_record() for d in engine.with_evidence_all(found)]
 
 
-@router.get("/decisions/{post_id}")
+@router.get("/decisions/{post_id}", responses=errors(400, 404, 409, 422))
 def decision(
     post_id: str, engine: EngineDep, token: Ingest, client: ClientQuery = None
 ) -> dict[str, Any]:
@@ -271,7 +271,7 @@ def decision(
     }
 
 
-@router.get("/decisions/{post_id}/explain")
+@router.get("/decisions/{post_id}/explain", responses=errors(400, 404, 409, 422))
 def explain(
     post_id: str, engine: EngineDep, token: Ingest, client: ClientQuery = None
 ) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from amber.api.deps import EngineDep, Reviewer
+from amber.api.deps import EngineDep, Reviewer, errors
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 #: The largest ``limit`` a list route takes (a larger one is a 422 naming ``limit``).
@@ -24,7 +24,7 @@ class ReviewIn(BaseModel):
     bank: str | None = None
 
 
-@router.get("/queue")
+@router.get("/queue", responses=errors(400, 422))
 def queue(
     engine: EngineDep,
     _: Reviewer,
@@ -34,28 +34,28 @@ def queue(
     return [i.to_json() for i in engine.review.items(limit=limit)]
 
 
-@router.post("/next")
+@router.post("/next", responses=errors(429))
 def next_item(engine: EngineDep, token: Reviewer) -> dict[str, Any] | None:
     """Lock and return the most urgent item nobody else holds (null when none)."""
     item = engine.review.next(token.name)
     return None if item is None else item.to_json()
 
 
-@router.post("/{post_id}/lock")
+@router.post("/{post_id}/lock", responses=errors(400, 404, 409, 422, 429))
 def lock(post_id: str, engine: EngineDep, token: Reviewer) -> dict[str, str]:
     """Take or renew the exclusive lock on an item."""
     expires = engine.review.lock(post_id, token.name)
     return {"post_id": post_id, "expires_at": expires.isoformat()}
 
 
-@router.delete("/{post_id}/lock")
+@router.delete("/{post_id}/lock", responses=errors(400, 404, 409, 422))
 def unlock(post_id: str, engine: EngineDep, token: Reviewer) -> dict[str, str]:
     """Give an item back."""
     engine.review.unlock(post_id, token.name)
     return {"post_id": post_id}
 
 
-@router.post("/{post_id}/decision")
+@router.post("/{post_id}/decision", responses=errors(400, 404, 409, 413, 422))
 def decide(post_id: str, body: ReviewIn, engine: EngineDep, token: Reviewer) -> dict[str, Any]:
     """Confirm (remove / keep_restricted, optionally into a bank), reject or escalate."""
     with engine.write_lock:  # a bank may grow: the index and the vault take one writer

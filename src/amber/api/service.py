@@ -6,10 +6,10 @@ import os
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from amber import __version__
-from amber.api.deps import Admin, EngineDep, Ingest
+from amber.api.deps import Admin, EngineDep, Ingest, errors, ok_as
 
 router = APIRouter(prefix="/v1", tags=["service"])
 
@@ -20,7 +20,7 @@ def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/health")
+@router.get("/health", responses=errors())
 def health(engine: EngineDep, _: Ingest) -> dict[str, Any]:
     """The service is up; which worker process answered, how current its index is, and
     the problems with its banks that the policy's ``[checks]`` report (``problems``: each
@@ -38,7 +38,11 @@ def health(engine: EngineDep, _: Ingest) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={**ok_as("text/plain", "Prometheus text format"), **errors()},
+)
 def metrics(request: Request, _: Admin) -> PlainTextResponse:
     """Prometheus metrics."""
     return PlainTextResponse(request.app.state.metrics.render())
