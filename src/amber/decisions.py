@@ -46,6 +46,8 @@ class Decision:
     #: Where its evidence stands (``Engine.with_evidence``): ``preserved``, ``pending``,
     #: ``missing``, ``expired`` or ``not_needed``; ``None`` when not looked up.
     evidence: str | None = None
+    #: When the latest removal order for the post arrived (``None``: never ordered).
+    removal_ordered_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL contract's fields, and ``evidence`` when it was looked up."""
@@ -410,12 +412,36 @@ class DecisionStore:
             deadline: datetime | None = conn.execute(
                 decisions.update()
                 .where(decisions.c.post_id == post_id)
-                .values(deadline=kept, review_state="pending")
+                .values(deadline=kept, review_state="pending", removal_ordered_at=received_at)
                 .returning(decisions.c.deadline)
             ).scalar_one_or_none()
         if deadline is None:
             raise NotFoundError(f"no decision for post {post_id!r}; submit the post first")
         return deadline
+
+    def media_sha256(self, post_id: str) -> list[tuple[int, str, str | None]]:
+        """Each media file of a stored decision, in order: its position, its path as
+        written in the post and the SHA-256 of the bytes amber decided on (``None`` if
+        none was stored). Raises ``NotFoundError``."""
+        query = (
+            sa.select(post_media.c.position, post_media.c.path, media_signals.c.value)
+            .select_from(
+                decisions.join(post_media, post_media.c.decision_id == decisions.c.id).outerjoin(
+                    media_signals,
+                    sa.and_(
+                        media_signals.c.decision == decisions.c.id,
+                        media_signals.c.position == post_media.c.position,
+                        media_signals.c.signal_type == "sha256",
+                        media_signals.c.variant == "original",
+                    ),
+                )
+            )
+            .where(decisions.c.post_id == post_id)
+            .order_by(post_media.c.position)
+        )
+        self.get(post_id)
+        with self.db.connect() as conn:
+            return [(int(r.position), str(r.path), r.value) for r in conn.execute(query)]
 
     def count(self) -> int:
         """How many posts have a decision."""
@@ -493,6 +519,7 @@ def _decision(row: Any) -> Decision:
         created_at=row.created_at,
         review_state=row.review_state,
         source=row.source,
+        removal_ordered_at=row.removal_ordered_at,
     )
 
 

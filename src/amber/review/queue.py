@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -119,8 +119,18 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+class Custody(Protocol):
+    """Where a confirmation becomes a custody event of the post's evidence
+    (``amber.evidence.acts.Acts``): staged before it is stored, finished after."""
+
+    def stage_review(self, post_id: str, review: dict[str, Any]) -> None: ...
+    def finish(self, post_id: str) -> None: ...
+    def discard(self, post_id: str) -> None: ...
+
+
 class ReviewQueue:
-    """The queue on one database. ``add_to_bank(post_id, bank)`` banks an item's media."""
+    """The queue on one database. ``add_to_bank(post_id, bank)`` banks an item's media;
+    ``custody`` keeps each confirmation in the post's evidence."""
 
     def __init__(
         self,
@@ -129,11 +139,13 @@ class ReviewQueue:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lock_for: timedelta = DEFAULT_LOCK,
         add_to_bank: Callable[[str, str], object] | None = None,
+        custody: Custody | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.lock_for = lock_for
         self.add_to_bank = add_to_bank
+        self.custody = custody
 
     def _query(self) -> sa.Select[tuple[Any, ...]]:
         severity = sa.case((decisions.c.verdict == "restrict", 0), else_=1)
@@ -240,8 +252,13 @@ class ReviewQueue:
         """Record a reviewer's outcome. The reviewer must hold the item's lock.
 
         ``confirm`` needs an ``action`` (remove or keep_restricted) and may name a ``bank``
-        to add the item's media to. Raises ``UserError`` for bad values and
-        ``ConflictError`` without the lock.
+        to add the item's media to. A confirmation is a custody event of the post's
+        evidence (with ``custody``): staged before it is recorded, logged after.
+
+        Raises ``UserError`` for bad values, ``ConflictError`` without the lock or when
+        a confirmation has no evidence to join, ``EvidenceWriteError`` (503) when the
+        vault cannot be written (nothing recorded), ``ActPendingError`` (503) when the
+        outcome is recorded and its custody event is pending.
         """
         chosen: ReviewOutcome = _enum(ReviewOutcome, outcome, "outcome")
         how: Confirmation | None = None if action is None else _enum(Confirmation, action, "action")
@@ -257,6 +274,41 @@ class ReviewQueue:
             raise ConflictError(
                 f"lock post {post_id!r} before deciding it (held by {item.locked_by!r})"
             )
+        custody = self.custody if chosen is ReviewOutcome.confirm else None
+        if custody is not None:
+            custody.stage_review(
+                post_id,
+                {
+                    "reviewer": reviewer,
+                    "outcome": chosen.value,
+                    "action": None if how is None else how.value,
+                    "reason": reason,
+                    "bank": bank,
+                    "decided_at": now.isoformat(),
+                },
+            )
+        try:
+            self._record(post_id, reviewer, chosen, how, reason=reason, bank=bank, now=now)
+        except BaseException:
+            if custody is not None:
+                custody.discard(post_id)
+            raise
+        if custody is not None:
+            custody.finish(post_id)
+        return Review(post_id, reviewer, chosen, how, reason, bank, now)
+
+    def _record(
+        self,
+        post_id: str,
+        reviewer: str,
+        chosen: ReviewOutcome,
+        how: Confirmation | None,
+        *,
+        reason: str,
+        bank: str | None,
+        now: datetime,
+    ) -> None:
+        """Add to the bank if asked, then store the outcome and give the lock back."""
         if bank is not None:
             if self.add_to_bank is None:  # pragma: no cover - the engine always wires it
                 raise UserError("this queue cannot add to banks")
@@ -289,7 +341,6 @@ class ReviewQueue:
                 .where(decisions.c.post_id == post_id)
                 .values(review_state=STATE[chosen])
             )
-        return Review(post_id, reviewer, chosen, how, reason, bank, now)
 
     def outcome(self, post_id: str) -> Review | None:
         """The latest reviewer outcome for a post, if any."""

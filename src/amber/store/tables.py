@@ -124,6 +124,9 @@ decisions = sa.Table(
     sa.Column("deadline", UTCDateTime, nullable=True),
     sa.Column("threat_to_life", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("review_state", sa.String(20), nullable=False, server_default="none"),
+    # When the latest removal order for the post arrived (EU 2021/784 Art. 3): an ordered
+    # post needs its evidence whatever the verdict.
+    sa.Column("removal_ordered_at", UTCDateTime, nullable=True),
     sa.Index("ix_decisions_author", "author"),
     sa.Index("ix_decisions_review_state", "review_state"),
 )
