@@ -147,7 +147,11 @@ def test_posts_banks_review_and_evidence(api: Api) -> None:
     )
     assert upload.status_code == 200, upload.text
     assert upload.json()["verdict"] == "remove"
-    again = ingest.post("/v1/posts/upload", data={"post": '{"id": "u1"}'})
+    again = ingest.post(
+        "/v1/posts/upload",
+        data={"post": '{"id": "u1", "text": "hi"}'},
+        files=[("media", ("retry.jpg", copy, "image/jpeg"))],
+    )
     assert again.json() == upload.json()  # idempotent: the stored decision, not a rescan
     assert ingest.get("/v1/decisions/u1").json()["verdict"] == "remove"
     assert ingest.get("/v1/decisions/nope").status_code == 404

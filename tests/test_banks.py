@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from amber.banks import MAX_LABEL_LENGTH, BankAction, ImportRowsError
 from amber.engine import Engine
@@ -102,6 +104,38 @@ def test_import_export_round_trip(engine: Engine) -> None:
     engine.banks.create("copy")
     again = engine.banks.import_csv("copy", io.StringIO(out.getvalue()), source="out.csv")
     assert again.added == 4
+
+
+# (import strips a label, so a leading tab or CR never reaches a bank; a CR inside does)
+FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "a\rb", "'quoted"]
+
+
+def test_export_neutralises_spreadsheet_formulas_and_imports_its_own_export(
+    engine: Engine,
+) -> None:
+    engine.banks.create("shared", label="=cmd|' /C calc'!A0")
+    given = io.StringIO()
+    writer = csv.writer(given)  # quotes a CR inside a label
+    for i, label in enumerate(FORMULAS, start=1):
+        writer.writerow(["md5", f"{i:032x}", label])
+    writer.writerow(["md5", f"{99:032x}", ""])  # takes the bank's label, itself a formula
+    engine.banks.import_csv("shared", io.StringIO(given.getvalue()), source="in.csv")
+    exported = io.StringIO()
+    engine.banks.export_csv("shared", exported)
+    cells = [c for row in csv.reader(io.StringIO(exported.getvalue())) for c in row]
+    # OWASP: a cell a spreadsheet would run as a formula starts with a quote instead
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], cells
+    assert "'=cmd|' /C calc'!A0" in cells and "''quoted" in cells and "a\rb" in cells
+    # amber reads its own export back to the same labels
+    engine.banks.create("copy")
+    engine.banks.import_csv("copy", io.StringIO(exported.getvalue()), source="out.csv")
+    again = io.StringIO()
+    engine.banks.export_csv("copy", again)
+    assert again.getvalue() == exported.getvalue()
+    query = sa.select(bank_entries.c.label).join(banks, banks.c.id == bank_entries.c.bank_id)
+    with engine.db.connect() as conn:
+        labels = set(conn.execute(query.where(banks.c.name == "copy")).scalars())
+    assert labels == {*FORMULAS, "=cmd|' /C calc'!A0"}
 
 
 def test_bad_import_rows_are_all_named_and_nothing_is_imported(engine: Engine) -> None:

@@ -4,6 +4,7 @@ graphic-items count. ``serve`` runs it as a real process for the browser tests."
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import socket
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -305,3 +307,47 @@ def test_workers_opening_the_console_store_at_once_share_one_key(tmp_path: Path)
     assert len(keys) == 1 and len(bytes.fromhex(keys.pop())) == 32
     names = sorted(p.name for p in (tmp_path / "console").iterdir())
     assert names == ["console.sqlite", "session.key"]  # no candidate key left behind
+
+
+def _targets(page: str, at: str) -> list[str]:
+    """Every URL a page links, posts or fetches to, resolved as a browser resolves it."""
+    found = re.findall(r'(?:href|src|action|data-reveal)="([^"]*)"', page)
+    return [urlsplit(urljoin(at, html.unescape(u))).path for u in found]
+
+
+def test_a_post_id_cannot_aim_a_page_s_links_or_forms_at_another_item(console: Console) -> None:
+    decoy = "../items/urgent"  # a decoy id naming the victim's URL
+    with open_engine(db=console.db, vault=console.vault) as engine:
+        engine.decide_post(
+            parse_post(
+                {"id": decoy, "text": POLL, "poll": {"question": "?", "options": ["a", "b"]}},
+                base=console.vault,
+                source="test",
+            )
+        )
+    with console.signed_in("alice") as alice:
+        at = "http://testserver/console/items/" + quote(decoy, safe="")
+        page = alice.get(at)
+        assert page.status_code == 200 and "../items/urgent" in page.text
+        for path in _targets(page.text, at):
+            for prefix in ("/console/items/", "/console/media/"):
+                if path.startswith(prefix):
+                    assert unquote(path.removeprefix(prefix)).startswith(decoy), path
+        queue = alice.get("/console/queue")
+        linked = {
+            unquote(p.removeprefix("/console/items/"))
+            for p in _targets(queue.text, "http://testserver/console/queue")
+            if p.startswith("/console/items/")
+        }
+        assert decoy in linked and linked <= {i.post_id for i in engine.review.items()}
+        released = alice.post(
+            "/console/items/" + quote(decoy, safe="") + "/release",
+            data={"csrf": csrf_of(page.text)},
+        )
+        assert released.status_code == 303
+        assert engine.review.item(decoy).locked_by is None
+        again = alice.post(
+            "/console/items/" + quote(decoy, safe="") + "/release",
+            data={"csrf": csrf_of(page.text)},
+        )
+        assert again.status_code == 409 and "holds no lock" in again.text

@@ -18,16 +18,15 @@ POLL = {
 }
 
 
-def test_a_repeat_of_a_post_id_answers_the_stored_decision(
+def test_a_repeat_of_a_post_answers_the_stored_decision(
     engine: Engine, photo_file: Callable[..., Path]
 ) -> None:
     first = engine.submit(parse_post(POLL, base=Path("."), source="test"))
     assert first.new and first.decision.verdict.value == "restrict"
     assert "freeze_poll" in first.to_json()["actions"]
-    # the same id with other content: not a rescan, the stored decision
-    image = photo_file(5)
-    other = {"id": "p1", "text": "nothing here", "media": [{"path": str(image)}]}
-    again = engine.submit(parse_post(other, base=Path("."), source="test"))
+    # the same id with the same content: not a rescan, the stored decision (other
+    # content is the post's next version: tests/test_post_versions.py)
+    again = engine.submit(parse_post(dict(POLL), base=Path("."), source="test"))
     assert not again.new and again.to_json() == first.to_json()
     assert engine.decisions.get("p1").scan_count == 1
 
@@ -56,7 +55,8 @@ def test_a_decision_another_process_stored_first_stands(
     engine: Engine, database: str, tmp_path: Path
 ) -> None:
     with open_engine(db=database, vault=tmp_path / "vault") as other:
-        theirs = other.decide_post(parse_post({"id": "p1", "text": "hello"}, base=Path(".")))
-    assert theirs.saved and theirs.outcome.verdict.value == "allow"
+        theirs = other.decide_post(parse_post(POLL, base=Path("."), source="other"))
+    assert theirs.saved and theirs.outcome.verdict.value == "restrict"
     mine = engine.submit(parse_post(POLL, base=Path("."), source="test"))
-    assert not mine.new and mine.decision.verdict.value == "allow"
+    assert not mine.new and mine.decision.source == "other"  # theirs, not rescanned
+    assert mine.decision.scan_count == 1

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from amber.api.app import create_app
 from amber.decisions import NewDecision
 from amber.engine import Engine, open_engine
+from amber.identity import item_key
 from amber.policy import Outcome, Verdict
 from amber.store.db import _alembic_config, _create_engine, database_url
 from amber.synthetic import photo
@@ -259,19 +260,117 @@ def _at_revision(database: str, revision: str, *, down: bool = False) -> sa.Engi
     return engine
 
 
-def test_0007_adds_removal_ordered_at_and_downgrade_drops_it(database: str) -> None:
-    engine = _at_revision(database, "0006")
+def _columns(engine: sa.Engine, table: str) -> set[str]:
+    return {c["name"] for c in sa.inspect(engine).get_columns(table)}
+
+
+def test_0008_adds_removal_ordered_at_and_downgrade_drops_it(database: str) -> None:
+    engine = _at_revision(database, "0007")
     try:
-        assert "removal_ordered_at" not in {
-            c["name"] for c in sa.inspect(engine).get_columns("decisions")
-        }
-        _at_revision(database, "head").dispose()
-        assert "removal_ordered_at" in {
-            c["name"] for c in sa.inspect(engine).get_columns("decisions")
-        }
-        _at_revision(database, "0006", down=True).dispose()
-        assert "removal_ordered_at" not in {
-            c["name"] for c in sa.inspect(engine).get_columns("decisions")
-        }
+        with engine.begin() as conn:  # a decision with media, which a rebuild must keep
+            decision = conn.execute(
+                sa.text(
+                    "INSERT INTO decisions (post_id, verdict, reasons, actions, post, source, "
+                    "policy, amber_version, first_scanned_at, scanned_at, scan_count) VALUES "
+                    "('p1', 'remove', '[]', '[]', '{}', 't', 'p', 'v', :t, :t, 1) RETURNING id"
+                ),
+                {"t": "2026-12-01 12:00:00"},
+            ).scalar_one()
+            conn.execute(
+                sa.text(
+                    "INSERT INTO post_media (decision_id, position, path) VALUES (:d, 0, 'a.jpg')"
+                ),
+                {"d": decision},
+            )
+        for table in ("decisions", "decision_versions"):
+            assert "removal_ordered_at" not in _columns(engine, table)
+        _at_revision(database, "0008").dispose()
+        for table in ("decisions", "decision_versions"):
+            assert "removal_ordered_at" in _columns(engine, table)
+        _at_revision(database, "0007", down=True).dispose()
+        for table in ("decisions", "decision_versions"):
+            assert "removal_ordered_at" not in _columns(engine, table)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM decisions")).scalar() == 1
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM post_media")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def _events(engine: Engine, key: str) -> list[str]:
+    """The custody events logged for the vault item ``key`` (``item_key``)."""
+    vault = engine.open_vault()
+    item = vault.items().get(key)
+    return [] if item is None else [vault.log.entries[i].record["event"] for i in item.records]
+
+
+def _client(service: Service, name: str, scopes: str) -> TestClient:
+    token = service.engine.tokens.create(name, parse_scopes(scopes))[1]
+    return TestClient(
+        service.admin.app,
+        headers={"authorization": f"Bearer {token}"},
+        raise_server_exceptions=False,
+    )
+
+
+def test_a_removal_order_for_client_bs_post_leaves_client_as_post_of_the_same_id_alone(
+    service: Service,
+) -> None:
+    engine = service.engine
+    with _client(service, "client-a", "ingest") as a, _client(service, "client-b", "ingest") as b:
+        assert _upload(a, "p1", _jpeg(9))["verdict"] == "allow"  # A's p1: not kept
+        assert _upload(b, "p1", _jpeg(5))["verdict"] == "remove"  # B's p1: preserved
+    key_a, key_b = item_key("p1", "client-a", 1), item_key("p1", "client-b", 1)
+    assert _events(engine, key_b) == ["preserved"] and _events(engine, key_a) == []
+
+    ambiguous = service.admin.post("/v1/posts/p1/removal-order", json=ORDER)
+    assert ambiguous.status_code == 409, ambiguous.text
+    assert "client" in ambiguous.json()["error"]["message"]
+    # A's stored hash is what bytes sent for A's p1 are checked against, not B's.
+    wrong = service.admin.post(
+        "/v1/posts/p1/removal-order",
+        params={"client": "client-a"},
+        data={"order": json.dumps(ORDER)},
+        files=[("media", ("a.jpg", _jpeg(5), "image/jpeg"))],
+    )
+    assert wrong.status_code == 409, wrong.text
+
+    ordered = service.admin.post(
+        "/v1/posts/p1/removal-order", params={"client": "client-b"}, json=ORDER
+    )
+    assert ordered.status_code == 200, ordered.text
+    assert (ordered.json()["client"], ordered.json()["version"]) == ("client-b", 1)
+    assert _events(engine, key_b) == ["preserved", "removal_order"]
+    assert _events(engine, key_a) == []  # nothing staged, preserved or logged for A's p1
+    assert not engine.open_vault().pending()
+    a_p1 = engine.decisions.get("p1", client="client-a")
+    assert (a_p1.removal_ordered_at, a_p1.review_state) == (None, "none")
+    b_p1 = engine.decisions.get("p1", client="client-b")
+    assert b_p1.removal_ordered_at is not None and b_p1.review_state == "pending"
+    assert engine.missing_evidence() == []
+    assert engine.with_evidence(a_p1).evidence == "not_needed"
+
+
+def test_a_removal_order_is_for_the_version_it_found(service: Service) -> None:
+    engine = service.engine
+    assert _upload(service.ingest, "p4", _jpeg(5))["verdict"] == "remove"
+    ordered = service.admin.post("/v1/posts/p4/removal-order", json=ORDER)
+    assert ordered.status_code == 200, ordered.text
+    edited = _upload(service.ingest, "p4", _jpeg(9))  # new content: version 2, allowed
+    assert (edited["verdict"], edited["version"]) == ("allow", 2)
+    first, second = engine.decisions.versions("p4", client="ingest")
+    assert first.removal_ordered_at is not None  # kept with the version it was for
+    assert second.removal_ordered_at is None
+    assert _events(engine, item_key("p4", "ingest", 1)) == ["preserved", "removal_order"]
+    assert _events(engine, item_key("p4", "ingest", 2)) == []
+    assert engine.missing_evidence() == []
+    # An order for the post now is for version 2, preserved from the bytes sent with it.
+    again = service.admin.post(
+        "/v1/posts/p4/removal-order",
+        data={"order": json.dumps(ORDER)},
+        files=[("media", ("a.jpg", _jpeg(9), "image/jpeg"))],
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["version"] == 2
+    assert _events(engine, item_key("p4", "ingest", 2)) == ["preserved", "removal_order"]
+    assert _events(engine, item_key("p4", "ingest", 1)) == ["preserved", "removal_order"]

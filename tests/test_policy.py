@@ -133,6 +133,16 @@ def test_custom_policy_file(tmp_path: Path) -> None:
             "actions.ban",
             "not a verdict",
         ),
+        (  # a boolean is not a number (TOML false is not 0)
+            "[[rules]]\nname='a'\nwhen='bank_match'\nmax_distance=false",
+            "rules[0].max_distance",
+            "got a boolean",
+        ),
+        (
+            "[signals.pdq]\nmin_quality=true\n[[rules]]\nname='a'\nwhen='bank_match'",
+            "signals.pdq.min_quality",
+            "0 to 100",
+        ),
     ],
 )
 def test_bad_policy_names_the_key(text: str, key: str | None, words: str) -> None:

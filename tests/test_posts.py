@@ -108,6 +108,19 @@ def test_blank_lines_are_skipped_and_line_numbers_kept(write_posts: Callable[...
     assert isinstance(items[1], PostError) and items[1].line == 4
 
 
+def test_a_deeply_nested_line_is_an_error_for_that_line_and_the_rest_is_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "nested.jsonl"
+    deep = '{"id": "deep", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path.write_text(f'{{"id": "a"}}\n{deep}\n{{"id": "b"}}\n', encoding="utf-8")
+    items = list(read_jsonl(path))
+    assert [type(i) for i in items] == [Post, PostError, Post]
+    error = items[1]
+    assert isinstance(error, PostError) and error.line == 2
+    assert "nested" in error.message
+
+
 def test_non_utf8_line_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     path.write_bytes(b'{"id": "a"}\n{"id": "\xff"}\n')

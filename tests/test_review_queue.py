@@ -208,3 +208,79 @@ def test_one_name_one_token_however_many_ask_at_once(engine: Engine) -> None:
     for name in ("b", "B", "9c", "a"):
         engine.tokens.create(name, {Scope.review})
     assert [t.name for t in engine.tokens.all()] == ["9c", "B", "a", "b", "hook"]
+
+
+def test_a_poll_deadline_outside_the_plausible_window_is_clamped(
+    queue_engine: Engine, write_posts: Callable[..., Path]
+) -> None:
+    """A poll 'closing' in 1970 must not outrank a threat to life; one closing in 9999 does
+    not sit above every item without a deadline for ever (docs/console.md: the window)."""
+    poll = {"question": "Decide", "options": ["Kill him", "Let him go"]}
+    posts = [
+        {
+            "id": "decoy-1970",
+            "text": "Kill him or let him go? Vote now.",
+            "poll": {**poll, "closes_at": "1970-01-01T00:00:00Z"},
+        },
+        {
+            "id": "decoy-9999",
+            "text": "Kill him or let him go? Vote now.",
+            "poll": {**poll, "closes_at": "9999-12-31T00:00:00Z"},
+        },
+    ]
+    list(queue_engine.scan(read_input(write_posts(posts, name="decoys.jsonl"))))
+    order = [item.post_id for item in queue_engine.review.items()]
+    assert order.index("threat") < order.index("decoy-1970"), order
+    assert order.index("poll-soon") < order.index("decoy-1970"), order
+    now = queue_engine.clock()
+    past = queue_engine.review.item("decoy-1970").deadline
+    future = queue_engine.review.item("decoy-9999").deadline
+    assert past is not None and past >= now  # treated as an hour, like any threat to life
+    assert future is not None and future <= now + timedelta(days=7)
+
+
+def test_one_reviewer_holds_at_most_max_locks(
+    queue_engine: Engine,
+    clock: Clock,
+    database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from amber.review.queue import LockLimitError
+
+    review = queue_engine.review
+    review.max_locks = 2
+    review.lock("poll-soon", "alice")
+    review.lock("threat", "alice")
+    with pytest.raises(LockLimitError, match="already holds 2 locks; at most 2") as info:
+        review.lock("poll-later", "alice")
+    first = review.next("alice")  # what next gives her is what she already holds
+    assert first is not None and first.locked_by == "alice"
+    assert info.value.http_status == 429
+    with pytest.raises(LockLimitError, match="AMBER_REVIEW_MAX_LOCKS"):
+        review.lock("restricted", "alice")
+    review.lock("poll-soon", "alice")  # renewing a lock you hold is fine
+    assert review.next("bob") is not None  # others are not held up
+    review.unlock("poll-soon", "alice")
+    assert review.lock("restricted", "alice") > clock.now
+    clock.now += timedelta(minutes=11)  # expired locks do not count
+    assert review.lock("old-review", "alice") > clock.now
+    monkeypatch.setenv("AMBER_REVIEW_MAX_LOCKS", "3")
+    with open_engine(db=database, vault=tmp_path / "vault", clock=clock) as configured:
+        assert configured.review.max_locks == 3
+    monkeypatch.setenv("AMBER_REVIEW_MAX_LOCKS", "many")
+    with pytest.raises(UserError, match="AMBER_REVIEW_MAX_LOCKS='many'"):
+        open_engine(db=database, vault=tmp_path / "vault", clock=clock)
+
+
+def test_giving_back_a_lock_you_do_not_hold_is_a_conflict(queue_engine: Engine) -> None:
+    review = queue_engine.review
+    review.lock("threat", "alice")
+    with pytest.raises(ConflictError, match="held by 'alice'"):
+        review.unlock("threat", "bob")
+    assert review.item("threat").locked_by == "alice"
+    review.unlock("threat", "alice")
+    with pytest.raises(ConflictError, match="no lock"):
+        review.unlock("threat", "alice")
+    with pytest.raises(NotFoundError):
+        review.unlock("nothing-here", "alice")

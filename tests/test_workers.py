@@ -147,12 +147,9 @@ def _until(check: Callable[[], bool], seconds: float, what: str) -> float:
 
 
 def _post(seed: int, name: str, *, poll: bool = False) -> dict[str, object]:
-    post: dict[str, object] = {
-        "id": name,
-        "text": f"post {name}",
-        "media": [{"path": f"{seed}.png"}],
-    }
-    if poll:
+    post: dict[str, object] = {"id": name, "media": [{"path": f"{seed}.png"}]}
+    if poll:  # only then a text: a worker's first text builds the harm-poll index (seconds)
+        post["text"] = f"post {name}"
         post["poll"] = POLL
     return post
 

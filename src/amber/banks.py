@@ -177,11 +177,7 @@ class BankStore:
                 f"bank action {action!r} is unknown; use one of: "
                 + ", ".join(a.value for a in BankAction)
             ) from None
-        if not 0 <= threshold <= MAX_THRESHOLD:
-            raise UserError(
-                f"threshold {threshold} is out of range; PDQ thresholds run from 0 to "
-                f"{MAX_THRESHOLD} bits (31 is the reference choice)"
-            )
+        _check_threshold(threshold)
         label = name if label is None else label.strip()
         if not label:
             raise UserError("bank label is empty; give a label such as 'terror-execution'")
@@ -258,8 +254,7 @@ class BankStore:
                 raise UserError("bank label is empty")
             values["label"] = _storable(label.strip(), what="bank label", limit=MAX_LABEL_LENGTH)
         if threshold is not None:
-            if not 0 <= threshold <= MAX_THRESHOLD:
-                raise UserError(f"threshold {threshold} is out of range (0 to {MAX_THRESHOLD})")
+            _check_threshold(threshold)
             values["threshold"] = threshold
         if values:
             with self.db.begin() as conn:
@@ -423,8 +418,8 @@ class BankStore:
         signal_type = self.signals.get(type_name)
         if signal_type.reads is not Reads.media:
             raise UserError(f"{type_name} values score posts; they cannot be put in a bank")
-        value = signal_type.validate(cells[1])
-        label = cells[2].strip() if len(cells) == 3 and cells[2].strip() else None
+        value = signal_type.validate(_unguard(cells[1]))
+        label = _unguard(cells[2].strip()) if len(cells) == 3 and cells[2].strip() else None
         if label is not None:
             _storable(label, what="label", limit=MAX_LABEL_LENGTH)
         return SignalValue(type_name, value), label
@@ -442,15 +437,17 @@ class BankStore:
             .where(bank_entries.c.bank_id == bank.id, entry_signals.c.variant == "original")
             .order_by(entry_signals.c.id)
         )
-        writer = csv.writer(out, lineterminator="\n")
-        # The csv module leaves a lone carriage return unquoted with "\n" line ends, and a
-        # reader then splits the row there: quote such a row whole.
-        quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        # "\r\n" makes the writer quote a CR inside a cell; each row then ends in "\n".
+        line = io.StringIO()
+        writer = csv.writer(line, lineterminator="\r\n")
         count = 0
         with self.db.connect() as conn:
             for row in conn.execute(query):
-                cells = [row.signal_type, row.value, row.label or bank.label]
-                (quoted if any("\r" in c for c in cells) else writer).writerow(cells)
+                cells = (row.signal_type, row.value, row.label or bank.label)
+                writer.writerow([_guard(c) for c in cells])
+                out.write(line.getvalue().removesuffix("\r\n") + "\n")
+                line.seek(0)
+                line.truncate()
                 count += 1
         return count
 
@@ -495,6 +492,38 @@ class BankStore:
 
     def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
         return {value for kind, value in self._known_values(conn, bank_id) if kind == "sha256"}
+
+
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _guard(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it as text: a leading ``'`` before a formula start
+    (OWASP's advice) or before a ``'`` (so ``_unguard`` restores exactly what was stored)."""
+    return "'" + cell if cell.startswith((*FORMULA_STARTS, "'")) else cell
+
+
+def _unguard(cell: str) -> str:
+    """The value ``_guard`` wrote as ``cell``: amber's own export imports unchanged."""
+    if cell.startswith("'") and cell[1:].startswith((*FORMULA_STARTS, "'")):
+        return cell[1:]
+    return cell
+
+
+def _check_threshold(threshold: object) -> None:
+    """Raise ``UserError`` unless ``threshold`` is a whole number of bits in range (a
+    boolean is not a number, though Python calls it one)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, int):
+        raise UserError(
+            f"threshold {threshold!r} is not a whole number; PDQ thresholds run from 0 to "
+            f"{MAX_THRESHOLD} bits"
+        )
+    if not 0 <= threshold <= MAX_THRESHOLD:
+        raise UserError(
+            f"threshold {threshold} is out of range; PDQ thresholds run from 0 to "
+            f"{MAX_THRESHOLD} bits (31 is the reference choice)"
+        )
 
 
 def _storable(value: str, *, what: str, limit: int | None = None) -> str:

@@ -1,7 +1,10 @@
-"""Decisions: what amber decided about each post, stored once per post id.
+"""Decisions: what amber decided about each post, stored once per client and post id.
 
-Scanning a post id again replaces its decision (the banks or the policy may have changed)
-and counts the scan; it never adds a second row.
+A post id is scoped to its client (``amber.identity``): two clients' "p1" are two posts.
+Scanning the same content again replaces its decision (the banks or the policy may have
+changed) and counts the scan; new content under a known id is the post's next version:
+the decision it had moves to ``decision_versions`` unchanged and the new one takes its
+place.
 """
 
 from __future__ import annotations
@@ -14,11 +17,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from amber.errors import NotFoundError, UserError
+from amber.errors import ConflictError, NotFoundError, UserError
 from amber.hashing import MediaHashes
+from amber.identity import DEFAULT_CLIENT
 from amber.policy import Earlier, Outcome, Verdict
 from amber.signals import Registry, SignalType, SignalValue
-from amber.store.tables import UTCDateTime, decisions, media_signals, post_media
+from amber.store.tables import (
+    UTCDateTime,
+    decision_versions,
+    decisions,
+    media_signals,
+    post_media,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,12 @@ class Decision:
     review_state: str = "none"
     #: Where the post came from: its JSONL file, the folder scanned, or ``request``.
     source: str = ""
+    #: Whose post: the API token's name, or ``DEFAULT_CLIENT`` for local scans.
+    client: str = DEFAULT_CLIENT
+    #: Which version of the post this decides (1, then one more per content change).
+    version: int = 1
+    #: The content decided (``amber.identity.content_digest``); ``None`` before 0007.
+    content_digest: str | None = None
     #: Where its evidence stands (``Engine.with_evidence``): ``preserved``, ``pending``,
     #: ``missing``, ``expired`` or ``not_needed``; ``None`` when not looked up.
     evidence: str | None = None
@@ -61,11 +77,16 @@ class Decision:
             contract["evidence"] = self.evidence
         return contract
 
+    def to_answer(self) -> dict[str, Any]:
+        """What the HTTP service answers: the contract's fields, whose post and which
+        version of it."""
+        return {**self.to_json(), "client": self.client, "version": self.version}
+
     def to_record(self) -> dict[str, Any]:
         """The whole stored decision (the contract's fields first), for people and tools
         that look decisions up (``amber decisions``); ``post`` is the post as received."""
         return {
-            **self.to_json(),
+            **self.to_answer(),
             "author": self.author,
             "reply_to": self.reply_to,
             "created_at": _iso(self.created_at),
@@ -75,6 +96,7 @@ class Decision:
             "scan_count": self.scan_count,
             "policy": self.policy,
             "amber_version": self.amber_version,
+            "content_digest": self.content_digest,
             "post": self.post,
         }
 
@@ -94,6 +116,11 @@ class NewDecision:
     #: When a person must have acted: the poll's closing time, if any.
     deadline: datetime | None = None
     created_at: datetime | None = None
+    client: str = DEFAULT_CLIENT
+    #: ``amber.identity.content_digest`` of the post decided.
+    content_digest: str | None = None
+    #: The version stored (``DecisionStore.save`` says which).
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +141,12 @@ RELATED_LIMIT = 20
 #: with a new post's; "the same photo" is within the type's ``default_threshold``.
 MEDIA_CANDIDATES = 2000
 
+#: The columns an earlier version keeps in ``decision_versions``.
+KEPT = frozenset(c.name for c in decision_versions.c) - {"id", "superseded_at"}
+
+#: How many clients an ambiguous post id's error names.
+MAX_SHOWN = 5
+
 #: Review states a reviewer has settled; a new scan of the post does not reopen them.
 SETTLED = ("confirmed", "rejected", "escalated")
 THREAT_TO_LIFE = "escalate:threat_to_life"
@@ -132,23 +165,25 @@ class DecisionStore:
 
     def save(
         self, batch: Sequence[NewDecision], *, now: datetime, replace: bool = True
-    ) -> set[str]:
-        """Store a batch in one transaction: insert new post ids and, with ``replace``,
-        replace known ones (a rescan); without it a known post id keeps its decision.
-        Returns the post ids written.
+    ) -> dict[str, int]:
+        """Store a batch (of one client's posts) in one transaction: insert new post ids;
+        store new content under a known id as its next version (the earlier decision is
+        kept in ``decision_versions``); the same content again, with ``replace``, replaces
+        its decision (a rescan), without it keeps it. Returns the post ids written, each
+        with the version stored.
 
-        Rows are written in post id order, so processes saving overlapping batches at
-        once take their row locks in the same order and never deadlock.
+        Rows are written in (client, post id) order, so processes saving overlapping
+        batches at once take their row locks in the same order and never deadlock.
         """
-        written: set[str] = set()
+        written: dict[str, int] = {}
         if not batch:
             return written
         with self.db.begin() as conn:
-            for item in sorted(batch, key=lambda item: item.post_id):
-                decision_id = self._upsert(conn, item, now, replace=replace)
-                if decision_id is None:
+            for item in sorted(batch, key=lambda item: (item.client, item.post_id)):
+                stored = self._upsert(conn, item, now, replace=replace)
+                if stored is None:
                     continue
-                written.add(item.post_id)
+                decision_id, written[item.post_id] = stored
                 conn.execute(post_media.delete().where(post_media.c.decision_id == decision_id))
                 conn.execute(media_signals.delete().where(media_signals.c.decision == decision_id))
                 rows = [_media_row(decision_id, i, path, hashes) for i, path, hashes in item.media]
@@ -163,11 +198,35 @@ class DecisionStore:
                     conn.execute(media_signals.insert(), values)
         return written
 
+    def next_version(self, item: NewDecision, *, replace: bool = True) -> int:
+        """The version ``save`` would store ``item`` as now: 1 for a new post id, the
+        stored version for the same content (or, with ``replace``, for a decision stored
+        before 0007, whose content is unknown), else the next one. Its evidence is staged
+        under that version before the decision is stored (``Engine._flush``); another
+        process may store a version in between, so ``save`` says which was stored."""
+        with self.db.connect() as conn:
+            old = conn.execute(
+                sa.select(decisions.c.version, decisions.c.content_digest).where(
+                    decisions.c.client == item.client, decisions.c.post_id == item.post_id
+                )
+            ).first()
+        if old is None:
+            return 1
+        same = old.content_digest is not None and old.content_digest == item.content_digest
+        if same or (old.content_digest is None and replace):
+            return int(old.version)
+        return int(old.version) + 1
+
     def _upsert(
         self, conn: sa.Connection, item: NewDecision, now: datetime, *, replace: bool
-    ) -> int | None:
+    ) -> tuple[int, int] | None:
+        """Write ``item``; returns (row id, version), or ``None`` when the stored decision
+        is kept."""
         values = {
             **item.outcome.to_json(post_id=item.post_id),
+            "client": item.client,
+            "version": 1,
+            "content_digest": item.content_digest,
             "post": item.post,
             "source": item.source,
             "policy": self.policy,
@@ -185,48 +244,90 @@ class DecisionStore:
         insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
             decisions
         )
-        if not replace:
-            kept = insert.values(values).on_conflict_do_nothing(index_elements=["post_id"])
-            found = conn.execute(kept.returning(decisions.c.id)).scalar_one_or_none()
-            return None if found is None else int(found)
-        update: dict[str, Any] = {
-            key: insert.excluded[key]
-            for key in values
-            if key not in ("post_id", "first_scanned_at", "scan_count")
-        }
-        update["scan_count"] = decisions.c.scan_count + 1
-        # A deadline once set (a removal order's hour) is never pushed back by a rescan.
-        update["deadline"] = sa.case(
-            (
-                sa.and_(
-                    decisions.c.deadline.is_not(None),
-                    sa.or_(
-                        insert.excluded.deadline.is_(None),
-                        decisions.c.deadline < insert.excluded.deadline,
-                    ),
-                ),
-                decisions.c.deadline,
-            ),
-            else_=insert.excluded.deadline,
-        )
-        update["review_state"] = sa.case(
-            (decisions.c.review_state.in_(SETTLED), decisions.c.review_state),
-            else_=insert.excluded.review_state,
-        )
-        statement = (
+        added = conn.execute(
             insert.values(values)
-            .on_conflict_do_update(index_elements=["post_id"], set_=update)
+            .on_conflict_do_nothing(index_elements=["client", "post_id"])
             .returning(decisions.c.id)
-        )
-        return int(conn.execute(statement).scalar_one())
+        ).scalar_one_or_none()
+        if added is not None:
+            return int(added), 1
+        # Known: lock its row (SQLite: the insert took the database's write lock).
+        old = conn.execute(
+            sa.select(decisions)
+            .where(decisions.c.client == item.client, decisions.c.post_id == item.post_id)
+            .with_for_update()
+        ).one()
+        same = old.content_digest is not None and old.content_digest == item.content_digest
+        if same or (old.content_digest is None and replace):
+            if not replace:
+                return None
+            # A rescan of the same content (or, before 0007, of unknown content).
+            values.update(
+                version=old.version,
+                first_scanned_at=old.first_scanned_at,
+                scan_count=old.scan_count + 1,
+            )
+            if old.review_state in SETTLED:  # a reviewer's outcome stands
+                values["review_state"] = old.review_state
+        else:  # new content: the next version, the earlier one kept as it was
+            conn.execute(
+                decision_versions.insert().values(
+                    {
+                        **{name: old._mapping[name] for name in KEPT},
+                        "superseded_at": now,
+                    }
+                )
+            )
+            values["version"] = old.version + 1
+            # A removal order was for the version it found (that version keeps the time,
+            # in ``decision_versions``, and its evidence holds the order); the new content
+            # is not under it until an order names it.
+            values["removal_ordered_at"] = None
+        # A deadline once set (a removal order's hour) is never pushed back.
+        if old.deadline is not None and (item.deadline is None or old.deadline < item.deadline):
+            values["deadline"] = old.deadline
+        conn.execute(decisions.update().where(decisions.c.id == old.id).values(values))
+        return int(old.id), int(values["version"])
 
-    def get(self, post_id: str) -> Decision:
-        """The decision for ``post_id``. Raises ``NotFoundError``."""
-        with self.db.connect() as conn:
-            row = conn.execute(sa.select(decisions).where(decisions.c.post_id == post_id)).first()
-        if row is None:
+    def _one(
+        self, conn: sa.Connection, post_id: str, client: str | None
+    ) -> sa.Row[tuple[Any, ...]]:
+        """The decision row of ``post_id`` of ``client``, or of the only client holding
+        it. Raises ``NotFoundError``, or ``ConflictError`` when several clients do."""
+        query = sa.select(decisions).where(decisions.c.post_id == post_id)
+        if client is not None:
+            query = query.where(decisions.c.client == client)
+        rows = conn.execute(query.order_by(decisions.c.client).limit(MAX_SHOWN)).all()
+        if not rows:
             raise NotFoundError(f"no decision for post {post_id!r}; scan it first")
-        return _decision(row)
+        if len(rows) > 1:
+            clients = ", ".join(repr(r.client) for r in rows)
+            raise ConflictError(
+                f"post id {post_id!r} is held by clients {clients}; say which (client=NAME)"
+            )
+        return rows[0]
+
+    def get(self, post_id: str, *, client: str | None = None) -> Decision:
+        """The decision (newest version) for ``post_id`` of ``client``; without ``client``,
+        of the only client holding that post id. Raises ``NotFoundError``, or
+        ``ConflictError`` when several clients hold it."""
+        with self.db.connect() as conn:
+            return _decision(self._one(conn, post_id, client))
+
+    def versions(self, post_id: str, *, client: str | None = None) -> list[Decision]:
+        """Every version of a post, the first first (the last is ``get``'s). Raises as
+        ``get`` does."""
+        with self.db.connect() as conn:
+            current = self._one(conn, post_id, client)
+            earlier = conn.execute(
+                sa.select(decision_versions)
+                .where(
+                    decision_versions.c.client == current.client,
+                    decision_versions.c.post_id == post_id,
+                )
+                .order_by(decision_versions.c.version)
+            ).all()
+        return [*(_decision(r) for r in earlier), _decision(current)]
 
     def earlier(
         self,
@@ -234,6 +335,7 @@ class DecisionStore:
         post_id: str,
         author: str | None,
         reply_to: str | None,
+        client: str = DEFAULT_CLIENT,
         limit: int = 20,
         before: datetime | None = None,
         media: Sequence[SignalValue] = (),
@@ -246,7 +348,8 @@ class DecisionStore:
         decisions whose media are the same photo (within the type's
         ``default_threshold``: 31 bits for PDQ). With ``before`` (the post's own creation
         time), posts created at or after it are left out; with ``window``, posts older
-        than ``window`` before it (or before ``now``) too."""
+        than ``window`` before it (or before ``now``) too. Only ``client``'s posts: another
+        client's author or post id of the same name is someone else."""
         conditions = []
         if reply_to is not None:
             conditions.append(decisions.c.post_id == reply_to)
@@ -274,7 +377,7 @@ class DecisionStore:
         with self.db.connect() as conn:
             if conditions:
                 query = self._related(
-                    sa.select(*columns), post_id, before, since_created, since_scanned
+                    sa.select(*columns), client, post_id, before, since_created, since_scanned
                 )
                 query = query.where(sa.or_(*conditions)).limit(limit)
                 for row in conn.execute(query).all():
@@ -292,6 +395,7 @@ class DecisionStore:
                     sa.select(*columns, media_signals.c.value).join(
                         media_signals, media_signals.c.decision == decisions.c.id
                     ),
+                    client,
                     post_id,
                     before,
                     since_created,
@@ -323,6 +427,7 @@ class DecisionStore:
     @staticmethod
     def _related(
         query: sa.Select[Any],
+        client: str,
         post_id: str,
         before: datetime | None,
         since_created: datetime | None,
@@ -331,7 +436,7 @@ class DecisionStore:
         """Other posts, created before ``before``, created (or, without a time of their
         own, scanned) since ``since_created``, or scanned since ``since_scanned``;
         newest first."""
-        query = query.where(decisions.c.post_id != post_id)
+        query = query.where(decisions.c.client == client, decisions.c.post_id != post_id)
         if before is not None:
             query = query.where(
                 sa.or_(decisions.c.created_at.is_(None), decisions.c.created_at < before)
@@ -344,20 +449,27 @@ class DecisionStore:
             query = query.where(decisions.c.scanned_at >= since_scanned)
         return query.order_by(decisions.c.scanned_at.desc(), decisions.c.id.desc())
 
-    def related(self, post_id: str, *, limit: int = RELATED_LIMIT) -> list[Related]:
-        """Posts by the same author, then posts sharing a media value (any signal type),
-        newest first; none when ``post_id`` has no decision."""
+    def related(
+        self, post_id: str, *, client: str | None = None, limit: int = RELATED_LIMIT
+    ) -> list[Related]:
+        """Posts by the same author (of the same client), then posts sharing a media value
+        (any signal type), newest first; none when ``post_id`` has no decision. Raises
+        ``ConflictError`` when several clients hold ``post_id`` and ``client`` is not
+        given."""
         with self.db.connect() as conn:
-            me = conn.execute(
-                sa.select(decisions.c.id, decisions.c.author).where(decisions.c.post_id == post_id)
-            ).first()
-            if me is None:
+            try:
+                me = self._one(conn, post_id, client)
+            except NotFoundError:
                 return []
             found: dict[str, Related] = {}
             if me.author is not None:
                 rows = conn.execute(
                     sa.select(decisions)
-                    .where(decisions.c.author == me.author, decisions.c.id != me.id)
+                    .where(
+                        decisions.c.client == me.client,
+                        decisions.c.author == me.author,
+                        decisions.c.id != me.id,
+                    )
                     .order_by(decisions.c.first_scanned_at.desc(), decisions.c.id.desc())
                     .limit(limit)
                 )
@@ -395,10 +507,22 @@ class DecisionStore:
                         )
         return list(found.values())[:limit]
 
-    def removal_order(self, post_id: str, *, received_at: datetime) -> datetime:
+    def removal_order(
+        self,
+        post_id: str,
+        *,
+        received_at: datetime,
+        client: str | None = None,
+        version: int | None = None,
+    ) -> datetime:
         """A removal order (EU 2021/784 Art. 3) arrived for a post: it must be acted on
         within one hour, so its review deadline becomes at most ``received_at`` + 1 h and it
-        goes back to the queue. Returns the deadline. Raises ``NotFoundError``."""
+        goes back to the queue; its newest version records when the order arrived
+        (``removal_ordered_at``: that version needs its evidence, whatever the verdict).
+        Returns the deadline. With ``version``, the order is for that version: a newer one
+        stored meanwhile is a ``ConflictError`` and nothing is recorded. Raises
+        ``NotFoundError``, or ``ConflictError`` when several clients hold ``post_id`` and
+        ``client`` is not given."""
         due = received_at + timedelta(hours=1)
         # One statement, so concurrent orders cannot undo each other's earlier deadline.
         kept = sa.case(
@@ -409,38 +533,49 @@ class DecisionStore:
             else_=sa.literal(due, UTCDateTime),
         )
         with self.db.begin() as conn:
+            row = self._one(conn, post_id, client)
+            if version is not None and row.version != version:
+                raise ConflictError(
+                    f"post {post_id!r} of client {row.client!r} is at version {row.version} "
+                    f"now, not {version}; nothing was recorded: send the order again"
+                )
+            update = decisions.update().where(decisions.c.id == row.id)
+            if version is not None:
+                update = update.where(decisions.c.version == version)
             deadline: datetime | None = conn.execute(
-                decisions.update()
-                .where(decisions.c.post_id == post_id)
-                .values(deadline=kept, review_state="pending", removal_ordered_at=received_at)
-                .returning(decisions.c.deadline)
+                update.values(
+                    deadline=kept, review_state="pending", removal_ordered_at=received_at
+                ).returning(decisions.c.deadline)
             ).scalar_one_or_none()
         if deadline is None:
             raise NotFoundError(f"no decision for post {post_id!r}; submit the post first")
         return deadline
 
-    def media_sha256(self, post_id: str) -> list[tuple[int, str, str | None]]:
-        """Each media file of a stored decision, in order: its position, its path as
-        written in the post and the SHA-256 of the bytes amber decided on (``None`` if
-        none was stored). Raises ``NotFoundError``."""
-        query = (
-            sa.select(post_media.c.position, post_media.c.path, media_signals.c.value)
-            .select_from(
-                decisions.join(post_media, post_media.c.decision_id == decisions.c.id).outerjoin(
-                    media_signals,
-                    sa.and_(
-                        media_signals.c.decision == decisions.c.id,
-                        media_signals.c.position == post_media.c.position,
-                        media_signals.c.signal_type == "sha256",
-                        media_signals.c.variant == "original",
-                    ),
-                )
-            )
-            .where(decisions.c.post_id == post_id)
-            .order_by(post_media.c.position)
-        )
-        self.get(post_id)
+    def media_sha256(
+        self, post_id: str, *, client: str | None = None
+    ) -> list[tuple[int, str, str | None]]:
+        """Each media file of the stored decision (newest version) of ``client``'s
+        ``post_id``, in order: its position, its path as written in the post and the
+        SHA-256 of the bytes amber decided on (``None`` if none was stored). Raises as
+        ``get`` does."""
         with self.db.connect() as conn:
+            row = self._one(conn, post_id, client)
+            query = (
+                sa.select(post_media.c.position, post_media.c.path, media_signals.c.value)
+                .select_from(
+                    post_media.outerjoin(
+                        media_signals,
+                        sa.and_(
+                            media_signals.c.decision == post_media.c.decision_id,
+                            media_signals.c.position == post_media.c.position,
+                            media_signals.c.signal_type == "sha256",
+                            media_signals.c.variant == "original",
+                        ),
+                    )
+                )
+                .where(post_media.c.decision_id == row.id)
+                .order_by(post_media.c.position)
+            )
             return [(int(r.position), str(r.path), r.value) for r in conn.execute(query)]
 
     def count(self) -> int:
@@ -456,12 +591,13 @@ class DecisionStore:
         until: datetime | None = None,
         author: str | None = None,
         bank: str | None = None,
+        clients: Sequence[str] | None = None,
         limit: int = 100,
     ) -> list[Decision]:
         """Stored decisions, the most recently scanned first: with ``verdict``, only that
         verdict; with ``since``/``until``, scanned at or after ``since`` and before
         ``until``; with ``author``, that author's posts; with ``bank``, those with a reason
-        naming that bank. At most ``limit``.
+        naming that bank; with ``clients``, only those clients' posts. At most ``limit``.
 
         Raises ``UserError`` for an unknown verdict, a ``limit`` below 1, or a time without
         a time zone.
@@ -484,6 +620,8 @@ class DecisionStore:
             query = query.where(decisions.c.scanned_at < until)
         if author is not None:
             query = query.where(decisions.c.author == author)
+        if clients is not None:
+            query = query.where(decisions.c.client.in_(list(clients)))
         if bank is None:
             with self.db.connect() as conn:
                 return [_decision(row) for row in conn.execute(query.limit(limit)).all()]
@@ -519,6 +657,9 @@ def _decision(row: Any) -> Decision:
         created_at=row.created_at,
         review_state=row.review_state,
         source=row.source,
+        client=row.client,
+        version=row.version,
+        content_digest=row.content_digest,
         removal_ordered_at=row.removal_ordered_at,
     )
 

@@ -182,7 +182,7 @@ def check_evidence(engine: Engine) -> Iterator[Problem]:
         yield Problem(
             "evidence",
             Severity.error,
-            f"post {found.post_id!r} ({found.verdict}) has no evidence in the vault; {remedy}",
+            f"post {found.key!r} ({found.verdict}) has no evidence in the vault; {remedy}",
         )
 
 

@@ -29,13 +29,15 @@ from amber.evidence.checkpoint import read_signing_key
 from amber.evidence.staging import ORPHAN_AFTER
 from amber.evidence.vault import DEFAULT_RETENTION, EvidenceWriteError, Vault
 from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
+from amber.identity import DEFAULT_CLIENT, content_digest, item_key
 from amber.matching import Matcher
 from amber.policy import Actions, Conditions, Findings, Outcome, Policy, Verdict, load_policy
 from amber.posts import Post
-from amber.review.queue import ReviewQueue
+from amber.review.queue import ReviewQueue, default_max_locks, plausible_deadline
 from amber.signals import Content, Registry, Role, SignalType, SignalValue, load_signal_types
 from amber.signals.base import Reads
 from amber.store.db import connect, database_url, sqlite_path
+from amber.store.tables import decision_versions
 from amber.store.tables import decisions as decisions_table
 from amber.tokens import TokenStore
 
@@ -77,8 +79,8 @@ class Submission:
     new: bool
 
     def to_json(self) -> dict[str, Any]:
-        """The decision's JSONL contract fields."""
-        return self.decision.to_json()
+        """The decision's JSONL contract fields, its client and version."""
+        return self.decision.to_answer()
 
 
 class EvidencePendingError(EvidenceWriteError):
@@ -88,20 +90,31 @@ class EvidencePendingError(EvidenceWriteError):
 
 @dataclass(frozen=True, slots=True)
 class MissingEvidence:
-    """A decision that needs evidence (review or stronger, or a reviewer's confirmation)
-    and has none in the vault: ``pending`` (staged; the sweep can finish it) or
-    ``missing`` (nothing staged: rescan the post with its media to preserve it)."""
+    """A decision (of any version of a post) that needs evidence (review or stronger, or a
+    reviewer's confirmation) and has none in the vault: ``pending`` (staged; the sweep can
+    finish it) or ``missing`` (nothing staged: rescan the post with its media to preserve
+    it)."""
 
     post_id: str
     verdict: str
     review_state: str
     state: str
     scanned_at: datetime
+    client: str = DEFAULT_CLIENT
+    version: int = 1
+
+    @property
+    def key(self) -> str:
+        """The vault item key its evidence would have (``item_key``)."""
+        return item_key(self.post_id, self.client, self.version)
 
     def to_json(self) -> dict[str, Any]:
         """As ``amber evidence verify`` and ``amber doctor`` report it."""
         return {
             "post_id": self.post_id,
+            "client": self.client,
+            "version": self.version,
+            "key": self.key,
             "verdict": self.verdict,
             "review_state": self.review_state,
             "evidence": self.state,
@@ -111,8 +124,9 @@ class MissingEvidence:
 
 @dataclass(frozen=True, slots=True)
 class SweepReport:
-    """What ``Engine.sweep_evidence`` did: post ids preserved, left staged (with why) and
-    staged preservations dropped because their decision was never stored."""
+    """What ``Engine.sweep_evidence`` did: the items (``item_key``: the post id of a local
+    post's first version) preserved, left staged (with why) and staged preservations
+    dropped because their decision was never stored."""
 
     preserved: list[str]
     failed: list[tuple[str, str]]
@@ -210,7 +224,13 @@ class Engine:
         self.acts = Acts(
             decisions=self.decisions, vault=self.open_vault, vault_path=vault, clock=clock
         )
-        self.review = ReviewQueue(db, clock=clock, add_to_bank=self.bank_media, custody=self.acts)
+        self.review = ReviewQueue(
+            db,
+            clock=clock,
+            max_locks=default_max_locks(),
+            add_to_bank=self.bank_media,
+            custody=self.acts,
+        )
         #: One writer at a time in this process for the index and the vault: ``submit``
         #: holds it; other writes (a reviewer's decision, a bank change) take it too.
         self.write_lock = threading.Lock()
@@ -230,48 +250,56 @@ class Engine:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def submit(self, post: Post) -> Submission:
-        """Decide a post once: a repeat of its id answers the stored decision.
+    def submit(self, post: Post, *, client: str = DEFAULT_CLIENT) -> Submission:
+        """Decide a post of ``client`` once per content: a repeat of its id with the same
+        content (text and media bytes) answers the stored decision; new content under
+        the id is the post's next version, scanned and decided (the earlier one is kept).
 
         The media are read, decoded and hashed first, in the engine's decode pool and
         outside any lock, so a slow or large file holds up no other post; the decision is
-        then made under ``write_lock``, so threads submitting the same id at once get one
-        decision; when another process stored a decision for the id first, its decision
-        stands and is the answer. Unreadable media are in the decision's reasons. A
-        decision of review or stronger is stored only once its evidence is staged in the
-        vault, and answered once it is preserved; a repeat finishes a pending one.
+        then made under ``write_lock``, so threads submitting the same post at once get
+        one decision; when another process stored a decision for the same content first,
+        its decision stands and is the answer. Unreadable media are in the decision's
+        reasons. A decision of review or stronger is stored only once its evidence is
+        staged in the vault, and answered once it is preserved; a repeat finishes a
+        pending one.
 
         Raises ``EvidenceWriteError`` (HTTP 503, nothing stored) when the evidence cannot
         be staged, ``EvidencePendingError`` (HTTP 503) when the decision is stored but its
         evidence could not be preserved yet.
         """
-        hashed = None if self._stored(post.id) is not None else self.hash_media(post)
+        digest = content_digest(post)
+        known = self._stored(post.id, client)
+        same = known is not None and known.content_digest == digest
+        hashed = None if same else self.hash_media(post)
         with self.write_lock:
-            known = self._stored(post.id)
-            if known is not None:
+            known = self._stored(post.id, client)
+            if known is not None and known.content_digest == digest:
                 self._finish_pending(known)
                 return Submission(self.with_evidence(known), new=False)
-            if hashed is None:  # known a moment ago, gone since (expired)
+            if hashed is None:  # its content was stored a moment ago, gone since (expired)
                 hashed = self.hash_media(post)
-            result = self._decide_hashed(post, hashed, replace=False, strict=True)
-            stored = self.decisions.get(post.id)
+            result = self._decide_hashed(
+                post, hashed, replace=False, strict=True, client=client, digest=digest
+            )
+            stored = self.decisions.get(post.id, client=client)
             if not result.saved:
                 self._finish_pending(stored)
         return Submission(self.with_evidence(stored), new=result.saved)
 
-    def _stored(self, post_id: str) -> Decision | None:
+    def _stored(self, post_id: str, client: str) -> Decision | None:
         try:
-            return self.decisions.get(post_id)
+            return self.decisions.get(post_id, client=client)
         except NotFoundError:
             return None
 
     def _finish_pending(self, decision: Decision) -> None:
-        """Preserve what is staged for ``decision``'s post, if anything. Raises
-        ``EvidencePendingError`` if the vault still refuses."""
+        """Preserve what is staged for ``decision`` (its client's post, its version), if
+        anything. Raises ``EvidencePendingError`` if the vault still refuses."""
         if not (self.vault_path / "staging").is_dir():
             return
         try:
-            self.open_vault().finish(decision.post_id)
+            self.open_vault().finish(item_key(decision.post_id, decision.client, decision.version))
         except AmberError as exc:
             raise _pending(decision.post_id, decision.verdict.value, exc) from exc
 
@@ -299,6 +327,7 @@ class Engine:
         workers: int | None = None,
         on_item: Callable[[], None] = lambda: None,
         replace: bool = True,
+        client: str = DEFAULT_CLIENT,
     ) -> Iterator[ScanResult | PostError]:
         """Decide about each post and store the decision; errors pass through in order.
 
@@ -306,12 +335,14 @@ class Engine:
         here, in input order. A media file that cannot be read gives a ``PostError`` naming
         the media field, and the post is still decided on what could be read (the policy
         sees the unreadable files too). ``on_item`` is called once per item. Without
-        ``replace`` a post that already has a decision keeps it (``saved`` is False) and
-        nothing is preserved again. A post of review or stronger whose evidence cannot be
-        staged in the vault is not stored (a ``PostError`` says why); one stored whose
-        evidence could not be preserved yet gives a ``PostError`` too and stays pending.
+        ``replace`` a post whose content already has a decision keeps it (``saved`` is
+        False) and nothing is preserved again; new content under a known post id is its
+        next version either way. The posts are ``client``'s. A post of review or stronger
+        whose evidence cannot be staged in the vault is not stored (a ``PostError`` says
+        why); one stored whose evidence could not be preserved yet gives a ``PostError``
+        too and stays pending.
         """
-        return self._scan(items, workers=workers, on_item=on_item, replace=replace)
+        return self._scan(items, workers=workers, on_item=on_item, replace=replace, client=client)
 
     def _scan(
         self,
@@ -321,6 +352,7 @@ class Engine:
         on_item: Callable[[], None] = lambda: None,
         replace: bool = True,
         strict: bool = False,
+        client: str = DEFAULT_CLIENT,
     ) -> Iterator[ScanResult | PostError]:
         """``scan``; with ``strict`` evidence failures raise instead of being yielded."""
         self.matcher.sync()
@@ -350,18 +382,21 @@ class Engine:
                     )
             if any(_related(item, new) for _, new in pending):
                 yield from self._flush(pending, replace, strict)  # its policy may look at them
-            pending.append(self._decide(item, hashed))
+            pending.append(self._decide(item, hashed, client))
             if len(pending) >= SAVE_BATCH:
                 yield from self._flush(pending, replace, strict)
         yield from self._flush(pending, replace, strict)
 
-    def decide_post(self, post: Post, *, replace: bool = True) -> ScanResult:
-        """Scan one post. Unreadable media are in the decision's reasons, not raised.
+    def decide_post(
+        self, post: Post, *, replace: bool = True, client: str = DEFAULT_CLIENT
+    ) -> ScanResult:
+        """Scan one post of ``client``. Unreadable media are in the decision's reasons, not
+        raised.
 
-        Without ``replace``, when another process decided the same post id first, its
+        Without ``replace``, when another process decided the same content first, its
         decision stands and the result says ``saved=False``.
         """
-        for result in self.scan([post], workers=1, replace=replace):
+        for result in self.scan([post], workers=1, replace=replace, client=client):
             if isinstance(result, ScanResult):
                 return result
         raise InternalError(f"scanning post {post.id!r} gave no result")
@@ -373,27 +408,32 @@ class Engine:
         *,
         replace: bool,
         strict: bool = False,
+        client: str = DEFAULT_CLIENT,
+        digest: str | None = None,
     ) -> ScanResult:
-        """``decide_post`` for a post whose media are already hashed (``hash_media``);
-        with ``strict`` evidence failures raise instead of being yielded."""
+        """``decide_post`` for a post whose media are already hashed (``hash_media``) and,
+        given ``digest``, its content digest too; with ``strict`` evidence failures raise
+        instead of being yielded."""
         self.matcher.sync()
-        for result in self._flush([self._decide(post, hashed)], replace, strict):
+        decided = self._decide(post, hashed, client, digest)
+        for result in self._flush([decided], replace, strict):
             if isinstance(result, ScanResult):
                 return result
         raise InternalError(f"deciding post {post.id!r} gave no result")
 
-    def explain(self, post: Post | str, *, k: int = 3) -> Explanation:
+    def explain(self, post: Post | str, *, k: int = 3, client: str | None = None) -> Explanation:
         """Why ``post`` gets its verdict: its signals, the ``k`` nearest bank entries of
         each media value (matched or not, and why) and the rules that fired. A ``Post``
         is decided as it would be now, storing and preserving nothing; a post id is a
-        stored post, re-derived from its stored JSON and media when they can still be
-        read. Raises ``NotFoundError`` for an unknown post id."""
+        stored post (of ``client``, or of the only client holding it), re-derived from
+        its stored JSON and media when they can still be read. Raises ``NotFoundError``
+        for an unknown post id."""
         from amber.explain import explain_post, explain_stored
 
         with self.write_lock:  # the index is brought up to date, as a scan would
             self.matcher.sync()
             if isinstance(post, str):
-                return explain_stored(self, post, k=k)
+                return explain_stored(self, post, k=k, client=client)
             return explain_post(self, post, k=k)
 
     def explain_file(self, path: Path, *, k: int = 3) -> Iterator[Explanation | PostError]:
@@ -403,9 +443,16 @@ class Engine:
 
         return explain_file(self, path, k=k)
 
-    def findings(self, post: Post, hashed: Sequence[MediaHashes | MediaFailure]) -> Findings:
+    def findings(
+        self,
+        post: Post,
+        hashed: Sequence[MediaHashes | MediaFailure],
+        *,
+        client: str = DEFAULT_CLIENT,
+    ) -> Findings:
         """What the policy sees for ``post`` given its media's hashes: bank matches,
-        unreadable media, the post's own signals and the related earlier decisions."""
+        unreadable media, the post's own signals and the related earlier decisions (of
+        ``client``'s posts)."""
         paths = [m.path for m in post.media]
         matches = self.matcher.match(
             [h.values if isinstance(h, MediaHashes) else () for h in hashed]
@@ -437,6 +484,7 @@ class Engine:
         if links:
             earlier = self.decisions.earlier(
                 post_id=post.id,
+                client=client,
                 author=post.author if "author" in links else None,
                 reply_to=post.reply_to if "reply" in links else None,
                 before=post.created_at,
@@ -448,10 +496,14 @@ class Engine:
         return findings
 
     def _decide(
-        self, post: Post, hashed: list[MediaHashes | MediaFailure]
+        self,
+        post: Post,
+        hashed: list[MediaHashes | MediaFailure],
+        client: str,
+        digest: str | None = None,
     ) -> tuple[ScanResult, NewDecision]:
         paths = [m.path for m in post.media]
-        outcome = self.policy.decide(self.findings(post, hashed))
+        outcome = self.policy.decide(self.findings(post, hashed, client=client))
         media = [(i, paths[i], h) for i, h in enumerate(hashed) if isinstance(h, MediaHashes)]
         result = ScanResult(post, outcome, [h for _, _, h in media])
         new = NewDecision(
@@ -464,6 +516,8 @@ class Engine:
             reply_to=post.reply_to,
             deadline=_deadline(post, outcome, self.clock()),
             created_at=post.created_at,
+            client=client,
+            content_digest=content_digest(post) if digest is None else digest,
         )
         return result, new
 
@@ -484,8 +538,9 @@ class Engine:
     def _flush(
         self, pending: list[tuple[ScanResult, NewDecision]], replace: bool, strict: bool = False
     ) -> Iterator[ScanResult | PostError]:
-        """Stage the evidence of each post of review or stronger, store the decisions of
-        those staged (and of the others), then preserve what was staged."""
+        """Stage the evidence of each post of review or stronger (as the version it will be
+        stored as), store the decisions of those staged (and of the others), then preserve
+        what was staged."""
         if not pending:
             return
         batch = list(pending)
@@ -496,6 +551,7 @@ class Engine:
                 staged.append((result, new))
                 continue
             try:
+                new = replace_field(new, version=self.decisions.next_version(new, replace=replace))
                 self._stage(result.post, new)
             except AmberError as exc:
                 if strict:
@@ -511,17 +567,20 @@ class Engine:
                 continue
             staged.append((result, new))
         written = self.decisions.save([new for _, new in staged], now=self.clock(), replace=replace)
-        for result, _new in staged:
+        for result, new in staged:
             needs_evidence = result.outcome.verdict.rank >= Verdict.review.rank
+            key = item_key(new.post_id, new.client, new.version)
             if result.post.id not in written:
                 if needs_evidence and not strict:  # submit finishes the stored one's
                     with suppress(EvidenceWriteError):
-                        self.open_vault().unstage(result.post.id)
+                        self.open_vault().unstage(key)
                 yield replace_field(result, saved=False)
                 continue
             if needs_evidence:
                 try:
-                    self.open_vault().finish(result.post.id)
+                    if written[new.post_id] != new.version:  # another process stored one
+                        key = self.open_vault().restage(key, version=written[new.post_id])
+                    self.open_vault().finish(key)
                 except AmberError as exc:
                     if strict:
                         raise _pending(result.post.id, result.outcome.verdict.value, exc) from exc
@@ -543,16 +602,21 @@ class Engine:
         self.open_vault().stage(
             post_id=post.id,
             post=post.raw,
-            decision=self._decision_record(post.id, new.outcome),
+            decision=self._decision_record(new),
             media=media,
             source=where,
             policy=self.policy.ref,
+            client=new.client,
+            version=new.version,
         )
 
-    def _decision_record(self, post_id: str, outcome: Outcome) -> dict[str, Any]:
+    def _decision_record(self, new: NewDecision) -> dict[str, Any]:
+        """The decision as the vault keeps it."""
         return {
-            **outcome.to_json(post_id=post_id),
-            "rules": outcome.rules,
+            **new.outcome.to_json(post_id=new.post_id),
+            "client": new.client,
+            "version": new.version,
+            "rules": new.outcome.rules,
             "policy": self.policy.ref,
             "amber_version": __version__,
         }
@@ -560,26 +624,31 @@ class Engine:
     # -- evidence completeness ---------------------------------------------------------
 
     def _evidence_view(self) -> tuple[dict[str, Any], set[str]]:
-        """The vault's items by post id and the post ids staged, without creating a vault."""
+        """The vault's items and the items staged, by key (``item_key``), without creating
+        a vault."""
         if not (self.vault_path / "vault.json").exists():
             return {}, set()
         vault = self.open_vault()
-        return vault.items(), {p.post_id for p in vault.pending()}
+        # Staging first, then the log: a preservation finished in between is in the log.
+        staged = {p.key for p in vault.pending()}
+        return vault.items(), staged
 
     @staticmethod
     def _evidence_state(
-        post_id: str,
+        key: str,
         verdict: str,
         review_state: str,
         view: tuple[dict[str, Any], set[str]],
         ordered: bool = False,
     ) -> str:
         items, staged = view
-        if post_id in staged:
-            return "pending"
-        item = items.get(post_id)
+        item = items.get(key)
+        # Held in the vault is preserved, even while a copy is staged: another process
+        # that decided the same post at once stages one it will not need.
         if item is not None:
             return "expired" if item.deleted or item.expiring else "preserved"
+        if key in staged:
+            return "pending"
         if verdict in PRESERVED_VERDICTS or review_state == "confirmed" or ordered:
             return "missing"
         return "not_needed"
@@ -598,7 +667,7 @@ class Engine:
             replace_field(
                 d,
                 evidence=self._evidence_state(
-                    d.post_id,
+                    item_key(d.post_id, d.client, d.version),
                     d.verdict.value,
                     d.review_state,
                     view,
@@ -612,39 +681,54 @@ class Engine:
         """Decisions of review or stronger (or confirmed by a reviewer, or under a removal
         order) with no evidence
         in the vault, oldest first: ``pending`` ones the sweep can finish and ``missing``
-        ones it cannot. ``evidence verify`` and ``amber doctor`` report these."""
+        ones it cannot; every client's posts, and every version of each (an earlier
+        version keeps its own evidence). ``evidence verify`` and ``amber doctor`` report
+        these."""
         view = self._evidence_view()
-        t = decisions_table
-        query = (
-            sa.select(
-                t.c.post_id, t.c.verdict, t.c.review_state, t.c.scanned_at, t.c.removal_ordered_at
-            )
-            .where(
-                sa.or_(
-                    t.c.verdict.in_(PRESERVED_VERDICTS),
-                    t.c.review_state == "confirmed",
-                    t.c.removal_ordered_at.is_not(None),
-                )
-            )
-            .order_by(t.c.scanned_at, t.c.id)
-        )
         found = []
         with self.db.connect() as conn:
-            for row in conn.execute(query.execution_options(yield_per=1000)):
-                state = self._evidence_state(
-                    row.post_id,
-                    row.verdict,
-                    row.review_state,
-                    view,
-                    row.removal_ordered_at is not None,
-                )
-                if state in ("pending", "missing"):
-                    found.append(
-                        MissingEvidence(
-                            row.post_id, row.verdict, row.review_state, state, row.scanned_at
+            for t in (decision_versions, decisions_table):
+                query = (
+                    sa.select(
+                        t.c.client,
+                        t.c.post_id,
+                        t.c.version,
+                        t.c.verdict,
+                        t.c.review_state,
+                        t.c.scanned_at,
+                        t.c.removal_ordered_at,
+                    )
+                    .where(
+                        sa.or_(
+                            t.c.verdict.in_(PRESERVED_VERDICTS),
+                            t.c.review_state == "confirmed",
+                            t.c.removal_ordered_at.is_not(None),
                         )
                     )
-        return found
+                    .order_by(t.c.scanned_at, t.c.id)
+                )
+                for row in conn.execute(query.execution_options(yield_per=1000)):
+                    key = item_key(row.post_id, row.client, row.version)
+                    state = self._evidence_state(
+                        key,
+                        row.verdict,
+                        row.review_state,
+                        view,
+                        row.removal_ordered_at is not None,
+                    )
+                    if state in ("pending", "missing"):
+                        found.append(
+                            MissingEvidence(
+                                row.post_id,
+                                row.verdict,
+                                row.review_state,
+                                state,
+                                row.scanned_at,
+                                row.client,
+                                row.version,
+                            )
+                        )
+        return sorted(found, key=lambda m: m.scanned_at)
 
     def sweep_evidence(self, *, orphan_after: timedelta = ORPHAN_AFTER) -> SweepReport:
         """Finish every staged preservation whose decision is stored (what a crash or a
@@ -656,28 +740,33 @@ class Engine:
         vault = self.open_vault()
         now = self.clock()
         for staged in vault.pending():
-            try:
-                stored: Decision | None = self.decisions.get(staged.post_id)
-            except NotFoundError:
-                stored = None
+            stored = self._stored_version(staged.post_id, staged.client, staged.version)
             current = stored is not None and (
                 not staged.replace
                 or {k: staged.decision.get(k) for k in ("verdict", "reasons", "actions")}
-                == {k: v for k, v in stored.to_json().items() if k != "post_id"}
+                == {k: stored.to_json()[k] for k in ("verdict", "reasons", "actions")}
             )
             if not current:
                 if now - staged.staged_at >= orphan_after:
                     with suppress(EvidenceWriteError):
-                        vault.unstage(staged.post_id)
-                        report.discarded.append(staged.post_id)
+                        vault.unstage(staged.key)
+                        report.discarded.append(staged.key)
                 continue
             try:
-                vault.finish(staged.post_id)
+                vault.finish(staged.key)
             except AmberError as exc:
-                report.failed.append((staged.post_id, str(exc)))
+                report.failed.append((staged.key, str(exc)))
                 continue
-            report.preserved.append(staged.post_id)
+            report.preserved.append(staged.key)
         return report
+
+    def _stored_version(self, post_id: str, client: str, version: int) -> Decision | None:
+        """Version ``version`` of ``client``'s post ``post_id`` as stored, or ``None``."""
+        try:
+            found = self.decisions.versions(post_id, client=client)
+        except NotFoundError:
+            return None
+        return next((d for d in found if d.version == version), None)
 
     def bank_media(self, post_id: str, bank: str) -> AddResult:
         """Add a reviewed post's media to ``bank`` from the evidentiary copies, so every
@@ -713,20 +802,16 @@ class Engine:
             digest = hashes.original("sha256")
             if digest is not None:
                 media.append((position, written, Path(hashes.path), digest.value))
-        decision = {
-            **new.outcome.to_json(post_id=post.id),
-            "rules": new.outcome.rules,
-            "policy": self.policy.ref,
-            "amber_version": __version__,
-        }
         where = post.source if post.line is None else f"{post.source} line {post.line}"
         self.open_vault().preserve(
             post_id=post.id,
             post=post.raw,
-            decision=decision,
+            decision=self._decision_record(new),
             media=media,
             source=where,
             policy=self.policy.ref,
+            client=new.client,
+            version=new.version,
         )
 
 
@@ -747,17 +832,20 @@ def _deadline(post: Post, outcome: Outcome, now: datetime) -> datetime | None:
     """When a person must have acted: the poll's closing time; for a threat to life without
     one, an hour from now (it must not wait behind polls that close in days)."""
     if post.poll is not None and post.poll.closes_at is not None:
-        return post.poll.closes_at
+        trusted = plausible_deadline(post.poll.closes_at, now)
+        if trusted is not None:
+            return trusted
     if THREAT_TO_LIFE in outcome.actions:
         return now + timedelta(hours=1)
     return None
 
 
 def _related(post: Post, other: NewDecision) -> bool:
-    """Might the policy look at ``other`` when deciding ``post``? (Then ``other`` is saved
-    first.) Same author, a reply, or shared media that could be the same photo."""
+    """Might the policy look at ``other`` when deciding ``post``, or must ``other`` be
+    stored first? (Then ``other`` is saved first.) Same author, a reply, shared media that
+    could be the same photo, or the same post id (``post`` is its next version)."""
     if (post.author is not None and post.author == other.author) or (
-        post.reply_to == other.post_id
+        post.reply_to == other.post_id or post.id == other.post_id
     ):
         return True
     return bool(post.media) and bool(other.media) and THREAT_TO_LIFE in other.outcome.actions

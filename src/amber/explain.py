@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from amber.errors import AmberError, PostError
 from amber.hashing import Hasher, MediaFailure, MediaHashes
+from amber.identity import DEFAULT_CLIENT, item_key
 from amber.matching import Nearest
 from amber.policy import Outcome
 from amber.posts import Media, Post, media_post, parse_post, read_jsonl
@@ -191,11 +192,16 @@ def explain_post(engine: Engine, post: Post, *, k: int = NEAREST) -> Explanation
     return _explain(engine, post, origin="input", k=k)
 
 
-def explain_stored(engine: Engine, post_id: str, *, k: int = NEAREST) -> Explanation:
-    """Explain a stored post: re-derived from its stored post and media when they can
-    still be read (from where it was scanned, else from the vault's evidentiary copies),
-    else its stored decision and why. Raises ``NotFoundError``."""
-    decision = engine.decisions.get(post_id)
+def explain_stored(
+    engine: Engine, post_id: str, *, k: int = NEAREST, client: str | None = None
+) -> Explanation:
+    """Explain a stored post (of ``client``; without it, of the only client holding the
+    id): re-derived from its stored post and media when they can still be read (from
+    where it was scanned, else from the vault's evidentiary copies), else its stored
+    decision and why. Raises ``NotFoundError``, or ``ConflictError`` for a post id that
+    several clients hold when ``client`` is not given."""
+    decision = engine.decisions.get(post_id, client=client)
+    key = item_key(post_id, decision.client, decision.version)
     record = decision.to_record()
     try:
         post = parse_post(
@@ -206,10 +212,12 @@ def explain_stored(engine: Engine, post_id: str, *, k: int = NEAREST) -> Explana
         )
     except (PostError, ValueError) as exc:
         message = exc.message if isinstance(exc, PostError) else str(exc)
-        kept = _from_vault(engine, decision.post, decision.source)
+        kept = _from_vault(engine, decision.post, decision.source, key)
         if kept is not None:
             note = f"media read from the evidence vault's copies ({message})"
-            return _explain(engine, kept, origin="stored", k=k, stored=record, note=note)
+            return _explain(
+                engine, kept, origin="stored", k=k, stored=record, note=note, client=decision.client
+            )
         return Explanation(
             post_id=post_id,
             origin="stored",
@@ -222,7 +230,7 @@ def explain_stored(engine: Engine, post_id: str, *, k: int = NEAREST) -> Explana
             stored=record,
             note=f"cannot re-derive: {message}; showing the stored decision",
         )
-    return _explain(engine, post, origin="stored", k=k, stored=record)
+    return _explain(engine, post, origin="stored", k=k, stored=record, client=decision.client)
 
 
 def explain_file(
@@ -237,14 +245,15 @@ def explain_file(
     yield engine.explain(media_post(path, path.name, source=str(path.parent)), k=k)
 
 
-def _from_vault(engine: Engine, raw: str, source: str) -> Post | None:
-    """The stored post with each media item read from the vault's evidentiary copy, when
-    the vault holds a copy of every one (posts decided review or stronger); else None."""
+def _from_vault(engine: Engine, raw: str, source: str, key: str) -> Post | None:
+    """The stored post with each media item read from the vault's evidentiary copy (the
+    vault item ``key``), when the vault holds a copy of every one (posts decided review
+    or stronger); else None."""
     if not engine.vault_path.is_dir():  # nothing preserved; do not create a vault
         return None
     try:
         obj = json.loads(raw)
-        item = engine.open_vault().item(str(obj["id"]))
+        item = engine.open_vault().item(key)
         listed = obj.get("media") or []
         copies = {int(m["position"]): str(m["sha256"]) for m in item.objects.get("media", [])}
         if item.deleted or not listed or set(copies) != set(range(len(listed))):
@@ -274,10 +283,11 @@ def _explain(
     k: int,
     stored: Mapping[str, Any] | None = None,
     note: str | None = None,
+    client: str = DEFAULT_CLIENT,
 ) -> Explanation:
     hasher = Hasher(engine.media_signals, Role.query)
     hashed = hasher([str(m.file) for m in post.media])
-    findings = engine.findings(post, hashed)
+    findings = engine.findings(post, hashed, client=client)
     outcome: Outcome = engine.policy.decide(findings)
     values = [h.values if isinstance(h, MediaHashes) else () for h in hashed]
     nearest = _closest(engine.matcher.nearest(values, k=k), k)

@@ -356,6 +356,13 @@ def read_stream(handle: BinaryIO, *, source: str, base: Path) -> Iterator[Post |
                 f"invalid JSON: {exc.msg} at column {exc.colno}", source=source, line=number
             )
             continue
+        except RecursionError:  # a line of 100,000 '[' must not end the whole scan
+            yield PostError(
+                "JSON nested too deeply to read; a post is at most a few levels deep",
+                source=source,
+                line=number,
+            )
+            continue
         try:
             post = parse_post(obj, base=base, source=source, line=number, raw=text)
         except PostError as exc:

@@ -34,7 +34,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from amber import __version__
 from amber.api import banks, docs, evidence, posts, review, service
 from amber.api.metrics import Metrics
-from amber.api.middleware import AccessLog, BodyLimit, log_access_to_stderr
+from amber.api.middleware import (
+    AccessLog,
+    BodyLimit,
+    NoNul,
+    SecurityHeaders,
+    log_access_to_stderr,
+)
 from amber.engine import Engine, open_engine
 from amber.errors import AmberError
 from amber.store.db import database_failed
@@ -146,6 +152,8 @@ def _build(*, max_body: int) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, limit=max_body)
+    app.add_middleware(NoNul)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog, metrics=app.state.metrics)  # outermost: logs 413s too
     return app
 

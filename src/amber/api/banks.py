@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictInt
 from starlette.concurrency import run_in_threadpool
 
-from amber.api.deps import Admin, EngineDep
+from amber.api.deps import Admin, EngineDep, upload_name
 from amber.banks import ImportResult
 from amber.engine import Engine
 from amber.errors import UserError
@@ -28,7 +28,7 @@ class BankIn(BaseModel):
     name: str
     action: str = "remove"
     label: str | None = None
-    threshold: int = 31
+    threshold: StrictInt = 31  # a JSON boolean is not a number
 
 
 class BankPatch(BaseModel):
@@ -36,7 +36,7 @@ class BankPatch(BaseModel):
 
     action: str | None = None
     label: str | None = None
-    threshold: int | None = None
+    threshold: StrictInt | None = None
 
 
 @router.get("")
@@ -85,7 +85,7 @@ def add_entries(
     with tempfile.TemporaryDirectory(prefix="amber-bank-") as folder:
         paths, sources = [], {}
         for i, upload_file in enumerate(files):
-            original = Path(upload_file.filename or "file").name
+            original = upload_name(upload_file.filename, field=f"files[{i}]", default="file")
             path = Path(folder) / f"{i}-{original}"
             with path.open("wb") as out:
                 shutil.copyfileobj(upload_file.file, out)

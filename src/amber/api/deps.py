@@ -4,13 +4,14 @@ Bearer token holding the scope a route needs (``admin`` may do everything)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from amber.engine import Engine
-from amber.errors import PermissionDeniedError
+from amber.errors import PermissionDeniedError, UserError
 from amber.tokens import Scope, Token
 
 
@@ -56,3 +57,26 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 Ingest = Annotated[Token, Depends(require(Scope.ingest))]
 Reviewer = Annotated[Token, Depends(require(Scope.review))]
 Admin = Annotated[Token, Depends(require(Scope.admin))]
+
+
+#: The longest upload file name kept, in UTF-8 bytes (file systems allow 255 per name).
+MAX_UPLOAD_NAME = 200
+
+
+def upload_name(filename: str | None, *, field: str, default: str) -> str:
+    """The last part of an uploaded file's name, safe to create in a private folder.
+
+    Raises ``UserError`` naming ``field`` for a NUL or a name too long for a file system.
+    """
+    name = filename or default
+    if "\x00" in name:
+        raise UserError(f"{field}: the file name contains a NUL character (\\u0000)")
+    name = PurePosixPath(PureWindowsPath(name).name).name or default
+    if name in (".", ".."):
+        name = default
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_UPLOAD_NAME:
+        raise UserError(
+            f"{field}: the file name is {len(name.encode('utf-8', 'surrogatepass'))} bytes "
+            f"long; at most {MAX_UPLOAD_NAME} are allowed"
+        )
+    return name

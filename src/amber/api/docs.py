@@ -94,7 +94,15 @@ error has one shape:
     {"error": {"type": "NotFoundError", "message": "...", "status": 404}}
 
 401 without a live token, 403 without the scope, 400/404/409 for what was asked, 413 for
-a body over `--max-body`, 422 for a malformed request, 503 when the database is down.
+a body over `--max-body` (declared or sent chunked), 422 for a malformed request (a
+`limit` over 100000, a boolean where a number belongs), 429 for a reviewer holding the
+most locks allowed (`AMBER_REVIEW_MAX_LOCKS`), 503 when the database is down. A NUL
+character in the path or query is a 400. Media named by path are opened under
+`--media-root` one path part at a time without following symbolic links, and copied before
+they are decided: a symbolic link, `..` or an absolute path outside the root is a 400
+naming `media[i].path`. Upload file names over 200 bytes are a 400 naming the field.
+Evidence bag zips hold one folder `bag-<post id>` with only letters, digits, `_` and `-`
+(an id that needed changing gets 12 hex digits of its SHA-256).
 """
 
 

@@ -1,4 +1,6 @@
-"""ASGI middleware of the API: a request body limit, and the access log with latency.
+"""ASGI middleware of the API: a request body limit, refusing NUL characters in the URL,
+security headers (CSP, anti-framing) on the console and docs pages, and the access log
+with latency.
 
 The access log is one JSON object per request on the ``amber.access`` logger::
 
@@ -10,9 +12,13 @@ The access log is one JSON object per request on the ``amber.access`` logger::
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
+import re
 import time
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,7 +28,9 @@ access = logging.getLogger("amber.access")
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413."""
+    """Refuse request bodies over ``limit`` bytes with 413, whether the client declared the
+    size (``content-length``) or streams the body in chunks: the 413 goes out as soon as
+    the limit is passed, and the app is told the client went away."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -37,40 +45,144 @@ class BodyLimit:
             await _too_large(send, self.limit)
             return
         seen = 0
+        started = refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _BodyTooLarge
+                refused = True
+                if not started:
+                    await _too_large(send, self.limit)
+                return {"type": "http.disconnect"}  # the app stops reading and gives up
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 has been sent; whatever the app answers is dropped
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, counted, send)
-        except _BodyTooLarge:
-            await _too_large(send, self.limit)
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not refused:
+                raise
 
 
-class _BodyTooLarge(Exception):
-    pass
+class NoNul:
+    """Refuse a request whose path or query string holds a NUL character with 400: no file
+    system, and no PostgreSQL text, can take one, so nothing further may see it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = unquote_to_bytes(scope.get("query_string", b""))
+            where = "path" if "\x00" in scope["path"] else "query" if b"\x00" in query else None
+            if where is not None:
+                await _refuse(
+                    send, 400, "BadRequest", f"the request {where} contains a NUL character (%00)"
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+#: The console's pages: its own scripts, styles, images and media only; never in a frame.
+CONSOLE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+#: Swagger UI and ReDoc: their bundles from this app; the one inline script of each page
+#: is allowed by its hash (added per page); their styles are set inline by the bundles.
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
+    "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+DOCS_PAGES = ("/docs", "/redoc", "/docs/oauth2-redirect")
+
+
+class SecurityHeaders:
+    """Content-Security-Policy and anti-framing headers on the console and the docs pages;
+    ``nosniff`` and a same-origin referrer on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        page = path.startswith("/console") or path in DOCS_PAGES
+        start: Message | None = None
+        body = bytearray()
+
+        async def headed(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                if path in DOCS_PAGES:
+                    return  # held until the body is known: its inline script is hashed
+                await send(_with_headers(message, page, CONSOLE_POLICY))
+                return
+            if path in DOCS_PAGES and start is not None:
+                body.extend(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                policy = DOCS_POLICY.format(hashes=_script_hashes(bytes(body)))
+                await send(_with_headers(start, page, policy))
+                await send({"type": "http.response.body", "body": bytes(body)})
+                return
+            await send(message)
+
+        await self.app(scope, receive, headed)
+
+
+def _with_headers(start: Message, page: bool, policy: str) -> Message:
+    headers = [
+        (k, v)
+        for k, v in start.get("headers", [])
+        if k.lower()
+        not in (
+            b"x-content-type-options",
+            b"referrer-policy",
+            b"content-security-policy",
+            b"x-frame-options",
+        )
+    ]
+    headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
+    if page:
+        headers += [(b"content-security-policy", policy.encode()), (b"x-frame-options", b"DENY")]
+    return {**start, "headers": headers}
+
+
+def _script_hashes(page: bytes) -> str:
+    """`` 'sha256-...'`` for each inline script of an HTML page."""
+    scripts = re.findall(rb"<script>(.*?)</script>", page, flags=re.DOTALL)
+    return "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in scripts
+    )
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "type": "PayloadTooLarge",
-                "status": 413,
-                "message": f"request body over {limit} bytes",
-            }
-        }
-    ).encode()
+    await _refuse(send, 413, "PayloadTooLarge", f"request body over {limit} bytes")
+
+
+async def _refuse(send: Send, status: int, kind: str, message: str) -> None:
+    body = json.dumps({"error": {"type": kind, "status": status, "message": message}}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json")],
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
         }
     )
     await send({"type": "http.response.body", "body": body})

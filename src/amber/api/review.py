@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from amber.api.deps import EngineDep, Reviewer
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
+#: The largest ``limit`` a list route takes (a larger one is a 422 naming ``limit``).
+MAX_LIMIT = 100_000
 
 
 class ReviewIn(BaseModel):
@@ -23,7 +25,11 @@ class ReviewIn(BaseModel):
 
 
 @router.get("/queue")
-def queue(engine: EngineDep, _: Reviewer, limit: int = 50) -> list[dict[str, Any]]:
+def queue(
+    engine: EngineDep,
+    _: Reviewer,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many")] = 50,
+) -> list[dict[str, Any]]:
     """Items awaiting review, most urgent first."""
     return [i.to_json() for i in engine.review.items(limit=limit)]
 

@@ -163,12 +163,12 @@ def _check_decisions(db: str | None, vault: Path, report: Report) -> None:
     for found in missing:
         if found.state == "pending":
             report.problems.append(
-                f"post {found.post_id!r} ({found.verdict}): no evidence yet, its preservation "
+                f"post {found.key!r} ({found.verdict}): no evidence yet, its preservation "
                 "is pending; run 'amber evidence sweep'"
             )
         else:
             report.problems.append(
-                f"post {found.post_id!r} ({found.verdict}): no evidence in the vault and "
+                f"post {found.key!r} ({found.verdict}): no evidence in the vault and "
                 "nothing staged; scan the post again with its media to preserve it"
             )
 

@@ -1,5 +1,7 @@
 """Evidence where a person acted: a removal order and a reviewer's confirmation become
-custody events of the post's vault item (``docs/evidence.md``).
+custody events of the vault item of the decision acted on (``docs/evidence.md``): its
+key is ``amber.identity.item_key(post_id, client, version)``, so an act on one client's
+post, or on one version of it, never touches another's evidence.
 
 Each act is staged in the vault (``Vault.stage(..., events=[...], replace=False)``) before
 it is stored in the database, and finished (logged, signed) after; a crash in between
@@ -20,6 +22,7 @@ from typing import Any
 from amber.decisions import Decision, DecisionStore
 from amber.errors import AmberError, ConflictError, UserError
 from amber.evidence.vault import ACTOR, EvidenceWriteError, Vault, _now_text
+from amber.identity import item_key
 
 #: How a post preserved with a removal order was collected (its collection record).
 ORDER_METHOD = (
@@ -50,13 +53,17 @@ class Ordered:
     post_id: str
     deadline: datetime
     evidence: str
+    client: str
+    version: int
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, Any]:
         """As ``POST /v1/posts/{post_id}/removal-order`` answers."""
         return {
             "post_id": self.post_id,
             "deadline": self.deadline.isoformat(),
             "evidence": self.evidence,
+            "client": self.client,
+            "version": self.version,
         }
 
 
@@ -83,18 +90,24 @@ class Acts:
         *,
         sent_by: str,
         media: Sequence[bytes] | None = None,
+        client: str | None = None,
     ) -> Ordered:
-        """Register a removal order for a stored post with its custody event; a post the
-        vault does not hold is preserved from ``media`` (the post's files, in order).
+        """Register a removal order for the newest version of ``client``'s stored post
+        (without ``client``: of the only client holding ``post_id``) with its custody
+        event; a version the vault does not hold is preserved from ``media`` (the post's
+        files, in order).
 
-        Raises ``NotFoundError`` for an unknown post, ``UserError`` (400) when the post's
+        Raises ``NotFoundError`` for an unknown post, ``ConflictError`` (409) when several
+        clients hold ``post_id`` and ``client`` is not given, or when a newer version is
+        stored meanwhile, ``UserError`` (400) when the post's
         media are needed and not sent, ``ConflictError`` (409) when a file is not the one
         amber decided on, ``EvidenceWriteError`` (503, nothing stored) when the vault
         cannot keep it, ``ActPendingError`` (503) when the order is stored and its
         evidence is pending.
         """
-        decision = self.decisions.get(post_id)
-        vault = self._settled(post_id)
+        decision = self.decisions.get(post_id, client=client)
+        key = _key(decision)
+        vault = self._settled(key)
         now = self.clock()
         event = {
             "event": "removal_order",
@@ -106,8 +119,8 @@ class Acts:
             "received_at": _now_text(now),
             "deadline": _now_text(now + timedelta(hours=1)),
         }
-        held = self._held(vault, post_id)
-        files = [] if held else self._checked_media(post_id, media)
+        held = self._held(vault, key)
+        files = [] if held else self._checked_media(decision, media)
         vault.stage(
             post_id=post_id,
             post=decision.post,
@@ -118,22 +131,29 @@ class Acts:
             events=[event],
             replace=False,
             method=ORDER_METHOD,
+            client=decision.client,
+            version=decision.version,
         )
         try:
-            deadline = self.decisions.removal_order(post_id, received_at=now)
+            deadline = self.decisions.removal_order(
+                post_id, received_at=now, client=decision.client, version=decision.version
+            )
         except BaseException:
-            vault.unstage(post_id)
+            vault.unstage(key)
             raise
-        self._finish(vault, post_id, f"the removal order is stored (deadline {deadline})")
-        return Ordered(post_id, deadline, "preserved")
+        self._finish(vault, key, f"the removal order is stored (deadline {deadline})")
+        return Ordered(post_id, deadline, "preserved", decision.client, decision.version)
 
-    def stage_review(self, post_id: str, review: Mapping[str, Any]) -> None:
-        """Stage a reviewer's confirmation as a custody event of the post's vault item,
-        before it is stored. Raises ``ConflictError`` (409) when the vault holds no
-        evidence of the post, ``EvidenceWriteError`` (503) when it cannot be written."""
-        decision = self.decisions.get(post_id)
-        vault = self._settled(post_id)
-        if not self._held(vault, post_id):
+    def stage_review(self, post_id: str, review: Mapping[str, Any], *, client: str) -> str:
+        """Stage a reviewer's confirmation as a custody event of the vault item of the
+        newest version of ``client``'s post, before it is stored; returns the item's key
+        (for ``finish`` or ``discard``). Raises ``ConflictError`` (409) when the vault
+        holds no evidence of that version, ``EvidenceWriteError`` (503) when it cannot be
+        written."""
+        decision = self.decisions.get(post_id, client=client)
+        key = _key(decision)
+        vault = self._settled(key)
+        if not self._held(vault, key):
             raise ConflictError(
                 f"post {post_id!r} has no evidence in the vault, so it cannot be confirmed: "
                 "a removal must keep what was removed. Preserve it first (rescan it with "
@@ -155,41 +175,47 @@ class Acts:
                 }
             ],
             replace=False,
+            client=decision.client,
+            version=decision.version,
         )
+        return key
 
-    def finish(self, post_id: str) -> None:
-        """Log what ``stage_review`` staged, once the review is stored. Raises
-        ``ActPendingError`` (503) if the vault refuses (the sweep logs it later)."""
-        self._finish(self.vault(), post_id, "the review is recorded")
+    def finish(self, key: str) -> None:
+        """Log what ``stage_review`` staged under ``key``, once the review is stored.
+        Raises ``ActPendingError`` (503) if the vault refuses (the sweep logs it later)."""
+        self._finish(self.vault(), key, "the review is recorded")
 
-    def discard(self, post_id: str) -> None:
-        """Forget a staged act that was not stored (the review was refused)."""
-        self.vault().unstage(post_id)
+    def discard(self, key: str) -> None:
+        """Forget an act staged under ``key`` that was not stored (the review was
+        refused)."""
+        self.vault().unstage(key)
 
-    def _settled(self, post_id: str) -> Vault:
-        """The vault, with any preservation of ``post_id`` still staged finished first
-        (staging holds one per post). Raises ``EvidenceWriteError`` if it cannot be."""
+    def _settled(self, key: str) -> Vault:
+        """The vault, with any preservation of the item ``key`` still staged finished
+        first (staging holds one per item). Raises ``EvidenceWriteError`` if it cannot
+        be."""
         vault = self.vault()
         try:
-            vault.finish(post_id)
+            vault.finish(key)
         except AmberError as exc:
             raise EvidenceWriteError(
-                f"the evidence of post {post_id!r} is pending and cannot be finished now "
+                f"the evidence of post {key!r} is pending and cannot be finished now "
                 f"({exc}); nothing was recorded: try again once the vault can be written"
             ) from exc
         return vault
 
     @staticmethod
-    def _held(vault: Vault, post_id: str) -> bool:
-        item = vault.items().get(post_id)
+    def _held(vault: Vault, key: str) -> bool:
+        item = vault.items().get(key)
         return item is not None and not (item.deleted or item.expiring)
 
     def _checked_media(
-        self, post_id: str, media: Sequence[bytes] | None
+        self, decision: Decision, media: Sequence[bytes] | None
     ) -> list[tuple[int, str, Path | bytes, str]]:
         """The post's media as sent with an order, each checked against the SHA-256 amber
         decided on."""
-        expected = self.decisions.media_sha256(post_id)
+        post_id = decision.post_id
+        expected = self.decisions.media_sha256(post_id, client=decision.client)
         sent = list(media or [])
         if expected and not sent:
             raise UserError(
@@ -221,20 +247,26 @@ class Acts:
         return checked
 
     @staticmethod
-    def _finish(vault: Vault, post_id: str, stored: str) -> None:
+    def _finish(vault: Vault, key: str, stored: str) -> None:
         try:
-            vault.finish(post_id)
+            vault.finish(key)
         except AmberError as exc:
             raise ActPendingError(
-                f"{stored} for post {post_id!r}, but its custody event is pending ({exc}); "
+                f"{stored} for post {key!r}, but its custody event is pending ({exc}); "
                 "'amber evidence sweep' logs it once the vault can be written"
             ) from exc
 
 
+def _key(decision: Decision) -> str:
+    """The vault item key of ``decision``'s client, post id and version."""
+    return item_key(decision.post_id, decision.client, decision.version)
+
+
 def _record(decision: Decision) -> dict[str, Any]:
-    """The stored decision as the vault keeps it."""
+    """The stored decision as the vault keeps it (with its client and version, as
+    ``Engine._decision_record`` writes it)."""
     return {
-        **decision.to_json(),
+        **decision.to_answer(),
         "policy": decision.policy,
         "amber_version": decision.amber_version,
     }

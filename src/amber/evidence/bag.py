@@ -95,6 +95,22 @@ def export_bag(
     item = vault.item(post_id)
     if item.deleted:
         raise UserError(f"evidence for {post_id!r} was deleted after its retention period")
+    staging = out.with_name(out.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    # The evidence first: an export that cannot be made is not recorded as exported.
+    try:
+        (staging / "media").mkdir(parents=True)
+        for media in item.objects.get("media", []):
+            data = vault.read(media["sha256"])
+            name = f"{media['position']}-{media['sha256']}{_suffix(data)}"
+            (staging / "media" / name).write_bytes(data)
+        (staging / "post.json").write_bytes(vault.read(item.objects["post"]))
+        (staging / "decision.json").write_bytes(vault.read(item.objects["decision"]))
+        (staging / "collection.json").write_bytes(vault.read(item.objects["collection"]))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     vault.record(post_id, "exported", actor=actor, to=out.name, signature=SIGNATURE_FILE)
     log = vault.log
     latest = log.latest_checkpoint()
@@ -102,17 +118,6 @@ def export_bag(
         raise AmberError("the vault has no signed checkpoint")
     text, checkpoint = latest
     item = vault.item(post_id)
-    staging = out.with_name(out.name + ".partial")
-    if staging.exists():
-        shutil.rmtree(staging)
-    (staging / "media").mkdir(parents=True)
-    for media in item.objects.get("media", []):
-        data = vault.read(media["sha256"])
-        name = f"{media['position']}-{media['sha256']}{_suffix(data)}"
-        (staging / "media" / name).write_bytes(data)
-    (staging / "post.json").write_bytes(vault.read(item.objects["post"]))
-    (staging / "decision.json").write_bytes(vault.read(item.objects["decision"]))
-    (staging / "collection.json").write_bytes(vault.read(item.objects["collection"]))
     entries = [log.entries[i] for i in item.records]
     (staging / "custody.jsonl").write_bytes(b"".join(e.line + b"\n" for e in entries))
     proofs: dict[str, Any] = {

@@ -3,8 +3,13 @@ is stored, so that neither a failed vault write nor a crash can lose it.
 
 Layout, inside the vault (``docs/evidence.md``)::
 
-    staging/<sha256 of the post id>.json   one pending preservation (a ``Preservation``)
+    staging/<sha256 of the item key>.json  one pending preservation (a ``Preservation``)
     staging/media/<sha256>                 the media bytes it names, as received
+
+A preservation is staged under the key of the vault item it becomes
+(``amber.identity.item_key``: client, post id and version; the post id itself for a local
+post's first version), so two clients' posts of the same id, or two versions of one post,
+never share a manifest.
 
 A preservation is staged (bytes first, then its manifest, each written atomically and
 fsynced) before the decision is stored; it is finished by ``Vault.finish``, by a retry of
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from amber.atomic_write import fsync_path, write_atomic
+from amber.identity import DEFAULT_CLIENT, item_key
 
 #: A staged preservation whose decision was never stored is left this long (another process
 #: may be storing it right now) before the sweep removes it.
@@ -59,11 +65,21 @@ class Preservation:
     #: again (only the events are appended); without one, what is here is preserved.
     replace: bool = True
     method: str = SCAN_METHOD
+    #: Whose post (``amber.identity``) and which version of it.
+    client: str = DEFAULT_CLIENT
+    version: int = 1
+
+    @property
+    def key(self) -> str:
+        """The key of the vault item it becomes (``item_key``), and its manifest's."""
+        return item_key(self.post_id, self.client, self.version)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as stored in ``staging/``."""
         return {
             "post_id": self.post_id,
+            "client": self.client,
+            "version": self.version,
             "post": self.post,
             "decision": dict(self.decision),
             "media": [
@@ -95,6 +111,8 @@ class Preservation:
             events=[dict(e) for e in data.get("events", [])],
             replace=bool(data.get("replace", True)),
             method=str(data.get("method", SCAN_METHOD)),
+            client=str(data.get("client", DEFAULT_CLIENT)),
+            version=int(data.get("version", 1)),
         )
 
 
@@ -105,8 +123,9 @@ class Staging:
         self.root = root
         self.media_dir = root / "media"
 
-    def manifest_path(self, post_id: str) -> Path:
-        return self.root / (hashlib.sha256(post_id.encode("utf-8")).hexdigest() + ".json")
+    def manifest_path(self, key: str) -> Path:
+        """Where the manifest of the item ``key`` (``item_key``) is kept."""
+        return self.root / (hashlib.sha256(key.encode("utf-8")).hexdigest() + ".json")
 
     def media_path(self, sha256: str) -> Path:
         return self.media_dir / sha256
@@ -121,17 +140,19 @@ class Staging:
         return digest
 
     def put(self, preservation: Preservation) -> None:
-        """Write a manifest (its media must be staged already); replaces the post's last."""
+        """Write a manifest (its media must be staged already); replaces the last one of
+        the same item (``Preservation.key``)."""
         self.root.mkdir(parents=True, exist_ok=True)
         text = json.dumps(preservation.to_json(), ensure_ascii=False, sort_keys=True)
-        write_atomic(self.manifest_path(preservation.post_id), text.encode("utf-8") + b"\n")
+        write_atomic(self.manifest_path(preservation.key), text.encode("utf-8") + b"\n")
 
-    def get(self, post_id: str) -> Preservation | None:
-        """The post's staged preservation, or ``None``."""
-        return self._read(self.manifest_path(post_id))
+    def get(self, key: str) -> Preservation | None:
+        """The staged preservation of the item ``key``, or ``None``."""
+        staged = self._read(self.manifest_path(key))
+        return staged if staged is not None and staged.key == key else None
 
-    def has(self, post_id: str) -> bool:
-        return self.manifest_path(post_id).exists()
+    def has(self, key: str) -> bool:
+        return self.manifest_path(key).exists()
 
     def all(self) -> Iterator[Preservation]:
         """Every staged preservation (unreadable manifests are skipped: see ``broken``)."""
@@ -149,9 +170,10 @@ class Staging:
             if self._read(file) is None
         ]
 
-    def remove(self, post_id: str) -> None:
-        """Drop the post's manifest, then every staged media file no manifest names."""
-        self.manifest_path(post_id).unlink(missing_ok=True)
+    def remove(self, key: str) -> None:
+        """Drop the manifest of the item ``key``, then every staged media file no manifest
+        names."""
+        self.manifest_path(key).unlink(missing_ok=True)
         if not self.media_dir.is_dir():
             return
         named = {m.sha256 for staged in self.all() for m in staged.media}

@@ -12,11 +12,12 @@ Layout (see docs/evidence.md)::
     staging/                       preservations not finished yet (amber.evidence.staging)
     lock                           held by a writer
 
-An item is one post. Preserving it stores the media bytes exactly as received, the post
-JSON as received, the decision with its reasons and the collection data (when, by which
-amber version and policy, from which source) as objects, and appends a ``preserved``
-record naming them. The state of every item (held, expired, deleted) is the replay of the
-log: nothing else is trusted.
+An item is one version of one client's post, known by its key (``amber.identity.item_key``:
+the post id itself for a local post's first version). Preserving it stores the media bytes
+exactly as received, the post JSON as received, the decision with its reasons and the
+collection data (when, by which amber version and policy, from which source) as objects,
+and appends a ``preserved`` record naming them. The state of every item (held, expired,
+deleted) is the replay of the log: nothing else is trusted.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,12 +46,21 @@ from amber.atomic_write import fsync_path, write_atomic
 from amber.errors import ConflictError, ExternalError, NotFoundError, UserError
 from amber.evidence.checkpoint import Signer, load_or_create_key, read_signing_key, use_key
 from amber.evidence.log import CustodyLog, Entry, LogError, canonical
-from amber.evidence.staging import Preservation, StagedMedia, Staging
+from amber.evidence.staging import SCAN_METHOD, Preservation, StagedMedia, Staging
+from amber.identity import DEFAULT_CLIENT, item_key
 
 FORMAT = "amber-vault/1"
 DEFAULT_RETENTION = timedelta(days=183)  # six months: EU 2021/784 Art. 6(1)
 ACTOR = f"amber/{__version__}"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _identity(record: Mapping[str, Any], post_id: str) -> tuple[str, int]:
+    """A record's client and version (records without them: a local post's first)."""
+    client, version = record.get("client", DEFAULT_CLIENT), record.get("version", 1)
+    if not isinstance(client, str) or not isinstance(version, int):
+        raise TypeError(f"client or version of {post_id!r} is not a name and a number")
+    return client, version
 
 
 class VaultError(UserError):
@@ -90,11 +101,21 @@ class Item:
     hold: str | None = None
     expiring: bool = False
     deleted: bool = False
+    client: str = DEFAULT_CLIENT
+    version: int = 1
+
+    @property
+    def key(self) -> str:
+        """Its key (``item_key``): what ``Vault.item`` and the commands take."""
+        return item_key(self.post_id, self.client, self.version)
 
     def to_json(self) -> dict[str, Any]:
         """The item as the CLI (``evidence list --format jsonl``) and the API write it."""
         return {
             "post_id": self.post_id,
+            "client": self.client,
+            "version": self.version,
+            "key": self.key,
             "verdict": self.verdict,
             "preserved_at": self.preserved_at.isoformat(),
             "retain_until": self.retain_until.isoformat(),
@@ -121,6 +142,8 @@ class _State:
     hold: str | None = None
     expiring: bool = False
     deleted: bool = False
+    client: str = DEFAULT_CLIENT
+    version: int = 1
 
 
 def _time(text: str) -> datetime:
@@ -162,12 +185,12 @@ class Replay:
 
     def update(self, entries: Sequence[Entry]) -> dict[str, Item]:
         """The items after ``entries`` (which extend the ones given before); a new dict."""
-        changed = {post_id for entry in entries[self._seen :] if (post_id := self._apply(entry))}
+        changed = {key for entry in entries[self._seen :] if (key := self._apply(entry))}
         self._seen = len(entries)
-        for post_id in changed:
-            s = self._states[post_id]
+        for key in changed:
+            s = self._states[key]
             if s.objects:
-                self._items[post_id] = Item(
+                self._items[key] = Item(
                     s.post_id,
                     s.verdict,
                     s.preserved_at,
@@ -177,6 +200,8 @@ class Replay:
                     s.hold,
                     s.expiring,
                     s.deleted,
+                    s.client,
+                    s.version,
                 )
         return dict(self._items)
 
@@ -185,7 +210,12 @@ class Replay:
         post_id = record.get("post_id")
         if not isinstance(post_id, str):
             return None
-        state = self._states.setdefault(post_id, _State(post_id))
+        try:
+            client, version = _identity(record, post_id)
+        except TypeError as exc:
+            raise LogError(f"log record {entry.index + 1} is not valid ({exc})") from None
+        key = item_key(post_id, client, version)
+        state = self._states.setdefault(key, _State(post_id, client=client, version=version))
         state.records.append(entry.index)
         event = record.get("event")
         if event == "preserved":
@@ -207,7 +237,7 @@ class Replay:
             state.expiring = True
         elif event == "deleted":
             state.deleted = True
-        return post_id
+        return key
 
 
 class Vault:
@@ -377,18 +407,31 @@ class Vault:
     # -- items ---------------------------------------------------------------------------
 
     def items(self) -> dict[str, Item]:
-        """Every item the log names, by post id, including other processes' latest."""
+        """Every item the log names, by key (``item_key``), including other processes'
+        latest."""
         self.log.refresh()
         if self._replayed != (self.log, self.log.generation):  # the log was read afresh
             self._replay, self._replayed = Replay(), (self.log, self.log.generation)
         return self._replay.update(self.log.entries)
 
-    def item(self, post_id: str) -> Item:
-        """One item. Raises ``NotFoundError``."""
-        item = self.items().get(post_id)
-        if item is None:
-            raise NotFoundError(f"no evidence held for post {post_id!r}")
-        return item
+    def item(self, key: str) -> Item:
+        """One item by its key (``item_key``), or by a post id: the newest version of
+        the only client holding it. Raises ``NotFoundError``, or ``ConflictError`` when
+        several clients hold that post id (give the key)."""
+        items = self.items()
+        item = items.get(key)
+        if item is not None:
+            return item
+        newest: dict[str, Item] = {}
+        for found in items.values():
+            if found.post_id == key and found.version >= newest.get(found.client, found).version:
+                newest[found.client] = found
+        if not newest:
+            raise NotFoundError(f"no evidence held for post {key!r}")
+        if len(newest) > 1:
+            keys = ", ".join(sorted(i.key for i in newest.values()))
+            raise ConflictError(f"several clients' posts are called {key!r}; give one of {keys}")
+        return next(iter(newest.values()))
 
     def preserve(
         self,
@@ -399,9 +442,12 @@ class Vault:
         media: Sequence[tuple[int, str, Path, str]],
         source: str,
         policy: str,
+        client: str = DEFAULT_CLIENT,
+        version: int = 1,
     ) -> Item | None:
-        """Keep a post: its media bytes (position, path as written, file, expected SHA-256),
-        the post JSON as received, the decision and how it was collected.
+        """Keep a post (version ``version`` of ``client``'s ``post_id``): its media bytes
+        (position, path as written, file, expected SHA-256), the post JSON as received,
+        the decision and how it was collected.
 
         Returns ``None`` when the same post, decision and media are already held. Raises
         ``VaultError`` if a media file no longer has the hash amber decided on,
@@ -415,6 +461,8 @@ class Vault:
             self._reload()
             return self._preserve(
                 post_id=post_id,
+                client=client,
+                version=version,
                 post=post,
                 decision=decision,
                 media=stored,
@@ -425,11 +473,13 @@ class Vault:
         self,
         *,
         post_id: str,
+        client: str,
+        version: int,
         post: str,
         decision: Mapping[str, Any],
         media: Sequence[tuple[int, str, bytes]],
         collection: Mapping[str, Any],
-        method: str = "amber scan: bytes read from the source file, hashed at collection",
+        method: str = SCAN_METHOD,
     ) -> Item | None:
         """``preserve`` with the lock held and the media bytes read (and checked)."""
         stored = [
@@ -438,7 +488,8 @@ class Vault:
         ]
         post_hash = self.put(post.encode("utf-8"))
         decision_hash = self.put(canonical(decision))
-        previous = self.items().get(post_id)
+        key = item_key(post_id, client, version)
+        previous = self.items().get(key)
         if (
             previous is not None
             and not previous.deleted
@@ -460,6 +511,7 @@ class Vault:
         record = {
             "event": "preserved",
             "post_id": post_id,
+            **_scope(client, version),
             "time": _now_text(now),
             "actor": ACTOR,
             "verdict": str(decision.get("verdict")),
@@ -472,7 +524,7 @@ class Vault:
             },
         }
         self.log.append(record, self.signer)
-        return self.items()[post_id]
+        return self.items()[key]
 
     # -- staged preservations (amber.evidence.staging) -------------------------------------
 
@@ -488,11 +540,14 @@ class Vault:
         events: Sequence[Mapping[str, Any]] = (),
         replace: bool = True,
         method: str | None = None,
+        client: str = DEFAULT_CLIENT,
+        version: int = 1,
     ) -> Preservation:
-        """Keep durably what preserving a post needs (media as files or bytes, each with
-        the SHA-256 amber decided on), to be finished by ``finish``: do this before the
-        decision is stored. Raises ``VaultError`` for media that changed,
-        ``EvidenceWriteError`` if the vault's disk refuses the write."""
+        """Keep durably what preserving a post (version ``version`` of ``client``'s
+        ``post_id``) needs (media as files or bytes, each with the SHA-256 amber decided
+        on), to be finished by ``finish`` with its key (``Preservation.key``, the item's
+        ``item_key``): do this before the decision is stored. Raises ``VaultError`` for
+        media that changed, ``EvidenceWriteError`` if the vault's disk refuses the write."""
         read = [
             (
                 position,
@@ -513,6 +568,8 @@ class Vault:
                 )
             preservation = Preservation(
                 post_id=post_id,
+                client=client,
+                version=version,
                 post=post,
                 decision=dict(decision),
                 media=staged,
@@ -530,28 +587,49 @@ class Vault:
         """Every staged preservation not finished yet."""
         return list(self.staging.all())
 
-    def unstage(self, post_id: str) -> None:
-        """Forget a staged preservation that will not be finished (its decision was not
-        stored). Raises ``EvidenceWriteError`` if the disk refuses."""
-        with self.locked(), _writing(f"unstaging post {post_id!r}"):
-            self.staging.remove(post_id)
+    def unstage(self, key: str) -> None:
+        """Forget a staged preservation (by its key, ``item_key``) that will not be
+        finished (its decision was not stored). Raises ``EvidenceWriteError`` if the disk
+        refuses."""
+        with self.locked(), _writing(f"unstaging post {key!r}"):
+            self.staging.remove(key)
 
-    def finish(self, post_id: str) -> Item | None:
-        """Preserve what is staged for ``post_id`` (if anything) and append its custody
-        events, then drop it from staging; returns the item, or ``None`` when nothing was
-        staged. Safe to repeat and to run in several processes at once. Raises
-        ``EvidenceWriteError`` if the vault's disk refuses a write (it stays staged),
-        ``VaultError`` if a staged media file was damaged."""
-        with self.locked(), _writing(f"preserving post {post_id!r}"):
+    def restage(self, key: str, *, version: int) -> str:
+        """Move a staged preservation to another version of its post (the decision was
+        stored as a version other than the one staged for: another process stored one in
+        between); returns its new key. Raises ``EvidenceWriteError`` if the disk refuses
+        (it stays staged under ``key``)."""
+        with self.locked(), _writing(f"restaging post {key!r}"):
+            staged = self.staging.get(key)
+            if staged is None or staged.version == version:
+                return key
+            decision = dict(staged.decision)
+            if "version" in decision:
+                decision["version"] = version
+            moved = replace_field(staged, version=version, decision=decision)
+            self.staging.put(moved)
+            self.staging.remove(key)
+            return moved.key
+
+    def finish(self, key: str) -> Item | None:
+        """Preserve what is staged under ``key`` (``item_key``: the post id of a local
+        post's first version) if anything, and append its custody events, then drop it
+        from staging; returns the item, or ``None`` when nothing was staged. Safe to
+        repeat and to run in several processes at once. Raises ``EvidenceWriteError`` if
+        the vault's disk refuses a write (it stays staged), ``VaultError`` if a staged
+        media file was damaged."""
+        with self.locked(), _writing(f"preserving post {key!r}"):
             self._reload()
-            staged = self.staging.get(post_id)
+            staged = self.staging.get(key)
             if staged is None:
                 return None
-            held = self.items().get(post_id)
+            held = self.items().get(key)
             if staged.replace or held is None or held.deleted:
                 media = [(m.position, m.path, self._staged_bytes(m)) for m in staged.media]
                 self._preserve(
-                    post_id=post_id,
+                    post_id=staged.post_id,
+                    client=staged.client,
+                    version=staged.version,
                     post=staged.post,
                     decision=staged.decision,
                     media=media,
@@ -562,7 +640,7 @@ class Vault:
                     },
                     method=staged.method,
                 )
-            item = self.items()[post_id]
+            item = self.items()[key]
             logged = {self.log.entries[i].record.get("event_id") for i in item.records} - {None}
             for event in staged.events:
                 if event["id"] in logged:
@@ -571,7 +649,8 @@ class Vault:
                 self.log.append(
                     {
                         "event": str(event["event"]),
-                        "post_id": post_id,
+                        "post_id": staged.post_id,
+                        **_scope(staged.client, staged.version),
                         "time": _now_text(self.clock()),
                         "actor": str(event.get("actor", ACTOR)),
                         "event_id": event["id"],
@@ -579,8 +658,8 @@ class Vault:
                     },
                     self.signer,
                 )
-            self.staging.remove(post_id)
-            return self.items()[post_id]
+            self.staging.remove(key)
+            return self.items()[key]
 
     def _staged_bytes(self, media: StagedMedia) -> bytes:
         """A staged media file's bytes, from staging or (once another process finished a
@@ -596,14 +675,16 @@ class Vault:
             f"{self.staging.media_dir} and the objects"
         )
 
-    def record(self, post_id: str, event: str, *, actor: str, **fields: Any) -> Entry:
-        """Append a custody event about an item (viewed, exported…)."""
+    def record(self, key: str, event: str, *, actor: str, **fields: Any) -> Entry:
+        """Append a custody event about an item (viewed, exported…); ``key`` as ``item``
+        takes it."""
         with self.locked():
             self._reload()
-            self.item(post_id)
+            item = self.item(key)
             record = {
                 "event": event,
-                "post_id": post_id,
+                "post_id": item.post_id,
+                **_scope(item.client, item.version),
                 "time": _now_text(self.clock()),
                 "actor": actor,
                 **fields,
@@ -644,6 +725,7 @@ class Vault:
                     {
                         "event": "retention_expired",
                         "post_id": item.post_id,
+                        **_scope(item.client, item.version),
                         "time": _now_text(now),
                         "actor": actor,
                         "retain_until": _now_text(item.retain_until),
@@ -674,12 +756,21 @@ class Vault:
             {
                 "event": "deleted",
                 "post_id": item.post_id,
+                **_scope(item.client, item.version),
                 "time": _now_text(self.clock()),
                 "actor": actor,
                 "objects": removed,
             },
             self.signer,
         )
+
+
+def _scope(client: str, version: int) -> dict[str, Any]:
+    """A record's ``client`` and ``version`` fields: none for a local post's first version
+    (so records stay as they were before post ids were scoped)."""
+    return (
+        {} if (client, version) == (DEFAULT_CLIENT, 1) else {"client": client, "version": version}
+    )
 
 
 def _checked(data: bytes, expected: str, where: object) -> bytes:

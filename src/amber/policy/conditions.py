@@ -87,8 +87,9 @@ class BankMatch(Condition):
         if max_distance is not None and (
             isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance < 0
         ):
+            got = " (got a boolean)" if isinstance(max_distance, bool) else ""
             raise PolicyError(
-                "expected a whole number >= 0", path=path, key=f"{where}.max_distance"
+                f"expected a whole number >= 0{got}", path=path, key=f"{where}.max_distance"
             )
         self.max_distance = max_distance
 

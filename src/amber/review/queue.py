@@ -4,7 +4,11 @@ An item is a decision whose actions include ``review`` (review and restrict verd
 The queue is ordered by deadline, not arrival: a poll's closing time first (soonest
 first), then a threat to life, then severity (restrict before review), then age.
 Reviewers take exclusive locks that expire, so two never work on the same item and an
-abandoned item comes back. A reviewer's outcome (confirm, reject, escalate) is recorded
+abandoned item comes back; one reviewer holds at most ``max_locks`` at once (env
+``AMBER_REVIEW_MAX_LOCKS``, default 5), so nobody can lock the whole queue. A poll's
+closing time is the post's word, so it counts as a deadline only inside a plausible window
+(``plausible_deadline``): a time already past is not trusted, one beyond seven days is
+brought in to seven days. A reviewer's outcome (confirm, reject, escalate) is recorded
 with its reason; confirming can add the item's media to a bank so every later re-upload
 is caught automatically.
 """
@@ -12,6 +16,7 @@ is caught automatically.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from amber.errors import ConflictError, NotFoundError, UserError
+from amber.identity import DEFAULT_CLIENT
 from amber.store.tables import (
     decisions,
     media_signals,
@@ -31,6 +37,44 @@ from amber.store.tables import (
 )
 
 DEFAULT_LOCK = timedelta(minutes=10)
+#: How many live locks one reviewer may hold (``AMBER_REVIEW_MAX_LOCKS``).
+DEFAULT_MAX_LOCKS = 5
+MAX_LOCKS_ENV = "AMBER_REVIEW_MAX_LOCKS"
+#: A poll closing more than this before the scan already closed: its time is not trusted
+#: (clock skew between the platform and amber is allowed for).
+PAST_SKEW = timedelta(minutes=5)
+#: The longest a poll runs on the platforms amber knows (Instagram, X, Telegram: 7 days).
+LONGEST_POLL = timedelta(days=7)
+
+
+class LockLimitError(ConflictError):
+    """A reviewer already holds as many locks as one may (HTTP 429)."""
+
+    http_status = 429
+
+
+def default_max_locks() -> int:
+    """``AMBER_REVIEW_MAX_LOCKS`` or 5. Raises ``UserError`` for a value that is not a
+    whole number >= 1."""
+    text = os.environ.get(MAX_LOCKS_ENV)
+    if text is None or not text.strip():
+        return DEFAULT_MAX_LOCKS
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UserError(f"{MAX_LOCKS_ENV}={text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def plausible_deadline(closes_at: datetime, now: datetime) -> datetime | None:
+    """A poll's closing time as a review deadline, or ``None`` when it cannot be trusted.
+
+    The time comes from the post, so a decoy could claim 1970 to go first. A time more
+    than ``PAST_SKEW`` before ``now`` (the scan) is ``None``: the caller then treats the
+    post as if its poll had no closing time (a threat to life still gets its hour). A
+    time more than ``LONGEST_POLL`` ahead is brought in to ``now + LONGEST_POLL``.
+    """
+    if closes_at < now - PAST_SKEW:
+        return None
+    return min(closes_at, now + LONGEST_POLL)
 
 
 class ReviewOutcome(StrEnum):
@@ -71,11 +115,15 @@ class QueueItem:
     locked_by: str | None
     lock_expires_at: datetime | None
     state: str
+    client: str = DEFAULT_CLIENT
+    version: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """The item as the CLI and the API write it (``post`` is the post's JSON object)."""
         return {
             "post_id": self.post_id,
+            "client": self.client,
+            "version": self.version,
             "verdict": self.verdict,
             "deadline": _iso(self.deadline),
             "threat_to_life": self.threat_to_life,
@@ -121,11 +169,13 @@ def _iso(value: datetime | None) -> str | None:
 
 class Custody(Protocol):
     """Where a confirmation becomes a custody event of the post's evidence
-    (``amber.evidence.acts.Acts``): staged before it is stored, finished after."""
+    (``amber.evidence.acts.Acts``): staged before it is stored (``stage_review`` returns
+    the vault item key, ``amber.identity.item_key``, of the client's post's version
+    confirmed), finished or discarded after by that key."""
 
-    def stage_review(self, post_id: str, review: dict[str, Any]) -> None: ...
-    def finish(self, post_id: str) -> None: ...
-    def discard(self, post_id: str) -> None: ...
+    def stage_review(self, post_id: str, review: dict[str, Any], *, client: str) -> str: ...
+    def finish(self, key: str) -> None: ...
+    def discard(self, key: str) -> None: ...
 
 
 class ReviewQueue:
@@ -138,12 +188,15 @@ class ReviewQueue:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lock_for: timedelta = DEFAULT_LOCK,
+        max_locks: int = DEFAULT_MAX_LOCKS,
         add_to_bank: Callable[[str, str], object] | None = None,
         custody: Custody | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.lock_for = lock_for
+        #: How many live locks one reviewer may hold at once.
+        self.max_locks = max_locks
         self.add_to_bank = add_to_bank
         self.custody = custody
 
@@ -171,29 +224,54 @@ class ReviewQueue:
         return [_item(r, now) for r in rows]
 
     def item(self, post_id: str) -> QueueItem:
-        """One item, pending or not. Raises ``NotFoundError``."""
+        """One item, pending or not. Raises ``NotFoundError``, or ``ConflictError`` when
+        several clients hold the post id (the queue's locks and outcomes are by post id:
+        it refuses rather than act on the wrong client's post)."""
         query = (
             sa.select(decisions, review_locks.c.reviewer, review_locks.c.expires_at)
             .outerjoin(review_locks, review_locks.c.post_id == decisions.c.post_id)
             .where(decisions.c.post_id == post_id)
+            .order_by(decisions.c.client)
+            .limit(5)
         )
         with self.db.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
+            rows = conn.execute(query).all()
+        if not rows:
             raise NotFoundError(f"no decision for post {post_id!r}")
-        return _item(row, self.clock())
+        if len(rows) > 1:
+            clients = ", ".join(repr(r.client) for r in rows)
+            raise ConflictError(
+                f"post id {post_id!r} is held by clients {clients}; the review queue "
+                "cannot tell them apart by post id"
+            )
+        return _item(rows[0], self.clock())
 
     def lock(self, post_id: str, reviewer: str) -> datetime:
         """Take (or renew) the exclusive lock on an item; returns when it expires.
 
-        Raises ``ConflictError`` if another reviewer holds a live lock, ``NotFoundError``
-        if the item is not awaiting review.
+        Raises ``ConflictError`` if another reviewer holds a live lock, ``LockLimitError``
+        if ``reviewer`` already holds ``max_locks`` other live locks, ``NotFoundError`` if
+        the item is not awaiting review.
         """
         if self.item(post_id).state != "pending":
             raise NotFoundError(f"post {post_id!r} is not awaiting review")
         now = self.clock()
         expires = now + self.lock_for
         with self.db.begin() as conn:
+            held = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(review_locks)
+                .where(
+                    review_locks.c.reviewer == reviewer,
+                    review_locks.c.expires_at > now,
+                    review_locks.c.post_id != post_id,
+                )
+            ).scalar_one()
+            if held >= self.max_locks:
+                raise LockLimitError(
+                    f"reviewer {reviewer!r} already holds {held} locks; at most "
+                    f"{self.max_locks} at once ({MAX_LOCKS_ENV}): decide or give back one first"
+                )
             insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
                 review_locks
             )
@@ -219,25 +297,47 @@ class ReviewQueue:
         return expires
 
     def next(self, reviewer: str) -> QueueItem | None:
-        """Lock and return the most urgent item nobody else holds, or ``None``."""
+        """Lock and return the most urgent item nobody else holds, or ``None``.
+
+        Raises ``LockLimitError`` when ``reviewer`` holds ``max_locks`` locks already."""
         for candidate in self.items(limit=200):
             if candidate.locked_by not in (None, reviewer):
                 continue
             try:
                 self.lock(candidate.post_id, reviewer)
+            except LockLimitError:
+                raise
             except ConflictError:
                 continue  # another reviewer was faster
             return self.item(candidate.post_id)
         return None
 
     def unlock(self, post_id: str, reviewer: str) -> None:
-        """Give an item back."""
+        """Give an item back.
+
+        Raises ``NotFoundError`` for an unknown post, ``ConflictError`` when ``reviewer``
+        holds no live lock on it (another reviewer's lock is left alone).
+        """
+        now = self.clock()
         with self.db.begin() as conn:
-            conn.execute(
+            released = conn.execute(
                 review_locks.delete().where(
-                    review_locks.c.post_id == post_id, review_locks.c.reviewer == reviewer
+                    review_locks.c.post_id == post_id,
+                    review_locks.c.reviewer == reviewer,
+                    review_locks.c.expires_at > now,
                 )
+            ).rowcount
+        if released == 1:
+            return
+        holder = self.item(post_id).locked_by
+        if holder is None:
+            raise ConflictError(
+                f"{reviewer!r} holds no lock on post {post_id!r}; nothing to give back"
             )
+        raise ConflictError(
+            f"post {post_id!r} is held by {holder!r}, not {reviewer!r}; only its holder "
+            "gives it back"
+        )
 
     def decide(
         self,
@@ -275,8 +375,9 @@ class ReviewQueue:
                 f"lock post {post_id!r} before deciding it (held by {item.locked_by!r})"
             )
         custody = self.custody if chosen is ReviewOutcome.confirm else None
+        key: str | None = None
         if custody is not None:
-            custody.stage_review(
+            key = custody.stage_review(
                 post_id,
                 {
                     "reviewer": reviewer,
@@ -286,20 +387,24 @@ class ReviewQueue:
                     "bank": bank,
                     "decided_at": now.isoformat(),
                 },
+                client=item.client,
             )
         try:
-            self._record(post_id, reviewer, chosen, how, reason=reason, bank=bank, now=now)
+            self._record(
+                post_id, item.client, reviewer, chosen, how, reason=reason, bank=bank, now=now
+            )
         except BaseException:
-            if custody is not None:
-                custody.discard(post_id)
+            if custody is not None and key is not None:
+                custody.discard(key)
             raise
-        if custody is not None:
-            custody.finish(post_id)
+        if custody is not None and key is not None:
+            custody.finish(key)
         return Review(post_id, reviewer, chosen, how, reason, bank, now)
 
     def _record(
         self,
         post_id: str,
+        client: str,
         reviewer: str,
         chosen: ReviewOutcome,
         how: Confirmation | None,
@@ -328,6 +433,7 @@ class ReviewQueue:
             conn.execute(
                 review_outcomes.insert().values(
                     post_id=post_id,
+                    client=client,
                     reviewer=reviewer,
                     outcome=chosen.value,
                     action=None if how is None else how.value,
@@ -338,18 +444,20 @@ class ReviewQueue:
             )
             conn.execute(
                 decisions.update()
-                .where(decisions.c.post_id == post_id)
+                .where(decisions.c.post_id == post_id, decisions.c.client == client)
                 .values(review_state=STATE[chosen])
             )
 
-    def outcome(self, post_id: str) -> Review | None:
-        """The latest reviewer outcome for a post, if any."""
+    def outcome(self, post_id: str, *, client: str | None = None) -> Review | None:
+        """The latest reviewer outcome for a post (of ``client``, when given), if any."""
         query = (
             sa.select(review_outcomes)
             .where(review_outcomes.c.post_id == post_id)
             .order_by(review_outcomes.c.id.desc())
             .limit(1)
         )
+        if client is not None:
+            query = query.where(review_outcomes.c.client == client)
         with self.db.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
@@ -415,4 +523,6 @@ def _item(row: sa.Row[tuple[Any, ...]], now: datetime) -> QueueItem:
         locked_by=row.reviewer if live else None,
         lock_expires_at=row.expires_at if live else None,
         state=row.review_state,
+        client=row.client,
+        version=row.version,
     )

@@ -103,7 +103,15 @@ decisions = sa.Table(
     "decisions",
     metadata,
     sa.Column("id", Id, primary_key=True),
-    sa.Column("post_id", sa.String(500), nullable=False, unique=True),
+    # A post id is unique per client (the API token's name; ``_local`` for the command
+    # line and the library): two clients' "p1" are two posts.
+    sa.Column("client", sa.String(200), nullable=False, server_default="_local"),
+    sa.Column("post_id", sa.String(500), nullable=False),
+    # This row is the post's newest version; earlier ones are in ``decision_versions``.
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    # SHA-256 of the content decided (``amber.identity.content_digest``); ``None`` for
+    # decisions stored before migration 0007.
+    sa.Column("content_digest", sa.String(64), nullable=True),
     sa.Column("verdict", sa.String(20), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("actions", sa.JSON, nullable=False),
@@ -124,11 +132,43 @@ decisions = sa.Table(
     sa.Column("deadline", UTCDateTime, nullable=True),
     sa.Column("threat_to_life", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("review_state", sa.String(20), nullable=False, server_default="none"),
-    # When the latest removal order for the post arrived (EU 2021/784 Art. 3): an ordered
-    # post needs its evidence whatever the verdict.
+    # When the latest removal order for this version of the post arrived (EU 2021/784
+    # Art. 3): an ordered version needs its evidence whatever the verdict.
     sa.Column("removal_ordered_at", UTCDateTime, nullable=True),
     sa.Index("ix_decisions_author", "author"),
     sa.Index("ix_decisions_review_state", "review_state"),
+    sa.UniqueConstraint("client", "post_id"),
+)
+
+#: Earlier versions of a post: when new content arrives under a known (client, post id),
+#: the decision it had moves here unchanged and the new content is decided as the next
+#: version (``decisions`` holds the newest).
+decision_versions = sa.Table(
+    "decision_versions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("client", sa.String(200), nullable=False),
+    sa.Column("post_id", sa.String(500), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("content_digest", sa.String(64), nullable=True),
+    sa.Column("verdict", sa.String(20), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("actions", sa.JSON, nullable=False),
+    sa.Column("post", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("policy", sa.String(200), nullable=False),
+    sa.Column("amber_version", sa.String(40), nullable=False),
+    sa.Column("first_scanned_at", UTCDateTime, nullable=False),
+    sa.Column("scanned_at", UTCDateTime, nullable=False),
+    sa.Column("scan_count", sa.Integer, nullable=False),
+    sa.Column("author", sa.String(500), nullable=True),
+    sa.Column("reply_to", sa.String(500), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=True),
+    sa.Column("review_state", sa.String(20), nullable=False),
+    sa.Column("superseded_at", UTCDateTime, nullable=False),
+    # ``decisions.removal_ordered_at`` of the version, as it was when it was superseded.
+    sa.Column("removal_ordered_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("client", "post_id", "version"),
 )
 
 api_tokens = sa.Table(
@@ -156,6 +196,8 @@ review_outcomes = sa.Table(
     metadata,
     sa.Column("id", Id, primary_key=True),
     sa.Column("post_id", sa.String(500), nullable=False, index=True),
+    # Whose post (``decisions.client``): another client's post of the same id is not it.
+    sa.Column("client", sa.String(200), nullable=False, server_default="_local"),
     sa.Column("reviewer", sa.String(200), nullable=False),
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("action", sa.String(40), nullable=True),

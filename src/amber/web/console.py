@@ -26,7 +26,7 @@ from fastapi.templating import Jinja2Templates
 
 from amber.engine import Engine
 from amber.errors import AmberError, AuthenticationError, ConflictError, NotFoundError
-from amber.review.queue import QueueItem
+from amber.review.queue import LockLimitError, QueueItem
 from amber.tokens import Scope
 from amber.web.sessions import ConsoleStore, Session, Settings, console_dir
 
@@ -42,6 +42,15 @@ CHOICES = {  # form value -> (outcome, action)
 VIDEO = (".mp4", ".webm", ".mov", ".m4v", ".ogv")
 
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def segment(value: object) -> str:
+    """``value`` as one URL path segment: every ``/``, ``.``-run and ``?`` escaped, so a post
+    id such as ``../items/victim`` cannot point a link or a form at another item."""
+    return quote(str(value), safe="")
+
+
+templates.env.filters["segment"] = segment
 _opening = threading.Lock()
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -190,7 +199,11 @@ def sign_out(request: Request, session: Reviewer, csrf: Csrf = "") -> RedirectRe
 
 
 def _safe_next(target: str) -> str:
-    ok = target.startswith("/console/") and not target.startswith("//") and "\\" not in target
+    ok = (
+        target.startswith("/console/")
+        and "\\" not in target
+        and not {".", ".."} & set(target.split("?")[0].split("/"))
+    )
     return target if ok else "/console/queue"
 
 
@@ -205,20 +218,23 @@ def queue(request: Request, session: Reviewer, empty: int = 0) -> HTMLResponse:
     return _page(request, "queue.html", session, rows=rows, empty=bool(empty))
 
 
-@router.post("/next")
-def next_item(request: Request, session: Reviewer, csrf: Csrf = "") -> RedirectResponse:
+@router.post("/next", response_model=None)
+def next_item(request: Request, session: Reviewer, csrf: Csrf = "") -> Response:
     _check_csrf(request, session, csrf)
     return _to_next(request, session)
 
 
-def _to_next(request: Request, session: Session) -> RedirectResponse:
-    item = _engine(request).review.next(session.reviewer)
+def _to_next(request: Request, session: Session) -> Response:
+    try:
+        item = _engine(request).review.next(session.reviewer)
+    except LockLimitError as exc:
+        return _page(request, "error.html", session, exc.http_status, message=exc.message)
     target = "/console/queue?empty=1" if item is None else _item_url(item.post_id)
     return RedirectResponse(target, status_code=303)
 
 
 def _item_url(post_id: str) -> str:
-    return "/console/items/" + quote(post_id, safe="")
+    return "/console/items/" + segment(post_id)
 
 
 @router.get("/items/{post_id:path}", response_class=HTMLResponse)
@@ -228,13 +244,15 @@ def item_page(request: Request, post_id: str, session: Reviewer) -> HTMLResponse
         item = engine.review.item(post_id)
     except NotFoundError as exc:
         return _page(request, "error.html", session, 404, message=exc.message)
-    holder = None
+    holder = error = None
     if item.state == "pending":
         try:
             engine.review.lock(post_id, session.reviewer)
+        except LockLimitError as exc:  # the page shows the item, without the decision form
+            error = exc.message
         except ConflictError:
             holder = engine.review.item(post_id).locked_by
-    return _item(request, session, post_id, holder=holder)
+    return _item(request, session, post_id, holder=holder, error=error, capped=error is not None)
 
 
 def _item(
@@ -245,6 +263,7 @@ def _item(
     holder: str | None = None,
     error: str | None = None,
     status: int = 200,
+    capped: bool = False,
 ) -> HTMLResponse:
     engine = _engine(request)
     item = engine.review.item(post_id)
@@ -264,6 +283,7 @@ def _item(
         media=_media(engine, post_id),
         related=engine.decisions.related(post_id),
         holder=holder,
+        capped=capped,
         banks=engine.banks.all(),
         settings=_store(request).settings(session.reviewer),
         error=error,
@@ -316,10 +336,13 @@ def decide(
     return _to_next(request, session)
 
 
-@router.post("/items/{post_id:path}/release")
-def release(request: Request, post_id: str, session: Reviewer, csrf: Csrf = "") -> RedirectResponse:
+@router.post("/items/{post_id:path}/release", response_model=None)
+def release(request: Request, post_id: str, session: Reviewer, csrf: Csrf = "") -> Response:
     _check_csrf(request, session, csrf)
-    _engine(request).review.unlock(post_id, session.reviewer)
+    try:
+        _engine(request).review.unlock(post_id, session.reviewer)
+    except AmberError as exc:
+        return _page(request, "error.html", session, exc.http_status, message=exc.message)
     return RedirectResponse("/console/queue", status_code=303)
 
 
