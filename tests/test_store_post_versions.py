@@ -26,6 +26,8 @@ def _at_revision(database: str, revision: str, *, down: bool = False) -> sa.Engi
     engine = _create_engine(database_url(database))
     config = _alembic_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":  # atomic DDL, as amber.store.db.migrate runs it
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         config.attributes["connection"] = conn
         (command.downgrade if down else command.upgrade)(config, revision)
     return engine

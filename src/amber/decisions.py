@@ -62,6 +62,8 @@ class Decision:
     #: Where its evidence stands (``Engine.with_evidence``): ``preserved``, ``pending``,
     #: ``missing``, ``expired`` or ``not_needed``; ``None`` when not looked up.
     evidence: str | None = None
+    #: When the latest removal order for the post arrived (``None``: never ordered).
+    removal_ordered_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL contract's fields, and ``evidence`` when it was looked up."""
@@ -277,6 +279,10 @@ class DecisionStore:
                 )
             )
             values["version"] = old.version + 1
+            # A removal order was for the version it found (that version keeps the time,
+            # in ``decision_versions``, and its evidence holds the order); the new content
+            # is not under it until an order names it.
+            values["removal_ordered_at"] = None
         # A deadline once set (a removal order's hour) is never pushed back.
         if old.deadline is not None and (item.deadline is None or old.deadline < item.deadline):
             values["deadline"] = old.deadline
@@ -502,13 +508,21 @@ class DecisionStore:
         return list(found.values())[:limit]
 
     def removal_order(
-        self, post_id: str, *, received_at: datetime, client: str | None = None
+        self,
+        post_id: str,
+        *,
+        received_at: datetime,
+        client: str | None = None,
+        version: int | None = None,
     ) -> datetime:
         """A removal order (EU 2021/784 Art. 3) arrived for a post: it must be acted on
         within one hour, so its review deadline becomes at most ``received_at`` + 1 h and it
-        goes back to the queue. Returns the deadline. Raises ``NotFoundError``, or
-        ``ConflictError`` when several clients hold ``post_id`` and ``client`` is not
-        given."""
+        goes back to the queue; its newest version records when the order arrived
+        (``removal_ordered_at``: that version needs its evidence, whatever the verdict).
+        Returns the deadline. With ``version``, the order is for that version: a newer one
+        stored meanwhile is a ``ConflictError`` and nothing is recorded. Raises
+        ``NotFoundError``, or ``ConflictError`` when several clients hold ``post_id`` and
+        ``client`` is not given."""
         due = received_at + timedelta(hours=1)
         # One statement, so concurrent orders cannot undo each other's earlier deadline.
         kept = sa.case(
@@ -520,15 +534,49 @@ class DecisionStore:
         )
         with self.db.begin() as conn:
             row = self._one(conn, post_id, client)
+            if version is not None and row.version != version:
+                raise ConflictError(
+                    f"post {post_id!r} of client {row.client!r} is at version {row.version} "
+                    f"now, not {version}; nothing was recorded: send the order again"
+                )
+            update = decisions.update().where(decisions.c.id == row.id)
+            if version is not None:
+                update = update.where(decisions.c.version == version)
             deadline: datetime | None = conn.execute(
-                decisions.update()
-                .where(decisions.c.id == row.id)
-                .values(deadline=kept, review_state="pending")
-                .returning(decisions.c.deadline)
+                update.values(
+                    deadline=kept, review_state="pending", removal_ordered_at=received_at
+                ).returning(decisions.c.deadline)
             ).scalar_one_or_none()
         if deadline is None:
             raise NotFoundError(f"no decision for post {post_id!r}; submit the post first")
         return deadline
+
+    def media_sha256(
+        self, post_id: str, *, client: str | None = None
+    ) -> list[tuple[int, str, str | None]]:
+        """Each media file of the stored decision (newest version) of ``client``'s
+        ``post_id``, in order: its position, its path as written in the post and the
+        SHA-256 of the bytes amber decided on (``None`` if none was stored). Raises as
+        ``get`` does."""
+        with self.db.connect() as conn:
+            row = self._one(conn, post_id, client)
+            query = (
+                sa.select(post_media.c.position, post_media.c.path, media_signals.c.value)
+                .select_from(
+                    post_media.outerjoin(
+                        media_signals,
+                        sa.and_(
+                            media_signals.c.decision == post_media.c.decision_id,
+                            media_signals.c.position == post_media.c.position,
+                            media_signals.c.signal_type == "sha256",
+                            media_signals.c.variant == "original",
+                        ),
+                    )
+                )
+                .where(post_media.c.decision_id == row.id)
+                .order_by(post_media.c.position)
+            )
+            return [(int(r.position), str(r.path), r.value) for r in conn.execute(query)]
 
     def count(self) -> int:
         """How many posts have a decision."""
@@ -612,6 +660,7 @@ def _decision(row: Any) -> Decision:
         client=row.client,
         version=row.version,
         content_digest=row.content_digest,
+        removal_ordered_at=row.removal_ordered_at,
     )
 
 

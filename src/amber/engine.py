@@ -24,6 +24,7 @@ from amber import __version__
 from amber.banks import AddResult, BankStore
 from amber.decisions import THREAT_TO_LIFE, Decision, DecisionStore, NewDecision
 from amber.errors import AmberError, InternalError, NotFoundError, PostError, UserError
+from amber.evidence.acts import Acts
 from amber.evidence.checkpoint import read_signing_key
 from amber.evidence.staging import ORPHAN_AFTER
 from amber.evidence.vault import DEFAULT_RETENTION, EvidenceWriteError, Vault
@@ -219,8 +220,16 @@ class Engine:
         self.post_signals = [s for s in signals if s.reads is Reads.post]
         self.media_signals = media_types(signals)
         self.tokens = TokenStore(db, clock=clock)
+        #: Custody events for people's acts: removal orders, reviewers' confirmations.
+        self.acts = Acts(
+            decisions=self.decisions, vault=self.open_vault, vault_path=vault, clock=clock
+        )
         self.review = ReviewQueue(
-            db, clock=clock, max_locks=default_max_locks(), add_to_bank=self.bank_media
+            db,
+            clock=clock,
+            max_locks=default_max_locks(),
+            add_to_bank=self.bank_media,
+            custody=self.acts,
         )
         #: One writer at a time in this process for the index and the vault: ``submit``
         #: holds it; other writes (a reviewer's decision, a bank change) take it too.
@@ -626,7 +635,11 @@ class Engine:
 
     @staticmethod
     def _evidence_state(
-        key: str, verdict: str, review_state: str, view: tuple[dict[str, Any], set[str]]
+        key: str,
+        verdict: str,
+        review_state: str,
+        view: tuple[dict[str, Any], set[str]],
+        ordered: bool = False,
     ) -> str:
         items, staged = view
         item = items.get(key)
@@ -636,7 +649,7 @@ class Engine:
             return "expired" if item.deleted or item.expiring else "preserved"
         if key in staged:
             return "pending"
-        if verdict in PRESERVED_VERDICTS or review_state == "confirmed":
+        if verdict in PRESERVED_VERDICTS or review_state == "confirmed" or ordered:
             return "missing"
         return "not_needed"
 
@@ -647,21 +660,26 @@ class Engine:
     def with_evidence_all(self, found: Sequence[Decision]) -> list[Decision]:
         """Each decision with its ``evidence`` state: ``preserved`` (held in the vault),
         ``pending`` (staged, to be finished by a retry or the sweep), ``missing`` (review
-        or stronger, or confirmed by a reviewer, and nothing kept), ``expired`` (deleted
-        after its retention) or ``not_needed``."""
+        or stronger, confirmed by a reviewer or under a removal order, and nothing
+        kept), ``expired`` (deleted after its retention) or ``not_needed``."""
         view = self._evidence_view()
         return [
             replace_field(
                 d,
                 evidence=self._evidence_state(
-                    item_key(d.post_id, d.client, d.version), d.verdict.value, d.review_state, view
+                    item_key(d.post_id, d.client, d.version),
+                    d.verdict.value,
+                    d.review_state,
+                    view,
+                    d.removal_ordered_at is not None,
                 ),
             )
             for d in found
         ]
 
     def missing_evidence(self) -> list[MissingEvidence]:
-        """Decisions of review or stronger (or confirmed by a reviewer) with no evidence
+        """Decisions of review or stronger (or confirmed by a reviewer, or under a removal
+        order) with no evidence
         in the vault, oldest first: ``pending`` ones the sweep can finish and ``missing``
         ones it cannot; every client's posts, and every version of each (an earlier
         version keeps its own evidence). ``evidence verify`` and ``amber doctor`` report
@@ -678,15 +696,26 @@ class Engine:
                         t.c.verdict,
                         t.c.review_state,
                         t.c.scanned_at,
+                        t.c.removal_ordered_at,
                     )
                     .where(
-                        sa.or_(t.c.verdict.in_(PRESERVED_VERDICTS), t.c.review_state == "confirmed")
+                        sa.or_(
+                            t.c.verdict.in_(PRESERVED_VERDICTS),
+                            t.c.review_state == "confirmed",
+                            t.c.removal_ordered_at.is_not(None),
+                        )
                     )
                     .order_by(t.c.scanned_at, t.c.id)
                 )
                 for row in conn.execute(query.execution_options(yield_per=1000)):
                     key = item_key(row.post_id, row.client, row.version)
-                    state = self._evidence_state(key, row.verdict, row.review_state, view)
+                    state = self._evidence_state(
+                        key,
+                        row.verdict,
+                        row.review_state,
+                        view,
+                        row.removal_ordered_at is not None,
+                    )
                     if state in ("pending", "missing"):
                         found.append(
                             MissingEvidence(

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from pydantic import BaseModel, Field
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, ValidationError
 
 from amber.api.deps import Admin, EngineDep, Ingest, errors, upload_name
 from amber.api.review import MAX_LIMIT
 from amber.decisions import Decision
 from amber.engine import Engine
 from amber.errors import ExternalError, NotFoundError, PostError, UserError
+from amber.evidence.acts import RemovalOrder
 from amber.identity import DEFAULT_CLIENT
 from amber.posts import Media, Post, parse_post
 from amber.tokens import Scope, Token
@@ -204,13 +206,93 @@ def upload(
         return _submit(request, engine, body, Path(folder), token)
 
 
-@router.post("/posts/{post_id}/removal-order", responses=errors(400, 404, 409, 422))
-def removal_order(
-    post_id: str, engine: EngineDep, _: Admin, client: ClientQuery = None
-) -> dict[str, str]:
-    """Register a removal order: the post goes to review with a one-hour deadline."""
-    deadline = engine.decisions.removal_order(post_id, received_at=engine.clock(), client=client)
-    return {"post_id": post_id, "deadline": deadline.isoformat()}
+class RemovalOrderIn(BaseModel):
+    """A removal order as relayed by the platform; every field is optional."""
+
+    reference: str | None = Field(None, description="the order's reference")
+    authority: str | None = Field(None, description="the authority that issued it")
+    legal_basis: str | None = Field(None, description="e.g. Regulation (EU) 2021/784, Art. 3")
+
+
+_ORDER_SCHEMA = RemovalOrderIn.model_json_schema()
+_ORDER_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {"schema": _ORDER_SCHEMA},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "order": {"type": "string", "description": "the order as JSON"},
+                        "media": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "the post's media files, in the post's order",
+                        },
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def _order(data: object, field: str) -> RemovalOrder:
+    if data is None or data == b"" or data == "":
+        return RemovalOrder()
+    try:
+        parsed = RemovalOrderIn.model_validate_json(data)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"]) or field
+        raise UserError(
+            f"the removal order ({field}) is not valid at {where!r}: {problem['msg']}"
+        ) from None
+    return RemovalOrder(parsed.reference, parsed.authority, parsed.legal_basis)
+
+
+@router.post(
+    "/posts/{post_id}/removal-order",
+    openapi_extra=_ORDER_BODY,
+    responses=errors(400, 404, 409, 413, 422),
+)
+async def removal_order(
+    post_id: str, request: Request, engine: EngineDep, token: Admin, client: ClientQuery = None
+) -> dict[str, Any]:
+    """Register a removal order: the post goes to review with a one-hour deadline, and
+    the order (its ``reference``, ``authority``, ``legal_basis``, the time received and
+    the token that sent it) becomes a custody event of the post's evidence. A post
+    amber did not keep (it allowed it) is preserved from its media sent with the order
+    (multipart/form-data: the order as the field ``order``, the files as ``media`` in
+    the post's order): 400 when they are needed and missing, 409 when a file's sha256
+    is not the one amber decided on; nothing is stored then. The order is for the
+    newest version of ``client``'s post (``client`` may be left out when one client
+    holds the post id; 409 when several do)."""
+    media: list[bytes] | None = None
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form()
+        try:
+            raw = form.get("order")
+            order = _order(raw if isinstance(raw, str) else None, "field 'order'")
+            media = []
+            for item in form.getlist("media"):
+                if isinstance(item, str):
+                    raise UserError("field 'media' must be files, not text")
+                media.append(await item.read())
+        finally:
+            await form.close()
+    else:
+        order = _order(await request.body(), "the JSON body")
+
+    def register() -> dict[str, Any]:
+        with engine.write_lock:  # the vault takes one writer
+            done = engine.acts.removal_order(
+                post_id, order, sent_by=token.name, media=media, client=client
+            )
+        return done.to_json()
+
+    return await run_in_threadpool(register)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -167,8 +167,20 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+class Custody(Protocol):
+    """Where a confirmation becomes a custody event of the post's evidence
+    (``amber.evidence.acts.Acts``): staged before it is stored (``stage_review`` returns
+    the vault item key, ``amber.identity.item_key``, of the client's post's version
+    confirmed), finished or discarded after by that key."""
+
+    def stage_review(self, post_id: str, review: dict[str, Any], *, client: str) -> str: ...
+    def finish(self, key: str) -> None: ...
+    def discard(self, key: str) -> None: ...
+
+
 class ReviewQueue:
-    """The queue on one database. ``add_to_bank(post_id, bank)`` banks an item's media."""
+    """The queue on one database. ``add_to_bank(post_id, bank)`` banks an item's media;
+    ``custody`` keeps each confirmation in the post's evidence."""
 
     def __init__(
         self,
@@ -178,6 +190,7 @@ class ReviewQueue:
         lock_for: timedelta = DEFAULT_LOCK,
         max_locks: int = DEFAULT_MAX_LOCKS,
         add_to_bank: Callable[[str, str], object] | None = None,
+        custody: Custody | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -185,6 +198,7 @@ class ReviewQueue:
         #: How many live locks one reviewer may hold at once.
         self.max_locks = max_locks
         self.add_to_bank = add_to_bank
+        self.custody = custody
 
     def _query(self) -> sa.Select[tuple[Any, ...]]:
         severity = sa.case((decisions.c.verdict == "restrict", 0), else_=1)
@@ -338,8 +352,13 @@ class ReviewQueue:
         """Record a reviewer's outcome. The reviewer must hold the item's lock.
 
         ``confirm`` needs an ``action`` (remove or keep_restricted) and may name a ``bank``
-        to add the item's media to. Raises ``UserError`` for bad values and
-        ``ConflictError`` without the lock.
+        to add the item's media to. A confirmation is a custody event of the post's
+        evidence (with ``custody``): staged before it is recorded, logged after.
+
+        Raises ``UserError`` for bad values, ``ConflictError`` without the lock or when
+        a confirmation has no evidence to join, ``EvidenceWriteError`` (503) when the
+        vault cannot be written (nothing recorded), ``ActPendingError`` (503) when the
+        outcome is recorded and its custody event is pending.
         """
         chosen: ReviewOutcome = _enum(ReviewOutcome, outcome, "outcome")
         how: Confirmation | None = None if action is None else _enum(Confirmation, action, "action")
@@ -355,6 +374,46 @@ class ReviewQueue:
             raise ConflictError(
                 f"lock post {post_id!r} before deciding it (held by {item.locked_by!r})"
             )
+        custody = self.custody if chosen is ReviewOutcome.confirm else None
+        key: str | None = None
+        if custody is not None:
+            key = custody.stage_review(
+                post_id,
+                {
+                    "reviewer": reviewer,
+                    "outcome": chosen.value,
+                    "action": None if how is None else how.value,
+                    "reason": reason,
+                    "bank": bank,
+                    "decided_at": now.isoformat(),
+                },
+                client=item.client,
+            )
+        try:
+            self._record(
+                post_id, item.client, reviewer, chosen, how, reason=reason, bank=bank, now=now
+            )
+        except BaseException:
+            if custody is not None and key is not None:
+                custody.discard(key)
+            raise
+        if custody is not None and key is not None:
+            custody.finish(key)
+        return Review(post_id, reviewer, chosen, how, reason, bank, now)
+
+    def _record(
+        self,
+        post_id: str,
+        client: str,
+        reviewer: str,
+        chosen: ReviewOutcome,
+        how: Confirmation | None,
+        *,
+        reason: str,
+        bank: str | None,
+        now: datetime,
+    ) -> None:
+        """Add to the bank if asked, then store the outcome and give the lock back."""
         if bank is not None:
             if self.add_to_bank is None:  # pragma: no cover - the engine always wires it
                 raise UserError("this queue cannot add to banks")
@@ -374,7 +433,7 @@ class ReviewQueue:
             conn.execute(
                 review_outcomes.insert().values(
                     post_id=post_id,
-                    client=item.client,
+                    client=client,
                     reviewer=reviewer,
                     outcome=chosen.value,
                     action=None if how is None else how.value,
@@ -385,10 +444,9 @@ class ReviewQueue:
             )
             conn.execute(
                 decisions.update()
-                .where(decisions.c.post_id == post_id, decisions.c.client == item.client)
+                .where(decisions.c.post_id == post_id, decisions.c.client == client)
                 .values(review_state=STATE[chosen])
             )
-        return Review(post_id, reviewer, chosen, how, reason, bank, now)
 
     def outcome(self, post_id: str, *, client: str | None = None) -> Review | None:
         """The latest reviewer outcome for a post (of ``client``, when given), if any."""

@@ -132,6 +132,9 @@ decisions = sa.Table(
     sa.Column("deadline", UTCDateTime, nullable=True),
     sa.Column("threat_to_life", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("review_state", sa.String(20), nullable=False, server_default="none"),
+    # When the latest removal order for this version of the post arrived (EU 2021/784
+    # Art. 3): an ordered version needs its evidence whatever the verdict.
+    sa.Column("removal_ordered_at", UTCDateTime, nullable=True),
     sa.Index("ix_decisions_author", "author"),
     sa.Index("ix_decisions_review_state", "review_state"),
     sa.UniqueConstraint("client", "post_id"),
@@ -163,6 +166,8 @@ decision_versions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=True),
     sa.Column("review_state", sa.String(20), nullable=False),
     sa.Column("superseded_at", UTCDateTime, nullable=False),
+    # ``decisions.removal_ordered_at`` of the version, as it was when it was superseded.
+    sa.Column("removal_ordered_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("client", "post_id", "version"),
 )
 
