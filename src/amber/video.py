@@ -1,0 +1,233 @@
+"""Bounded video decoding with PyAV (FFmpeg, bundled in PyAV's wheel).
+
+A video a post carries is as untrusted as an image, and costs far more to decode: it can
+declare hours of frames, a huge resolution, or be built to keep the decoder busy. Every
+decode here is bounded by ``VideoLimits`` (bytes, declared and decoded duration,
+resolution, frames decoded, seconds of decoding) and an exceeded limit is a
+``MediaError`` that names it; frames are handed out one at a time, so memory stays at one
+decoded frame whatever the length. A file that is corrupt or cut short part-way is
+decoded as far as it goes (``DecodedFrames.truncated``); one with no decodable frame is a
+``MediaError``.
+
+PyAV is the ``video`` extra (``pip install 'amber[video]'``): without it, video files keep
+their exact hashes and ``decode_video`` says how to add video decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from amber.errors import MediaError, UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Containers the decoder is allowed to open (FFmpeg's demuxer names; ``mov`` covers MP4,
+#: MOV, M4V and 3GP, ``matroska`` MKV and WebM). Everything else is refused before a
+#: demuxer runs: FFmpeg opens many formats (playlists, image sequences, network
+#: descriptors) that untrusted input should not reach.
+CONTAINERS: Final = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm"})
+
+#: FFmpeg options for opening untrusted bytes: probe at most 5 MB / 5 s of data, and never
+#: follow a reference to another file or protocol.
+_OPEN_OPTIONS: Final = {
+    "probesize": str(5_000_000),
+    "analyzeduration": str(5_000_000),
+    "protocol_whitelist": "",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VideoLimits:
+    """How much one video may cost to decode.
+
+    ``max_bytes`` bounds the file, ``max_seconds`` its duration (as declared and as
+    decoded), ``max_pixels`` the width x height of its frames, ``max_frames`` the frames
+    decoded, ``max_decode_seconds`` the wall-clock time spent decoding. Raises
+    ``UserError`` when a limit is not positive.
+    """
+
+    max_bytes: int = 256 * 1024 * 1024
+    max_seconds: float = 600.0
+    max_pixels: int = 3840 * 2160
+    max_frames: int = 20_000
+    max_decode_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_seconds", "max_pixels", "max_frames", "max_decode_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise UserError(f"video limit {name} must be a positive number, not {value!r}")
+
+
+DEFAULT_VIDEO_LIMITS: Final = VideoLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame: its number in decode order (from 0), its time in seconds and its
+    pixels (height x width x 3, RGB, uint8)."""
+
+    number: int
+    timestamp: float
+    pixels: np.ndarray
+
+
+@dataclass(slots=True)
+class DecodedFrames:
+    """The frames of a video, decoded lazily: iterate once. After iterating, ``truncated``
+    is true when the data ended or broke before the video did (the frames before stand),
+    and ``error`` says what the decoder reported then."""
+
+    width: int
+    height: int
+    container: str
+    _frames: Iterator[Frame] = field(repr=False)
+    truncated: bool = False
+    error: str | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._frames
+
+
+def is_video(data: bytes) -> bool:
+    """Do ``data`` start like a container ``decode_video`` opens (MP4/MOV, MKV/WebM)?"""
+    return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3"
+
+
+def decode_video(
+    data: bytes,
+    *,
+    limits: VideoLimits = DEFAULT_VIDEO_LIMITS,
+    source: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> DecodedFrames:
+    """Open ``data`` as a video and return its frames (the first video stream), decoded one
+    at a time as they are iterated.
+
+    ``source`` names the media in error messages. Raises ``MediaError`` when PyAV is not
+    installed, the bytes are not a video in ``CONTAINERS``, or a limit is exceeded (while
+    iterating, for the frames, decoded duration and decode time). A video that breaks
+    part-way ends early and is marked ``truncated``; one with no decodable frame raises.
+    """
+    if not data:
+        raise MediaError("file is empty", path=source)
+    if len(data) > limits.max_bytes:
+        raise MediaError(
+            f"video is {len(data):,} bytes, over the limit of {limits.max_bytes:,}", path=source
+        )
+    av = _pyav(source)
+    started = clock()
+    try:
+        container = av.open(io.BytesIO(data), mode="r", options=dict(_OPEN_OPTIONS))
+    except av.FFmpegError as exc:
+        raise MediaError(f"not a video in a supported format: {exc}", path=source) from None
+    try:
+        names = set(container.format.name.split(","))
+        if not names & CONTAINERS:
+            raise MediaError(
+                f"container {container.format.name!r} is not one amber decodes "
+                "(MP4, MOV, MKV, WebM)",
+                path=source,
+            )
+        if not container.streams.video:
+            raise MediaError("has no video stream", path=source)
+        stream = container.streams.video[0]
+        width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+        _check_size(width, height, limits, source)
+        declared = _declared_seconds(container, stream)
+        if declared is not None and declared > limits.max_seconds:
+            raise MediaError(
+                f"video declares {declared:.1f} s, over the limit of {limits.max_seconds:g} s",
+                path=source,
+            )
+    except BaseException:
+        container.close()
+        raise
+    decoded = DecodedFrames(width, height, container.format.name, iter(()))
+    decoded._frames = _frames(av, container, stream, decoded, limits, source, started, clock)
+    return decoded
+
+
+def _frames(
+    av: Any,
+    container: Any,
+    stream: Any,
+    decoded: DecodedFrames,
+    limits: VideoLimits,
+    source: str | None,
+    started: float,
+    clock: Callable[[], float],
+) -> Iterator[Frame]:
+    rate = float(stream.average_rate or stream.guessed_rate or 30)
+    number = 0
+    try:
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+                frames = packet.decode()
+            except StopIteration:
+                break
+            except (av.FFmpegError, EOFError, ValueError) as exc:
+                decoded.truncated, decoded.error = True, str(exc)
+                break
+            for frame in frames:
+                if number >= limits.max_frames:
+                    raise MediaError(
+                        f"video has more than {limits.max_frames:,} frames, over the limit",
+                        path=source,
+                    )
+                _check_size(frame.width, frame.height, limits, source)
+                timestamp = float(frame.time) if frame.time is not None else number / rate
+                if timestamp > limits.max_seconds:
+                    raise MediaError(
+                        f"video runs past {limits.max_seconds:g} s, over the limit", path=source
+                    )
+                yield Frame(number, timestamp, frame.to_ndarray(format="rgb24"))
+                number += 1
+                if clock() - started > limits.max_decode_seconds:
+                    raise MediaError(
+                        f"decoding took over {limits.max_decode_seconds:g} s, the limit",
+                        path=source,
+                    )
+    finally:
+        container.close()
+    if number == 0:
+        reason = f": {decoded.error}" if decoded.error else ""
+        raise MediaError(
+            f"corrupt or truncated video: no frame could be decoded{reason}", path=source
+        )
+
+
+def _check_size(width: int, height: int, limits: VideoLimits, source: str | None) -> None:
+    if width < 1 or height < 1:
+        raise MediaError(f"video frames have no pixels ({width}x{height})", path=source)
+    if width * height > limits.max_pixels:
+        raise MediaError(
+            f"video is {width}x{height}, over the limit of {limits.max_pixels:,} pixels a frame",
+            path=source,
+        )
+
+
+def _declared_seconds(container: Any, stream: Any) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return float(container.duration) / 1_000_000
+    return None
+
+
+def _pyav(source: str | None) -> Any:
+    try:
+        import av
+    except ImportError:
+        raise MediaError(
+            "video decoding needs PyAV: pip install 'amber[video]'", path=source
+        ) from None
+    av.logging.set_level(None)
+    return av
