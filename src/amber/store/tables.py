@@ -99,6 +99,28 @@ entry_signals = sa.Table(
     sqlite_autoincrement=True,
 )
 
+
+def _decided() -> list[sa.Column[Any]]:
+    """The columns of a decided version of a post, shared by ``decisions`` (the newest)
+    and ``decision_versions`` (the earlier ones): verdict to when it was created."""
+    return [
+        sa.Column("verdict", sa.String(20), nullable=False),
+        sa.Column("reasons", sa.JSON, nullable=False),
+        sa.Column("actions", sa.JSON, nullable=False),
+        sa.Column("post", sa.Text, nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("policy", sa.String(200), nullable=False),
+        sa.Column("amber_version", sa.String(40), nullable=False),
+        sa.Column("first_scanned_at", UTCDateTime, nullable=False),
+        sa.Column("scanned_at", UTCDateTime, nullable=False),
+        sa.Column("scan_count", sa.Integer, nullable=False),
+        sa.Column("author", sa.String(500), nullable=True),
+        sa.Column("reply_to", sa.String(500), nullable=True),
+        # When the post says it was created (input order is not the order of events).
+        sa.Column("created_at", UTCDateTime, nullable=True),
+    ]
+
+
 decisions = sa.Table(
     "decisions",
     metadata,
@@ -112,20 +134,7 @@ decisions = sa.Table(
     # SHA-256 of the content decided (``amber.identity.content_digest``); ``None`` for
     # decisions stored before migration 0007.
     sa.Column("content_digest", sa.String(64), nullable=True),
-    sa.Column("verdict", sa.String(20), nullable=False),
-    sa.Column("reasons", sa.JSON, nullable=False),
-    sa.Column("actions", sa.JSON, nullable=False),
-    sa.Column("post", sa.Text, nullable=False),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("policy", sa.String(200), nullable=False),
-    sa.Column("amber_version", sa.String(40), nullable=False),
-    sa.Column("first_scanned_at", UTCDateTime, nullable=False),
-    sa.Column("scanned_at", UTCDateTime, nullable=False),
-    sa.Column("scan_count", sa.Integer, nullable=False),
-    sa.Column("author", sa.String(500), nullable=True),
-    sa.Column("reply_to", sa.String(500), nullable=True),
-    # When the post says it was created (input order is not the order of events).
-    sa.Column("created_at", UTCDateTime, nullable=True),
+    *_decided(),
     # The review queue: when a person must have acted (a poll's closing time), whether a
     # life is at stake, and where the review stands (none, pending, confirmed, rejected,
     # escalated).
@@ -151,19 +160,7 @@ decision_versions = sa.Table(
     sa.Column("post_id", sa.String(500), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("content_digest", sa.String(64), nullable=True),
-    sa.Column("verdict", sa.String(20), nullable=False),
-    sa.Column("reasons", sa.JSON, nullable=False),
-    sa.Column("actions", sa.JSON, nullable=False),
-    sa.Column("post", sa.Text, nullable=False),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("policy", sa.String(200), nullable=False),
-    sa.Column("amber_version", sa.String(40), nullable=False),
-    sa.Column("first_scanned_at", UTCDateTime, nullable=False),
-    sa.Column("scanned_at", UTCDateTime, nullable=False),
-    sa.Column("scan_count", sa.Integer, nullable=False),
-    sa.Column("author", sa.String(500), nullable=True),
-    sa.Column("reply_to", sa.String(500), nullable=True),
-    sa.Column("created_at", UTCDateTime, nullable=True),
+    *_decided(),
     sa.Column("review_state", sa.String(20), nullable=False),
     sa.Column("superseded_at", UTCDateTime, nullable=False),
     # ``decisions.removal_ordered_at`` of the version, as it was when it was superseded.
