@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 
 from amber.api.app import create_app
 from amber.engine import Engine, open_engine
-from amber.store.db import database_url
+from amber.store.db import database_url, no_deadline
 from amber.tokens import parse_scopes
 from conftest import postgresql_only, run_cli, sqlite_only
+from relay import relay_to
 
 
 def _client(engine: Engine) -> TestClient:
@@ -125,3 +126,60 @@ def test_postgresql_connections_carry_the_statement_limit_and_keepalives(
         params = raw.info.get_parameters()  # type: ignore[attr-defined]
         assert params["keepalives"] == "1" and params["tcp_user_timeout"] == "1000"
     assert engine.db.pool.timeout() == 1  # type: ignore[attr-defined]
+
+
+def _in_thread(work: object, seconds: float = 30) -> BaseException | None:
+    """What ``work()`` raised (``None``: it returned); fails the test if it is still
+    waiting after ``seconds`` (a hang), instead of hanging the suite."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            work()  # type: ignore[operator]
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still waiting for the database after {seconds} s"
+    return outcome[0]
+
+
+@postgresql_only
+def test_a_statement_a_frozen_relay_never_answers_fails_at_amber_s_deadline(
+    tmp_path: Path, database: str, short_timeout: None
+) -> None:
+    """Mid-transaction (no pool ping to notice first), the relay stops forwarding: the
+    server never sees the statement, so only amber's own deadline can end the wait."""
+    with (
+        relay_to(database) as relay,
+        open_engine(db=relay.url(database), vault=tmp_path / "vault") as engine,
+    ):
+        with engine.db.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+            relay.freeze()
+            try:
+                failed = _in_thread(lambda: conn.exec_driver_sql("SELECT 1"))
+            finally:
+                relay.thaw()  # a hung statement finishes: the test can end
+            assert isinstance(failed, sa.exc.OperationalError), failed
+            assert "no answer within 2 s (AMBER_DB_TIMEOUT" in str(failed)
+            assert conn.invalidated  # the pool drops the broken connection
+        with engine.db.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+@postgresql_only
+def test_no_deadline_lets_a_long_statement_finish(
+    tmp_path: Path, database: str, short_timeout: None
+) -> None:
+    """Migrations wait as long as they need: past amber's 2 s deadline here."""
+    with (
+        open_engine(db=database, vault=tmp_path / "vault") as engine,
+        engine.db.connect() as conn,
+        no_deadline(conn),
+    ):
+        conn.exec_driver_sql("SET statement_timeout = 0")
+        assert _in_thread(lambda: conn.exec_driver_sql("SELECT pg_sleep(2.5)")) is None

@@ -33,7 +33,8 @@ from amber.engine import open_engine
 from amber.evidence.vault import Vault
 from amber.identity import item_key
 from amber.tokens import parse_scopes
-from conftest import sqlite_only
+from conftest import postgresql_only, sqlite_only
+from relay import relay_to
 from test_workers import _free_port
 
 pytestmark = pytest.mark.slow
@@ -281,3 +282,51 @@ def test_a_full_database_disk_refuses_with_503_and_loses_nothing(
     with platform.serving():
         _retry_until_acknowledged(platform)
     platform.check()
+
+
+# ------------------------------------------------------------------------- database hung or cut
+
+
+@postgresql_only
+@pytest.mark.parametrize("fault", ["freeze", "cut"])
+def test_a_database_relay_that_hangs_or_cuts_gives_503_then_resumes_and_loses_nothing(
+    tmp_path: Path, database: str, fault: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relay between amber and PostgreSQL stops forwarding with every connection left
+    open (the kernel still acknowledges and answers keepalives: no server-side or TCP
+    limit ever fires), or resets every connection. The post sent meanwhile gets 503 within
+    amber's database limit, not a request hung for ever holding the writer lock; once the
+    relay forwards again the same server answers 200, and no acknowledged post lacks its
+    decision or its evidence."""
+    monkeypatch.setenv("AMBER_DB_TIMEOUT", "2")  # the server inherits it
+    with relay_to(database) as relay:
+        platform = Platform(tmp_path, relay.url(database), posts=6)
+        first, during, *rest = sorted(platform.media)
+        with platform.serving():
+            platform.send(first)
+            assert first in platform.acknowledged, platform.refused
+            getattr(relay, fault)()
+            try:  # a hung request fails the test at the client's limit instead of hanging
+                down = _upload(platform, during, timeout=45)
+            finally:
+                relay.thaw()
+            assert down.status_code == 503, down.text
+            error = down.json()["error"]
+            assert error["type"] == "ExternalError"
+            assert error["message"].startswith("the database failed")
+            if fault == "freeze":  # the pool's ping got no answer; connecting again neither
+                assert "timeout expired after 2 s" in error["message"], error
+            platform.send(rest[0])  # the same server, no restart
+            assert rest[0] in platform.acknowledged, platform.refused
+            _retry_until_acknowledged(platform)
+        platform.check()
+
+
+def _upload(platform: Platform, post_id: str, *, timeout: float) -> httpx.Response:
+    return httpx.post(
+        platform.url + "/v1/posts/upload",
+        headers={"authorization": f"Bearer {platform.token}"},
+        data={"post": json.dumps({"id": post_id})},
+        files=[("media", (f"{post_id}.png", platform.media[post_id], "image/png"))],
+        timeout=timeout,
+    )

@@ -7,11 +7,18 @@ reached with psycopg 3; a URL's ``options=-csearch_path%3Dname`` puts amber in t
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 import os
 import re
+import socket
 import sqlite3
+import threading
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -32,6 +39,9 @@ CONNECT_TIMEOUT = 10
 #: wait on the network, and a request may wait for a pooled connection, before amber gives
 #: up (HTTP 503, exit 3). ``AMBER_DB_TIMEOUT`` overrides it; migrations have no limit.
 DB_TIMEOUT = 30
+#: Seconds past ``AMBER_DB_TIMEOUT`` (at most) that amber waits for an answer on a PostgreSQL
+#: connection before closing it itself: the server's own limit answers first when it can.
+DEADLINE_MARGIN = 5
 #: TCP keepalives on PostgreSQL connections: probe after this many idle seconds, ...
 KEEPALIVE_IDLE = 30
 #: ... every this many seconds, and drop the connection after this many unanswered probes.
@@ -107,6 +117,8 @@ def database_failed(exc: sa.exc.OperationalError | sa.exc.TimeoutError) -> str:
             "slow or not answering); check that it is up and reachable, then retry"
         )
     reason = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+    if "timeout expired" in reason:  # connecting: libpq's words, amber's limit
+        reason += f" after {min(CONNECT_TIMEOUT, max(2, math.ceil(db_timeout())))} s"
     return f"the database failed ({reason}); check that it is up and reachable, then retry"
 
 
@@ -202,6 +214,113 @@ def _identity(path: Path) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
+class _Watchdog:
+    """One thread that shuts down the socket of a PostgreSQL connection whose wait for the
+    server outlives its deadline, so that the wait ends with an error instead of never."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.armed: dict[int, int] = {}  # ticket: socket file descriptor
+        self.deadlines: list[tuple[float, int]] = []  # (monotonic time, ticket), a heap
+        self.fired: set[int] = set()
+        self.tickets = itertools.count()
+        self.thread: threading.Thread | None = None
+
+    def arm(self, fd: int, seconds: float) -> int:
+        with self.changed:
+            ticket = next(self.tickets)
+            self.armed[ticket] = fd
+            heapq.heappush(self.deadlines, (time.monotonic() + seconds, ticket))
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="amber-db-watchdog")
+                self.thread.daemon = True
+                self.thread.start()
+            elif len(self.armed) == 1:
+                self.changed.notify()
+            return ticket
+
+    def disarm(self, ticket: int) -> bool:
+        """Stop watching; ``True`` if the deadline passed and the socket was shut down."""
+        with self.changed:
+            self.armed.pop(ticket, None)
+            if ticket in self.fired:
+                self.fired.discard(ticket)
+                return True
+            return False
+
+    def _run(self) -> None:
+        while True:
+            with self.changed:
+                while self.deadlines and self.deadlines[0][1] not in self.armed:
+                    heapq.heappop(self.deadlines)  # answered in time
+                if not self.deadlines:
+                    self.changed.wait()
+                    continue
+                due, ticket = self.deadlines[0]
+                if time.monotonic() < due:
+                    self.changed.wait(due - time.monotonic())
+                    continue
+                heapq.heappop(self.deadlines)
+                fd = self.armed.pop(ticket)
+                self.fired.add(ticket)
+                # Still under the lock: the connection waits, so its socket is still open.
+                try:
+                    with socket.socket(fileno=os.dup(fd)) as sock:
+                        sock.shutdown(socket.SHUT_RDWR)  # the wait sees the end at once
+                except OSError:
+                    pass
+
+
+_watchdog = _Watchdog()
+
+
+def _guarded_connection_class() -> type[Any]:
+    """psycopg's connection with a deadline on every wait for the server.
+
+    Statements, fetches from server-side cursors, commits, rollbacks and the pool's ping
+    all wait in ``Connection.wait``; a wait past ``limit`` seconds shuts the socket down
+    and raises ``OperationalError`` naming the limit, and the broken connection is dropped
+    by the pool. ``limit`` ``None`` (migrations) waits without one.
+    """
+    import psycopg
+
+    class GuardedConnection(psycopg.Connection[Any]):
+        limit: float | None = None
+
+        def wait(self, *args: Any, **kwargs: Any) -> Any:
+            if self.limit is None:
+                return super().wait(*args, **kwargs)
+            ticket = _watchdog.arm(self.pgconn.socket, self.limit)
+            try:
+                result = super().wait(*args, **kwargs)
+            except BaseException as exc:
+                if _watchdog.disarm(ticket):
+                    raise psycopg.OperationalError(
+                        f"no answer within {self.limit:g} s (AMBER_DB_TIMEOUT plus a "
+                        "margin): amber closed the connection"
+                    ) from exc
+                raise
+            _watchdog.disarm(ticket)
+            return result
+
+    return GuardedConnection
+
+
+@contextmanager
+def no_deadline(connection: sa.Connection) -> Iterator[None]:
+    """No client-side deadline on ``connection`` inside the block (a migration may be long)."""
+    raw = connection.connection.dbapi_connection
+    limit = getattr(raw, "limit", None)
+    if limit is None:
+        yield
+        return
+    raw.limit = None  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        raw.limit = limit  # type: ignore[union-attr]
+
+
 def _create_engine(url: str) -> sa.Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -210,7 +329,7 @@ def _create_engine(url: str) -> sa.Engine:
         return sa.create_engine(url)
     timeout = db_timeout()
     options: dict[str, Any] = {
-        "connect_timeout": CONNECT_TIMEOUT,
+        "connect_timeout": min(CONNECT_TIMEOUT, max(2, math.ceil(timeout))),  # libpq: 2 s at least
         # A server that stops answering mid-connection: keepalives find a silent peer,
         # tcp_user_timeout (ms) data the network never acknowledged, and statement_timeout
         # (ms) a statement that runs or waits for a lock too long.
@@ -226,7 +345,17 @@ def _create_engine(url: str) -> sa.Engine:
     if "statement_timeout" not in given:
         options["options"] = f"{given} -c statement_timeout={int(timeout * 1000)}".strip()
     # A long-running service outlives server restarts: test a pooled connection before use.
-    return sa.create_engine(url, connect_args=options, pool_pre_ping=True, pool_timeout=timeout)
+    engine = sa.create_engine(url, connect_args=options, pool_pre_ping=True, pool_timeout=timeout)
+    # A server (or relay) that takes the query and never answers: amber's own deadline.
+    guarded, limit = _guarded_connection_class(), timeout + min(timeout, DEADLINE_MARGIN)
+
+    def connect(_dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+        raw = guarded.connect(*cargs, **cparams)
+        raw.limit = limit
+        return raw
+
+    event.listen(engine, "do_connect", connect)
+    return engine
 
 
 def connect(db: str | Path, *, create: bool = True, upgrade: bool = True) -> sa.Engine:
@@ -365,7 +494,8 @@ def migrate(engine: sa.Engine) -> None:
     with engine.connect() as connection:
         if _revision(connection) == head:
             return
-    with engine.begin() as connection:
+    # No client-side deadline either: a migration (and its commit) may be long.
+    with engine.connect() as connection, no_deadline(connection), connection.begin():
         # One migration at a time; whoever waited finds the schema migrated.
         if connection.dialect.name == "postgresql":
             schema = connection.exec_driver_sql("SELECT current_schema()").scalar()
