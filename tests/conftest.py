@@ -120,6 +120,17 @@ def _drop_stale_schemas(server: sa.Engine) -> None:
                 conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow and browser tests first: across pytest-xdist's workers the many short tests
+    then fill the time around the long ones, instead of one worker finishing alone on
+    real-process races while the other waits (the longest-first rule of scheduling)."""
+    items.sort(
+        key=lambda item: (
+            not any(item.iter_markers(name="slow")) and not any(item.iter_markers(name="browser"))
+        )
+    )
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
     """A maker of fresh databases, once per backend: ``with databases.new(folder) as db``."""

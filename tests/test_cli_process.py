@@ -13,9 +13,13 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from amber import __version__
 from amber.synthetic import photo
 from conftest import sqlite_only
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 Process = Callable[..., subprocess.CompletedProcess[str]]

@@ -108,6 +108,7 @@ def _vault_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name != "lock")
 
 
+@pytest.mark.slow
 def test_every_changed_or_removed_byte_is_detected(tmp_path: Path) -> None:
     """Flip one byte, or delete one, anywhere in any file of the vault: verify fails."""
     vault = Vault.open(tmp_path / "v")
