@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.hashing import MediaHashes
-from amber.identity import DEFAULT_CLIENT
+from amber.identity import DEFAULT_CLIENT, item_key
 from amber.policy import Earlier, Outcome, Verdict
 from amber.signals import Registry, SignalType, SignalValue
 from amber.store.tables import (
@@ -76,6 +76,11 @@ class Decision:
         if self.evidence is not None:
             contract["evidence"] = self.evidence
         return contract
+
+    @property
+    def key(self) -> str:
+        """The vault item key of this version of the client's post (``item_key``)."""
+        return item_key(self.post_id, self.client, self.version)
 
     def to_answer(self) -> dict[str, Any]:
         """What the HTTP service answers: the contract's fields, whose post and which

@@ -299,7 +299,7 @@ class Engine:
         if not (self.vault_path / "staging").is_dir():
             return
         try:
-            self.open_vault().finish(item_key(decision.post_id, decision.client, decision.version))
+            self.open_vault().finish(decision.key)
         except AmberError as exc:
             raise _pending(decision.post_id, decision.verdict.value, exc) from exc
 
@@ -667,7 +667,7 @@ class Engine:
             replace_field(
                 d,
                 evidence=self._evidence_state(
-                    item_key(d.post_id, d.client, d.version),
+                    d.key,
                     d.verdict.value,
                     d.review_state,
                     view,

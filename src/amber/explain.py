@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from amber.errors import AmberError, PostError
 from amber.hashing import Hasher, MediaFailure, MediaHashes
-from amber.identity import DEFAULT_CLIENT, item_key
+from amber.identity import DEFAULT_CLIENT
 from amber.matching import Nearest
 from amber.policy import Outcome
 from amber.posts import Media, Post, media_post, parse_post, read_jsonl
@@ -201,7 +201,7 @@ def explain_stored(
     decision and why. Raises ``NotFoundError``, or ``ConflictError`` for a post id that
     several clients hold when ``client`` is not given."""
     decision = engine.decisions.get(post_id, client=client)
-    key = item_key(post_id, decision.client, decision.version)
+    key = decision.key
     record = decision.to_record()
     try:
         post = parse_post(

@@ -22,7 +22,6 @@ from typing import Any
 from amber.decisions import Decision, DecisionStore
 from amber.errors import AmberError, ConflictError, UserError
 from amber.evidence.vault import ACTOR, EvidenceWriteError, Vault, _now_text
-from amber.identity import item_key
 
 #: How a post preserved with a removal order was collected (its collection record).
 ORDER_METHOD = (
@@ -106,7 +105,7 @@ class Acts:
         evidence is pending.
         """
         decision = self.decisions.get(post_id, client=client)
-        key = _key(decision)
+        key = decision.key
         vault = self._settled(key)
         now = self.clock()
         event = {
@@ -151,7 +150,7 @@ class Acts:
         holds no evidence of that version, ``EvidenceWriteError`` (503) when it cannot be
         written."""
         decision = self.decisions.get(post_id, client=client)
-        key = _key(decision)
+        key = decision.key
         vault = self._settled(key)
         if not self._held(vault, key):
             raise ConflictError(
@@ -255,11 +254,6 @@ class Acts:
                 f"{stored} for post {key!r}, but its custody event is pending ({exc}); "
                 "'amber evidence sweep' logs it once the vault can be written"
             ) from exc
-
-
-def _key(decision: Decision) -> str:
-    """The vault item key of ``decision``'s client, post id and version."""
-    return item_key(decision.post_id, decision.client, decision.version)
 
 
 def _record(decision: Decision) -> dict[str, Any]:
