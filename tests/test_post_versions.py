@@ -66,6 +66,26 @@ def test_a_retry_with_the_same_content_keeps_its_decision(
     assert changed.new and changed.decision.version == 2
 
 
+def test_a_scanned_post_is_recognised_when_submitted_again(
+    engine: Engine, photo_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A scan digests the content from the hashes it already has; ``submit`` reads the
+    files: the two must agree, for a photo and an undecodable file."""
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    post = {
+        "id": "s1",
+        "text": "look",
+        "media": [
+            {"path": str(photo_file(6))},
+            {"path": str(tmp_path / "clip.mp4")},
+        ],
+    }
+    scanned = [r for r in engine.scan([parse_post(post, base=tmp_path, source="t")], workers=1)]
+    assert any(getattr(r, "saved", False) for r in scanned)
+    again = engine.submit(parse_post(post, base=tmp_path, source="t"))
+    assert not again.new and again.decision.version == 1
+
+
 def test_two_clients_same_post_id_are_two_posts(engine: Engine) -> None:
     a = engine.submit(parse_post(POLL, base=Path("."), source="test"), client="a")
     b = engine.submit(parse_post(HELLO, base=Path("."), source="test"), client="b")

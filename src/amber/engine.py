@@ -517,7 +517,7 @@ class Engine:
             deadline=_deadline(post, outcome, self.clock()),
             created_at=post.created_at,
             client=client,
-            content_digest=content_digest(post) if digest is None else digest,
+            content_digest=digest or content_digest(post, _sha256s(hashed)),
         )
         return result, new
 
@@ -802,6 +802,15 @@ def _pending(post_id: str, verdict: str, exc: Exception) -> EvidencePendingError
         f"pending: {exc}. Send the post again, or run 'amber evidence sweep', once the "
         "vault can be written"
     )
+
+
+def _sha256s(hashed: Sequence[MediaHashes | MediaFailure]) -> list[str | None]:
+    """Each media file's SHA-256 as hashing found it (``None`` where it has none)."""
+    out: list[str | None] = []
+    for h in hashed:
+        value = h.original("sha256") if isinstance(h, MediaHashes) else None
+        out.append(None if value is None else value.value)
+    return out
 
 
 def _unreadable(hashed: MediaHashes | MediaFailure) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,21 @@ def item_key(post_id: str, client: str = DEFAULT_CLIENT, version: int = 1) -> st
     return json.dumps([client, post_id, version], ensure_ascii=False)
 
 
-def content_digest(post: Post) -> str:
+def content_digest(post: Post, sha256s: Sequence[str | None] = ()) -> str:
     """The SHA-256 (hex) of a post's content: its JSON as received, each media path
-    replaced by its file's SHA-256 (``"unreadable: <reason>"`` when it cannot be read)."""
+    replaced by its file's SHA-256 (``"unreadable: <reason>"`` when it cannot be read).
+
+    ``sha256s`` are the files' SHA-256s where they are already known (a scan has hashed
+    them), by media position; the other files are read here."""
     try:
         body: Any = json.loads(post.raw) if post.raw else {"id": post.id}
     except ValueError:  # a hand-built Post: its raw text is what there is
         body = post.raw
-    files = [_file_digest(m.file) for m in post.media]
+    known = list(sha256s)
+    files = [
+        known[i] if i < len(known) and known[i] is not None else _file_digest(m.file)
+        for i, m in enumerate(post.media)
+    ]
     if isinstance(body, dict) and isinstance(body.get("media"), list):
         body = {**body, "media": files}
     else:
