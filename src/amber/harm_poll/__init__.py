@@ -11,7 +11,8 @@ normalised against leetspeak, spacing, diacritics, letter variants and invisible
 characters, and weighs cue classes: harm act, victim, decision by the audience,
 deadline, captive wording, outcome, and the frames that make such words harmless
 (news, fiction, sport, idiom, animals, debate, history, petition). Every assessment
-explains itself. Pure Python, no I/O; ``docs/harm-poll.md`` describes it in full.
+explains itself. Pure Python; its only I/O is the compiled lexicons it keeps in the user
+cache (``compiled`` module). ``docs/harm-poll.md`` describes it in full.
 """
 
 from amber.harm_poll.detector import assess

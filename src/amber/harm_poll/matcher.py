@@ -20,7 +20,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from amber.errors import InternalError
-from amber.harm_poll.lexicon import Coverage, CueClass, Effect, Lexicon, load
+from amber.harm_poll.lexicon import Coverage, CueClass, Effect, Lexicon
 from amber.harm_poll.normalize import Term, TermKind, is_arabic_script, normalise, tokenize
 
 #: Patterns found by one word: those to try, and those whose second word is fixed, by it.
@@ -372,8 +372,11 @@ def stemmer(algorithm: str) -> Stem:
 
 @cache
 def default_index() -> Index:
-    """The index over every lexicon in the package, built on first use."""
-    return build_index(load())
+    """The index over every lexicon in the package, built on first use (or read from the
+    user cache, where the first process to build it keeps it: ``compiled`` module)."""
+    from amber.harm_poll import compiled
+
+    return compiled.default_index()
 
 
 class _Matcher:
