@@ -121,9 +121,12 @@ def _drop_stale_schemas(server: sa.Engine) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow and browser tests first: across pytest-xdist's workers the many short tests
-    then fill the time around the long ones, instead of one worker finishing alone on
-    real-process races while the other waits (the longest-first rule of scheduling)."""
+    """Slow and browser tests first, so that no worker ends the run alone on a long one
+    (the longest-first rule of scheduling). pytest-xdist deals each worker a block of the
+    list in order, so it runs with ``--dist worksteal`` (pyproject.toml): a worker that
+    runs out takes half of what another still has queued; with the default ``load`` the
+    worker dealt the slow block ran it alone while the other sat idle for 460 s of a
+    643 s run."""
     items.sort(
         key=lambda item: (
             not any(item.iter_markers(name="slow")) and not any(item.iter_markers(name="browser"))
