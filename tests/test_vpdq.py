@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from amber.errors import MediaError, SignalValueError  # noqa: E402
+from amber.errors import MediaError, SignalValueError, UserError  # noqa: E402
 from amber.signals import vpdq  # noqa: E402
 from amber.signals.pdq import hamming  # noqa: E402
 from amber.video import VideoLimits, decode_video  # noqa: E402
@@ -50,7 +51,8 @@ def _scene(seed: int, number: int, width: int, height: int) -> np.ndarray:
 @pytest.fixture
 def make_video(tmp_path: Path) -> MakeVideo:
     """Write a generated video: ``seed`` picks the scene, then size, frame rate, length,
-    bit rate and container (``mp4``: H.264 with the index up front; ``mkv``, ``webm``)."""
+    bit rate and container (``mp4``: H.264 with the index up front; ``mkv``, ``webm``);
+    ``still`` repeats the first frame."""
 
     def make(
         name: str,
@@ -61,6 +63,7 @@ def make_video(tmp_path: Path) -> MakeVideo:
         seconds: float = 3.0,
         bit_rate: int = 400_000,
         container: str = "mp4",
+        still: bool = False,
     ) -> Path:
         path = tmp_path / f"{name}.{container}"
         codec = "libvpx" if container == "webm" else "libx264"
@@ -72,7 +75,7 @@ def make_video(tmp_path: Path) -> MakeVideo:
             stream.bit_rate = bit_rate
             stream.time_base = Fraction(1, fps)
             for number in range(round(seconds * fps)):
-                pixels = _scene(seed, number * 30 // fps, 320, 240)
+                pixels = _scene(seed, 0 if still else number * 30 // fps, 320, 240)
                 frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(*size)
                 frame.pts = number
                 for packet in stream.encode(frame):
@@ -162,6 +165,73 @@ def test_every_frame_and_one_a_second(make_video: MakeVideo) -> None:
     assert (every.width, every.height, every.truncated) == (160, 120, False)
 
 
+def test_the_decoder_converts_only_the_sampled_frames_at_the_size_asked(
+    make_video: MakeVideo,
+) -> None:
+    data = make_video("clip", fps=10, seconds=3, size=(320, 180)).read_bytes()
+
+    frames = list(decode_video(data, every=1.0, max_side=64))
+
+    assert [(f.number, f.timestamp) for f in frames] == [(0, 0.0), (10, 1.0), (20, 2.0)]
+    assert {f.pixels.shape for f in frames} == {(36, 64, 3)}  # 16:9 kept, longer side 64
+    full = list(decode_video(data, every=1.0))
+    assert {f.pixels.shape for f in full} == {(180, 320, 3)}
+    assert [f.pixels.shape for f in decode_video(data, every=1.0, max_side=999)] == [
+        (180, 320, 3)
+    ] * 3  # never enlarged
+
+
+@pytest.mark.parametrize(("every", "max_side"), [(-1.0, None), (float("nan"), None), (1.0, 0)])
+def test_bad_sampling_settings_are_refused(
+    make_video: MakeVideo, every: float, max_side: int | None
+) -> None:
+    data = make_video("clip").read_bytes()
+    with pytest.raises(UserError, match=r"sampling interval|max_side"):
+        decode_video(data, every=every, max_side=max_side)
+
+
+def test_hashes_of_reduced_frames_stay_near_the_full_size_ones(make_video: MakeVideo) -> None:
+    data = make_video("clip", fps=10, seconds=4, size=(640, 360), bit_rate=1_500_000).read_bytes()
+
+    full = vpdq.hash_video(data, seconds_per_hash=0.5).features
+    reduced = vpdq.hash_video(data, seconds_per_hash=0.5, max_side=160).features
+
+    assert [f.frame_number for f in reduced] == [f.frame_number for f in full]
+    drift = sorted(
+        hamming(bytes.fromhex(a.pdq_hex), bytes.fromhex(b.pdq_hex))
+        for a, b in zip(full, reduced, strict=True)
+    )
+    assert drift[-1] <= vpdq.DISTANCE_THRESHOLD, drift  # measured here: 6 to 18 bits
+    assert vpdq.is_match(vpdq.match(reduced, full))
+
+
+def test_skipping_unreferenced_frames_samples_the_next_decoded_frame(make_video: MakeVideo) -> None:
+    data = make_video("clip", fps=10, seconds=4, size=(320, 240), bit_rate=800_000).read_bytes()
+
+    every = vpdq.hash_video(data).features
+    skipped = vpdq.hash_video(data, seconds_per_hash=1, skip_unreferenced=True).features
+
+    numbers = [f.frame_number for f in skipped]
+    times = [f.timestamp for f in skipped]
+    assert len(skipped) == 4 and numbers[0] == 0
+    assert all(second <= t < second + 0.5 for second, t in enumerate(times)), times
+    by_time = {round(f.timestamp, 3): f for f in every}
+    # the frame kept is the frame of that time in the full decode, hashed alike
+    for f in skipped:
+        same = by_time[round(f.timestamp, 3)]
+        assert hamming(bytes.fromhex(f.pdq_hex), bytes.fromhex(same.pdq_hex)) <= 2
+
+
+def test_dedupe_keeps_one_frame_of_a_still_and_one_a_scene(make_video: MakeVideo) -> None:
+    still = make_video("still", fps=10, seconds=3, seed=5, still=True).read_bytes()
+    moving = make_video("moving", fps=10, seconds=3, seed=5).read_bytes()
+
+    assert len(vpdq.hash_video(still).features) == 30
+    kept = vpdq.hash_video(still, dedupe=8).features
+    assert [f.frame_number for f in kept] == [0]
+    assert len(vpdq.hash_video(moving, dedupe=0).features) > 1  # frames that differ stay
+
+
 @pytest.mark.parametrize("container", ["mp4", "mkv"])
 def test_truncated_video_is_hashed_as_far_as_it_goes(make_video: MakeVideo, container: str) -> None:
     data = make_video("clip", fps=10, seconds=3, container=container).read_bytes()
@@ -241,3 +311,21 @@ def test_limits_must_be_positive() -> None:
 
     with pytest.raises(UserError, match="max_frames must be a positive number"):
         VideoLimits(max_frames=0)
+
+
+def test_the_generated_clip_pans_within_a_scene_and_cuts_between_scenes(tmp_path: Path) -> None:
+    from amber.synthetic import video
+
+    clip = video(
+        tmp_path / "clip.mp4", 3, width=320, height=180, fps=25, seconds=2, scene_seconds=1
+    )
+    features = vpdq.hash_video(clip.read_bytes()).features
+
+    assert len(features) == 50
+    assert min(f.quality for f in features) >= vpdq.QUALITY_THRESHOLD
+    jumps = [
+        hamming(bytes.fromhex(a.pdq_hex), bytes.fromhex(b.pdq_hex)) for a, b in pairwise(features)
+    ]
+    cut = jumps.pop(24)  # frame 24 to 25: the next scene
+    assert min(jumps) > 0  # the camera moves: no two frames alike
+    assert cut > 2 * max(jumps) and cut > 3 * vpdq.DISTANCE_THRESHOLD, (cut, jumps)

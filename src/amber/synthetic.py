@@ -8,6 +8,8 @@ makes the same pixels.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -61,3 +63,49 @@ def photo(seed: int, width: int = 640, height: int = 480) -> Image.Image:
     if (work_w, work_h) != (width, height):
         out = out.resize((width, height), Image.Resampling.BICUBIC)
     return out
+
+
+def video(
+    path: str | Path,
+    seed: int,
+    *,
+    width: int = 1280,
+    height: int = 720,
+    fps: int = 30,
+    seconds: float = 60.0,
+    scene_seconds: float = 5.0,
+    bit_rate: int = 2_000_000,
+) -> Path:
+    """Write a benign generated video (H.264 in MP4, ``faststart``) drawn from ``seed``.
+
+    It is a sequence of scenes of ``scene_seconds``, each a generated photo that the camera
+    pans across slowly, so consecutive frames are alike but never the same and each scene
+    cut is a clear change, as in filmed footage. Needs PyAV (``amber[video]``).
+    """
+    import av
+
+    out_path = Path(path)
+    margin_w, margin_h = width // 4, height // 4
+    frames_per_scene = max(1, round(scene_seconds * fps))
+    with av.open(str(out_path), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = bit_rate
+        scene = np.zeros((0, 0, 3), np.uint8)
+        for number in range(round(seconds * fps)):
+            step = number % frames_per_scene
+            if step == 0:
+                shot = seed * 1000 + number // frames_per_scene
+                scene = np.asarray(photo(shot, width + margin_w, height + margin_h))
+            along = step / frames_per_scene
+            x, y = round(along * margin_w), round(along * margin_h * 0.5)
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(scene[y : y + height, x : x + width]), format="rgb24"
+            )
+            frame.pts = number
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return out_path

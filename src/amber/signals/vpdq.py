@@ -31,6 +31,7 @@ import numpy as np
 import pdqhash
 
 from amber.errors import MediaError, SignalValueError
+from amber.signals.pdq import hamming
 from amber.video import DEFAULT_VIDEO_LIMITS, VideoLimits, decode_video
 
 #: PDQ distance at or under which two frames match (vPDQ's default, as PDQ's).
@@ -82,6 +83,9 @@ def hash_video(
     data: bytes,
     *,
     seconds_per_hash: float = 0.0,
+    max_side: int | None = None,
+    dedupe: int | None = None,
+    skip_unreferenced: bool = False,
     limits: VideoLimits = DEFAULT_VIDEO_LIMITS,
     source: str | None = None,
 ) -> VideoHash:
@@ -89,23 +93,35 @@ def hash_video(
     reference hashes), else the first frame at or after each multiple of
     ``seconds_per_hash`` seconds.
 
+    ``max_side`` hashes each frame scaled so that neither side is longer (``None``: at its
+    stored size, as vPDQ); ``dedupe`` drops a frame whose hash is within that distance of
+    the last frame kept (``None``: keep every frame, as vPDQ); ``skip_unreferenced`` samples
+    only frames others are built from (``amber.video.decode_video``). ``benchmarks/video.py`` measures
+    what each saves and what it costs in drift from the plain way.
+
     Raises ``MediaError`` (from ``amber.video.decode_video``) when the bytes are not a
     video, a limit is exceeded or no frame decodes; a video that breaks part-way is hashed
     as far as it goes (``truncated``).
     """
     if seconds_per_hash < 0 or not math.isfinite(seconds_per_hash):
         raise MediaError(f"seconds_per_hash must be 0 or more, not {seconds_per_hash!r}")
-    decoded = decode_video(data, limits=limits, source=source)
+    decoded = decode_video(
+        data,
+        limits=limits,
+        source=source,
+        every=seconds_per_hash,
+        max_side=max_side,
+        skip_unreferenced=skip_unreferenced,
+    )
     features: list[Feature] = []
-    due = 0.0
+    last: bytes | None = None
     for frame in decoded:
-        if seconds_per_hash and frame.timestamp < due:
-            continue
         bits, quality = pdqhash.compute(np.ascontiguousarray(frame.pixels))
-        digest = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
-        features.append(Feature(frame.number, int(quality), digest, frame.timestamp))
-        if seconds_per_hash:
-            due = (math.floor(frame.timestamp / seconds_per_hash) + 1) * seconds_per_hash
+        digest = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
+        if dedupe is not None and last is not None and hamming(digest, last) <= dedupe:
+            continue
+        last = digest
+        features.append(Feature(frame.number, int(quality), digest.hex(), frame.timestamp))
     return VideoHash(tuple(features), decoded.width, decoded.height, decoded.truncated)
 
 
