@@ -9,8 +9,10 @@ decoded frame whatever the length. A file that is corrupt or cut short part-way 
 decoded as far as it goes (``DecodedFrames.truncated``); one with no decodable frame is a
 ``MediaError``.
 
-PyAV is the ``video`` extra (``pip install 'amber[video]'``): without it, video files keep
-their exact hashes and ``decode_video`` says how to add video decoding.
+Animated GIF and WebP are decoded with Pillow under the same limits (a frame's time is the
+sum of the frame durations before it). PyAV is the ``video`` extra (``pip install
+'amber[video]'``): without it, video files keep their exact hashes and ``decode_video``
+says how to add video decoding.
 """
 
 from __future__ import annotations
@@ -96,8 +98,14 @@ class DecodedFrames:
 
 
 def is_video(data: bytes) -> bool:
-    """Do ``data`` start like a container ``decode_video`` opens (MP4/MOV, MKV/WebM)?"""
+    """Do ``data`` start like a container ``decode_video`` opens (MP4/MOV, MKV/WebM)?
+    (GIF and WebP, which it also decodes, are images first.)"""
     return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3"
+
+
+def is_animation(data: bytes) -> bool:
+    """Do ``data`` start like a GIF or a WebP (``decode_video`` decodes them with Pillow)?"""
+    return data[:6] in (b"GIF87a", b"GIF89a") or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 def decode_video(
@@ -110,8 +118,8 @@ def decode_video(
     max_side: int | None = None,
     skip_unreferenced: bool = False,
 ) -> DecodedFrames:
-    """Open ``data`` as a video and return its frames (the first video stream), decoded one
-    at a time as they are iterated.
+    """Open ``data`` as a video (MP4/MOV, MKV/WebM; GIF and WebP, animated or not) and
+    return its frames (the first video stream), decoded one at a time as they are iterated.
 
     ``every`` > 0 gives only the first frame at or after each multiple of ``every``
     seconds: the codec still decodes the others (later frames are built from them) but
@@ -132,6 +140,13 @@ def decode_video(
         raise MediaError(
             f"video is {len(data):,} bytes, over the limit of {limits.max_bytes:,}", path=source
         )
+    if not every >= 0 or not math.isfinite(every):
+        raise UserError(f"video sampling interval must be 0 or more seconds, not {every!r}")
+    if max_side is not None and max_side < 1:
+        raise UserError(f"video max_side must be a positive number of pixels, not {max_side!r}")
+    sampling = _Sampling(every, max_side)
+    if is_animation(data):
+        return _animation(data, limits, source, clock, sampling)
     av = _pyav(source)
     started = clock()
     try:
@@ -162,14 +177,7 @@ def decode_video(
     except BaseException:
         container.close()
         raise
-    if not every >= 0 or not math.isfinite(every):
-        container.close()
-        raise UserError(f"video sampling interval must be 0 or more seconds, not {every!r}")
-    if max_side is not None and max_side < 1:
-        container.close()
-        raise UserError(f"video max_side must be a positive number of pixels, not {max_side!r}")
     decoded = DecodedFrames(width, height, container.format.name, iter(()))
-    sampling = _Sampling(every, max_side)
     decoded._frames = _frames(
         av, container, stream, decoded, limits, source, started, clock, sampling
     )
@@ -249,6 +257,101 @@ def _frames(
         reason = f": {decoded.error}" if decoded.error else ""
         raise MediaError(
             f"corrupt or truncated video: no frame could be decoded{reason}", path=source
+        )
+
+
+#: Time a GIF or WebP frame is shown when it declares none (or 0 ms, which browsers show
+#: as 100 ms).
+_DEFAULT_FRAME_MS: Final = 100
+
+
+def _animation(
+    data: bytes,
+    limits: VideoLimits,
+    source: str | None,
+    clock: Callable[[], float],
+    sampling: _Sampling,
+) -> DecodedFrames:
+    """An animated GIF or WebP (or a still one: one frame), decoded with Pillow under the
+    same limits as a video; a frame's time is the sum of the durations before it."""
+    from PIL import Image
+
+    started = clock()
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise MediaError(f"not a GIF or WebP Pillow can open: {exc}", path=source) from None
+    try:
+        _check_size(image.width, image.height, limits, source)
+    except BaseException:
+        image.close()
+        raise
+    decoded = DecodedFrames(image.width, image.height, str(image.format).lower(), iter(()))
+    decoded._frames = _animation_frames(image, decoded, limits, source, started, clock, sampling)
+    return decoded
+
+
+def _animation_frames(
+    image: Any,
+    decoded: DecodedFrames,
+    limits: VideoLimits,
+    source: str | None,
+    started: float,
+    clock: Callable[[], float],
+    sampling: _Sampling,
+) -> Iterator[Frame]:
+    import numpy as np
+    from PIL import Image
+
+    timestamp, due, given, number = 0.0, 0.0, 0, 0
+    try:
+        while True:
+            if timestamp > limits.max_seconds:
+                raise MediaError(
+                    f"animation runs past {limits.max_seconds:g} s, over the limit", path=source
+                )
+            pixels = None
+            try:
+                image.seek(number)
+                if number >= limits.max_frames:
+                    raise MediaError(
+                        f"animation has more than {limits.max_frames:,} frames, over the limit",
+                        path=source,
+                    )
+                _check_size(image.width, image.height, limits, source)
+                image.load()  # WebP says a frame's duration only once it is decoded
+                if timestamp >= due:
+                    frame = image.convert("RGB")
+                    size = sampling.size(frame.width, frame.height)
+                    if size is not None:  # area averaging, as FFmpeg's for videos
+                        frame = frame.resize(size, resample=Image.Resampling.BOX)
+                    pixels = np.asarray(frame)
+            except EOFError:  # Pillow's end of the frames
+                break
+            except MediaError:
+                raise
+            except Exception as exc:
+                # Pillow's plugins report a damaged frame with many exception types
+                # (OSError, IndexError, struct.error, SyntaxError…): the frames before stand.
+                decoded.truncated, decoded.error = True, f"{type(exc).__name__}: {exc}"
+                break
+            if pixels is not None:
+                yield Frame(number, round(timestamp, 3), pixels)
+                given += 1
+                if sampling.every:
+                    due = (math.floor(timestamp / sampling.every) + 1) * sampling.every
+            timestamp += float(image.info.get("duration") or _DEFAULT_FRAME_MS) / 1000
+            number += 1
+            if clock() - started > limits.max_decode_seconds:
+                raise MediaError(
+                    f"decoding took over {limits.max_decode_seconds:g} s, the limit", path=source
+                )
+    finally:
+        image.close()
+    if given == 0:
+        reason = f": {decoded.error}" if decoded.error else ""
+        raise MediaError(
+            f"corrupt or truncated animation: no frame could be decoded{reason}", path=source
         )
 
 
