@@ -95,9 +95,10 @@ def hash_video(
 
     ``max_side`` hashes each frame scaled so that neither side is longer (``None``: at its
     stored size, as vPDQ); ``dedupe`` drops a frame whose hash is within that distance of
-    the last frame kept (``None``: keep every frame, as vPDQ); ``skip_unreferenced`` samples
-    only frames others are built from (``amber.video.decode_video``). ``benchmarks/video.py`` measures
-    what each saves and what it costs in drift from the plain way.
+    the last frame kept (``None``: keep every frame, as vPDQ); ``skip_unreferenced``
+    samples only frames others are built from (``amber.video.decode_video``).
+    ``benchmarks/video.py`` measures what each saves and what it costs in drift from the
+    plain way.
 
     Raises ``MediaError`` (from ``amber.video.decode_video``) when the bytes are not a
     video, a limit is exceeded or no frame decodes; a video that breaks part-way is hashed
