@@ -329,3 +329,51 @@ def test_the_generated_clip_pans_within_a_scene_and_cuts_between_scenes(tmp_path
     cut = jumps.pop(24)  # frame 24 to 25: the next scene
     assert min(jumps) > 0  # the camera moves: no two frames alike
     assert cut > 2 * max(jumps) and cut > 3 * vpdq.DISTANCE_THRESHOLD, (cut, jumps)
+
+
+def _compilation(tmp_path: Path, parts: list[Path], size: tuple[int, int], fps: int) -> Path:
+    """The frames of ``parts`` one after the other, re-encoded at ``size`` (H.264)."""
+    path = tmp_path / "compilation.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = 300_000
+        number = 0
+        for part in parts:
+            for frame in decode_video(part.read_bytes()):
+                shown = av.VideoFrame.from_ndarray(frame.pixels, format="rgb24").reformat(*size)
+                shown.pts = number
+                number += 1
+                for packet in stream.encode(shown):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_a_clip_inside_a_compilation_is_found_with_its_times_in_both(tmp_path: Path) -> None:
+    from amber.synthetic import video
+
+    def clip(name: str, seed: int, seconds: float) -> Path:
+        return video(
+            tmp_path / f"{name}.mp4", seed, width=320, height=180, fps=10,
+            seconds=seconds, scene_seconds=5,
+        )  # fmt: skip
+
+    banked = clip("banked", 1, 10)
+    before, after = clip("before", 2, 6), clip("after", 3, 6)
+    compilation = _compilation(tmp_path, [before, banked, after], (256, 144), 10)
+    bank = vpdq.hash_video(banked.read_bytes()).features  # every frame
+
+    query = vpdq.hash_video(compilation.read_bytes(), seconds_per_hash=1).features
+    found = vpdq.segments(query, bank)
+
+    assert len(found) == 1, found
+    (seg,) = found
+    assert 5.5 <= seg.query_start <= 7.0 and 14.0 <= seg.query_end <= 16.0, seg
+    assert seg.compared_start <= 1.0 and seg.compared_end >= 8.0, seg
+    whole = vpdq.match(query, bank)
+    assert whole.compared_match_percent < vpdq.MATCH_PERCENT  # 1 a second: not every frame
+    assert whole.query_match_percent < 50  # most of the compilation is something else
+    assert vpdq.segments(vpdq.hash_video(before.read_bytes()).features, bank) == []

@@ -41,6 +41,11 @@ QUALITY_THRESHOLD: Final = 50
 #: Share (percent) of frames that must match for two videos to match (vPDQ's example
 #: compared-video threshold, python-threatexchange's confident-match threshold).
 MATCH_PERCENT: Final = 80.0
+#: Shortest stretch of a banked video that ``segments`` reports inside another video.
+SEGMENT_SECONDS: Final = 3.0
+#: How far a segment's frames may stray from its time offset, and the longest gap between
+#: its frames (seconds): a re-encode's sampling phase and frame rate differ.
+SEGMENT_SLACK: Final = 2.0
 
 _LINE: Final = re.compile(r"(\d+),(\d{1,3}),([0-9a-fA-F]{64}),(\d+(?:\.\d*)?)")
 
@@ -200,6 +205,77 @@ def is_match(
         result.query_match_percent >= query_percent
         and result.compared_match_percent >= compared_percent
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of the query that shows a stretch of the compared video: the times (in
+    seconds, first and last matched frame) in each, and how many query frames matched."""
+
+    query_start: float
+    query_end: float
+    compared_start: float
+    compared_end: float
+    frames: int
+
+    @property
+    def seconds(self) -> float:
+        return self.query_end - self.query_start
+
+
+def segments(
+    query: Sequence[Feature],
+    compared: Sequence[Feature],
+    *,
+    distance_threshold: int = DISTANCE_THRESHOLD,
+    quality_threshold: int = QUALITY_THRESHOLD,
+    min_seconds: float = SEGMENT_SECONDS,
+    slack: float = SEGMENT_SLACK,
+) -> list[Segment]:
+    """The stretches of ``query`` that play a stretch of ``compared`` in order: a clip of a
+    banked video inside a longer compilation, with the time ranges in both.
+
+    Each query frame (of quality at least ``quality_threshold``) is paired with every
+    compared frame within ``distance_threshold``; a segment is a run of pairs whose offset
+    (compared time minus query time) stays within ``slack`` seconds of the run's first,
+    with no gap over ``slack`` seconds between consecutive query frames, lasting at least
+    ``min_seconds``. The offset absorbs where the clip sits in each video; ``slack`` absorbs
+    a different sampling phase or frame rate. Segments come in query order; where two
+    overlap in the query, the one with more frames is kept.
+    """
+    q = [f for f in query if f.quality >= quality_threshold]
+    c = [f for f in compared if f.quality >= quality_threshold]
+    if not q or not c:
+        return []
+    near = _distances(_matrix(q), _matrix(c)) <= distance_threshold
+    pairs = sorted((q[i].timestamp, c[j].timestamp) for i, j in zip(*np.nonzero(near), strict=True))
+    runs: list[list[tuple[float, float]]] = []
+    for tq, tc in pairs:  # each pair joins the open run it continues, else starts one
+        for run in runs:
+            first_q, first_c = run[0]
+            last_q = run[-1][0]
+            if 0 <= tq - last_q <= slack and abs((tc - tq) - (first_c - first_q)) <= slack:
+                if tq != last_q:
+                    run.append((tq, tc))
+                break
+        else:
+            runs.append([(tq, tc)])
+    found = [
+        Segment(run[0][0], run[-1][0], min(p[1] for p in run), max(p[1] for p in run), len(run))
+        for run in runs
+        if run[-1][0] - run[0][0] >= min_seconds
+    ]
+    kept: list[Segment] = []
+    for seg in sorted(found, key=lambda s: (-s.frames, s.query_start)):
+        if all(seg.query_end < k.query_start or seg.query_start > k.query_end for k in kept):
+            kept.append(seg)
+    return sorted(kept, key=lambda s: s.query_start)
+
+
+def _matrix(features: Sequence[Feature]) -> np.ndarray:
+    """The hashes of ``features`` in order, as ``(n, 32)`` bytes."""
+    joined = b"".join(bytes.fromhex(f.pdq_hex) for f in features)
+    return np.frombuffer(joined, np.uint8).reshape(-1, 32)
 
 
 def _usable(features: Sequence[Feature], quality_threshold: int) -> np.ndarray:
