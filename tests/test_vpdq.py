@@ -377,3 +377,50 @@ def test_a_clip_inside_a_compilation_is_found_with_its_times_in_both(tmp_path: P
     assert whole.compared_match_percent < vpdq.MATCH_PERCENT  # 1 a second: not every frame
     assert whole.query_match_percent < 50  # most of the compilation is something else
     assert vpdq.segments(vpdq.hash_video(before.read_bytes()).features, bank) == []
+
+
+def _boxed(tmp_path: Path, source: Path, canvas: tuple[int, int], name: str) -> Path:
+    """``source`` scaled to fit a black ``canvas`` (width, height), centred, re-encoded."""
+    path = tmp_path / f"{name}.mp4"
+    width, height = canvas
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height = canvas
+        stream.pix_fmt = "yuv420p"
+        for number, frame in enumerate(decode_video(source.read_bytes())):
+            h, w = frame.pixels.shape[:2]
+            scale = min(width / w, height / h)
+            fit_w, fit_h = round(w * scale) // 2 * 2, round(h * scale) // 2 * 2
+            picture = av.VideoFrame.from_ndarray(frame.pixels, format="rgb24")
+            small = picture.reformat(fit_w, fit_h).to_ndarray(format="rgb24")
+            board = np.zeros((height, width, 3), np.uint8)
+            top, left = (height - fit_h) // 2, (width - fit_w) // 2
+            board[top : top + fit_h, left : left + fit_w] = small
+            shown = av.VideoFrame.from_ndarray(board, format="rgb24")
+            shown.pts = number
+            for packet in stream.encode(shown):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("canvas", "kind"), [((360, 640), "vertical re-post"), ((640, 640), "letterbox")]
+)
+def test_a_boxed_copy_matches_once_its_bars_are_trimmed(
+    tmp_path: Path, canvas: tuple[int, int], kind: str
+) -> None:
+    from amber.synthetic import video
+
+    original = video(tmp_path / "original.mp4", 4, width=640, height=360, fps=10, seconds=4)
+    boxed = _boxed(tmp_path, original, canvas, kind.replace(" ", "-"))
+    bank = vpdq.hash_video(original.read_bytes()).features
+
+    plain = vpdq.match(vpdq.hash_video(boxed.read_bytes(), seconds_per_hash=1).features, bank)
+    trimmed = vpdq.hash_video(boxed.read_bytes(), seconds_per_hash=1, trim=True).features
+
+    assert plain.query_match_percent == 0.0, plain
+    assert vpdq.match(trimmed, bank).query_match_percent == 100.0
+    # trimming a frame without bars changes nothing
+    assert vpdq.hash_video(original.read_bytes(), trim=True).features == bank

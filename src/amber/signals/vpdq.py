@@ -91,6 +91,7 @@ def hash_video(
     max_side: int | None = None,
     dedupe: int | None = None,
     skip_unreferenced: bool = False,
+    trim: bool = False,
     limits: VideoLimits = DEFAULT_VIDEO_LIMITS,
     source: str | None = None,
 ) -> VideoHash:
@@ -103,7 +104,9 @@ def hash_video(
     the last frame kept (``None``: keep every frame, as vPDQ); ``skip_unreferenced``
     samples only frames others are built from (``amber.video.decode_video``).
     ``benchmarks/video.py`` measures what each saves and what it costs in drift from the
-    plain way.
+    plain way. ``trim`` hashes each frame without the bars around the picture (letterbox,
+    pillarbox, a vertical re-post's backdrop, a screen recording's app chrome), found as
+    for photos (``amber.image_views.content_box``).
 
     Raises ``MediaError`` (from ``amber.video.decode_video``) when the bytes are not a
     video, a limit is exceeded or no frame decodes; a video that breaks part-way is hashed
@@ -122,13 +125,26 @@ def hash_video(
     features: list[Feature] = []
     last: bytes | None = None
     for frame in decoded:
-        bits, quality = pdqhash.compute(np.ascontiguousarray(frame.pixels))
+        pixels = _trimmed(frame.pixels) if trim else frame.pixels
+        bits, quality = pdqhash.compute(np.ascontiguousarray(pixels))
         digest = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
         if dedupe is not None and last is not None and hamming(digest, last) <= dedupe:
             continue
         last = digest
         features.append(Feature(frame.number, int(quality), digest.hex(), frame.timestamp))
     return VideoHash(tuple(features), decoded.width, decoded.height, decoded.truncated)
+
+
+def _trimmed(pixels: np.ndarray) -> np.ndarray:
+    """The frame without the bars around its picture, if it has any."""
+    from PIL import Image
+
+    from amber.image_views import content_box
+
+    box = content_box(Image.fromarray(pixels))
+    if box is None:
+        return pixels
+    return pixels[box.top : box.bottom, box.left : box.right]
 
 
 def parse_line(text: str, *, where: str = "vpdq") -> Feature:
