@@ -305,9 +305,9 @@ store.close()
 def test_workers_opening_the_console_store_at_once_share_one_key(tmp_path: Path) -> None:
     keys = {out.split()[0] for out in run_at_once(OPEN_STORE_AT, [[str(tmp_path / "console")]] * 4)}
     assert len(keys) == 1 and len(bytes.fromhex(keys.pop())) == 32
-    # SQLite keeps its -wal and -shm files when the last connection to close finds another
-    # process opening the file at that moment (it cannot take the lock to remove them):
-    # those are SQLite's, not amber's.
+    # SQLite removes its -wal and -shm files only when a closing connection can lock the
+    # database alone; processes closing at the same moment can each leave them to the
+    # other. Those files are SQLite's, not a key candidate amber left.
     names = sorted(
         p.name for p in (tmp_path / "console").iterdir() if not p.name.endswith(("-wal", "-shm"))
     )
