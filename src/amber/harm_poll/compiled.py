@@ -28,6 +28,7 @@ import tempfile
 import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import fields
 from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
@@ -39,7 +40,20 @@ from amber.harm_poll.lexicon import Coverage, CueClass, Lexicon
 from amber.harm_poll.matcher import Index, Pattern, Slot, SlotKind
 
 #: Changes whenever the layout of the payload below changes.
-FORMAT = 1
+FORMAT = 2
+#: Fields of ``Index`` that hold plain values, kept as they are.
+_PLAIN = (
+    "stem_lengths_by_start",
+    "clitics",
+    "all_clitics",
+    "numbers",
+    "stopwords",
+    "stopword_languages",
+    "target_suffixes",
+    "target_prefixes",
+    "languages",
+    "stemmers",
+)
 _MAGIC = b"amber-harm-poll-index\n"
 _DIGEST = hashlib.sha256().digest_size
 
@@ -187,64 +201,20 @@ def _freeze(index: Index) -> tuple[Any, ...]:
         for lang, forms in index.inflected.items()
     }
     lexicons = tuple(
-        (
-            lex.language,
-            lex.name,
-            {cue.value: entries for cue, entries in lex.entries.items()},
-            lex.prefixes,
-            lex.target_suffixes,
-            lex.target_prefixes,
-            lex.numbers,
-            lex.stopwords,
-            lex.coverage.value,
-            lex.scripts,
-            lex.stemmer,
-            dict(lex.provenance),
-            lex.source,
-        )
+        {
+            **{f.name: getattr(lex, f.name) for f in fields(Lexicon)},
+            "entries": {cue.value: entries for cue, entries in lex.entries.items()},
+            "coverage": lex.coverage.value,
+            "provenance": dict(lex.provenance),
+        }
         for lex in index.lexicons.values()
     )
-    return (
-        FORMAT,
-        lexicons,
-        tuple(slots),
-        tuple(patterns),
-        exact,
-        stems,
-        inflected,
-        index.stem_lengths_by_start,
-        index.clitics,
-        index.all_clitics,
-        index.numbers,
-        index.stopwords,
-        index.stopword_languages,
-        index.target_suffixes,
-        index.target_prefixes,
-        index.languages,
-        index.stemmers,
-    )
+    plain = {name: getattr(index, name) for name in _PLAIN}
+    return (FORMAT, lexicons, tuple(slots), tuple(patterns), exact, stems, inflected, plain)
 
 
 def _thaw(data: tuple[Any, ...]) -> Index:
-    (
-        form,
-        lexicons,
-        slot_rows,
-        pattern_rows,
-        exact,
-        stems,
-        inflected,
-        stem_lengths_by_start,
-        clitics,
-        all_clitics,
-        numbers,
-        stopwords,
-        stopword_languages,
-        target_suffixes,
-        target_prefixes,
-        languages,
-        stemmers,
-    ) = data
+    form, lexicons, slot_rows, pattern_rows, exact, stems, inflected, kept = data
     if form != FORMAT:
         raise ValueError(f"format {form}")
     kinds = {k.value: k for k in SlotKind}
@@ -268,38 +238,21 @@ def _thaw(data: tuple[Any, ...]) -> Index:
 
     lexes = tuple(
         Lexicon(
-            language=row[0],
-            name=row[1],
-            entries={cues[c]: entries for c, entries in row[2].items()},
-            prefixes=row[3],
-            target_suffixes=row[4],
-            target_prefixes=row[5],
-            numbers=row[6],
-            stopwords=row[7],
-            coverage=Coverage(row[8]),
-            scripts=row[9],
-            stemmer=row[10],
-            provenance=row[11],
-            source=row[12],
+            **{
+                **row,
+                "entries": {cues[c]: entries for c, entries in row["entries"].items()},
+                "coverage": Coverage(row["coverage"]),
+            }
         )
         for row in lexicons
     )
     return Index(
+        **kept,
         exact=lookups(exact),
         stems=lookups(stems),
-        stem_lengths_by_start=stem_lengths_by_start,
-        clitics=clitics,
-        all_clitics=all_clitics,
-        numbers=numbers,
-        stopwords=stopwords,
-        stopword_languages=stopword_languages,
-        target_suffixes=target_suffixes,
-        target_prefixes=target_prefixes,
-        languages=languages,
         inflected={
             lang: {stem: found(v) for stem, v in forms.items()} for lang, forms in inflected.items()
         },
-        stemmers=stemmers,
         lexicons={lex.language: lex for lex in lexes},
         coverage={lex.language: lex.coverage for lex in lexes if lex.language != "zxx"},
     )
