@@ -196,6 +196,12 @@ class _Sampling:
         scale = self.max_side / max(width, height)
         return max(1, round(width * scale)), max(1, round(height * scale))
 
+    def next_due(self, given: float) -> float:
+        """The time from which the next frame is given, after one given at ``given``."""
+        if not self.every:
+            return 0.0
+        return (math.floor(given / self.every) + 1) * self.every
+
 
 def _frames(
     av: Any,
@@ -243,8 +249,7 @@ def _frames(
                             format="rgb24", width=size[0], height=size[1], interpolation="AREA"
                         )
                     yield Frame(number, timestamp, pixels)
-                    if sampling.every:
-                        due = (math.floor(timestamp / sampling.every) + 1) * sampling.every
+                    due = sampling.next_due(timestamp)
                 number += 1
                 if clock() - started > limits.max_decode_seconds:
                     raise MediaError(
@@ -338,8 +343,7 @@ def _animation_frames(
             if pixels is not None:
                 yield Frame(number, round(timestamp, 3), pixels)
                 given += 1
-                if sampling.every:
-                    due = (math.floor(timestamp / sampling.every) + 1) * sampling.every
+                due = sampling.next_due(timestamp)
             timestamp += float(image.info.get("duration") or _DEFAULT_FRAME_MS) / 1000
             number += 1
             if clock() - started > limits.max_decode_seconds:
