@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.hashing import Hasher, MediaFailure, media_types, parallel_map
 from amber.signals import Registry, Role, SignalType, SignalValue
-from amber.signals.base import Reads
+from amber.signals.base import Reads, is_own
 from amber.signals.pdq import PdqSignal
 from amber.store.tables import bank_entries, banks, entry_signals
 
@@ -374,7 +374,7 @@ class BankStore:
         """
         bank = self.get(name)
         _storable(source, what="import source")
-        rows: list[tuple[int, SignalValue, str | None]] = []
+        rows: list[tuple[int, list[SignalValue], str | None]] = []
         errors: list[tuple[int, str]] = []
         for number, cells in _csv_rows(text):
             if isinstance(cells, csv.Error):
@@ -394,18 +394,18 @@ class BankStore:
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
             known = self._known_values(conn, bank.id)
-            for number, value, label in rows:
-                key = (value.signal_type, value.value)
-                if key in known:
+            for number, values, label in rows:
+                keys = {(v.signal_type, v.value) for v in values}
+                if keys <= known:  # a video: every frame already held
                     duplicates += 1
                     continue
-                known.add(key)
-                self._insert_entry(conn, bank.id, f"{source}:{number}", label, [value])
+                known |= keys
+                self._insert_entry(conn, bank.id, f"{source}:{number}", label, values)
         if len(rows) > duplicates:
             self.on_change()
         return ImportResult(len(rows) - duplicates, duplicates)
 
-    def _parse_row(self, cells: list[str]) -> tuple[SignalValue, str | None]:
+    def _parse_row(self, cells: list[str]) -> tuple[list[SignalValue], str | None]:
         if len(cells) < 2:
             raise UserError("expected signal_type,signal[,label]")
         if len(cells) > 3:
@@ -418,23 +418,31 @@ class BankStore:
         signal_type = self.signals.get(type_name)
         if signal_type.reads is not Reads.media:
             raise UserError(f"{type_name} values score posts; they cannot be put in a bank")
-        value = signal_type.validate(_unguard(cells[1]))
+        values = signal_type.parse(_unguard(cells[1]))
         label = _unguard(cells[2].strip()) if len(cells) == 3 and cells[2].strip() else None
         if label is not None:
             _storable(label, what="label", limit=MAX_LABEL_LENGTH)
-        return SignalValue(type_name, value), label
+        return values, label
 
     def export_csv(self, name: str, out: TextIO) -> int:
         """Write the bank's entries as ``signal_type,signal,label`` rows; returns the count.
 
         Only each entry's own values are written (not robust-matching variants), so the file
-        is what python-threatexchange and HMA expect.
+        is what python-threatexchange and HMA expect. A type whose entry holds many values
+        (a video's ``vpdq`` frames) writes them as one cell (``SignalType.cells``).
         """
         bank = self.get(name)
         query = (
-            sa.select(entry_signals.c.signal_type, entry_signals.c.value, bank_entries.c.label)
+            sa.select(
+                entry_signals.c.entry_id,
+                entry_signals.c.signal_type,
+                entry_signals.c.value,
+                entry_signals.c.quality,
+                entry_signals.c.variant,
+                bank_entries.c.label,
+            )
             .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
-            .where(bank_entries.c.bank_id == bank.id, entry_signals.c.variant == "original")
+            .where(bank_entries.c.bank_id == bank.id)
             .order_by(entry_signals.c.id)
         )
         # "\r\n" makes the writer quote a CR inside a cell; each row then ends in "\n".
@@ -442,14 +450,87 @@ class BankStore:
         writer = csv.writer(line, lineterminator="\r\n")
         count = 0
         with self.db.connect() as conn:
-            for row in conn.execute(query):
-                cells = (row.signal_type, row.value, row.label or bank.label)
-                writer.writerow([_guard(c) for c in cells])
-                out.write(line.getvalue().removesuffix("\r\n") + "\n")
-                line.seek(0)
-                line.truncate()
-                count += 1
+            for (_, type_name, label), values in _own_values_by_entry(conn.execute(query)):
+                cells = (
+                    self.signals.get(type_name).cells(values)
+                    if type_name in self.signals
+                    else [v.value for v in values]  # a plug-in no longer installed
+                )
+                for cell in cells:
+                    writer.writerow([_guard(c) for c in (type_name, cell, label or bank.label)])
+                    out.write(line.getvalue().removesuffix("\r\n") + "\n")
+                    line.seek(0)
+                    line.truncate()
+                    count += 1
         return count
+
+    def export_vpdq(self, name: str, folder: Path) -> list[Path]:
+        """Write each video entry's frames as a vPDQ hash file (``<entry id>.txt``, vPDQ's
+        ``frame_number,quality,pdq_hex,timestamp`` lines) in ``folder``; returns the files.
+
+        Raises ``UserError`` when ``folder`` cannot be created or written.
+        """
+        from amber.signals.vpdq import to_feature, write_features
+
+        bank = self.get(name)
+        query = (
+            sa.select(
+                entry_signals.c.entry_id,
+                entry_signals.c.signal_type,
+                entry_signals.c.value,
+                entry_signals.c.quality,
+                entry_signals.c.variant,
+                bank_entries.c.label,
+            )
+            .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
+            .where(bank_entries.c.bank_id == bank.id, entry_signals.c.signal_type == "vpdq")
+            .order_by(entry_signals.c.id)
+        )
+        written: list[Path] = []
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with self.db.connect() as conn:
+                for (entry, _, _), values in _own_values_by_entry(conn.execute(query)):
+                    features = sorted(
+                        (f for v in values if (f := to_feature(v)) is not None),
+                        key=lambda f: (f.frame_number, f.timestamp),
+                    )
+                    path = folder / f"{entry}.txt"
+                    write_features(path, features)
+                    written.append(path)
+        except OSError as exc:
+            raise UserError(f"cannot write to {str(folder)!r}: {exc.strerror}") from None
+        return written
+
+    def import_vpdq(self, name: str, path: Path, *, label: str | None = None) -> ImportResult:
+        """Import one vPDQ hash file (``frame_number,quality,pdq_hex,timestamp`` lines, the
+        reference ``vpdq-hash-video`` tool's output) as one video entry.
+
+        Raises ``SignalValueError`` naming the file and line of a malformed line, and
+        ``UserError`` for a file that cannot be read or holds no frame.
+        """
+        from amber.signals.vpdq import read_features, to_value
+
+        bank = self.get(name)
+        try:
+            features = read_features(path)
+        except OSError as exc:
+            raise UserError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+        if not features:
+            raise UserError(f"{str(path)!r} holds no vPDQ frame")
+        if label is not None:
+            _storable(label, what="label", limit=MAX_LABEL_LENGTH)
+        values = [to_value(f) for f in features]
+        with self.db.begin() as conn:
+            _serialize_bank_writes(conn)
+            keys = {(v.signal_type, v.value) for v in values}
+            if keys <= self._known_values(conn, bank.id):
+                return ImportResult(0, 1)
+            self._insert_entry(conn, bank.id, str(path), label, values)
+        self.on_change()
+        return ImportResult(1, 0)
 
     # -- storage -------------------------------------------------------------------------
 
@@ -484,11 +565,11 @@ class BankStore:
     @staticmethod
     def _known_values(conn: sa.Connection, bank_id: int) -> set[tuple[str, str]]:
         rows = conn.execute(
-            sa.select(entry_signals.c.signal_type, entry_signals.c.value)
+            sa.select(entry_signals.c.signal_type, entry_signals.c.value, entry_signals.c.variant)
             .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
-            .where(bank_entries.c.bank_id == bank_id, entry_signals.c.variant == "original")
+            .where(bank_entries.c.bank_id == bank_id)
         )
-        return {(r.signal_type, r.value) for r in rows}
+        return {(r.signal_type, r.value) for r in rows if is_own(str(r.variant))}
 
     def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
         return {value for kind, value in self._known_values(conn, bank_id) if kind == "sha256"}
@@ -587,3 +668,17 @@ def read_csv_text(path: Path) -> io.StringIO:
         raise UserError(f"cannot read {str(path)!r}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise UserError(f"{str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+
+
+def _own_values_by_entry(
+    rows: Iterable[sa.Row[tuple[object, ...]]],
+) -> Iterator[tuple[tuple[int, str, str | None], list[SignalValue]]]:
+    """Rows of ``entry_signals`` (with the entry's label) grouped by entry and type, own
+    values only (``is_own``), in the order each group first appears."""
+    groups: dict[tuple[int, str, str | None], list[SignalValue]] = {}
+    for r in rows:
+        if is_own(str(r.variant)):
+            key = (int(r.entry_id), str(r.signal_type), r.label)
+            value = SignalValue(str(r.signal_type), str(r.value), r.quality, str(r.variant))
+            groups.setdefault(key, []).append(value)
+    yield from groups.items()

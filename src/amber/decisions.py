@@ -22,6 +22,7 @@ from amber.hashing import MediaHashes
 from amber.identity import DEFAULT_CLIENT, item_key
 from amber.policy import Earlier, Outcome, Verdict
 from amber.signals import Registry, SignalType, SignalValue
+from amber.signals.base import is_own
 from amber.store.tables import (
     UTCDateTime,
     decision_versions,
@@ -684,10 +685,11 @@ def _media_row(decision_id: int, position: int, path: str, hashes: MediaHashes) 
 
 
 def _signal_rows(decision_id: int, position: int, hashes: MediaHashes) -> list[dict[str, Any]]:
-    """One ``media_signals`` row per distinct own value (variant ``"original"``)."""
+    """One ``media_signals`` row per distinct own value (``is_own``: variant ``"original"``,
+    and a video's original frames)."""
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for v in hashes.values:
-        if v.variant != "original":
+        if not is_own(v.variant):
             continue
         rows.setdefault(
             (v.signal_type, v.variant, v.value),

@@ -32,9 +32,9 @@ class MediaHashes:
 
     Every file that could be read has its exact hashes (sha256, md5: the bytes as
     received), whatever the decoder said. ``undecoded`` says why the file's pixels could
-    not be seen (not an image, over a decode limit, corrupt), ``None`` when they were; the
-    size is then unknown (``None``). ``truncated`` is true for an image that ended early
-    and was decoded as far as it goes.
+    not be seen (not an image or a video, over a decode limit, corrupt), ``None`` when
+    they were; the size is then unknown (``None``), as it is for a video. ``truncated``
+    is true for an image that ended early and was decoded as far as it goes.
     """
 
     path: str
@@ -70,24 +70,31 @@ def hash_file(
     """Every value of ``signals`` (default: the built-in media types) for one media file.
 
     A file whose bytes were read always gets the values that need only its bytes (the
-    exact hashes); when it cannot be decoded, or a signal type fails on its pixels,
-    ``undecoded`` says why. Raises ``MediaError`` naming the file when it cannot be read
-    (missing, not a regular file, over ``limits.max_bytes``).
+    exact hashes); when it is neither an image nor a video some type could read (vPDQ's
+    frames), or a signal type fails on it, ``undecoded`` says why. Raises ``MediaError``
+    naming the file when it cannot be read (missing, not a regular file, over
+    ``limits.max_bytes``).
     """
     file = Path(path)
     data = read_media(file, limits=limits)
-    undecoded: str | None = None
+    not_image: str | None = None
     try:
         decoded: DecodedImage | None = decode_image(data, limits=limits, source=str(file))
     except MediaError as exc:
-        decoded, undecoded = None, exc.reason
+        decoded, not_image = None, exc.reason
     content = Content(data=data, image=None if decoded is None else decoded.image)
     values: list[SignalValue] = []
+    failed: str | None = None
+    seen = decoded is not None
     for signal_type in builtin_media_types() if signals is None else signals:
         try:
-            values.extend(signal_type.compute(content, role=role))
+            computed = signal_type.compute(content, role=role)
         except MediaError as exc:  # its other values stand; the failure is said
-            undecoded = undecoded or f"{signal_type.name}: {exc.reason}"
+            failed = failed or f"{signal_type.name}: {exc.reason}"
+            continue
+        values.extend(computed)
+        seen = seen or (bool(computed) and not signal_type.exact)  # a video's frames
+    undecoded = failed or (None if seen else not_image)
     if decoded is None:
         return MediaHashes(str(file), tuple(values), None, None, undecoded=undecoded)
     return MediaHashes(

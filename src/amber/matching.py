@@ -3,7 +3,11 @@
 Each registered media type gives its own index (``SignalType.index``): exact types
 (sha256, md5) are looked up in the database; PDQ goes through its persistent
 multi-index-hashing index; a near-match type without an index of its own is compared one
-by one. Each type's index is searched at the largest distance any bank allows it, and
+by one. A type may put its values in another type's index (``SignalType.shares_index``:
+vPDQ's frames go into PDQ's), so a photo finds a banked video's frame and a video's frame
+a banked photo. A query video against a banked video (``SignalType.timed``) is judged as a
+whole: the shares of frames matched on each side and the segments played in order
+(``amber.timeline``). Each type's index is searched at the largest distance any bank allows it, and
 each hit is then checked against its bank's threshold (``SignalType.bank_threshold``) or
 the type's own (``default_threshold``), and against the type's minimum quality.
 
@@ -20,7 +24,9 @@ when it is found.
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
+import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,12 +34,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from amber import timeline
 from amber.atomic_write import write_atomic
 from amber.errors import UserError
 from amber.index.layout import IndexCorruptError
 from amber.index.signal import Hit, SignalIndex
 from amber.signals import Registry, SignalType, SignalValue
-from amber.signals.base import Reads
+from amber.signals.base import FrameRef, Reads, frame_of
 from amber.store.db import instance_id
 from amber.store.tables import bank_entries, banks, entry_signals
 
@@ -46,6 +53,9 @@ NEAREST_SCAN_LIMIT = 200_000
 DATABASE_MARKER = "database-instance"
 #: How stale (seconds) a process's view of the banks may be when it matches.
 SYNC_EVERY = 1.0
+#: A query video matches a banked video when the query covers this share (percent) of the
+#: banked video's frames (vPDQ's example operating point), or plays a segment of it.
+VIDEO_MATCH_PERCENT = 80.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,31 @@ class Match:
     query_variant: str
     entry_variant: str
     media: int  # position of the media item in the post
+    #: Videos: the times (seconds, first and last) of the frames that matched in the
+    #: post's video and in the entry's; ``None`` on a side that is a still.
+    query_span: tuple[float, float] | None = None
+    entry_span: tuple[float, float] | None = None
+    #: A video against a banked video: the shares (percent) of the post's frames that
+    #: matched and of the entry's frames the post covers, and the segments played.
+    query_percent: float | None = None
+    entry_percent: float | None = None
+    segments: tuple[timeline.Segment, ...] = ()
+
+    def video(self) -> dict[str, object] | None:
+        """Where the match lies in time, for a decision's reason (``None`` for stills):
+        ``post`` and ``entry`` ([first, last] seconds matched), ``post_percent``,
+        ``entry_percent`` and ``segments`` (``[{"post": [s, e], "entry": [s, e]}]``)."""
+        out: dict[str, object] = {}
+        for key, span in (("post", self.query_span), ("entry", self.entry_span)):
+            if span is not None:
+                out[key] = [round(span[0], 3), round(span[1], 3)]
+        if self.query_percent is not None:
+            out["post_percent"] = self.query_percent
+        if self.entry_percent is not None:
+            out["entry_percent"] = self.entry_percent
+        if self.segments:
+            out["segments"] = [s.to_json() for s in self.segments]
+        return out or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +157,16 @@ class Matcher:
         self._monotonic = monotonic
         self._synced_at = -float("inf")
         index_dir.mkdir(parents=True, exist_ok=True)
+        #: Each index by the name of the type that owns it, and the types whose values it
+        #: holds (its own, and those that share it).
+        self.members: dict[str, tuple[str, ...]] = {}
+        media = [s for s in signals if s.reads is Reads.media]
+        for s in media:
+            owner = s.shares_index if s.shares_index in {m.name for m in media} else s.name
+            self.members[owner] = (*self.members.get(owner, ()), s.name)
         self.indexes: dict[str, SignalIndex] = {
-            s.name: s.index(db=db, folder=index_dir / s.name)
-            for s in signals
-            if s.reads is Reads.media
+            owner: signals.get(owner).index(db=db, folder=index_dir / owner)
+            for owner in self.members
         }
         self._check_database()
         self.sync()
@@ -191,7 +232,10 @@ class Matcher:
         while True:
             query = (
                 sa.select(entry_signals.c.id, entry_signals.c.value)
-                .where(entry_signals.c.signal_type == name, entry_signals.c.id > index.max_id)
+                .where(
+                    entry_signals.c.signal_type.in_(self.members[name]),
+                    entry_signals.c.id > index.max_id,
+                )
                 .order_by(entry_signals.c.id)
                 .limit(SYNC_BATCH)
             )
@@ -225,52 +269,158 @@ class Matcher:
         return floor is None or (value.quality or 0) >= floor
 
     def match(self, media: Sequence[Sequence[SignalValue]]) -> list[Match]:
-        """Every bank entry matched by any media item's values, best distance per entry."""
+        """Every bank entry matched by any media item's values, best distance per entry;
+        a video against a banked video only when it matches as a whole (``_judge_video``)."""
         self.sync_if_stale()
-        found: list[Match] = []
+        hits: dict[tuple[int, str, int], list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]]]
+        hits = {}
         with self.db.connect() as conn:
-            for signal_type, queries, hits, rows in self._search(conn, media, nearest=None):
-                floor = self.min_quality[signal_type.name]
-                for (position, value), per_query in zip(queries, hits, strict=True):
+            for queries, found, rows in self._search(conn, media, nearest=None):
+                for (position, value), per_query in zip(queries, found, strict=True):
+                    signal_type = self.signals.get(value.signal_type)
                     for row_id, distance in per_query:
                         row = rows.get(row_id)
                         if row is None or distance > self.threshold(signal_type, row.threshold):
                             continue
-                        if _below(row.quality, floor):
+                        if _below(row.quality, self.min_quality.get(str(row.signal_type))):
                             continue
-                        found.append(
-                            self._to_match(row, distance, value.quality, value.variant, position)
-                        )
-        best: dict[tuple[int, str, int], Match] = {}
-        for m in found:
-            key = (m.media, m.signal_type, m.entry_id)
-            if key not in best or m.distance < best[key].distance:
-                best[key] = m
-        return sorted(best.values(), key=lambda m: (m.media, m.distance, m.bank, m.entry_id))
+                        key = (position, str(row.signal_type), int(row.entry))
+                        hits.setdefault(key, []).append((value, row, distance))
+            found_matches = [
+                m
+                for (position, type_name, _), group in hits.items()
+                if (m := self._judge(conn, media[position], type_name, position, group)) is not None
+            ]
+        return sorted(found_matches, key=lambda m: (m.media, m.distance, m.bank, m.entry_id))
+
+    def _judge(
+        self,
+        conn: sa.Connection,
+        item: Sequence[SignalValue],
+        type_name: str,
+        position: int,
+        group: list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]],
+    ) -> Match | None:
+        """One media item against one entry, from the values of the item that hit it."""
+        value, row, distance = min(group, key=lambda hit: hit[2])
+        signal_type = self.signals.get(type_name)
+        timed = [
+            (query_frame, entry_frame, d)
+            for v, r, d in group
+            if (query_frame := frame_of(v.variant)) is not None
+            and (entry_frame := frame_of(str(r.variant))) is not None
+        ]
+        if signal_type.timed and self.signals.get(value.signal_type).timed and timed:
+            return self._judge_video(conn, item, signal_type, position, row, timed)
+        query_times = [f.timestamp for v, _, _ in group if (f := frame_of(v.variant))]
+        entry_times = [f.timestamp for _, r, _ in group if (f := frame_of(str(r.variant)))]
+        return self._to_match(
+            row,
+            distance,
+            value.quality,
+            value.variant,
+            position,
+            query_span=(min(query_times), max(query_times)) if query_times else None,
+            entry_span=(min(entry_times), max(entry_times)) if entry_times else None,
+        )
+
+    def _judge_video(
+        self,
+        conn: sa.Connection,
+        item: Sequence[SignalValue],
+        signal_type: SignalType,
+        position: int,
+        row: sa.Row[tuple[object, ...]],
+        pairs: list[tuple[FrameRef, FrameRef, int]],
+    ) -> Match | None:
+        """A query video against a banked video: a match when the query covers
+        ``VIDEO_MATCH_PERCENT`` of the banked frames or plays a segment of it
+        (``amber.timeline``); ``None`` otherwise."""
+        floor = self.min_quality.get(signal_type.name)
+        query_times = sorted(
+            {
+                f.timestamp
+                for v in item
+                if v.signal_type == signal_type.name
+                and (f := frame_of(v.variant)) is not None
+                and not _below(v.quality, floor)
+            }
+        )
+        entry_times = self._entry_times(conn, int(row.entry), signal_type.name, floor)
+        matched_query = {q.timestamp for q, _, _ in pairs}
+        matched_entry = {e.timestamp for _, e, _ in pairs}
+        gaps = [b - a for a, b in itertools.pairwise(query_times)]
+        cover = 0.75 * statistics.median(gaps) if gaps else 0.0
+        query_percent = timeline.percent(len(matched_query & set(query_times)), len(query_times))
+        entry_percent = timeline.percent(
+            timeline.covered(entry_times, matched_entry, cover), len(entry_times)
+        )
+        played = tuple(timeline.segments((q.timestamp, e.timestamp) for q, e, _ in pairs))
+        if entry_percent < VIDEO_MATCH_PERCENT and not played:
+            return None
+        best: dict[float, tuple[FrameRef, FrameRef, int]] = {}  # per query frame time
+        for q, e, d in pairs:
+            if q.timestamp not in best or d < best[q.timestamp][2]:
+                best[q.timestamp] = (q, e, d)
+        closest = min(best.values(), key=lambda hit: hit[2])
+        return self._to_match(
+            row,
+            int(statistics.median_low(d for _, _, d in best.values())),
+            None,
+            closest[0].view,
+            position,
+            entry_variant=closest[1].view,
+            query_span=(min(matched_query), max(matched_query)),
+            entry_span=(min(matched_entry), max(matched_entry)),
+            query_percent=query_percent,
+            entry_percent=entry_percent,
+            segments=played,
+        )
+
+    def _entry_times(
+        self, conn: sa.Connection, entry: int, type_name: str, floor: int | None
+    ) -> list[float]:
+        """The times of a banked video's frames (its own, of enough quality)."""
+        rows = conn.execute(
+            sa.select(entry_signals.c.variant, entry_signals.c.quality).where(
+                entry_signals.c.entry_id == entry, entry_signals.c.signal_type == type_name
+            )
+        )
+        return sorted(
+            {
+                f.timestamp
+                for r in rows
+                if (f := frame_of(str(r.variant))) is not None
+                and f.view == "original"
+                and not _below(r.quality, floor)
+            }
+        )
 
     def nearest(self, media: Sequence[Sequence[SignalValue]], k: int = 3) -> list[Nearest]:
-        """For each media value, the ``k`` closest bank entries of its type, with their
-        distances, even when none is close enough to match (``amber explain``).
+        """For each media value, the ``k`` closest bank entries of its type (and of the
+        types sharing its index), with their distances, even when none is close enough to
+        match (``amber explain``).
 
         Values too weak to match are looked up too (``matches`` is then False). Exact types
         give only identical values. Beyond what an index can reach (PDQ's: 63 bits) every
-        bank value of the type is compared, up to ``NEAREST_SCAN_LIMIT`` of them. Raises
-        ``UserError`` for ``k`` below 1.
+        bank value of the type is compared, up to ``NEAREST_SCAN_LIMIT`` of them. A video's
+        frames are each a value here; whether the video matches as a whole is ``match``'s
+        to say. Raises ``UserError`` for ``k`` below 1.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise UserError(f"k {k!r} is not a whole number >= 1")
         self.sync_if_stale()
         out: list[Nearest] = []
         with self.db.connect() as conn:
-            for signal_type, queries, hits, rows in self._search(conn, media, nearest=k):
-                floor = self.min_quality[signal_type.name]
+            for queries, hits, rows in self._search(conn, media, nearest=k):
                 for (position, value), per_query in zip(queries, hits, strict=True):
+                    signal_type = self.signals.get(value.signal_type)
                     for row_id, distance in per_query:
                         row = rows.get(row_id)
                         if row is None:
                             continue
                         limit = self.threshold(signal_type, row.threshold)
-                        weak_row = _below(row.quality, floor)
+                        weak_row = _below(row.quality, self.min_quality.get(str(row.signal_type)))
                         out.append(
                             Nearest(
                                 signal_type=signal_type.name,
@@ -296,32 +446,33 @@ class Matcher:
         self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]], *, nearest: int | None
     ) -> Iterator[
         tuple[
-            SignalType,
             list[tuple[int, SignalValue]],
             list[list[Hit]],
             dict[int, sa.Row[tuple[object, ...]]],
         ]
     ]:
-        """Per media signal type: its queries, each query's hits and the hit rows (hits
-        whose rows are gone are dropped from the indexes). Without ``nearest``, only values
-        strong enough to match are searched, as far as the type can match."""
-        for name, index in self.indexes.items():
-            signal_type = self.signals.get(name)
+        """Per index: its queries (the values of the types it holds), each query's hits
+        and the hit rows (hits whose rows are gone are dropped from the indexes). Without
+        ``nearest``, only values strong enough to match are searched, as far as any of
+        its types can match."""
+        for owner, index in self.indexes.items():
+            members = self.members[owner]
             queries = [
                 (position, v)
                 for position, values in enumerate(media)
                 for v in values
-                if v.signal_type == name and (nearest is not None or self.strong_enough(v))
+                if v.signal_type in members and (nearest is not None or self.strong_enough(v))
             ]
             if not queries:
                 continue
             wanted = [v.value for _, v in queries]
             if nearest is not None:
                 hits = index.nearest(wanted, nearest)
-                if not signal_type.exact and any(len(h) < nearest for h in hits):
-                    hits = self._beyond_reach(conn, signal_type, wanted, hits, nearest)
+                if not self.signals.get(owner).exact and any(len(h) < nearest for h in hits):
+                    hits = self._beyond_reach(conn, owner, wanted, hits, nearest)
             else:
-                hits = index.search(wanted, self._radius(conn, signal_type))
+                radius = max(self._radius(conn, self.signals.get(name)) for name in members)
+                hits = index.search(wanted, radius)
             ids = {row_id for per_query in hits for row_id, _ in per_query}
             if not ids:
                 continue
@@ -331,29 +482,32 @@ class Matcher:
             }
             if gone := ids - rows.keys():  # deleted by some process since it was indexed
                 self.forget(sorted(gone))
-            yield signal_type, queries, hits, rows
+            yield queries, hits, rows
 
     def _beyond_reach(
         self,
         conn: sa.Connection,
-        signal_type: SignalType,
+        owner: str,
         wanted: list[str],
         hits: list[list[Hit]],
         k: int,
     ) -> list[list[Hit]]:
-        """``k`` nearest rows by comparing every bank value of the type, for queries the
-        index found fewer for (an index searches only so far: PDQ's up to 63 bits), when
-        the type has at most ``NEAREST_SCAN_LIMIT`` bank values; else ``hits`` as they are."""
+        """``k`` nearest rows by comparing every bank value the index of ``owner`` holds,
+        for queries the index found fewer for (an index searches only so far: PDQ's up to
+        63 bits), when it holds at most ``NEAREST_SCAN_LIMIT`` bank values; else ``hits``
+        as they are."""
+        members = self.members[owner]
+        signal_type = self.signals.get(owner)
         count = conn.execute(
             sa.select(sa.func.count())
             .select_from(entry_signals)
-            .where(entry_signals.c.signal_type == signal_type.name)
+            .where(entry_signals.c.signal_type.in_(members))
         ).scalar_one()
         if not count or count > NEAREST_SCAN_LIMIT:
             return hits
         held = conn.execute(
             sa.select(entry_signals.c.id, entry_signals.c.value).where(
-                entry_signals.c.signal_type == signal_type.name
+                entry_signals.c.signal_type.in_(members)
             )
         ).all()
         out = []
@@ -398,6 +552,13 @@ class Matcher:
         quality: int | None,
         variant: str,
         position: int,
+        *,
+        entry_variant: str | None = None,
+        query_span: tuple[float, float] | None = None,
+        entry_span: tuple[float, float] | None = None,
+        query_percent: float | None = None,
+        entry_percent: float | None = None,
+        segments: tuple[timeline.Segment, ...] = (),
     ) -> Match:
         return Match(
             signal_type=str(row.signal_type),
@@ -409,8 +570,13 @@ class Matcher:
             distance=distance,
             quality=quality,
             query_variant=variant,
-            entry_variant=str(row.variant),
+            entry_variant=str(row.variant) if entry_variant is None else entry_variant,
             media=position,
+            query_span=query_span,
+            entry_span=entry_span,
+            query_percent=query_percent,
+            entry_percent=entry_percent,
+            segments=segments,
         )
 
 

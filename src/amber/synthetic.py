@@ -1,13 +1,17 @@
-"""Generated, benign, photo-like images for the demo, the tests and the benchmarks.
+"""Generated, benign, photo-like images and videos for the demo, the tests and the
+benchmarks, and the edits re-uploads make to videos.
 
 amber never ships real violent media; the harm in its examples is in the labels. These
 images stand in for photos: a sky-to-ground gradient, 1/f ("pink") noise texture like
 natural scenes have, and a few soft-edged shapes, all drawn from one seed, so every run
-makes the same pixels.
+makes the same pixels. ``video`` pans a camera across such photos, scene after scene;
+``frames_of``, ``write_video`` and the edits (``boxed``, ``captioned``, ``cropped``,
+``grey``, ``mirrored``) make the altered copies that matching is tested and measured on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +113,132 @@ def video(
         for packet in stream.encode():
             out.mux(packet)
     return out_path
+
+
+#: A video's frames, each height x width x 3 RGB uint8.
+Frames = list[np.ndarray]
+
+
+def frames_of(path: str | Path) -> Frames:
+    """Every frame of a video file, decoded at its stored size (``amber.video``)."""
+    from amber.video import decode_video
+
+    return [f.pixels for f in decode_video(Path(path).read_bytes(), source=str(path))]
+
+
+def write_video(
+    path: str | Path, frames: Sequence[np.ndarray], *, fps: int = 10, bit_rate: int = 800_000
+) -> Path:
+    """Encode ``frames`` as H.264 in MP4 (sides rounded down to even, as H.264 needs)."""
+    import av
+
+    height, width = frames[0].shape[:2]
+    out_path = Path(path)
+    with av.open(str(out_path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width // 2 * 2, height // 2 * 2
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = bit_rate
+        for number, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+            frame = frame.reformat(stream.width, stream.height)
+            frame.pts = number
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return out_path
+
+
+def resized(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """One frame scaled to ``width`` x ``height`` (FFmpeg's scaler)."""
+    import av
+
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+    return np.asarray(frame.reformat(width, height).to_ndarray(format="rgb24"))
+
+
+def boxed(frames: Sequence[np.ndarray], canvas: tuple[int, int]) -> Frames:
+    """Each frame scaled to fit a black ``canvas`` (width, height), centred: letterboxed,
+    pillarboxed, or re-posted vertically."""
+    width, height = canvas
+    out = []
+    for pixels in frames:
+        h, w = pixels.shape[:2]
+        scale = min(width / w, height / h)
+        fit_w, fit_h = round(w * scale) // 2 * 2, round(h * scale) // 2 * 2
+        board = np.zeros((height, width, 3), np.uint8)
+        top, left = (height - fit_h) // 2, (width - fit_w) // 2
+        board[top : top + fit_h, left : left + fit_w] = resized(pixels, fit_w, fit_h)
+        out.append(board)
+    return out
+
+
+def captioned(frames: Sequence[np.ndarray], text: str = "WATCH BEFORE THEY DELETE IT") -> Frames:
+    """Each frame under a white caption bar a quarter of its height, with ``text`` in
+    black on it (Pillow's own font)."""
+    from PIL import ImageDraw, ImageFont
+
+    h, w = frames[0].shape[:2]
+    bar = Image.new("RGB", (w, h // 4), (255, 255, 255))
+    font = ImageFont.load_default(size=max(8, h // 10))
+    ImageDraw.Draw(bar).text((w / 2, h / 8), text, fill=(0, 0, 0), font=font, anchor="mm")
+    top = np.asarray(bar)
+    return [np.vstack([top, pixels]) for pixels in frames]
+
+
+def cropped(frames: Sequence[np.ndarray], share: float) -> Frames:
+    """The centre ``share`` of each frame, scaled back to the frame's size."""
+    out = []
+    for pixels in frames:
+        h, w = pixels.shape[:2]
+        ch, cw = round(h * share), round(w * share)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        out.append(resized(pixels[top : top + ch, left : left + cw], w, h))
+    return out
+
+
+def grey(frames: Sequence[np.ndarray]) -> Frames:
+    """Each frame in grey (ITU-R 601 luma), still three channels."""
+    weights = np.array([0.299, 0.587, 0.114])
+    return [np.repeat((p @ weights).astype(np.uint8)[..., None], 3, axis=2) for p in frames]
+
+
+def mirrored(frames: Sequence[np.ndarray]) -> Frames:
+    """Each frame mirrored left to right."""
+    return [np.ascontiguousarray(p[:, ::-1]) for p in frames]
+
+
+def screen_recorded(frames: Sequence[np.ndarray]) -> Frames:
+    """Each frame as a phone's screen recording shows it: scaled into a 9:16 screen with
+    a status bar above, the app's buttons below and a grey backdrop."""
+    h, w = frames[0].shape[:2]
+    width = (h * 9 // 16 + w) // 2 * 2  # a screen a little wider than the video is tall
+    height = width * 16 // 9 // 2 * 2
+    out = []
+    for board in boxed(frames, (width, height)):
+        board[(board == 0).all(axis=2)] = 48  # the app's backdrop, not black bars
+        board[: height // 20] = 235  # status bar
+        board[height // 80 : height // 30, width // 20 : width // 6] = 30  # the clock
+        for k in range(4):  # buttons under the video
+            x = width // 10 + k * width // 4
+            board[height * 17 // 20 : height * 18 // 20, x : x + width // 8] = 200
+        out.append(board)
+    return out
+
+
+def watermarked(frames: Sequence[np.ndarray]) -> Frames:
+    """Each frame with an opaque white logo (a block with a dark bar in it) in its
+    top-right corner, an eighth of its width."""
+    out = []
+    for pixels in frames:
+        marked = pixels.copy()
+        h, w = marked.shape[:2]
+        side = w // 8
+        marked[h // 20 : h // 20 + side // 2, w - side - w // 20 : w - w // 20] = 250
+        marked[
+            h // 20 + side // 6 : h // 20 + side // 3,
+            w - side - w // 20 + side // 6 : w - w // 20 - side // 6,
+        ] = 40
+        out.append(marked)
+    return out

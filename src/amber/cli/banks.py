@@ -68,7 +68,8 @@ def bank_create(
 def bank_add(
     name: str,
     paths: Annotated[
-        list[Path], typer.Argument(help="Image files or folders; each file one entry.")
+        list[Path],
+        typer.Argument(help="Image or video files, or folders; each file one entry."),
     ],
     min_quality: Annotated[
         int | None,
@@ -82,7 +83,7 @@ def bank_add(
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
-    """Hash image files into a bank (folders are walked)."""
+    """Hash image and video files into a bank (folders are walked)."""
     with opened_engine(db, vault) as engine:
         result = engine.banks.add_files(name, paths, min_quality=min_quality)
     for failure in result.failures:
@@ -115,12 +116,17 @@ def bank_import(
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
-    """Import CSV rows signal_type,signal[,label] (all or nothing)."""
+    """Import CSV rows signal_type,signal[,label] (all or nothing), or one vPDQ hash file
+    (frame_number,quality,pdq_hex,timestamp lines) as one video entry."""
     from amber.banks import read_csv_text
+    from amber.signals.vpdq import looks_like_vpdq
 
     text = read_csv_text(file)
     with opened_engine(db, vault) as engine:
-        result = engine.banks.import_csv(name, text, source=str(file))
+        if looks_like_vpdq(text.getvalue()):
+            result = engine.banks.import_vpdq(name, file)
+        else:
+            result = engine.banks.import_csv(name, text, source=str(file))
     err.print(
         f"imported {plural(result.added, 'entry', 'entries')} into bank {name!r}"
         + (f"; {result.duplicates} already there" if result.duplicates else "")
@@ -130,11 +136,26 @@ def bank_import(
 @bank_app.command("export")
 def bank_export(
     name: str,
-    file: Annotated[Path | None, typer.Argument(help="Output CSV (default: stdout)")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Output CSV (default: stdout); with --format vpdq, a folder"),
+    ] = None,
+    format: Annotated[
+        str,
+        typer.Option("--format", help="csv, or vpdq: one vPDQ hash file per video entry in FILE"),
+    ] = "csv",
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
-    """Export a bank as CSV rows signal_type,signal,label."""
+    """Export a bank as CSV rows signal_type,signal,label, or its videos as vPDQ files."""
+    check_format(format, ("csv", "vpdq"))
+    if format == "vpdq":
+        if file is None:
+            raise UserError("--format vpdq writes one file per video: give the folder")
+        with opened_engine(db, vault) as engine:
+            written = engine.banks.export_vpdq(name, file)
+        err.print(f"exported {plural(len(written), 'video')} from bank {name!r} to {file}")
+        return
     with opened_engine(db, vault) as engine:
         if file is None:
             count = engine.banks.export_csv(name, sys.stdout)

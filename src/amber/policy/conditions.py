@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from amber.errors import PolicyError, UserError
 from amber.policy.findings import Earlier, Findings
 from amber.policy.outcome import Reason, Verdict
 from amber.registry import Registry
 from amber.signals.base import SignalValue
+
+if TYPE_CHECKING:
+    from amber.matching import Match
 
 #: The entry-point group plug-ins name their condition kinds in.
 CONDITIONS_GROUP = "amber.conditions"
@@ -119,6 +122,8 @@ class BankMatch(Condition):
             detail = f"entry {m.entry_source!r}"
             if m.query_variant != "original" or m.entry_variant != "original":
                 detail += f" via {m.query_variant} -> {m.entry_variant}"
+            if (when := _when(m)) is not None:
+                detail += f"; {when}"
             media = findings.media_paths[m.media] if m.media < len(findings.media_paths) else None
             if media is not None and media in findings.truncated:
                 detail += "; the file is truncated, matched on what it holds"
@@ -132,9 +137,35 @@ class BankMatch(Condition):
                 quality=m.quality,
                 detail=detail,
                 media=media,
+                video=m.video(),
             )
             out.append((reason, Verdict(m.action)))
         return out
+
+
+def _when(m: Match) -> str | None:
+    """Where a match involving a video lies in time, in words; ``None`` for stills."""
+    parts = []
+    if m.query_percent is not None and m.entry_percent is not None:
+        parts.append(
+            f"{m.query_percent:g}% of the post's frames match, covering "
+            f"{m.entry_percent:g}% of the entry's"
+        )
+    for seg in m.segments:
+        parts.append(
+            f"{seg.query_start:.1f}-{seg.query_end:.1f} s of the post plays "
+            f"{seg.compared_start:.1f}-{seg.compared_end:.1f} s of the entry"
+        )
+    if not m.segments and m.query_span is not None:
+        parts.append(f"at {_span(m.query_span)} of the post")
+    if not m.segments and m.entry_span is not None:
+        parts.append(f"at {_span(m.entry_span)} of the entry")
+    return "; ".join(parts) or None
+
+
+def _span(span: tuple[float, float]) -> str:
+    start, end = span
+    return f"{start:.1f} s" if end - start < 0.05 else f"{start:.1f}-{end:.1f} s"
 
 
 class MediaUnreadable(Condition):

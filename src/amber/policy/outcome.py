@@ -34,6 +34,8 @@ class Reason:
     score: float | None = None
     detail: str | None = None
     media: str | None = None
+    #: A match that involves a video: where it lies in time (``amber.matching.Match.video``).
+    video: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The reason as the JSONL contract writes it (absent fields left out)."""
@@ -47,6 +49,7 @@ class Reason:
             "score",
             "detail",
             "media",
+            "video",
             "rule",
         ):
             value = getattr(self, key)

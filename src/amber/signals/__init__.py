@@ -22,6 +22,7 @@ def default_signal_types() -> Registry[SignalType]:
     from amber.signals.crypto import Md5Signal, Sha256Signal
     from amber.signals.harm_poll import HarmPollSignal
     from amber.signals.pdq import PdqSignal
+    from amber.signals.vpdq import VpdqSignal
 
     registry: Registry[SignalType] = Registry("signal type")
     registry.register(Sha256Signal())
@@ -29,6 +30,7 @@ def default_signal_types() -> Registry[SignalType]:
     registry.register(
         PdqSignal(query_views=image_views.query_views, bank_views=image_views.bank_views)
     )
+    registry.register(VpdqSignal())
     registry.register(HarmPollSignal())
     return registry
 

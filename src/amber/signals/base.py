@@ -7,7 +7,9 @@ Stable names (``name``) are storage keys and API values: never derived from a cl
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -58,8 +60,10 @@ class SignalValue:
 
     ``variant`` names the view of the content the value was computed from:
     ``"original"`` for the content as stored; other names (``"trimmed"``, ``"mirror"``,
-    ``"crop90"``…) for views that robust matching adds. Only ``"original"`` values are
-    stored as the content's own hashes; the others exist to match.
+    ``"crop90"``…) for views that robust matching adds. A frame of a video carries its
+    view, time and number too (``frame_variant``: ``"original@12.000#360"``). Only the
+    content's own values (``is_own``: ``"original"`` and its frames) are stored as its
+    hashes; the others exist to match.
     """
 
     signal_type: str
@@ -69,6 +73,39 @@ class SignalValue:
     #: Detectors: how strongly the content shows what they look for (0..1), and why.
     score: float | None = None
     detail: str | None = None
+
+
+#: ``<view>@<seconds>#<frame number>``: the variant of one frame of a video.
+_FRAME: re.Pattern[str] = re.compile(r"(.+)@(\d+(?:\.\d+)?)#(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRef:
+    """Where a frame's value comes from: the view, its time in seconds, its number."""
+
+    view: str
+    timestamp: float
+    number: int
+
+
+def frame_variant(view: str, timestamp: float, number: int) -> str:
+    """The variant of a value computed from frame ``number`` at ``timestamp`` seconds of a
+    video, in ``view`` (``"original@12.000#360"``, ``"trimmed+flipy@3.500#105"``)."""
+    return f"{view}@{timestamp:.3f}#{number}"
+
+
+def frame_of(variant: str) -> FrameRef | None:
+    """The frame a variant names (``frame_variant``); ``None`` for a still's variant."""
+    found = _FRAME.fullmatch(variant)
+    if found is None:
+        return None
+    return FrameRef(found[1], float(found[2]), int(found[3]))
+
+
+def is_own(variant: str) -> bool:
+    """Is a value of this variant the content's own (stored, exported), not a view
+    added to match? True for ``"original"`` and for a video's original frames."""
+    return variant == "original" or variant.startswith("original@")
 
 
 class SignalType(ABC):
@@ -97,6 +134,15 @@ class SignalType(ABC):
     #: Values below this quality are kept but never match (query or bank side); ``None``
     #: when the type has no quality.
     min_quality: ClassVar[int | None] = None
+    #: The name of another type whose index this type's values go into and are looked up
+    #: in, when that type is registered: its values and this type's are the same kind
+    #: (vPDQ frames are PDQ hashes), so a photo finds a video's frame and a frame a photo.
+    #: ``None``: the type's own index.
+    shares_index: ClassVar[str | None] = None
+    #: True when values are frames of a timeline (variants from ``frame_variant``): the
+    #: matcher then judges a query video against a banked video as a whole (shares of
+    #: frames matched on each side, segments played in order), not frame by frame.
+    timed: ClassVar[bool] = False
 
     def index(self, *, db: sa.Engine, folder: Path) -> SignalIndex:
         """The index this type's bank values are found through.
@@ -115,6 +161,17 @@ class SignalType(ABC):
     def quality_floor(self, policy: Policy) -> int | None:
         """The minimum quality ``policy`` sets for this type; ``min_quality`` by default."""
         return self.min_quality
+
+    def parse(self, text: str) -> list[SignalValue]:
+        """The values one bank-file cell holds (``amber bank import``): by default one
+        value, ``validate``d. A type whose content has many values (a video's frames)
+        reads them all from one cell. Raises ``SignalValueError``."""
+        return [SignalValue(self.name, self.validate(text))]
+
+    def cells(self, values: Sequence[SignalValue]) -> list[str]:
+        """The bank-file cells an entry's own values of this type are written as
+        (``amber bank export``), the inverse of ``parse``: by default one a value."""
+        return [v.value for v in values]
 
     @abstractmethod
     def compute(self, content: Content, *, role: Role = Role.query) -> list[SignalValue]:

@@ -73,8 +73,11 @@ def check_signal_type(signal_type: SignalType, *, workdir: Path) -> None:
 
 
 def sample_contents() -> list[Content]:
-    """Generated content every media type is computed on: photos, near copies, a flat image."""
-    from amber.synthetic import photo
+    """Generated content every media type is computed on: photos, near copies, a flat
+    image, a short video, and bytes that are neither."""
+    import tempfile
+
+    from amber.synthetic import photo, video
 
     contents = []
     for image in (
@@ -88,6 +91,9 @@ def sample_contents() -> list[Content]:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         contents.append(Content(data=buffer.getvalue(), image=image))
+    with tempfile.TemporaryDirectory(prefix="amber-contract-") as folder:
+        clip = video(Path(folder) / "clip.mp4", 1, width=160, height=96, fps=5, seconds=3)
+        contents.append(Content(data=clip.read_bytes()))
     contents.append(Content(data=b"not an image"))
     return contents
 

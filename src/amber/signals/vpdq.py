@@ -20,32 +20,43 @@ point; ``is_match`` asks that of both shares by default (a whole-video match).
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import numpy as np
 import pdqhash
 
+from amber import timeline
 from amber.errors import MediaError, SignalValueError
-from amber.signals.pdq import hamming
-from amber.video import DEFAULT_VIDEO_LIMITS, VideoLimits, decode_video
+from amber.signals.base import Content, Role, SignalType, SignalValue, frame_of, frame_variant
+from amber.signals.pdq import PdqSignal, hamming
+from amber.timeline import SEGMENT_SECONDS, SEGMENT_SLACK, Segment
+from amber.video import DEFAULT_VIDEO_LIMITS, VideoLimits, decode_video, is_animation, is_video
 
 #: PDQ distance at or under which two frames match (vPDQ's default, as PDQ's).
 DISTANCE_THRESHOLD: Final = 31
 #: Frames below this PDQ quality are not compared (vPDQ's default).
 QUALITY_THRESHOLD: Final = 50
+#: Central crops (share of each side) of every banked frame that are hashed too, so that
+#: a copy cropped that far still matches (PDQ itself tolerates about 1 % of shift).
+BANK_CROPS: Final = (0.9, 0.8)
 #: Share (percent) of frames that must match for two videos to match (vPDQ's example
 #: compared-video threshold, python-threatexchange's confident-match threshold).
 MATCH_PERCENT: Final = 80.0
-#: Shortest stretch of a banked video that ``segments`` reports inside another video.
-SEGMENT_SECONDS: Final = 3.0
-#: How far a segment's frames may stray from its time offset, and the longest gap between
-#: its frames (seconds): a re-encode's sampling phase and frame rate differ.
-SEGMENT_SLACK: Final = 2.0
+
+if TYPE_CHECKING:
+    from pathlib import Path as _Path
+
+    import sqlalchemy as sa
+
+    from amber.index.signal import SignalIndex
+    from amber.policy import Policy
 
 _LINE: Final = re.compile(r"(\d+),(\d{1,3}),([0-9a-fA-F]{64}),(\d+(?:\.\d*)?)")
 
@@ -183,6 +194,14 @@ def read_features(path: Path) -> list[Feature]:
     return features
 
 
+def looks_like_vpdq(text: str) -> bool:
+    """Is ``text`` a vPDQ hash file (its first non-blank line a vPDQ frame line)?"""
+    for line in text.splitlines():
+        if line.strip():
+            return _LINE.fullmatch(line.strip()) is not None
+    return False
+
+
 def write_features(path: Path, features: Iterable[Feature]) -> None:
     """Write ``features`` in vPDQ's file format (one line each, ``\\n``-terminated)."""
     path.write_text("".join(f.line() + "\n" for f in features), encoding="utf-8")
@@ -223,22 +242,6 @@ def is_match(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A stretch of the query that shows a stretch of the compared video: the times (in
-    seconds, first and last matched frame) in each, and how many query frames matched."""
-
-    query_start: float
-    query_end: float
-    compared_start: float
-    compared_end: float
-    frames: int
-
-    @property
-    def seconds(self) -> float:
-        return self.query_end - self.query_start
-
-
 def segments(
     query: Sequence[Feature],
     compared: Sequence[Feature],
@@ -252,40 +255,16 @@ def segments(
     banked video inside a longer compilation, with the time ranges in both.
 
     Each query frame (of quality at least ``quality_threshold``) is paired with every
-    compared frame within ``distance_threshold``; a segment is a run of pairs whose offset
-    (compared time minus query time) stays within ``slack`` seconds of the run's first,
-    with no gap over ``slack`` seconds between consecutive query frames, lasting at least
-    ``min_seconds``. The offset absorbs where the clip sits in each video; ``slack`` absorbs
-    a different sampling phase or frame rate. Segments come in query order; where two
-    overlap in the query, the one with more frames is kept.
+    compared frame within ``distance_threshold``; the pairs make segments as
+    ``amber.timeline.segments`` says.
     """
     q = [f for f in query if f.quality >= quality_threshold]
     c = [f for f in compared if f.quality >= quality_threshold]
     if not q or not c:
         return []
     near = _distances(_matrix(q), _matrix(c)) <= distance_threshold
-    pairs = sorted((q[i].timestamp, c[j].timestamp) for i, j in zip(*np.nonzero(near), strict=True))
-    runs: list[list[tuple[float, float]]] = []
-    for tq, tc in pairs:  # each pair joins the open run it continues, else starts one
-        for run in runs:
-            first_q, first_c = run[0]
-            last_q = run[-1][0]
-            if 0 <= tq - last_q <= slack and abs((tc - tq) - (first_c - first_q)) <= slack:
-                if tq != last_q:
-                    run.append((tq, tc))
-                break
-        else:
-            runs.append([(tq, tc)])
-    found = [
-        Segment(run[0][0], run[-1][0], min(p[1] for p in run), max(p[1] for p in run), len(run))
-        for run in runs
-        if run[-1][0] - run[0][0] >= min_seconds
-    ]
-    kept: list[Segment] = []
-    for seg in sorted(found, key=lambda s: (-s.frames, s.query_start)):
-        if all(seg.query_end < k.query_start or seg.query_start > k.query_end for k in kept):
-            kept.append(seg)
-    return sorted(kept, key=lambda s: s.query_start)
+    pairs = ((q[i].timestamp, c[j].timestamp) for i, j in zip(*np.nonzero(near), strict=True))
+    return timeline.segments(pairs, min_seconds=min_seconds, slack=slack)
 
 
 def _matrix(features: Sequence[Feature]) -> np.ndarray:
@@ -307,3 +286,226 @@ def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     bits_b = np.unpackbits(b, axis=1).astype(np.int16)
     same = bits_a @ bits_b.T + (1 - bits_a) @ (1 - bits_b).T
     return np.asarray(256 - same)
+
+
+class VpdqSignal(SignalType):
+    """vPDQ as a signal type: a PDQ hash per sampled frame of a video (MP4/MOV, MKV/WebM,
+    animated GIF and WebP), each a value whose variant names its frame
+    (``amber.signals.base.frame_variant``).
+
+    Query videos are sampled every ``query_seconds`` (1 s) and decoded reduced to
+    ``query_max_side`` (512 px) with the frames no other is built from skipped; each frame
+    is hashed as stored and mirrored, and again without its bars when it has any
+    (letterbox, pillarbox, a vertical re-post's backdrop, a screen recording's chrome, a
+    caption bar: ``amber.image_views.content_box``). Banked videos are sampled every
+    ``bank_seconds`` (0.25 s) at their stored size, as vPDQ hashes them, so the sampling
+    phase of a re-encode does not matter; each banked frame is hashed as stored, without
+    its bars if it has any, and as its central crops (``BANK_CROPS``). A frame within
+    ``DEDUPE_BITS`` of the last one kept is dropped (a still scene keeps one frame). ``benchmarks/video.py`` measures the speed
+    and the drift this costs.
+
+    Frames are PDQ hashes: the values go into PDQ's index (``shares_index``), so a photo
+    finds a video's frame and a video's frame a photo. The matcher judges a video against
+    a banked video as a whole (``timed``: ``amber.timeline``).
+    """
+
+    name = "vpdq"
+    version = 1
+    exact = False
+    default_threshold = DISTANCE_THRESHOLD
+    bank_threshold = True
+    min_quality = QUALITY_THRESHOLD
+    shares_index = "pdq"
+    timed = True
+    #: Consecutive frames at most this far apart (bits) are hashed once.
+    DEDUPE_BITS: ClassVar[int] = 4
+
+    def __init__(
+        self,
+        *,
+        limits: VideoLimits = DEFAULT_VIDEO_LIMITS,
+        query_seconds: float = 1.0,
+        bank_seconds: float = 0.25,
+        query_max_side: int | None = 512,
+    ) -> None:
+        self.limits = limits
+        self.query_seconds = query_seconds
+        self.bank_seconds = bank_seconds
+        self.query_max_side = query_max_side
+
+    def compute(self, content: Content, *, role: Role = Role.query) -> list[SignalValue]:
+        """One value per sampled frame and view; empty for content that is not a video or
+        an animation of more than one frame.
+
+        Raises ``MediaError`` when the video cannot be decoded at all or a decode limit is
+        exceeded; a video that breaks part-way gives the frames before the break.
+        """
+        if not moving(content.data):
+            return []
+        query = role is Role.query
+        decoded = decode_video(
+            content.data,
+            limits=self.limits,
+            every=self.query_seconds if query else self.bank_seconds,
+            max_side=self.query_max_side if query else None,
+            skip_unreferenced=query,
+        )
+        values: list[SignalValue] = []
+        last: bytes | None = None
+        for frame in decoded:
+            hashes = _frame_hashes(frame.pixels, query=query)
+            own = hashes[0][1]
+            if last is not None and hamming(own, last) <= self.DEDUPE_BITS:
+                continue
+            last = own
+            for view, digest, quality in hashes:
+                variant = frame_variant(view, frame.timestamp, frame.number)
+                values.append(SignalValue(self.name, digest.hex(), quality, variant))
+        return values
+
+    def validate(self, text: str) -> str:
+        """One frame's hash: 64 hex digits in lowercase. Raises ``SignalValueError``."""
+        value = text.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise SignalValueError(
+                "expected 64 hexadecimal digits", signal_type=self.name, value=text
+            )
+        return value
+
+    def distance(self, a: str, b: str) -> int:
+        """Hamming distance in bits between two frames' hashes."""
+        return hamming(bytes.fromhex(self.validate(a)), bytes.fromhex(self.validate(b)))
+
+    def examples(self) -> list[str]:
+        """Frames are PDQ hashes: PDQ's examples."""
+        return PdqSignal().examples()
+
+    def index(self, *, db: sa.Engine, folder: _Path) -> SignalIndex:
+        """PDQ's index (used when the ``pdq`` type is not registered to share its own)."""
+        from amber.signals.pdq import PdqSignalIndex
+
+        return PdqSignalIndex(folder)
+
+    def quality_floor(self, policy: Policy) -> int | None:
+        """Frames are PDQ hashes: the policy's ``[signals.pdq] min_quality``."""
+        return policy.pdq_min_quality
+
+    def parse(self, text: str) -> list[SignalValue]:
+        """A video's frames from one bank-file cell: vPDQ's frame lines
+        (``frame_number,quality,pdq_hex,timestamp``, one a line), python-threatexchange's
+        JSON list of ``"pdq_hex,quality,timestamp"`` strings, or one frame's 64 hex digits.
+        Raises ``SignalValueError`` naming the line."""
+        stripped = text.strip()
+        if stripped.startswith("["):
+            features = _from_pytx(stripped)
+        elif "," in stripped:
+            features = [
+                parse_line(line, where=f"line {n}")
+                for n, line in enumerate(stripped.splitlines(), start=1)
+                if line.strip()
+            ]
+        else:
+            features = [Feature(0, 100, self.validate(stripped), 0.0)]
+        if not features:
+            raise SignalValueError("no frames", signal_type=self.name, value=text[:120])
+        return [to_value(f) for f in features]
+
+    def cells(self, values: Sequence[SignalValue]) -> list[str]:
+        """An entry's frames as one cell of vPDQ's frame lines (in frame order)."""
+        features = sorted((f for v in values if (f := to_feature(v)) is not None), key=_order)
+        return ["\n".join(f.line() for f in features)] if features else []
+
+
+def moving(data: bytes) -> bool:
+    """Are ``data`` a video, or an animated GIF or WebP of more than one frame?"""
+    if is_video(data):
+        return True
+    if not is_animation(data):
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return int(getattr(image, "n_frames", 1)) > 1
+    except Exception:  # Pillow's plugins raise many kinds; the decoder will say what is wrong
+        return True
+
+
+def to_value(feature: Feature, view: str = "original") -> SignalValue:
+    """A vPDQ feature as a ``vpdq`` value of ``view``."""
+    variant = frame_variant(view, feature.timestamp, feature.frame_number)
+    return SignalValue("vpdq", feature.pdq_hex, feature.quality, variant)
+
+
+def to_feature(value: SignalValue) -> Feature | None:
+    """The vPDQ feature of a value of the original view; ``None`` for another view."""
+    frame = frame_of(value.variant)
+    if frame is None or frame.view != "original":
+        return None
+    return Feature(frame.number, value.quality or 0, value.value, frame.timestamp)
+
+
+def _order(feature: Feature) -> tuple[int, float]:
+    return feature.frame_number, feature.timestamp
+
+
+def _from_pytx(text: str) -> list[Feature]:
+    """python-threatexchange's serialisation: a JSON list of ``"hex,quality,time"``."""
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise SignalValueError(
+            f"not a JSON list ({exc})", signal_type="vpdq", value=text[:120]
+        ) from None
+    if not isinstance(items, list):
+        raise SignalValueError("expected a JSON list", signal_type="vpdq", value=text[:120])
+    features = []
+    for number, item in enumerate(items):
+        parts = item.split(",") if isinstance(item, str) else []
+        try:
+            digest, quality, timestamp = parts
+            feature = parse_line(f"{number},{quality.strip()},{digest.strip()},{timestamp.strip()}")
+        except (ValueError, SignalValueError):
+            raise SignalValueError(
+                'expected "pdq_hex,quality,timestamp"',
+                signal_type="vpdq",
+                value=f"item {number}: {str(item)[:120]}",
+            ) from None
+        features.append(feature)
+    return features
+
+
+def _frame_hashes(pixels: np.ndarray, *, query: bool) -> list[tuple[str, bytes, int]]:
+    """A frame's hashes and their qualities by view (``"original"`` first): again without
+    the frame's bars when it has any; for a query each mirrored too, for a bank frame
+    its central crops (``BANK_CROPS``) too."""
+    from PIL import Image
+
+    from amber.image_views import content_box
+
+    views = [("original", pixels)]
+    box = content_box(Image.fromarray(pixels))
+    if box is not None:
+        views.append(("trimmed", pixels[box.top : box.bottom, box.left : box.right]))
+    if not query:
+        picture = views[-1][1]
+        h, w = picture.shape[:2]
+        for share in BANK_CROPS:
+            top, left = round(h * (1 - share) / 2), round(w * (1 - share) / 2)
+            crop = picture[top : h - top, left : w - left]
+            views.append((f"crop{round(share * 100)}", crop))
+    out: list[tuple[str, bytes, int]] = []
+    for view, array in views:
+        array = np.ascontiguousarray(array)
+        if query:
+            vectors, quality = pdqhash.compute_dihedral(array)
+            out.append((view, _packed(vectors[0]), int(quality)))
+            out.append((f"{view}+flipy", _packed(vectors[5]), int(quality)))
+        else:
+            bits, quality = pdqhash.compute(array)
+            out.append((view, _packed(bits), int(quality)))
+    return out
+
+
+def _packed(bits: np.ndarray) -> bytes:
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()

@@ -222,7 +222,8 @@ post_media = sa.Table(
 
 #: The signal values of each decided post's media (``post_media.position``), one row per
 #: value of every media signal type, plug-ins' included. Only each file's own values
-#: (variant ``"original"``) are kept; the views robust matching adds are not.
+#: (variant ``"original"``, and a video's original frames) are kept; the views robust
+#: matching adds are not.
 media_signals = sa.Table(
     "media_signals",
     metadata,
