@@ -13,14 +13,19 @@ interleaved:
   area averaging, while converting), the query setting;
 - **amber, reduced + dedupe**: also drops a frame within ``--dedupe`` bits of the last kept;
 - **amber, reduced, unreferenced frames skipped**: the codec skips the frames no other
-  frame is built from, so each sample is the first decoded frame of its second.
+  frame is built from, so each sample is the first decoded frame of its second;
+- **amber's vpdq signal type, query side**: what a post's video costs
+  (``VpdqSignal.compute(role=query)``: the setting above, each frame also hashed mirrored
+  and, when it has bars, without them);
+- **amber's vpdq signal type, bank side**: what ``amber bank add`` costs (4 frames a
+  second at the stored size, each also as its central crops).
 
 Drift: for each sampled second, the PDQ distance between the plain way's hash and each
 amber way's hash of that second (the same frame, except when unreferenced frames are skipped).
 Decoding alone (every frame, nothing converted) is timed too: no way that decodes every
 frame can beat it.
 
-Run from the repository root (needs ``pip install -e '.[video]'``):
+Run from the repository root:
 
     python benchmarks/video.py [--seconds 60] [--runs 3] [--max-side 512] [--dedupe 8]
 
@@ -44,8 +49,9 @@ import numpy as np
 import pdqhash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from amber.signals.base import Content, Role
 from amber.signals.pdq import hamming
-from amber.signals.vpdq import hash_video
+from amber.signals.vpdq import VideoHash, VpdqSignal, hash_video, to_feature
 from amber.synthetic import video
 from machine import describe
 
@@ -77,6 +83,13 @@ def decode_only(data: bytes) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
+def signal_type(data: bytes, role: Role) -> VideoHash:
+    """The ``vpdq`` signal type's values, its own frames as a ``VideoHash``."""
+    values = VpdqSignal().compute(Content(data=data), role=role)
+    features = tuple(f for v in values if (f := to_feature(v)) is not None)
+    return VideoHash(features, 0, 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -106,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         "amber, reduced, unreferenced frames skipped": lambda: hash_video(
             data, seconds_per_hash=1.0, max_side=args.max_side, skip_unreferenced=True
         ),
+        "amber's vpdq signal type, query side": lambda: signal_type(data, Role.query),
+        "amber's vpdq signal type, bank side": lambda: signal_type(data, Role.bank),
     }
     floor: list[float] = []
     times: dict[str, list[float]] = {name: [] for name in ways}

@@ -124,6 +124,7 @@ def test_demo_runs_and_explains(amber_cli: Cli, tmp_path: Path) -> None:
     result = amber_cli("demo", "--dir", tmp_path / "d")
     assert result.returncode == 0, result.stderr
     assert "6 copies of the known photo were removed" in result.stdout
+    assert "2 copies of the known video were removed" in result.stdout
     poll_row = next(line for line in result.stdout.splitlines() if "p-099" in line)
     assert "restrict" in poll_row and "harm_poll" in poll_row
     assert "freeze_poll" in result.stdout and "escalate:threat_to_life" in result.stdout

@@ -226,3 +226,4 @@ def test_the_demo_runs_without_the_extras(tmp_path: Path, databases: object) -> 
     result = _run(env, tmp_path, "demo", "--dir", str(tmp_path / "d"))
     assert result.returncode == 0, result.stderr
     assert "6 copies of the known photo were removed" in result.stdout
+    assert "2 copies of the known video were removed" in result.stdout

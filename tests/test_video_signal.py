@@ -367,3 +367,37 @@ def test_the_api_banks_a_video_and_decides_an_uploaded_copy(
     assert decision["verdict"] == "remove"
     assert decision["reasons"][0]["signal"] == "vpdq"
     assert decision["reasons"][0]["video"]["entry_percent"] >= 80.0
+
+
+def test_the_console_shows_a_poster_frame_and_marks_the_matched_seconds(
+    engine: Engine, clips: dict[str, Path], database: str, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from amber.api.app import create_app
+    from amber.tokens import parse_scopes
+    from test_console import Console
+
+    engine.banks.create("known", action="review", label="execution video")
+    engine.banks.add_files("known", [clips["banked"]])
+    assert _decide(engine, clips["compilation"], "comp")["verdict"] == "review"
+    _, token = engine.tokens.create("carol", parse_scopes("review"))
+    app = create_app(engine)
+    with TestClient(app):
+        console = Console("http://testserver", {"carol": token}, database, tmp_path / "vault", app)
+        with console.signed_in("carol") as carol:
+            page = carol.get("/console/items/comp").text
+            poster = carol.get("/console/media/comp/0/poster")
+            views = console.custody("comp", "viewed")
+
+    # blurred and grey by default, muted, never playing by itself, fetched only on play
+    (video,) = [line for line in page.splitlines() if "<video" in line]
+    assert 'class="media blurred grey"' in page
+    assert "muted" in video and "autoplay" not in video and 'preload="none"' in video
+    assert 'poster="/console/media/comp/0/poster"' in video
+    assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"
+    assert poster.content.startswith(b"\xff\xd8") and views[-1]["shown"] == "poster"
+    # the compilation plays 3-8 s of the banked clip from about 6 s of its 17 s
+    (mark,) = [line for line in page.splitlines() if 'class="hit"' in line]
+    left = float(mark.split("left: ")[1].split("%")[0])
+    assert 30.0 <= left <= 42.0, mark

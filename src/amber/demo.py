@@ -1,10 +1,11 @@
 """``amber demo``: the case from DESIGN.md, played with generated, benign images.
 
-An armed group's "result" photo is already in a bank of known content. The group posts it
-("As you wish, my followers"), other accounts re-upload it resized, re-encoded, captioned
-as a meme, mirrored and screenshotted, and ordinary users post their own photos. amber
-removes every copy and allows the rest, and says why. The images are drawn by
-``amber.synthetic``; the harm is only in the labels.
+An armed group's "result" photo and its video are already in a bank of known content. The
+group posts the photo ("As you wish, my followers"), other accounts re-upload it resized,
+re-encoded, captioned as a meme, mirrored and screenshotted, and the video re-posted
+vertically and cut into a compilation; ordinary users post their own photos. amber
+removes every copy and allows the rest, and says why. The images and the video are drawn
+by ``amber.synthetic``; the harm is only in the labels.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PIL import Image, ImageDraw, ImageOps
 from rich.console import Console
 from rich.markup import escape
 
+from amber import synthetic
 from amber.engine import ScanResult, open_engine
 from amber.errors import UserError
 from amber.evidence.bag import export_bag, verify_bag
@@ -29,6 +31,8 @@ RESULT_PHOTO_SEED = 2016
 PRISONER_SEED = 1999
 OTHER_KNOWN_SEEDS = (11, 12, 13)
 INNOCENT_SEEDS = (101, 102)
+RESULT_VIDEO_SEED = 2017
+OTHER_FOOTAGE_SEED = 303
 BANK = "known-atrocity-media"
 
 
@@ -88,6 +92,7 @@ def write_case(folder: Path) -> Path:
     screenshot(result_photo).save(media / "screenshot.png")
     for seed in INNOCENT_SEEDS:
         photo(seed, 800, 600).save(media / f"holiday-{seed}.jpg", quality=90)
+    write_videos(folder)
 
     posts = [
         {
@@ -114,6 +119,13 @@ def write_case(folder: Path) -> Path:
         {"id": "p-104", "author": "copy_account_5", "media": [{"path": "posts/mirrored.jpg"}]},
         {"id": "p-105", "author": "copy_account_4", "media": [{"path": "posts/screenshot.png"}]},
         {
+            "id": "p-106",
+            "author": "copy_account_6",
+            "text": "full video",
+            "media": [{"path": "posts/vertical.mp4"}],
+        },
+        {"id": "p-107", "author": "news_mashup", "media": [{"path": "posts/compilation.mp4"}]},
+        {
             "id": "p-200",
             "author": "gardener",
             "text": "My tomatoes this summer",
@@ -130,6 +142,23 @@ def write_case(folder: Path) -> Path:
     file = folder / "posts.jsonl"
     file.write_text("".join(json.dumps(p) + "\n" for p in posts), encoding="utf-8")
     return file
+
+
+def write_videos(folder: Path) -> None:
+    """The group's video (8 s of generated panning scenes, banked) and two re-uploads: re-posted
+    vertically (9:16, black bars) and 4 s of it inside a compilation of other footage."""
+    size = {"width": 320, "height": 180, "fps": 10}
+    known = synthetic.video(folder / "known" / "result-video.mp4", RESULT_VIDEO_SEED, seconds=8,
+                            scene_seconds=4, **size)  # fmt: skip
+    other = synthetic.frames_of(
+        synthetic.video(folder / "other.mp4", OTHER_FOOTAGE_SEED, seconds=8, **size)
+    )
+    (folder / "other.mp4").unlink()
+    frames = synthetic.frames_of(known)
+    synthetic.write_video(folder / "posts" / "vertical.mp4", synthetic.boxed(frames, (180, 320)))
+    synthetic.write_video(
+        folder / "posts" / "compilation.mp4", other[:40] + frames[20:60] + other[40:]
+    )
 
 
 def write_poll(folder: Path) -> Path:
@@ -164,11 +193,12 @@ def run_demo(folder: Path, *, out: Console, err: Console) -> None:
             "[bold]1. A bank of known content.[/] The group's 'result' photo is already "
             "known (hashes shared from an earlier post elsewhere); matches are removed."
         )
-        bank = engine.banks.create(BANK, action="remove", label="execution-result-photo")
+        bank = engine.banks.create(BANK, action="remove", label="execution-result")
         added = engine.banks.add_files(BANK, [folder / "known"])
+        videos = sum(1 for path in added.added if path.endswith(".mp4"))
         out.print(
-            f"   bank {bank.name!r}: {len(added.added)} images, action {bank.action}, "
-            f"PDQ threshold {bank.threshold}\n"
+            f"   bank {bank.name!r}: {len(added.added) - videos} images and {videos} video, "
+            f"action {bank.action}, PDQ threshold {bank.threshold}\n"
         )
         out.print(
             "[bold]2. 12:00, the poll.[/] The group posts a captive with a poll: "
@@ -184,7 +214,8 @@ def run_demo(folder: Path, *, out: Console, err: Console) -> None:
         out.print(
             "[bold]3. 13:05, the result and its copies.[/] The group posts 'As you wish, my "
             "followers.' with the photo; other accounts re-upload it resized, re-encoded, "
-            "as a captioned meme, mirrored and as a screenshot; ordinary users post their "
+            "as a captioned meme, mirrored and as a screenshot, and the group's video "
+            "re-posted vertically and cut into a compilation; ordinary users post their "
             "own pictures.\n"
         )
         results = [r for r in engine.scan(read_input(posts_file)) if isinstance(r, ScanResult)]
@@ -192,12 +223,16 @@ def run_demo(folder: Path, *, out: Console, err: Console) -> None:
         held = len(vault_.items())
         bag = export_bag(vault_, "p-100", folder / "evidence-p-100", actor="amber demo")
     out.print(render_results(results))
-    removed = sum(1 for r in results if r.outcome.verdict == "remove")
+    removed = [r for r in results if r.outcome.verdict == "remove"]
+    photos = sum(1 for r in removed if not any(m.file.suffix == ".mp4" for m in r.post.media))
     out.print(
-        f"\n[bold]4. What happened.[/] The poll was restricted for its words. {removed} copies "
+        f"\n[bold]4. What happened.[/] The poll was restricted for its words. {photos} copies "
         "of the known photo were removed: the exact file by SHA-256, and every altered copy "
         "by PDQ within the bank's threshold (the mirrored copy through a dihedral variant, "
-        "the meme and the screenshot after trimming their bars). The group's announcement "
+        f"the meme and the screenshot after trimming their bars). {len(removed) - photos} "
+        "copies of the known video were removed by its frames (vPDQ): the vertical re-post "
+        "after trimming its bars, the compilation for the seconds it plays of the video "
+        "(the reasons give the time ranges in both). The group's announcement "
         "was also flagged as the outcome of its own poll (threat to life). The other posts "
         "were allowed.\n"
         f"Decisions are stored in {escape(str(db))}; scan again by hand with:\n"

@@ -31,7 +31,7 @@ VERDICT_STYLE = {
 SEPARATOR = " · "
 #: Longest free-text part (a detail) shown in a reason's line.
 DETAIL_WIDTH = 60
-_VIA = re.compile(r" via (\S+) -> (\S+)")
+_VIA = re.compile(r" via (\S+) -> ([^\s;]+)")
 
 
 def verdict_text(verdict: str) -> Text:
@@ -61,6 +61,8 @@ def describe_reason(reason: Mapping[str, Any]) -> str:
         if via is not None:
             query, entry = via.groups()
             parts.append(f"view {query}" if entry == "original" else f"view {query} -> {entry}")
+        if isinstance(reason.get("video"), Mapping):
+            parts.append(_when(reason["video"]))
         return SEPARATOR.join(parts)
     if reason.get("label"):
         parts.append(str(reason["label"]))
@@ -75,6 +77,22 @@ def describe_reason(reason: Mapping[str, Any]) -> str:
     if first:
         parts.append(first if len(first) <= DETAIL_WIDTH else first[: DETAIL_WIDTH - 1] + "…")
     return SEPARATOR.join(parts)
+
+
+def _when(video: Mapping[str, Any]) -> str:
+    """Where a video match lies, shortly: ``post 6-10 s = entry 3-7 s``, or the shares."""
+    segments = video.get("segments") or []
+    if segments:
+        first = segments[0]
+        (ps, pe), (es, ee) = first["post"], first["entry"]
+        return f"post {ps:g}-{pe:g} s = entry {es:g}-{ee:g} s"
+    if "post_percent" in video:
+        return f"frames {video['post_percent']:g}% / {video.get('entry_percent', 0):g}%"
+    for side in ("post", "entry"):
+        if side in video:
+            start, end = video[side]
+            return f"{side} {start:g} s" if start == end else f"{side} {start:g}-{end:g} s"
+    return "video"
 
 
 def _why(reasons: Iterable[Mapping[str, Any]]) -> Text:

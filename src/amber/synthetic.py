@@ -84,7 +84,7 @@ def video(
 
     It is a sequence of scenes of ``scene_seconds``, each a generated photo that the camera
     pans across slowly, so consecutive frames are alike but never the same and each scene
-    cut is a clear change, as in filmed footage. Needs PyAV (``amber[video]``).
+    cut is a clear change, as in filmed footage.
     """
     import av
 

@@ -10,9 +10,8 @@ decoded as far as it goes (``DecodedFrames.truncated``); one with no decodable f
 ``MediaError``.
 
 Animated GIF and WebP are decoded with Pillow under the same limits (a frame's time is the
-sum of the frame durations before it). PyAV is the ``video`` extra (``pip install
-'amber[video]'``): without it, video files keep their exact hashes and ``decode_video``
-says how to add video decoding.
+sum of the frame durations before it). PyAV is a dependency of amber; should it be missing,
+video files keep their exact hashes and ``decode_video`` says how to add it.
 """
 
 from __future__ import annotations
@@ -84,7 +83,8 @@ class Frame:
 class DecodedFrames:
     """The frames of a video, decoded lazily: iterate once. After iterating, ``truncated``
     is true when the data ended or broke before the video did (the frames before stand),
-    and ``error`` says what the decoder reported then."""
+    and ``error`` says what the decoder reported then. ``seconds`` is the duration the
+    file declares (``None`` when it declares none). ``close`` stops decoding early."""
 
     width: int
     height: int
@@ -92,9 +92,16 @@ class DecodedFrames:
     _frames: Iterator[Frame] = field(repr=False)
     truncated: bool = False
     error: str | None = None
+    seconds: float | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         return self._frames
+
+    def close(self) -> None:
+        """Stop decoding and let go of the decoder (frames not yet taken are not decoded)."""
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
 
 
 def is_video(data: bytes) -> bool:
@@ -177,7 +184,7 @@ def decode_video(
     except BaseException:
         container.close()
         raise
-    decoded = DecodedFrames(width, height, container.format.name, iter(()))
+    decoded = DecodedFrames(width, height, container.format.name, iter(()), seconds=declared)
     decoded._frames = _frames(
         av, container, stream, decoded, limits, source, started, clock, sampling
     )
@@ -382,7 +389,7 @@ def _pyav(source: str | None) -> Any:
         import av
     except ImportError:
         raise MediaError(
-            "video decoding needs PyAV: pip install 'amber[video]'", path=source
+            "video decoding needs PyAV (a dependency of amber): pip install av", path=source
         ) from None
     av.logging.set_level(None)
     return av

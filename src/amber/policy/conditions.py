@@ -15,7 +15,7 @@ from amber.errors import PolicyError, UserError
 from amber.policy.findings import Earlier, Findings
 from amber.policy.outcome import Reason, Verdict
 from amber.registry import Registry
-from amber.signals.base import SignalValue
+from amber.signals.base import SignalValue, frame_of
 
 if TYPE_CHECKING:
     from amber.matching import Match
@@ -120,8 +120,9 @@ class BankMatch(Condition):
             if self.max_distance is not None and m.distance > self.max_distance:
                 continue
             detail = f"entry {m.entry_source!r}"
-            if m.query_variant != "original" or m.entry_variant != "original":
-                detail += f" via {m.query_variant} -> {m.entry_variant}"
+            query_view, entry_view = _view(m.query_variant), _view(m.entry_variant)
+            if query_view != "original" or entry_view != "original":
+                detail += f" via {query_view} -> {entry_view}"
             if (when := _when(m)) is not None:
                 detail += f"; {when}"
             media = findings.media_paths[m.media] if m.media < len(findings.media_paths) else None
@@ -161,6 +162,12 @@ def _when(m: Match) -> str | None:
     if not m.segments and m.entry_span is not None:
         parts.append(f"at {_span(m.entry_span)} of the entry")
     return "; ".join(parts) or None
+
+
+def _view(variant: str) -> str:
+    """The view a variant names, without a video frame's time (said apart)."""
+    frame = frame_of(variant)
+    return variant if frame is None else frame.view
 
 
 def _span(span: tuple[float, float]) -> str:

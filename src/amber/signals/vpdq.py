@@ -301,8 +301,8 @@ class VpdqSignal(SignalType):
     ``bank_seconds`` (0.25 s) at their stored size, as vPDQ hashes them, so the sampling
     phase of a re-encode does not matter; each banked frame is hashed as stored, without
     its bars if it has any, and as its central crops (``BANK_CROPS``). A frame within
-    ``DEDUPE_BITS`` of the last one kept is dropped (a still scene keeps one frame). ``benchmarks/video.py`` measures the speed
-    and the drift this costs.
+    ``DEDUPE_BITS`` of the last one kept is dropped (a still scene keeps one frame).
+    ``benchmarks/video.py`` measures the speed and the drift this costs.
 
     Frames are PDQ hashes: the values go into PDQ's index (``shares_index``), so a photo
     finds a video's frame and a video's frame a photo. The matcher judges a video against

@@ -13,8 +13,10 @@ fetch and every reveal of evidence media is a ``viewed`` event in the custody lo
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import threading
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +25,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from PIL import Image
 
 from amber.engine import Engine
 from amber.errors import AmberError, AuthenticationError, ConflictError, NotFoundError
@@ -39,7 +42,10 @@ CHOICES = {  # form value -> (outcome, action)
     "reject": ("reject", None),
     "escalate": ("escalate", None),
 }
-VIDEO = (".mp4", ".webm", ".mov", ".m4v", ".ogv")
+#: Image types that may hold an animation (which the console never plays by itself).
+ANIMATED = ("image/gif", "image/webp")
+#: Longest side of a video's poster frame (pixels).
+POSTER_SIDE = 480
 
 templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -280,7 +286,7 @@ def _item(
         post=post,
         poll=poll,
         matches=[r for r in item.reasons if r.get("bank")],
-        media=_media(engine, post_id),
+        media=_media(engine, post_id, item.reasons),
         related=engine.decisions.related(post_id),
         holder=holder,
         capped=capped,
@@ -291,19 +297,83 @@ def _item(
     )
 
 
-def _media(engine: Engine, post_id: str) -> list[dict[str, Any]]:
-    """The item's preserved media: position, path as written, whether it is a video."""
+def _media(
+    engine: Engine, post_id: str, reasons: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The item's preserved media: position, path as written, whether it is a video, and
+    for a video the stretches its matches cover (``timeline``)."""
     try:
-        held = engine.open_vault().item(post_id)
+        vault = engine.open_vault()
+        held = vault.item(post_id)
     except AmberError:
         return []
+    out = []
+    for m in held.objects.get("media", []):
+        path = str(m["path"])
+        entry: dict[str, Any] = {"position": int(m["position"]), "path": path, "video": False}
+        try:
+            with vault.object_path(str(m["sha256"])).open("rb") as file:
+                head = file.read(64)
+        except OSError:
+            head = b""
+        kind = sniff(head)
+        if kind.startswith("video/") or (kind in ANIMATED and _moving(vault, m)):
+            entry["video"] = kind.startswith("video/")
+            entry["animation"] = not entry["video"]  # shown as its poster frame, never playing
+            spans = _matched_spans(path, reasons)
+            seconds = _seconds(vault.read(str(m["sha256"]))) if spans else None
+            entry["timeline"] = _timeline(spans, seconds)
+        out.append(entry)
+    return out
+
+
+def _moving(vault: Any, media: Mapping[str, Any]) -> bool:
+    """Is this preserved GIF or WebP an animation (more than one frame)?"""
+    from amber.signals.vpdq import moving
+
+    return moving(vault.read(str(media["sha256"])))
+
+
+def _matched_spans(path: str, reasons: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """The times of ``path``'s frames that matched a bank, from its reasons."""
+    spans: list[tuple[float, float]] = []
+    for r in reasons:
+        video = r.get("video")
+        if r.get("media") != path or not isinstance(video, Mapping):
+            continue
+        segments = video.get("segments") or []
+        if segments:
+            spans.extend((float(g["post"][0]), float(g["post"][1])) for g in segments)
+        elif "post" in video:
+            spans.append((float(video["post"][0]), float(video["post"][1])))
+    return spans
+
+
+def _seconds(data: bytes) -> float | None:
+    """A video's declared duration, from its header; ``None`` when it cannot be read."""
+    from amber.video import decode_video
+
+    try:
+        decoded = decode_video(data)
+    except AmberError:
+        return None
+    decoded.close()
+    return decoded.seconds
+
+
+def _timeline(spans: list[tuple[float, float]], seconds: float | None) -> list[dict[str, Any]]:
+    """Marks for a timeline under the video: each matched stretch as a share (percent) of
+    the video's length (at least 1 %, so that one frame shows)."""
+    if not spans:
+        return []
+    length = max(seconds or 0.0, max(end for _, end in spans) + 1.0)
     return [
         {
-            "position": int(m["position"]),
-            "path": str(m["path"]),
-            "video": str(m["path"]).lower().endswith(VIDEO),
+            "left": round(100 * start / length, 2),
+            "width": round(max(1.0, 100 * (end - start) / length), 2),
+            "title": f"{start:.1f}-{end:.1f} s matched" if end > start else f"{start:.1f} s",
         }
-        for m in held.objects.get("media", [])
+        for start, end in sorted(spans)
     ]
 
 
@@ -366,6 +436,31 @@ def _viewed(request: Request, session: Session, post_id: str, position: int, sho
             media=position,
             shown=shown,
         )
+
+
+@router.get("/media/{post_id:path}/{position}/poster")
+def poster(request: Request, post_id: str, position: int, session: Reviewer) -> Response:
+    """A video's first frame as a JPEG (at most 480 px), shown before anyone presses play;
+    logged as viewed like the video. 404 for a file that is not a decodable video."""
+    from amber.video import decode_video
+
+    try:
+        data = _media_bytes(request, post_id, position)
+        decoded = decode_video(data, max_side=POSTER_SIDE)
+        frame = next(iter(decoded), None)
+        decoded.close()
+    except AmberError as exc:
+        raise HTTPException(404, f"no poster frame: {exc.message}") from None
+    if frame is None:
+        raise HTTPException(404, "no poster frame: the video has no frame")
+    _viewed(request, session, post_id, position, "poster")
+    out = io.BytesIO()
+    Image.fromarray(frame.pixels).save(out, format="JPEG", quality=80)
+    return Response(
+        out.getvalue(),
+        media_type="image/jpeg",
+        headers={"cache-control": "no-store, private", "x-content-type-options": "nosniff"},
+    )
 
 
 @router.get("/media/{post_id:path}/{position}")
