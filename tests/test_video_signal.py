@@ -17,7 +17,7 @@ from PIL import Image
 
 from amber import synthetic
 from amber.engine import Engine
-from amber.errors import SignalValueError
+from amber.errors import SignalValueError, UserError
 from amber.posts import media_post
 from amber.signals import vpdq
 from amber.signals.base import Content, Role, frame_of
@@ -401,3 +401,27 @@ def test_the_console_shows_a_poster_frame_and_marks_the_matched_seconds(
     (mark,) = [line for line in page.splitlines() if 'class="hit"' in line]
     left = float(mark.split("left: ")[1].split("%")[0])
     assert 30.0 <= left <= 42.0, mark
+
+
+def test_each_bank_sets_the_share_of_its_videos_a_post_must_cover(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # a 4 s banked clip and its first 2 s: too short for a segment (3 s), half the frames
+    banked = synthetic.video(tmp_path / "short.mp4", 31, width=320, height=180, fps=10, seconds=4)
+    start = synthetic.write_video(tmp_path / "start.mp4", synthetic.frames_of(banked)[:20])
+    engine.banks.create("lenient", action="review", video_percent=40)
+    engine.banks.create("strict", action="review")  # 80 %, vPDQ's operating point
+    for bank in ("lenient", "strict"):
+        engine.banks.add_files(bank, [banked])
+
+    decision = _decide(engine, start)
+
+    by_bank = {r["bank"]: r for r in decision["reasons"]}
+    assert set(by_bank) == {"lenient"}, decision
+    assert 40.0 <= by_bank["lenient"]["video"]["entry_percent"] < 80.0
+    assert "segments" not in by_bank["lenient"]["video"]
+    assert engine.banks.get("lenient").to_json()["video_percent"] == 40
+    assert engine.banks.update("strict", video_percent=30).video_percent == 30
+    assert {r["bank"] for r in _decide(engine, start, "again")["reasons"]} == {"lenient", "strict"}
+    with pytest.raises(UserError, match="video_percent 0"):
+        engine.banks.create("none", video_percent=0)

@@ -34,6 +34,9 @@ MAX_LABEL_LENGTH = 200
 #: Names other tools write for signal types amber knows (python-threatexchange, HMA).
 SIGNAL_ALIASES = {"photo_md5": "md5", "video_md5": "md5", "pdq_hash": "pdq"}
 MAX_IMPORT_ERRORS_SHOWN = 20
+#: A posted video matches a banked video as a whole when it covers this share (percent)
+#: of the banked frames (vPDQ's example operating point), unless the bank says otherwise.
+DEFAULT_VIDEO_PERCENT = 80
 #: PostgreSQL advisory lock that orders bank writes ("amber" in ASCII; any fixed number).
 BANK_WRITES_LOCK = 0x616D626572
 
@@ -57,6 +60,9 @@ class Bank:
     threshold: int
     created_at: datetime
     entries: int = 0
+    #: Share (percent) of a banked video's frames a posted video must cover to match it
+    #: as a whole (a segment played in order matches whatever the share).
+    video_percent: int = DEFAULT_VIDEO_PERCENT
 
     def to_json(self) -> dict[str, Any]:
         """The bank as the CLI (``--format jsonl``) and the API write it."""
@@ -65,6 +71,7 @@ class Bank:
             "label": self.label,
             "action": self.action.value,
             "threshold": self.threshold,
+            "video_percent": self.video_percent,
             "entries": self.entries,
             "created_at": self.created_at.isoformat(),
         }
@@ -163,6 +170,7 @@ class BankStore:
         action: BankAction | str = BankAction.remove,
         label: str | None = None,
         threshold: int = PdqSignal.DEFAULT_THRESHOLD,
+        video_percent: int = DEFAULT_VIDEO_PERCENT,
     ) -> Bank:
         """Create a bank. Raises ``UserError`` for a bad value, ``ConflictError`` if it exists."""
         if not NAME_PATTERN.fullmatch(name):
@@ -178,6 +186,7 @@ class BankStore:
                 + ", ".join(a.value for a in BankAction)
             ) from None
         _check_threshold(threshold)
+        _check_percent(video_percent)
         label = name if label is None else label.strip()
         if not label:
             raise UserError("bank label is empty; give a label such as 'terror-execution'")
@@ -191,11 +200,16 @@ class BankStore:
             bank_id = conn.execute(
                 banks.insert()
                 .values(
-                    name=name, label=label, action=action.value, threshold=threshold, created_at=now
+                    name=name,
+                    label=label,
+                    action=action.value,
+                    threshold=threshold,
+                    video_percent=video_percent,
+                    created_at=now,
                 )
                 .returning(banks.c.id)
             ).scalar_one()
-        return Bank(bank_id, name, label, action, threshold, now)
+        return Bank(bank_id, name, label, action, threshold, now, video_percent=video_percent)
 
     def get(self, name: str) -> Bank:
         """The bank called ``name``. Raises ``NotFoundError`` naming the known banks."""
@@ -226,6 +240,7 @@ class BankStore:
                     r.threshold,
                     r.created_at,
                     r.entries,
+                    r.video_percent,
                 )
                 for r in rows
             ]
@@ -238,8 +253,10 @@ class BankStore:
         action: BankAction | str | None = None,
         label: str | None = None,
         threshold: int | None = None,
+        video_percent: int | None = None,
     ) -> Bank:
-        """Change a bank's action, label or threshold. Raises ``NotFoundError``/``UserError``."""
+        """Change a bank's action, label, threshold or video share. Raises
+        ``NotFoundError``/``UserError``."""
         bank = self.get(name)
         values: dict[str, object] = {}
         if action is not None:
@@ -256,6 +273,9 @@ class BankStore:
         if threshold is not None:
             _check_threshold(threshold)
             values["threshold"] = threshold
+        if video_percent is not None:
+            _check_percent(video_percent)
+            values["video_percent"] = video_percent
         if values:
             with self.db.begin() as conn:
                 _serialize_bank_writes(conn)
@@ -590,6 +610,15 @@ def _unguard(cell: str) -> str:
     if cell.startswith("'") and cell[1:].startswith((*FORMULA_STARTS, "'")):
         return cell[1:]
     return cell
+
+
+def _check_percent(percent: object) -> None:
+    """Raise ``UserError`` unless ``percent`` is a whole number from 1 to 100."""
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
+        raise UserError(
+            f"video_percent {percent!r} is not a whole number from 1 to 100 (the share of a "
+            "banked video's frames a posted video must cover to match it)"
+        )
 
 
 def _check_threshold(threshold: object) -> None:

@@ -53,9 +53,6 @@ NEAREST_SCAN_LIMIT = 200_000
 DATABASE_MARKER = "database-instance"
 #: How stale (seconds) a process's view of the banks may be when it matches.
 SYNC_EVERY = 1.0
-#: A query video matches a banked video when the query covers this share (percent) of the
-#: banked video's frames (vPDQ's example operating point), or plays a segment of it.
-VIDEO_MATCH_PERCENT = 80.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,8 +330,8 @@ class Matcher:
         row: sa.Row[tuple[object, ...]],
         pairs: list[tuple[FrameRef, FrameRef, int]],
     ) -> Match | None:
-        """A query video against a banked video: a match when the query covers
-        ``VIDEO_MATCH_PERCENT`` of the banked frames or plays a segment of it
+        """A query video against a banked video: a match when the query covers the bank's
+        ``video_percent`` of the banked frames or plays a segment of it
         (``amber.timeline``); ``None`` otherwise."""
         floor = self.min_quality.get(signal_type.name)
         query_times = sorted(
@@ -356,7 +353,7 @@ class Matcher:
             timeline.covered(entry_times, matched_entry, cover), len(entry_times)
         )
         played = tuple(timeline.segments((q.timestamp, e.timestamp) for q, e, _ in pairs))
-        if entry_percent < VIDEO_MATCH_PERCENT and not played:
+        if entry_percent < int(row.video_percent) and not played:
             return None
         best: dict[float, tuple[FrameRef, FrameRef, int]] = {}  # per query frame time
         for q, e, d in pairs:
@@ -540,6 +537,7 @@ class Matcher:
                 banks.c.label,
                 banks.c.action,
                 banks.c.threshold,
+                banks.c.video_percent,
             )
             .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
             .join(banks, banks.c.id == bank_entries.c.bank_id)

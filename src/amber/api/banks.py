@@ -29,6 +29,8 @@ class BankIn(BaseModel):
     action: str = "remove"
     label: str | None = None
     threshold: StrictInt = 31  # a JSON boolean is not a number
+    #: Share (percent) of a banked video's frames a posted video must cover to match it.
+    video_percent: StrictInt = 80
 
 
 class BankPatch(BaseModel):
@@ -37,6 +39,7 @@ class BankPatch(BaseModel):
     action: str | None = None
     label: str | None = None
     threshold: StrictInt | None = None
+    video_percent: StrictInt | None = None
 
 
 @router.get("", responses=errors())
@@ -49,7 +52,11 @@ def banks(engine: EngineDep, _: Admin) -> list[dict[str, Any]]:
 def create_bank(bank: BankIn, engine: EngineDep, _: Admin) -> dict[str, Any]:
     """Create a bank."""
     created = engine.banks.create(
-        bank.name, action=bank.action, label=bank.label, threshold=bank.threshold
+        bank.name,
+        action=bank.action,
+        label=bank.label,
+        threshold=bank.threshold,
+        video_percent=bank.video_percent,
     )
     return created.to_json()
 
@@ -62,9 +69,13 @@ def get_bank(name: str, engine: EngineDep, _: Admin) -> dict[str, Any]:
 
 @router.patch("/{name}", responses=errors(400, 404, 413, 422))
 def update_bank(name: str, patch: BankPatch, engine: EngineDep, _: Admin) -> dict[str, Any]:
-    """Change a bank's action, label or threshold."""
+    """Change a bank's action, label, threshold or video share."""
     changed = engine.banks.update(
-        name, action=patch.action, label=patch.label, threshold=patch.threshold
+        name,
+        action=patch.action,
+        label=patch.label,
+        threshold=patch.threshold,
+        video_percent=patch.video_percent,
     )
     return changed.to_json()
 

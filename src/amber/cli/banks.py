@@ -48,6 +48,16 @@ def bank_create(
     ),
     label: Annotated[str | None, typer.Option(help="Label for matches (default: the name)")] = None,
     threshold: Annotated[int, typer.Option(help="Largest PDQ distance that matches (0-63).")] = 31,
+    video_percent: Annotated[
+        int,
+        typer.Option(
+            "--video-percent",
+            min=1,
+            max=100,
+            help="Share of a banked video's frames a posted video must cover to match it "
+            "(a segment of 3 s or more matches anyway).",
+        ),
+    ] = 80,
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
@@ -56,11 +66,15 @@ def bank_create(
 
     with opened_engine(db, vault, create=True) as engine:
         bank = engine.banks.create(
-            name, action=BankAction(action), label=label, threshold=threshold
+            name,
+            action=BankAction(action),
+            label=label,
+            threshold=threshold,
+            video_percent=video_percent,
         )
     err.print(
         f"created bank {bank.name!r}: action {bank.action}, label {bank.label!r}, "
-        f"threshold {bank.threshold}"
+        f"threshold {bank.threshold}, video share {bank.video_percent}%"
     )
 
 

@@ -57,6 +57,8 @@ banks = sa.Table(
     sa.Column("action", sa.String(20), nullable=False),
     sa.Column("threshold", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Share (percent) of a banked video's frames a posted video must cover to match it.
+    sa.Column("video_percent", sa.Integer, nullable=False, server_default="80"),
 )
 
 bank_entries = sa.Table(
