@@ -14,6 +14,7 @@ interleaved:
 - **amber, reduced + dedupe**: also drops a frame within ``--dedupe`` bits of the last kept;
 - **amber, reduced, unreferenced frames skipped**: the codec skips the frames no other
   frame is built from, so each sample is the first decoded frame of its second;
+- **... and loop filter skipped**: the codec also skips its deblocking filter;
 - **amber's vpdq signal type, query side**: what a post's video costs
   (``VpdqSignal.compute(role=query)``: the setting above, each frame also hashed mirrored
   and, when it has bars, without them);
@@ -118,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "amber, reduced, unreferenced frames skipped": lambda: hash_video(
             data, seconds_per_hash=1.0, max_side=args.max_side, skip_unreferenced=True
+        ),
+        "amber, reduced, unreferenced frames and loop filter skipped": lambda: hash_video(
+            data,
+            seconds_per_hash=1.0,
+            max_side=args.max_side,
+            skip_unreferenced=True,
+            skip_loop_filter=True,
         ),
         "amber's vpdq signal type, query side": lambda: signal_type(data, Role.query),
         "amber's vpdq signal type, bank side": lambda: signal_type(data, Role.bank),

@@ -425,3 +425,21 @@ def test_each_bank_sets_the_share_of_its_videos_a_post_must_cover(
     assert {r["bank"] for r in _decide(engine, start, "again")["reasons"]} == {"lenient", "strict"}
     with pytest.raises(UserError, match="video_percent 0"):
         engine.banks.create("none", video_percent=0)
+
+
+def test_a_cut_video_matches_on_what_it_holds_and_says_it_is_truncated(
+    engine: Engine, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    _bank_videos(engine, clips)
+    data = clips["banked"].read_bytes()  # its index is up front: the cut keeps the frames before
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+
+    result = engine.decide_post(media_post(cut, "cut", source="test"))
+
+    assert result.media[0].truncated
+    decision = result.outcome.to_json(post_id="cut")
+    assert decision["verdict"] == "remove", decision
+    (reason,) = decision["reasons"]
+    assert reason["signal"] == "vpdq" and "the file is truncated" in reason["detail"]
+    assert reason["video"]["segments"]

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from amber.errors import InternalError, MediaError
 from amber.media import DEFAULT_LIMITS, DecodedImage, MediaLimits, decode_image, read_media
 from amber.signals import Content, Role, SignalType, SignalValue, default_signal_types
-from amber.signals.base import Reads
+from amber.signals.base import TRUNCATED, Reads
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,7 +34,7 @@ class MediaHashes:
     received), whatever the decoder said. ``undecoded`` says why the file's pixels could
     not be seen (not an image or a video, over a decode limit, corrupt), ``None`` when
     they were; the size is then unknown (``None``), as it is for a video. ``truncated``
-    is true for an image that ended early and was decoded as far as it goes.
+    is true for an image or a video that ended early and was decoded as far as it goes.
     """
 
     path: str
@@ -95,15 +95,16 @@ def hash_file(
         values.extend(computed)
         seen = seen or (bool(computed) and not signal_type.exact)  # a video's frames
     undecoded = failed or (None if seen else not_image)
+    cut = any((v.detail or "").startswith(TRUNCATED) for v in values)  # a video's frames
     if decoded is None:
-        return MediaHashes(str(file), tuple(values), None, None, undecoded=undecoded)
+        return MediaHashes(str(file), tuple(values), None, None, undecoded, truncated=cut)
     return MediaHashes(
         str(file),
         tuple(values),
         decoded.width,
         decoded.height,
         undecoded=undecoded,
-        truncated=decoded.truncated,
+        truncated=decoded.truncated or cut,
     )
 
 

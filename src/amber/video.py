@@ -124,6 +124,7 @@ def decode_video(
     every: float = 0.0,
     max_side: int | None = None,
     skip_unreferenced: bool = False,
+    skip_loop_filter: bool = False,
 ) -> DecodedFrames:
     """Open ``data`` as a video (MP4/MOV, MKV/WebM; GIF and WebP, animated or not) and
     return its frames (the first video stream), decoded one at a time as they are iterated.
@@ -135,6 +136,9 @@ def decode_video(
     ``None`` keeps the stored size. ``skip_unreferenced`` has the codec skip the frames that
     no other frame is built from (most B-frames of H.264: about half the frames of the
     benchmark clip); each sample is then the first decoded frame at or after its time.
+    ``skip_loop_filter`` has the codec skip its deblocking filter (FFmpeg's
+    ``skip_loop_filter=all``): faster, with block edges left in the pixels, which PDQ's
+    64x64 reduction mostly averages away (``benchmarks/video.py`` measures both).
 
     ``source`` names the media in error messages. Raises ``MediaError`` when PyAV is not
     installed, the bytes are not a video in ``CONTAINERS``, or a limit is exceeded (while
@@ -173,6 +177,8 @@ def decode_video(
         stream = container.streams.video[0]
         if skip_unreferenced:
             stream.codec_context.skip_frame = "NONREF"
+        if skip_loop_filter:  # read when the codec opens, at the first packet decoded
+            stream.codec_context.options = {"skip_loop_filter": "all"}
         width, height = int(stream.codec_context.width), int(stream.codec_context.height)
         _check_size(width, height, limits, source)
         declared = _declared_seconds(container, stream)

@@ -71,9 +71,15 @@ class SignalValue:
     quality: int | None = None
     variant: str = "original"
     #: Detectors: how strongly the content shows what they look for (0..1), and why.
+    #: Media types: ``detail`` may note how the value was computed; one that starts with
+    #: ``TRUNCATED`` marks a file decoded only as far as its data went.
     score: float | None = None
     detail: str | None = None
 
+
+#: The start of a media value's ``detail`` when the file ended or broke before the content
+#: did and the value comes from what could be decoded.
+TRUNCATED = "truncated"
 
 #: ``<view>@<seconds>#<frame number>``: the variant of one frame of a video.
 _FRAME: re.Pattern[str] = re.compile(r"(.+)@(\d+(?:\.\d+)?)#(\d+)")

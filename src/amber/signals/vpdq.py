@@ -25,7 +25,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final
 
@@ -34,7 +34,15 @@ import pdqhash
 
 from amber import timeline
 from amber.errors import MediaError, SignalValueError
-from amber.signals.base import Content, Role, SignalType, SignalValue, frame_of, frame_variant
+from amber.signals.base import (
+    TRUNCATED,
+    Content,
+    Role,
+    SignalType,
+    SignalValue,
+    frame_of,
+    frame_variant,
+)
 from amber.signals.pdq import PdqSignal, hamming
 from amber.timeline import SEGMENT_SECONDS, SEGMENT_SLACK, Segment
 from amber.video import DEFAULT_VIDEO_LIMITS, VideoLimits, decode_video, is_animation, is_video
@@ -102,6 +110,7 @@ def hash_video(
     max_side: int | None = None,
     dedupe: int | None = None,
     skip_unreferenced: bool = False,
+    skip_loop_filter: bool = False,
     trim: bool = False,
     limits: VideoLimits = DEFAULT_VIDEO_LIMITS,
     source: str | None = None,
@@ -113,11 +122,12 @@ def hash_video(
     ``max_side`` hashes each frame scaled so that neither side is longer (``None``: at its
     stored size, as vPDQ); ``dedupe`` drops a frame whose hash is within that distance of
     the last frame kept (``None``: keep every frame, as vPDQ); ``skip_unreferenced``
-    samples only frames others are built from (``amber.video.decode_video``).
-    ``benchmarks/video.py`` measures what each saves and what it costs in drift from the
-    plain way. ``trim`` hashes each frame without the bars around the picture (letterbox,
-    pillarbox, a vertical re-post's backdrop, a screen recording's app chrome), found as
-    for photos (``amber.image_views.content_box``).
+    samples only frames others are built from and ``skip_loop_filter`` skips the codec's
+    deblocking (``amber.video.decode_video``). ``benchmarks/video.py`` measures what each
+    saves and what it costs in drift from the plain way. ``trim`` hashes each frame
+    without the bars around the picture (letterbox, pillarbox, a vertical re-post's
+    backdrop, a screen recording's app chrome), found as for photos
+    (``amber.image_views.content_box``).
 
     Raises ``MediaError`` (from ``amber.video.decode_video``) when the bytes are not a
     video, a limit is exceeded or no frame decodes; a video that breaks part-way is hashed
@@ -132,6 +142,7 @@ def hash_video(
         every=seconds_per_hash,
         max_side=max_side,
         skip_unreferenced=skip_unreferenced,
+        skip_loop_filter=skip_loop_filter,
     )
     features: list[Feature] = []
     last: bytes | None = None
@@ -294,7 +305,8 @@ class VpdqSignal(SignalType):
     (``amber.signals.base.frame_variant``).
 
     Query videos are sampled every ``query_seconds`` (1 s) and decoded reduced to
-    ``query_max_side`` (512 px) with the frames no other is built from skipped; each frame
+    ``query_max_side`` (512 px) with the frames no other is built from and the codec's
+    deblocking filter skipped; each frame
     is hashed as stored and mirrored, and again without its bars when it has any
     (letterbox, pillarbox, a vertical re-post's backdrop, a screen recording's chrome, a
     caption bar: ``amber.image_views.content_box``). Banked videos are sampled every
@@ -338,7 +350,8 @@ class VpdqSignal(SignalType):
         an animation of more than one frame.
 
         Raises ``MediaError`` when the video cannot be decoded at all or a decode limit is
-        exceeded; a video that breaks part-way gives the frames before the break.
+        exceeded; a video that breaks part-way gives the frames before the break, each
+        value's ``detail`` starting with ``TRUNCATED``.
         """
         if not moving(content.data):
             return []
@@ -349,6 +362,7 @@ class VpdqSignal(SignalType):
             every=self.query_seconds if query else self.bank_seconds,
             max_side=self.query_max_side if query else None,
             skip_unreferenced=query,
+            skip_loop_filter=query,
         )
         values: list[SignalValue] = []
         last: bytes | None = None
@@ -361,6 +375,9 @@ class VpdqSignal(SignalType):
             for view, digest, quality in hashes:
                 variant = frame_variant(view, frame.timestamp, frame.number)
                 values.append(SignalValue(self.name, digest.hex(), quality, variant))
+        if decoded.truncated:  # the frames before the break stand, and say so
+            note = f"{TRUNCATED}: {decoded.error or 'the data ended early'}"
+            values = [replace(v, detail=note) for v in values]
         return values
 
     def validate(self, text: str) -> str:
