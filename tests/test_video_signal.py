@@ -443,3 +443,16 @@ def test_a_cut_video_matches_on_what_it_holds_and_says_it_is_truncated(
     (reason,) = decision["reasons"]
     assert reason["signal"] == "vpdq" and "the file is truncated" in reason["detail"]
     assert reason["video"]["segments"]
+
+
+def test_a_long_video_s_frames_fit_in_one_csv_cell(engine: Engine) -> None:
+    engine.banks.create("long", action="review")
+    lines = "\n".join(f"{n},90,{n:064x},{n / 30:.3f}" for n in range(3000))  # 100 s
+    assert len(lines) > 131_072  # the csv module's own limit
+
+    result = engine.banks.import_csv("long", _io(f'vpdq,"{lines}",long video\n'), source="l.csv")
+
+    assert result.added == 1
+    out = _io("")
+    engine.banks.export_csv("long", out)
+    assert next(csv.reader(_io(out.getvalue())))[1] == lines

@@ -34,6 +34,9 @@ MAX_LABEL_LENGTH = 200
 #: Names other tools write for signal types amber knows (python-threatexchange, HMA).
 SIGNAL_ALIASES = {"photo_md5": "md5", "video_md5": "md5", "pdq_hash": "pdq"}
 MAX_IMPORT_ERRORS_SHOWN = 20
+#: Longest cell a bank CSV may hold, in characters: a video of 20,000 frames
+#: (``amber.video.VideoLimits.max_frames``) as vPDQ frame lines, about 90 characters each.
+MAX_CELL = 2_000_000
 #: A posted video matches a banked video as a whole when it covers this share (percent)
 #: of the banked frames (vPDQ's example operating point), unless the bank says otherwise.
 DEFAULT_VIDEO_PERCENT = 80
@@ -663,6 +666,9 @@ def _csv_rows(text: TextIO) -> Iterator[tuple[int, list[str] | csv.Error]]:
     """Numbered rows of CSV ``text``; the error in place of the row that is not valid CSV
     (a field over the csv module's size limit, say), and nothing after it."""
     number = 0
+    # A video's vPDQ frame lines are one cell: allow a cell of up to MAX_CELL characters
+    # (the csv module's own limit, 131,072, is about 1,600 frames). Only ever raised.
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
     reader = csv.reader(text)
     while True:
         number += 1

@@ -425,6 +425,12 @@ class VpdqSignal(SignalType):
             features = [Feature(0, 100, self.validate(stripped), 0.0)]
         if not features:
             raise SignalValueError("no frames", signal_type=self.name, value=text[:120])
+        if len(features) > self.limits.max_frames:
+            raise SignalValueError(
+                f"{len(features):,} frames, over the limit of {self.limits.max_frames:,}",
+                signal_type=self.name,
+                value=text[:120],
+            )
         return [to_value(f) for f in features]
 
     def cells(self, values: Sequence[SignalValue]) -> list[str]:
