@@ -26,11 +26,14 @@ amber way's hash of that second (the same frame, except when unreferenced frames
 Decoding alone (every frame, nothing converted) is timed too: no way that decodes every
 frame can beat it.
 
+Then it runs ``video_matching.py`` (``--clips``, 0 to skip) for the recall table.
+
 Run from the repository root:
 
-    python benchmarks/video.py [--seconds 60] [--runs 3] [--max-side 512] [--dedupe 8]
+    python benchmarks/video.py [--seconds 60] [--runs 3] [--max-side 512] [--dedupe 8] [--clips 6]
 
-Prints Markdown tables and writes ``benchmarks/results/video.json``.
+Prints Markdown tables and writes ``benchmarks/results/video.json`` (and
+``video_matching.json``).
 """
 
 from __future__ import annotations
@@ -98,8 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-side", type=int, default=512)
     parser.add_argument("--dedupe", type=int, default=8)
     parser.add_argument("--output", type=Path, default=OUT)
+    parser.add_argument(
+        "--clips",
+        type=int,
+        default=6,
+        help="clips for the matching recall table (video_matching.py); 0 skips it",
+    )
     args = parser.parse_args(argv)
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})  # one core
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -210,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         + "\n"
     )
+    if args.clips:
+        import video_matching
+
+        os.sched_setaffinity(0, cores)  # recall, not speed: every core
+        print("\nMatching recall on generated re-uploads (benchmarks/video_matching.py):")
+        video_matching.main(["--clips", str(args.clips)])
     return 0
 
 
