@@ -21,6 +21,7 @@ from amber.errors import SignalValueError, UserError
 from amber.posts import media_post
 from amber.signals import vpdq
 from amber.signals.base import Content, Role, frame_of
+from amber.signals.pdq import DIHEDRAL_NAMES
 from amber.store.tables import entry_signals, media_signals
 
 DATA = Path(__file__).parent / "data" / "vpdq"
@@ -43,6 +44,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     edits = {
         "reencoded": frames,
         "mirrored": synthetic.mirrored(frames),
+        "turned": [np.ascontiguousarray(np.rot90(f)) for f in frames],  # a phone held sideways
         "letterboxed": synthetic.boxed(frames, (w, w)),
         "screen-recorded": synthetic.screen_recorded(frames),
         "first-half": frames[: len(frames) // 2],
@@ -90,7 +92,7 @@ def test_a_banked_video_holds_its_frames_and_its_exact_hashes(
 
 
 @pytest.mark.parametrize(
-    "copy", ["reencoded", "mirrored", "letterboxed", "screen-recorded", "first-half"]
+    "copy", ["reencoded", "mirrored", "turned", "letterboxed", "screen-recorded", "first-half"]
 )
 def test_altered_re_uploads_match_the_banked_video(
     engine: Engine, clips: dict[str, Path], copy: str
@@ -209,14 +211,15 @@ def test_a_corrupt_video_goes_to_review_naming_the_decoder_error(
     assert reason["signal"] == "media" and "vpdq:" in reason["detail"]
 
 
-def test_query_frames_are_sampled_a_second_apart_mirrored_and_trimmed(
+def test_query_frames_are_sampled_a_second_apart_turned_and_trimmed(
     clips: dict[str, Path],
 ) -> None:
     signal = vpdq.VpdqSignal()
     values = signal.compute(Content(data=clips["letterboxed"].read_bytes()), role=Role.query)
     frames = [f for v in values if (f := frame_of(v.variant)) is not None]
     views = {f.view for f in frames}
-    assert views == {"original", "original+flipy", "trimmed", "trimmed+flipy"}
+    turns = ["", *(f"+{name}" for name in DIHEDRAL_NAMES[1:])]
+    assert views == {f"{view}{turn}" for view in ("original", "trimmed") for turn in turns}
     times = sorted({f.timestamp for f in frames})
     assert times[:3] == [0.0, 1.0, 2.0]
     assert signal.compute(Content(data=clips["still"].read_bytes())) == []  # a photo

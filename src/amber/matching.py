@@ -352,7 +352,12 @@ class Matcher:
         entry_percent = timeline.percent(
             timeline.covered(entry_times, matched_entry, cover), len(entry_times)
         )
-        played = tuple(timeline.segments((q.timestamp, e.timestamp) for q, e, _ in pairs))
+        played = tuple(
+            timeline.segments(
+                ((q.timestamp, e.timestamp) for q, e, _ in pairs),
+                unmatched=set(query_times) - matched_query,
+            )
+        )
         if entry_percent < int(row.video_percent) and not played:
             return None
         best: dict[float, tuple[FrameRef, FrameRef, int]] = {}  # per query frame time

@@ -22,11 +22,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-#: Shortest stretch of a banked video that counts as a segment inside another video.
-SEGMENT_SECONDS: Final = 3.0
+#: Shortest stretch of a banked video that counts as a segment inside another video, and
+#: the fewest frames matched in order within it (at one frame a second: three frames).
+SEGMENT_SECONDS: Final = 2.0
+SEGMENT_FRAMES: Final = 3
 #: How far a segment's frames may stray from its time offset, and the longest gap between
 #: its frames (seconds): a re-encode's sampling phase and frame rate differ.
 SEGMENT_SLACK: Final = 2.0
+#: The longest gap (seconds) between a segment's frames when no usable frame between them
+#: failed to match (the frames between were too flat to hash: a fade, a dark stretch).
+SEGMENT_MAX_GAP: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,23 +61,40 @@ def segments(
     pairs: Iterable[tuple[float, float]],
     *,
     min_seconds: float = SEGMENT_SECONDS,
+    min_frames: int = SEGMENT_FRAMES,
     slack: float = SEGMENT_SLACK,
+    unmatched: Iterable[float] | None = None,
+    max_gap: float = SEGMENT_MAX_GAP,
 ) -> list[Segment]:
     """The segments that ``pairs`` of (query time, compared time) of matching frames make.
 
     A segment is a run of pairs whose offset (compared time minus query time) stays within
-    ``slack`` seconds of the run's first, with no gap over ``slack`` seconds between
-    consecutive query frames, lasting at least ``min_seconds``. The offset absorbs where
-    the clip sits in each video; ``slack`` absorbs a different sampling phase or frame
-    rate. Segments come in query order; where two overlap in the query, the one with more
-    frames is kept.
+    ``slack`` seconds of the run's first, lasting at least ``min_seconds`` with at least
+    ``min_frames`` query frames. Consecutive
+    query frames of a run are at most ``slack`` seconds apart; when ``unmatched`` gives
+    the times of the query's usable frames that matched nothing, a longer gap, up to
+    ``max_gap``, does not break a run if none of those lies inside it (the frames between
+    were unusable, not different). The offset absorbs where the clip sits in each video;
+    ``slack`` absorbs a different sampling phase or frame rate. Segments come in query
+    order; where two overlap in the query, the one with more frames is kept.
     """
+    misses = sorted(set(unmatched)) if unmatched is not None else None
+
+    def joins(last_q: float, tq: float) -> bool:
+        gap = tq - last_q
+        if 0 <= gap <= slack:
+            return True
+        if misses is None or not 0 <= gap <= max_gap:
+            return False
+        i = bisect.bisect_right(misses, last_q)
+        return i == len(misses) or misses[i] >= tq  # no usable frame between missed
+
     runs: list[list[tuple[float, float]]] = []
     for tq, tc in sorted(set(pairs)):  # each pair joins the open run it continues, else starts one
         for run in runs:
             first_q, first_c = run[0]
             last_q = run[-1][0]
-            if 0 <= tq - last_q <= slack and abs((tc - tq) - (first_c - first_q)) <= slack:
+            if joins(last_q, tq) and abs((tc - tq) - (first_c - first_q)) <= slack:
                 if tq != last_q:
                     run.append((tq, tc))
                 break
@@ -81,7 +103,7 @@ def segments(
     found = [
         Segment(run[0][0], run[-1][0], min(p[1] for p in run), max(p[1] for p in run), len(run))
         for run in runs
-        if run[-1][0] - run[0][0] >= min_seconds
+        if run[-1][0] - run[0][0] >= min_seconds and len(run) >= min_frames
     ]
     kept: list[Segment] = []
     for seg in sorted(found, key=lambda s: (-s.frames, s.query_start)):

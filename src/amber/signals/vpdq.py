@@ -43,7 +43,7 @@ from amber.signals.base import (
     frame_of,
     frame_variant,
 )
-from amber.signals.pdq import PdqSignal, hamming
+from amber.signals.pdq import DIHEDRAL_NAMES, PdqSignal, hamming
 from amber.timeline import SEGMENT_SECONDS, SEGMENT_SLACK, Segment
 from amber.video import DEFAULT_VIDEO_LIMITS, VideoLimits, decode_video, is_animation, is_video
 
@@ -306,10 +306,10 @@ class VpdqSignal(SignalType):
 
     Query videos are sampled every ``query_seconds`` (1 s) and decoded reduced to
     ``query_max_side`` (512 px) with the frames no other is built from and the codec's
-    deblocking filter skipped; each frame
-    is hashed as stored and mirrored, and again without its bars when it has any
-    (letterbox, pillarbox, a vertical re-post's backdrop, a screen recording's chrome, a
-    caption bar: ``amber.image_views.content_box``). Banked videos are sampled every
+    deblocking filter skipped; each frame is hashed as stored in its 8 rotations and
+    mirrors (a phone's turned recording, a mirrored copy), and again without its bars
+    when it has any (letterbox, pillarbox, a vertical re-post's backdrop, a screen
+    recording's chrome, a caption bar: ``amber.image_views.content_box``). Banked videos are sampled every
     ``bank_seconds`` (0.25 s) at their stored size, as vPDQ hashes them, so the sampling
     phase of a re-encode does not matter; each banked frame is hashed as stored, without
     its bars if it has any, and as its central crops (``BANK_CROPS``). A frame within
@@ -500,8 +500,9 @@ def _from_pytx(text: str) -> list[Feature]:
 
 def _frame_hashes(pixels: np.ndarray, *, query: bool) -> list[tuple[str, bytes, int]]:
     """A frame's hashes and their qualities by view (``"original"`` first): again without
-    the frame's bars when it has any; for a query each mirrored too, for a bank frame
-    its central crops (``BANK_CROPS``) too."""
+    the frame's bars when it has any; for a query each in its 8 rotations and mirrors
+    (``amber.signals.pdq.DIHEDRAL_NAMES``), for a bank frame its central crops
+    (``BANK_CROPS``) too."""
     from PIL import Image
 
     from amber.image_views import content_box
@@ -520,10 +521,11 @@ def _frame_hashes(pixels: np.ndarray, *, query: bool) -> list[tuple[str, bytes, 
     out: list[tuple[str, bytes, int]] = []
     for view, array in views:
         array = np.ascontiguousarray(array)
-        if query:
+        if query:  # all 8 rotations and mirrors from one DCT, as for photos
             vectors, quality = pdqhash.compute_dihedral(array)
-            out.append((view, _packed(vectors[0]), int(quality)))
-            out.append((f"{view}+flipy", _packed(vectors[5]), int(quality)))
+            for orientation, vector in zip(DIHEDRAL_NAMES, vectors, strict=True):
+                name = view if orientation == "original" else f"{view}+{orientation}"
+                out.append((name, _packed(vector), int(quality)))
         else:
             bits, quality = pdqhash.compute(array)
             out.append((view, _packed(bits), int(quality)))
