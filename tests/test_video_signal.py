@@ -459,3 +459,22 @@ def test_a_long_video_s_frames_fit_in_one_csv_cell(engine: Engine) -> None:
     out = _io("")
     engine.banks.export_csv("long", out)
     assert next(csv.reader(_io(out.getvalue())))[1] == lines
+
+
+def test_explain_says_how_a_video_fared_against_each_banked_video(
+    engine: Engine, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    _bank_videos(engine, clips)
+    others = synthetic.frames_of(clips["other"])
+    frames = synthetic.frames_of(clips["banked"])
+    glimpse = synthetic.write_video(tmp_path / "glimpse.mp4", others[:50] + frames[40:52])
+
+    played = engine.explain(media_post(clips["compilation"], "c", source="test"))
+    brief = engine.explain(media_post(glimpse, "g", source="test"))
+
+    (whole,) = played.videos
+    assert whole.matches and "segment" in whole.why
+    assert played.to_json()["videos"][0]["video"]["segments"]
+    assert brief.verdict == "allow"
+    (near,) = brief.videos  # a second of the banked clip: frames match, the video does not
+    assert not near.matches and "under the bank's 80%" in near.why, near.why

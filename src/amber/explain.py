@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from amber.errors import AmberError, PostError
 from amber.hashing import Hasher, MediaFailure, MediaHashes
 from amber.identity import DEFAULT_CLIENT
-from amber.matching import Nearest
+from amber.matching import Nearest, VideoVerdict
 from amber.policy import Outcome
 from amber.posts import Media, Post, media_post, parse_post, read_jsonl
 from amber.signals import Role, SignalValue
@@ -154,6 +154,8 @@ class Explanation:
     media: tuple[MediaExplained, ...] = ()
     nearest: tuple[Candidate, ...] = ()
     signals: tuple[ValueExplained, ...] = ()
+    #: Each media video against each banked video it shares frames with, judged whole.
+    videos: tuple[VideoVerdict, ...] = ()
     policy: str = ""
     #: For a stored post: the stored decision (``Decision.to_record()``).
     stored: Mapping[str, Any] | None = None
@@ -181,6 +183,7 @@ class Explanation:
             "policy": self.policy,
             "media": [m.to_json() for m in self.media],
             "nearest": [n.to_json() for n in self.nearest],
+            "videos": [v.to_json() for v in self.videos],
             "signals": [s.to_json() for s in self.signals],
             "stored": None if self.stored is None else dict(self.stored),
             "note": self.note,
@@ -303,6 +306,7 @@ def _explain(
         actions=tuple(outcome.actions),
         media=media,
         nearest=tuple(_candidate(n, floors) for n in nearest),
+        videos=tuple(engine.matcher.videos(values)),
         signals=tuple(_value(v, floors) for v in findings.signals),
         policy=engine.policy.ref,
         stored=stored,

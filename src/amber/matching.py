@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -79,11 +80,16 @@ class Match:
     query_percent: float | None = None
     entry_percent: float | None = None
     segments: tuple[timeline.Segment, ...] = ()
+    #: The frames each share counts (those of quality enough to match), and all of them.
+    query_frames: tuple[int, int] | None = None
+    entry_frames: tuple[int, int] | None = None
 
     def video(self) -> dict[str, object] | None:
         """Where the match lies in time, for a decision's reason (``None`` for stills):
         ``post`` and ``entry`` ([first, last] seconds matched), ``post_percent``,
-        ``entry_percent`` and ``segments`` (``[{"post": [s, e], "entry": [s, e]}]``)."""
+        ``entry_percent``, the frames they count (``post_frames``, ``entry_frames``:
+        ``[usable, all]``, usable being of quality enough to match) and ``segments``
+        (``[{"post": [s, e], "entry": [s, e]}]``)."""
         out: dict[str, object] = {}
         for key, span in (("post", self.query_span), ("entry", self.entry_span)):
             if span is not None:
@@ -92,9 +98,40 @@ class Match:
             out["post_percent"] = self.query_percent
         if self.entry_percent is not None:
             out["entry_percent"] = self.entry_percent
+        if self.query_frames is not None:
+            out["post_frames"] = list(self.query_frames)
+        if self.entry_frames is not None:
+            out["entry_frames"] = list(self.entry_frames)
         if self.segments:
             out["segments"] = [s.to_json() for s in self.segments]
         return out or None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoVerdict:
+    """A media video against a banked video it shares frames with: the match it would be
+    (shares, segments, spans), whether it is one, and why in plain words."""
+
+    match: Match
+    matches: bool
+    why: str
+    #: The bank's ``video_percent``: the share of the entry's frames the video must cover.
+    needed: int
+
+    def to_json(self) -> dict[str, Any]:
+        """Bank, entry, the ``video`` form of the match, and the verdict with its why."""
+        m = self.match
+        return {
+            "media": m.media,
+            "bank": m.bank,
+            "label": m.label,
+            "entry": m.entry_id,
+            "entry_source": m.entry_source,
+            "video": m.video(),
+            "video_percent": self.needed,
+            "matches": self.matches,
+            "why": self.why,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,28 +304,51 @@ class Matcher:
 
     def match(self, media: Sequence[Sequence[SignalValue]]) -> list[Match]:
         """Every bank entry matched by any media item's values, best distance per entry;
-        a video against a banked video only when it matches as a whole (``_judge_video``)."""
+        a video against a banked video only when it matches as a whole (``videos``)."""
         self.sync_if_stale()
-        hits: dict[tuple[int, str, int], list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]]]
-        hits = {}
+        found: list[Match] = []
         with self.db.connect() as conn:
-            for queries, found, rows in self._search(conn, media, nearest=None):
-                for (position, value), per_query in zip(queries, found, strict=True):
-                    signal_type = self.signals.get(value.signal_type)
-                    for row_id, distance in per_query:
-                        row = rows.get(row_id)
-                        if row is None or distance > self.threshold(signal_type, row.threshold):
-                            continue
-                        if _below(row.quality, self.min_quality.get(str(row.signal_type))):
-                            continue
-                        key = (position, str(row.signal_type), int(row.entry))
-                        hits.setdefault(key, []).append((value, row, distance))
-            found_matches = [
-                m
-                for (position, type_name, _), group in hits.items()
-                if (m := self._judge(conn, media[position], type_name, position, group)) is not None
-            ]
-        return sorted(found_matches, key=lambda m: (m.media, m.distance, m.bank, m.entry_id))
+            for (position, type_name, _), group in self._hits(conn, media).items():
+                judged = self._judge(conn, media[position], type_name, position, group)
+                if isinstance(judged, VideoVerdict):
+                    if judged.matches:
+                        found.append(judged.match)
+                else:
+                    found.append(judged)
+        return sorted(found, key=lambda m: (m.media, m.distance, m.bank, m.entry_id))
+
+    def videos(self, media: Sequence[Sequence[SignalValue]]) -> list[VideoVerdict]:
+        """How each media video fares against each banked video one of its frames is near
+        enough to: matched or not, and why (``amber explain``)."""
+        self.sync_if_stale()
+        out: list[VideoVerdict] = []
+        with self.db.connect() as conn:
+            for (position, type_name, _), group in self._hits(conn, media).items():
+                judged = self._judge(conn, media[position], type_name, position, group)
+                if isinstance(judged, VideoVerdict):
+                    out.append(judged)
+        return sorted(out, key=lambda v: (v.match.media, not v.matches, v.match.entry_id))
+
+    def _hits(
+        self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]]
+    ) -> dict[tuple[int, str, int], list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]]]:
+        """Every (media value, bank row, distance) within the row's threshold and of
+        enough quality, by (media position, the row's type, entry)."""
+        hits: dict[
+            tuple[int, str, int], list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]]
+        ] = {}
+        for queries, found, rows in self._search(conn, media, nearest=None):
+            for (position, value), per_query in zip(queries, found, strict=True):
+                signal_type = self.signals.get(value.signal_type)
+                for row_id, distance in per_query:
+                    row = rows.get(row_id)
+                    if row is None or distance > self.threshold(signal_type, row.threshold):
+                        continue
+                    if _below(row.quality, self.min_quality.get(str(row.signal_type))):
+                        continue
+                    key = (position, str(row.signal_type), int(row.entry))
+                    hits.setdefault(key, []).append((value, row, distance))
+        return hits
 
     def _judge(
         self,
@@ -297,7 +357,7 @@ class Matcher:
         type_name: str,
         position: int,
         group: list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]],
-    ) -> Match | None:
+    ) -> Match | VideoVerdict:
         """One media item against one entry, from the values of the item that hit it."""
         value, row, distance = min(group, key=lambda hit: hit[2])
         signal_type = self.signals.get(type_name)
@@ -329,21 +389,21 @@ class Matcher:
         position: int,
         row: sa.Row[tuple[object, ...]],
         pairs: list[tuple[FrameRef, FrameRef, int]],
-    ) -> Match | None:
+    ) -> VideoVerdict:
         """A query video against a banked video: a match when the query covers the bank's
         ``video_percent`` of the banked frames or plays a segment of it
-        (``amber.timeline``); ``None`` otherwise."""
+        (``amber.timeline``)."""
         floor = self.min_quality.get(signal_type.name)
-        query_times = sorted(
-            {
-                f.timestamp
-                for v in item
-                if v.signal_type == signal_type.name
-                and (f := frame_of(v.variant)) is not None
-                and not _below(v.quality, floor)
-            }
-        )
-        entry_times = self._entry_times(conn, int(row.entry), signal_type.name, floor)
+        every = {
+            f.timestamp: v.quality
+            for v in item
+            if v.signal_type == signal_type.name
+            and (f := frame_of(v.variant)) is not None
+            and f.view == "original"
+        }
+        query_times = sorted(t for t, quality in every.items() if not _below(quality, floor))
+        entry_every = self._entry_times(conn, int(row.entry), signal_type.name)
+        entry_times = [t for t, quality in entry_every if not _below(quality, floor)]
         matched_query = {q.timestamp for q, _, _ in pairs}
         matched_entry = {e.timestamp for _, e, _ in pairs}
         gaps = [b - a for a, b in itertools.pairwise(query_times)]
@@ -358,14 +418,23 @@ class Matcher:
                 unmatched=set(query_times) - matched_query,
             )
         )
-        if entry_percent < int(row.video_percent) and not played:
-            return None
+        needed = int(row.video_percent)
+        if played:
+            why = f"plays {len(played)} segment(s) of it in order"
+        elif entry_percent >= needed:
+            why = f"covers {entry_percent:g}% of its frames, the bank asks {needed}%"
+        else:
+            why = (
+                f"covers {entry_percent:g}% of its frames, under the bank's {needed}%, and plays "
+                f"no segment ({timeline.SEGMENT_FRAMES} frames in order over "
+                f"{timeline.SEGMENT_SECONDS:g} s or more)"
+            )
         best: dict[float, tuple[FrameRef, FrameRef, int]] = {}  # per query frame time
         for q, e, d in pairs:
             if q.timestamp not in best or d < best[q.timestamp][2]:
                 best[q.timestamp] = (q, e, d)
         closest = min(best.values(), key=lambda hit: hit[2])
-        return self._to_match(
+        match = self._to_match(
             row,
             int(statistics.median_low(d for _, _, d in best.values())),
             None,
@@ -377,26 +446,26 @@ class Matcher:
             query_percent=query_percent,
             entry_percent=entry_percent,
             segments=played,
+            query_frames=(len(query_times), len(every)),
+            entry_frames=(len(entry_times), len(entry_every)),
         )
+        return VideoVerdict(match, bool(played) or entry_percent >= needed, why, needed)
 
     def _entry_times(
-        self, conn: sa.Connection, entry: int, type_name: str, floor: int | None
-    ) -> list[float]:
-        """The times of a banked video's frames (its own, of enough quality)."""
+        self, conn: sa.Connection, entry: int, type_name: str
+    ) -> list[tuple[float, int | None]]:
+        """The times and qualities of a banked video's own frames, in time order."""
         rows = conn.execute(
             sa.select(entry_signals.c.variant, entry_signals.c.quality).where(
                 entry_signals.c.entry_id == entry, entry_signals.c.signal_type == type_name
             )
         )
-        return sorted(
-            {
-                f.timestamp
-                for r in rows
-                if (f := frame_of(str(r.variant))) is not None
-                and f.view == "original"
-                and not _below(r.quality, floor)
-            }
-        )
+        own = {
+            f.timestamp: r.quality
+            for r in rows
+            if (f := frame_of(str(r.variant))) is not None and f.view == "original"
+        }
+        return sorted(own.items())
 
     def nearest(self, media: Sequence[Sequence[SignalValue]], k: int = 3) -> list[Nearest]:
         """For each media value, the ``k`` closest bank entries of its type (and of the
@@ -562,6 +631,8 @@ class Matcher:
         query_percent: float | None = None,
         entry_percent: float | None = None,
         segments: tuple[timeline.Segment, ...] = (),
+        query_frames: tuple[int, int] | None = None,
+        entry_frames: tuple[int, int] | None = None,
     ) -> Match:
         return Match(
             signal_type=str(row.signal_type),
@@ -580,6 +651,8 @@ class Matcher:
             query_percent=query_percent,
             entry_percent=entry_percent,
             segments=segments,
+            query_frames=query_frames,
+            entry_frames=entry_frames,
         )
 
 

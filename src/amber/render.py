@@ -231,6 +231,30 @@ def render_explanation(explanation: Explanation) -> Group:
             parts.append(near)
         elif x.media:
             parts.append(Text("nearest bank entries: none (the banks hold no such values)"))
+        if x.videos:
+            videos = Table(
+                "media",
+                "bank",
+                "entry",
+                "frames",
+                "segments",
+                "result",
+                title="videos against banked videos (frames near enough, judged whole)",
+                title_justify="left",
+            )
+            for judged in x.videos:
+                m = judged.match
+                label = m.bank if m.label in ("", m.bank) else f"{m.bank} ({m.label})"
+                videos.add_row(
+                    str(m.media),
+                    Text(label),
+                    Text(f"{m.entry_id} {m.entry_source}"),
+                    f"post {m.query_percent:g}% / entry {m.entry_percent:g}%",
+                    ", ".join(_when({"segments": [g.to_json()]}) for g in m.segments) or "-",
+                    Text(("matches: " if judged.matches else "no match: ") + judged.why,
+                         style="green" if judged.matches else ""),
+                )  # fmt: skip
+            parts.append(videos)
     if x.signals:
         signals = Table(
             "signal", "value", "score", "detail", title="post signals", title_justify="left"

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 #: MOV, M4V and 3GP, ``matroska`` MKV and WebM). Everything else is refused before a
 #: demuxer runs: FFmpeg opens many formats (playlists, image sequences, network
 #: descriptors) that untrusted input should not reach.
+#: With ``skip_unreferenced``, frames within this many seconds before a sample is due are
+#: decoded all the same, so that the sample is the frame at its time, as without skipping.
+NEAR_SAMPLE_SECONDS: Final = 0.15
+
 CONTAINERS: Final = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm"})
 
 #: FFmpeg options for opening untrusted bytes: probe at most 5 MB / 5 s of data, and never
@@ -135,7 +139,8 @@ def decode_video(
     neither side is longer (FFmpeg's area averaging, as the frame is converted to RGB);
     ``None`` keeps the stored size. ``skip_unreferenced`` has the codec skip the frames that
     no other frame is built from (most B-frames of H.264: about half the frames of the
-    benchmark clip); each sample is then the first decoded frame at or after its time.
+    benchmark clip), except within ``NEAR_SAMPLE_SECONDS`` before a sample is due, so that
+    the sample is still the first frame at or after its time.
     ``skip_loop_filter`` has the codec skip its deblocking filter (FFmpeg's
     ``skip_loop_filter=all``): faster, with block edges left in the pixels, which PDQ's
     64x64 reduction mostly averages away (``benchmarks/video.py`` measures both).
@@ -230,11 +235,15 @@ def _frames(
     rate = float(stream.average_rate or stream.guessed_rate or 30)
     number = 0
     due = 0.0
+    skipping = stream.codec_context.skip_frame == "NONREF" and sampling.every > 0
     try:
         packets = container.demux(stream)
         while True:
             try:
                 packet = next(packets)
+                if skipping:  # decode every frame near a sample, so it is the one due
+                    near = _seconds_of(packet, stream) >= due - NEAR_SAMPLE_SECONDS
+                    stream.codec_context.skip_frame = "DEFAULT" if near else "NONREF"
                 frames = packet.decode()
             except StopIteration:
                 break
@@ -370,6 +379,14 @@ def _animation_frames(
         raise MediaError(
             f"corrupt or truncated animation: no frame could be decoded{reason}", path=source
         )
+
+
+def _seconds_of(packet: Any, stream: Any) -> float:
+    """A packet's presentation time in seconds (its decode time, or 0, when it has none)."""
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    if stamp is None or stream.time_base is None:
+        return 0.0
+    return float(stamp * stream.time_base)
 
 
 def _check_size(width: int, height: int, limits: VideoLimits, source: str | None) -> None:

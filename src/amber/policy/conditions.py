@@ -149,8 +149,8 @@ def _when(m: Match) -> str | None:
     parts = []
     if m.query_percent is not None and m.entry_percent is not None:
         parts.append(
-            f"{m.query_percent:g}% of the post's frames match, covering "
-            f"{m.entry_percent:g}% of the entry's"
+            f"{m.query_percent:g}% of the post's{_counted(m.query_frames)} frames match, "
+            f"covering {m.entry_percent:g}% of the entry's{_counted(m.entry_frames)}"
         )
     for seg in m.segments:
         parts.append(
@@ -162,6 +162,14 @@ def _when(m: Match) -> str | None:
     if not m.segments and m.entry_span is not None:
         parts.append(f"at {_span(m.entry_span)} of the entry")
     return "; ".join(parts) or None
+
+
+def _counted(frames: tuple[int, int] | None) -> str:
+    """`` 3 usable (of 17)``: how many frames a share counts, when not all of them."""
+    if frames is None:
+        return ""
+    usable, every = frames
+    return f" {usable}" if usable == every else f" {usable} usable (of {every})"
 
 
 def _view(variant: str) -> str:

@@ -309,10 +309,11 @@ class VpdqSignal(SignalType):
     deblocking filter skipped; each frame is hashed as stored in its 8 rotations and
     mirrors (a phone's turned recording, a mirrored copy), and again without its bars
     when it has any (letterbox, pillarbox, a vertical re-post's backdrop, a screen
-    recording's chrome, a caption bar: ``amber.image_views.content_box``). Banked videos are sampled every
-    ``bank_seconds`` (0.25 s) at their stored size, as vPDQ hashes them, so the sampling
-    phase of a re-encode does not matter; each banked frame is hashed as stored, without
-    its bars if it has any, and as its central crops (``BANK_CROPS``). A frame within
+    recording's chrome, a caption bar: ``amber.image_views.content_box``). Banked videos
+    are sampled every ``bank_seconds`` (0.25 s) at their stored size, as vPDQ hashes them,
+    so the sampling phase of a re-encode does not matter; each banked frame is hashed as
+    stored, without its bars if it has any, and as its central crops (``BANK_CROPS``). A
+    frame within
     ``DEDUPE_BITS`` of the last one kept is dropped (a still scene keeps one frame).
     ``benchmarks/video.py`` measures the speed and the drift this costs.
 
