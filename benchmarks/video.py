@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--max-side", type=int, default=512)
+    parser.add_argument("--max-side", type=int, default=384)
     parser.add_argument("--dedupe", type=int, default=8)
     parser.add_argument("--output", type=Path, default=OUT)
     parser.add_argument(

@@ -305,7 +305,7 @@ class VpdqSignal(SignalType):
     (``amber.signals.base.frame_variant``).
 
     Query videos are sampled every ``query_seconds`` (1 s) and decoded reduced to
-    ``query_max_side`` (512 px) with the frames no other is built from and the codec's
+    ``query_max_side`` (384 px) with the frames no other is built from and the codec's
     deblocking filter skipped; each frame is hashed as stored in its 8 rotations and
     mirrors (a phone's turned recording, a mirrored copy), and again without its bars
     when it has any (letterbox, pillarbox, a vertical re-post's backdrop, a screen
@@ -339,7 +339,7 @@ class VpdqSignal(SignalType):
         limits: VideoLimits = DEFAULT_VIDEO_LIMITS,
         query_seconds: float = 1.0,
         bank_seconds: float = 0.25,
-        query_max_side: int | None = 512,
+        query_max_side: int | None = 384,
     ) -> None:
         self.limits = limits
         self.query_seconds = query_seconds
