@@ -455,19 +455,7 @@ class BankStore:
         (a video's ``vpdq`` frames) writes them as one cell (``SignalType.cells``).
         """
         bank = self.get(name)
-        query = (
-            sa.select(
-                entry_signals.c.entry_id,
-                entry_signals.c.signal_type,
-                entry_signals.c.value,
-                entry_signals.c.quality,
-                entry_signals.c.variant,
-                bank_entries.c.label,
-            )
-            .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
-            .where(bank_entries.c.bank_id == bank.id)
-            .order_by(entry_signals.c.id)
-        )
+        query = _entry_rows(bank.id)
         # "\r\n" makes the writer quote a CR inside a cell; each row then ends in "\n".
         line = io.StringIO()
         writer = csv.writer(line, lineterminator="\r\n")
@@ -496,19 +484,7 @@ class BankStore:
         from amber.signals.vpdq import to_feature, write_features
 
         bank = self.get(name)
-        query = (
-            sa.select(
-                entry_signals.c.entry_id,
-                entry_signals.c.signal_type,
-                entry_signals.c.value,
-                entry_signals.c.quality,
-                entry_signals.c.variant,
-                bank_entries.c.label,
-            )
-            .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
-            .where(bank_entries.c.bank_id == bank.id, entry_signals.c.signal_type == "vpdq")
-            .order_by(entry_signals.c.id)
-        )
+        query = _entry_rows(bank.id).where(entry_signals.c.signal_type == "vpdq")
         written: list[Path] = []
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -703,6 +679,23 @@ def read_csv_text(path: Path) -> io.StringIO:
         raise UserError(f"cannot read {str(path)!r}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise UserError(f"{str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+
+
+def _entry_rows(bank_id: int) -> sa.Select[tuple[object, ...]]:
+    """Every ``entry_signals`` row of a bank's entries with the entry's label, in row order."""
+    return (
+        sa.select(
+            entry_signals.c.entry_id,
+            entry_signals.c.signal_type,
+            entry_signals.c.value,
+            entry_signals.c.quality,
+            entry_signals.c.variant,
+            bank_entries.c.label,
+        )
+        .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
+        .where(bank_entries.c.bank_id == bank_id)
+        .order_by(entry_signals.c.id)
+    )
 
 
 def _own_values_by_entry(

@@ -11,7 +11,8 @@ makes the same pixels. ``video`` pans a camera across such photos, scene after s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -86,16 +87,10 @@ def video(
     pans across slowly, so consecutive frames are alike but never the same and each scene
     cut is a clear change, as in filmed footage.
     """
-    import av
-
-    out_path = Path(path)
     margin_w, margin_h = width // 4, height // 4
     frames_per_scene = max(1, round(scene_seconds * fps))
-    with av.open(str(out_path), "w", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        stream.bit_rate = bit_rate
+
+    def frames() -> Iterator[np.ndarray]:
         scene = np.zeros((0, 0, 3), np.uint8)
         for number in range(round(seconds * fps)):
             step = number % frames_per_scene
@@ -104,15 +99,11 @@ def video(
                 scene = np.asarray(photo(shot, width + margin_w, height + margin_h))
             along = step / frames_per_scene
             x, y = round(along * margin_w), round(along * margin_h * 0.5)
-            frame = av.VideoFrame.from_ndarray(
-                np.ascontiguousarray(scene[y : y + height, x : x + width]), format="rgb24"
-            )
-            frame.pts = number
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return out_path
+            yield scene[y : y + height, x : x + width]
+
+    return write_video(
+        path, frames(), width=width, height=height, fps=fps, bit_rate=bit_rate, faststart=True
+    )
 
 
 #: A video's frames, each height x width x 3 RGB uint8.
@@ -127,19 +118,32 @@ def frames_of(path: str | Path) -> Frames:
 
 
 def write_video(
-    path: str | Path, frames: Sequence[np.ndarray], *, fps: int = 10, bit_rate: int = 800_000
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    fps: int = 10,
+    bit_rate: int = 800_000,
+    faststart: bool = False,
 ) -> Path:
-    """Encode ``frames`` as H.264 in MP4 (sides rounded down to even, as H.264 needs)."""
+    """Encode ``frames`` (one at a time: a generator is never held in memory) as H.264 in
+    MP4 at ``width`` x ``height`` (default: the first frame's size), sides rounded down to
+    even as H.264 needs; ``faststart`` puts the index before the frames, as platforms
+    serve videos."""
     import av
 
-    height, width = frames[0].shape[:2]
+    stream_of = iter(frames)
+    first = next(stream_of)
     out_path = Path(path)
-    with av.open(str(out_path), "w") as out:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(out_path), "w", options=options) as out:
         stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height = width // 2 * 2, height // 2 * 2
+        stream.width = (width or first.shape[1]) // 2 * 2
+        stream.height = (height or first.shape[0]) // 2 * 2
         stream.pix_fmt = "yuv420p"
         stream.bit_rate = bit_rate
-        for number, pixels in enumerate(frames):
+        for number, pixels in enumerate(itertools.chain([first], stream_of)):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             frame = frame.reformat(stream.width, stream.height)
             frame.pts = number
