@@ -140,7 +140,7 @@ def image_files(paths: Iterable[Path]) -> Iterator[Path]:
         elif path.is_file():
             yield path
         else:
-            raise UserError(f"{str(path)!r} does not exist; give image files or folders")
+            raise UserError(f"{str(path)!r} does not exist; give image or video files, or folders")
 
 
 class BankStore:
@@ -319,7 +319,7 @@ class BankStore:
         sources: Mapping[str, str] | None = None,
         min_quality: int | None = None,
     ) -> AddResult:
-        """Hash each image file (folders are walked) and add it as one entry.
+        """Hash each image or video file (folders are walked) and add it as one entry.
 
         A file whose SHA-256 the bank already holds is skipped as a duplicate; a file that
         cannot be decoded is reported in ``failures`` and the others are still added.

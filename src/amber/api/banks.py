@@ -92,7 +92,7 @@ def delete_bank(name: str, engine: EngineDep, _: Admin) -> dict[str, Any]:
 def add_entries(
     name: str, files: Annotated[list[UploadFile], File()], engine: EngineDep, _: Admin
 ) -> dict[str, Any]:
-    """Hash uploaded image files into a bank, one entry each."""
+    """Hash uploaded image and video files into a bank, one entry each."""
     with tempfile.TemporaryDirectory(prefix="amber-bank-") as folder:
         paths, sources = [], {}
         for i, upload_file in enumerate(files):
