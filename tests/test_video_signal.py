@@ -105,7 +105,9 @@ def test_altered_re_uploads_match_the_banked_video(
     (reason,) = [r for r in decision["reasons"] if r.get("bank") == "videos"]
     assert reason["signal"] == "vpdq" and reason["label"] == "execution video"
     video = reason["video"]
-    assert video["post_percent"] >= 80.0  # vPDQ's query share and ...
+    # vPDQ's query share (most of the copy; the screen recording shows the clip at a
+    # third of its size, where a few frames drift past 31 bits) and ...
+    assert video["post_percent"] >= 70.0, video
     assert "entry_percent" in video  # ... its compared share, both reported
     if copy == "first-half":  # half the banked video: found as a segment
         assert video["entry_percent"] < 80.0 and video["segments"], video
