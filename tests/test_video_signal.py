@@ -480,3 +480,101 @@ def test_explain_says_how_a_video_fared_against_each_banked_video(
     assert brief.verdict == "allow"
     (near,) = brief.videos  # a second of the banked clip: frames match, the video does not
     assert not near.matches and "under the bank's 80%" in near.why, near.why
+
+
+def _mp4_with(tmp_path: Path, name: str, fix: Callable[[bytes], bytes]) -> Path:
+    """A small generated MP4 whose bytes ``fix`` has altered."""
+    import av
+
+    frames = synthetic.frames_of(synthetic.video(tmp_path / "base.mp4", 3, width=160, height=96,
+                                                 fps=5, seconds=2))  # fmt: skip
+    plain = tmp_path / "plain.mp4"
+    with av.open(str(plain), "w") as out:
+        out.metadata["title"] = "CafX"
+        stream = out.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        for number, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = number
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    path = tmp_path / name
+    path.write_bytes(fix(plain.read_bytes()))
+    return path
+
+
+def test_odd_headers_are_one_post_s_problem_and_the_scan_goes_on(
+    engine: Engine, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    latin1 = _mp4_with(tmp_path, "latin1.mp4", lambda b: b.replace(b"CafX", b"Caf\xe9"))
+    unknown = _mp4_with(tmp_path, "unknown.mp4", lambda b: b.replace(b"avc1", b"zzzz"))
+    posts = [media_post(p, p.name, source="t") for p in (latin1, unknown, clips["other"])]
+
+    results = {r.post.id: r for r in engine.scan(posts) if not isinstance(r, Exception)}
+
+    assert set(results) == {"latin1.mp4", "unknown.mp4", "other.mp4"}
+    assert results["latin1.mp4"].outcome.verdict == "allow"  # a Latin-1 title: frames read
+    assert any(v.signal_type == "vpdq" for v in results["latin1.mp4"].media[0].values)
+    unread = results["unknown.mp4"].outcome
+    assert unread.verdict == "review" and "codec" in (unread.reasons[0].detail or "")
+
+
+def test_an_animated_gif_is_judged_as_a_video_not_by_its_first_frame(
+    engine: Engine, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    _bank_videos(engine, clips)
+    frames = synthetic.frames_of(clips["banked"])[:1] + synthetic.frames_of(clips["other"])[:60]
+    gif = tmp_path / "first-then-other.gif"
+    pictures = [Image.fromarray(f) for f in frames[::5]]
+    pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=500, loop=0)
+
+    decision = _decide(engine, gif)
+    values = engine.hash_media(media_post(gif, "g", source="t"))[0].values
+
+    assert decision["verdict"] == "allow", decision  # one frame of 13 s is no copy
+    assert "pdq" not in {v.signal_type for v in values}  # its frames are vpdq's
+
+
+def test_banking_warns_of_a_video_that_cannot_match_or_ends_early(
+    amber_cli: Callable[..., object], clips: dict[str, Path], tmp_path: Path
+) -> None:
+    black = synthetic.write_video(tmp_path / "black.mp4", [np.zeros((96, 160, 3), np.uint8)] * 20)
+    data = clips["banked"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    assert amber_cli("bank", "create", "b").returncode == 0
+
+    added = amber_cli("bank", "add", "b", black, cut)
+
+    assert added.returncode == 0, added.stderr
+    assert "black.mp4: vpdq quality 0 is below the policy's minimum 50" in added.stderr
+    assert "cut.mp4 ends early" in added.stderr
+    refused = amber_cli("bank", "add", "b", black, "--min-quality", "50")
+    assert "refused" in refused.stderr and "black.mp4" in refused.stderr
+
+
+def test_a_vpdq_cell_s_frames_must_follow_and_a_subset_is_a_new_entry(engine: Engine) -> None:
+    engine.banks.create("v", action="review")
+    frames = [f"{n},100,{n:064x},{n / 10:.3f}" for n in range(4)]
+    backwards = "\n".join([frames[1], frames[0]])
+    with pytest.raises(UserError, match="frame number 0 does not follow 1"):
+        engine.banks.import_csv("v", _io(f'vpdq,"{backwards}"\n'), source="b.csv")
+
+    whole = engine.banks.import_csv("v", _io(f'vpdq,"{chr(10).join(frames)}"\n'), source="w.csv")
+    part = engine.banks.import_csv("v", _io(f'vpdq,"{chr(10).join(frames[:2])}",p\n'), source="p")
+
+    assert (whole.added, part.added, part.duplicates) == (1, 1, 0)
+
+
+def test_a_vpdq_file_with_a_bad_first_line_is_reported_as_one(
+    amber_cli: Callable[..., object], tmp_path: Path
+) -> None:
+    bad = tmp_path / "first.txt"
+    bad.write_text("0,100," + "a" * 64 + ",nan\n1,100," + "b" * 64 + ",0.100\n")
+    assert amber_cli("bank", "create", "te").returncode == 0
+
+    refused = amber_cli("bank", "import", "te", bad)
+
+    assert refused.returncode != 0 and "first.txt:1" in refused.stderr, refused.stderr

@@ -34,9 +34,9 @@ MAX_LABEL_LENGTH = 200
 #: Names other tools write for signal types amber knows (python-threatexchange, HMA).
 SIGNAL_ALIASES = {"photo_md5": "md5", "video_md5": "md5", "pdq_hash": "pdq"}
 MAX_IMPORT_ERRORS_SHOWN = 20
-#: Longest cell a bank CSV may hold, in characters: a video of 20,000 frames
+#: Longest cell a bank CSV may hold, in characters: a video of 40,000 frames
 #: (``amber.video.VideoLimits.max_frames``) as vPDQ frame lines, about 90 characters each.
-MAX_CELL = 2_000_000
+MAX_CELL = 4_000_000
 #: A posted video matches a banked video as a whole when it covers this share (percent)
 #: of the banked frames (vPDQ's example operating point), unless the bank says otherwise.
 DEFAULT_VIDEO_PERCENT = 80
@@ -95,7 +95,8 @@ class AddResult:
     """What ``add_files`` did: entries added, files already in the bank, files that failed.
 
     ``weak`` lists values of added files too weak to match under the policy's minimum
-    quality; ``refused`` the values that kept files out (``add_files(min_quality=...)``).
+    quality; ``refused`` the values that kept files out (``add_files(min_quality=...)``);
+    ``truncated`` the added files that ended early (banked as far as they decode).
     """
 
     added: list[str]
@@ -103,6 +104,7 @@ class AddResult:
     failures: list[MediaFailure]
     weak: list[WeakHash] = field(default_factory=list)
     refused: list[WeakHash] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +344,7 @@ class BankStore:
         failures: list[MediaFailure] = []
         weak: list[WeakHash] = []
         refused: list[WeakHash] = []
+        truncated: list[str] = []
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
             known = self._known_sha256(conn, bank.id)
@@ -365,26 +368,34 @@ class BankStore:
                 source = (sources or {}).get(result.path, result.path)
                 self._insert_entry(conn, bank.id, source, None, result.values)
                 added.append(result.path)
+                if result.truncated:
+                    truncated.append(result.path)
                 weak.extend(self._below(result.path, result.values, self.min_quality.get))
         if added:
             self.on_change()
-        return AddResult(added, duplicates, failures, weak, refused)
+        return AddResult(added, duplicates, failures, weak, refused, truncated)
 
     @staticmethod
     def _below(
         path: str, values: Iterable[SignalValue], minimum: Callable[[str], int | None]
     ) -> list[WeakHash]:
-        """The file's own values with a quality below ``minimum(signal_type)``."""
+        """The file's own values with a quality below ``minimum(signal_type)``; for a
+        video, its frames' type when not one of its own frames reaches it (the best
+        frame's quality is reported)."""
         out = []
+        frames: dict[str, int] = {}  # the best quality of each type's own frames
         for v in values:
             floor = minimum(v.signal_type)
-            if (
-                v.variant == "original"
-                and v.quality is not None
-                and floor is not None
-                and v.quality < floor
-            ):
+            if floor is None or v.quality is None:
+                continue
+            if v.variant == "original" and v.quality < floor:
                 out.append(WeakHash(path, v.signal_type, v.quality, floor))
+            elif is_own(v.variant) and v.variant != "original":
+                frames[v.signal_type] = max(frames.get(v.signal_type, 0), v.quality)
+        for type_name, best in frames.items():
+            floor = minimum(type_name)
+            if floor is not None and best < floor:
+                out.append(WeakHash(path, type_name, best, floor))
         return out
 
     # -- import and export -----------------------------------------------------------------
@@ -417,12 +428,15 @@ class BankStore:
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
             known = self._known_values(conn, bank.id)
+            videos = self._known_entries(conn, bank.id)
             for number, values, label in rows:
                 keys = {(v.signal_type, v.value) for v in values}
-                if keys <= known:  # a video: every frame already held
+                held = keys <= known if len(values) == 1 else frozenset(keys) in videos
+                if held:  # a value, or a video's very frames, the bank already has
                     duplicates += 1
                     continue
                 known |= keys
+                videos.add(frozenset(keys))
                 self._insert_entry(conn, bank.id, f"{source}:{number}", label, values)
         if len(rows) > duplicates:
             self.on_change()
@@ -524,8 +538,8 @@ class BankStore:
         values = [to_value(f) for f in features]
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
-            keys = {(v.signal_type, v.value) for v in values}
-            if keys <= self._known_values(conn, bank.id):
+            keys = frozenset((v.signal_type, v.value) for v in values)
+            if keys in self._known_entries(conn, bank.id):
                 return ImportResult(0, 1)
             self._insert_entry(conn, bank.id, str(path), label, values)
         self.on_change()
@@ -569,6 +583,15 @@ class BankStore:
             .where(bank_entries.c.bank_id == bank_id)
         )
         return {(r.signal_type, r.value) for r in rows if is_own(str(r.variant))}
+
+    @staticmethod
+    def _known_entries(conn: sa.Connection, bank_id: int) -> set[frozenset[tuple[str, str]]]:
+        """Each entry's own values, as a set (a video is known by all its frames)."""
+        grouped: dict[int, set[tuple[str, str]]] = {}
+        for r in conn.execute(_entry_rows(bank_id)):
+            if is_own(str(r.variant)):
+                grouped.setdefault(int(r.entry_id), set()).add((str(r.signal_type), str(r.value)))
+        return {frozenset(values) for values in grouped.values()}
 
     def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
         return {value for kind, value in self._known_values(conn, bank_id) if kind == "sha256"}

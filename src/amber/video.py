@@ -60,7 +60,7 @@ class VideoLimits:
     max_bytes: int = 256 * 1024 * 1024
     max_seconds: float = 600.0
     max_pixels: int = 3840 * 2160
-    max_frames: int = 20_000
+    max_frames: int = 40_000
     max_decode_seconds: float = 120.0
 
     def __post_init__(self) -> None:
@@ -119,6 +119,21 @@ def is_animation(data: bytes) -> bool:
     return data[:6] in (b"GIF87a", b"GIF89a") or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
+def is_moving(data: bytes) -> bool:
+    """Are ``data`` a video (``is_video``), or a GIF or WebP of more than one frame?"""
+    if is_video(data):
+        return True
+    if not is_animation(data):
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return int(getattr(image, "n_frames", 1)) > 1
+    except Exception:  # Pillow's plugins raise many kinds; the decoder will say what is wrong
+        return True
+
+
 def decode_video(
     data: bytes,
     *,
@@ -166,9 +181,19 @@ def decode_video(
     av = _pyav(source)
     started = clock()
     try:
-        container = av.open(io.BytesIO(data), mode="r", options=dict(_OPEN_OPTIONS))
+        container = av.open(
+            io.BytesIO(data),
+            mode="r",
+            options=dict(_OPEN_OPTIONS),
+            metadata_errors="replace",  # a tag in Latin-1 is no reason to refuse the frames
+        )
     except av.FFmpegError as exc:
-        raise MediaError(f"not a video in a supported format: {exc}", path=source) from None
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise MediaError(
+            f"not a video in a supported format (MP4/MOV, MKV/WebM): {why}", path=source
+        ) from None
+    except (UnicodeDecodeError, ValueError) as exc:  # PyAV reading the header's tags
+        raise MediaError(f"video header cannot be read: {exc}", path=source) from None
     try:
         names = set(container.format.name.split(","))
         if not names & CONTAINERS:
@@ -180,6 +205,12 @@ def decode_video(
         if not container.streams.video:
             raise MediaError("has no video stream", path=source)
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a codec FFmpeg does not know
+            raise MediaError(
+                f"video stream's codec {getattr(stream, 'codec_tag', None) or '?'!r} is not "
+                "one amber decodes",
+                path=source,
+            )
         if skip_unreferenced:
             stream.codec_context.skip_frame = "NONREF"
         if skip_loop_filter:  # read when the codec opens, at the first packet decoded

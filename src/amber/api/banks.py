@@ -108,6 +108,7 @@ def add_entries(
         "added": len(result.added),
         "duplicates": len(result.duplicates),
         "failures": [{"file": Path(f.path).name, "reason": f.reason} for f in result.failures],
+        "truncated": [sources.get(path, Path(path).name) for path in result.truncated],
     }
 
 

@@ -109,6 +109,8 @@ def bank_add(
             f"refused {weak.path}: {weak.signal_type} quality {weak.quality} is below "
             f"--min-quality {weak.minimum}"
         )
+    for path in result.truncated:
+        err.print(f"warning: {path} ends early; banked the frames before the break")
     for weak in result.weak:
         err.print(
             f"warning: {weak.path}: {weak.signal_type} quality {weak.quality} is below the "
@@ -179,7 +181,7 @@ def bank_export(
                     count = engine.banks.export_csv(name, handle)
             except OSError as exc:
                 raise UserError(f"cannot write {str(file)!r}: {exc.strerror}") from None
-    err.print(f"exported {count} rows from bank {name!r}")
+    err.print(f"exported {plural(count, 'row')} from bank {name!r}")
 
 
 @bank_app.command("list")

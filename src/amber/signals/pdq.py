@@ -28,6 +28,7 @@ from amber.index.layout import IndexCorruptError
 from amber.index.signal import Hit, SignalIndex
 from amber.media import to_rgb
 from amber.signals.base import Content, Role, SignalType, SignalValue
+from amber.video import is_moving
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -139,11 +140,12 @@ class PdqSignal(SignalType):
         self.bank_views = bank_views
 
     def compute(self, content: Content, *, role: Role = Role.query) -> list[SignalValue]:
-        """PDQ values of each view of ``content.image``; empty when it has no image.
+        """PDQ values of each view of ``content.image``; empty when it has no image, and for
+        an animated GIF or WebP (its frames are ``vpdq`` values, judged as a video).
 
         Raises ``MediaError`` when a view has no pixels.
         """
-        if content.image is None:
+        if content.image is None or is_moving(content.data):  # a video's frames are vpdq's
             return []
         values: list[SignalValue] = []
         if role is Role.bank:

@@ -20,7 +20,6 @@ point; ``is_match`` asks that of both shares by default (a whole-video match).
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -45,7 +44,7 @@ from amber.signals.base import (
 )
 from amber.signals.pdq import DIHEDRAL_NAMES, PdqSignal, hamming
 from amber.timeline import SEGMENT_SECONDS, SEGMENT_SLACK, Segment
-from amber.video import DEFAULT_VIDEO_LIMITS, VideoLimits, decode_video, is_animation, is_video
+from amber.video import DEFAULT_VIDEO_LIMITS, VideoLimits, decode_video, is_moving
 
 #: PDQ distance at or under which two frames match (vPDQ's default, as PDQ's).
 DISTANCE_THRESHOLD: Final = 31
@@ -54,6 +53,8 @@ QUALITY_THRESHOLD: Final = 50
 #: Central crops (share of each side) of every banked frame that are hashed too, so that
 #: a copy cropped that far still matches (PDQ itself tolerates about 1 % of shift).
 BANK_CROPS: Final = (0.9, 0.8)
+#: Decode time (seconds) a banked video may take (``VpdqSignal.bank_limits``).
+BANK_DECODE_SECONDS: Final = 900.0
 #: Share (percent) of frames that must match for two videos to match (vPDQ's example
 #: compared-video threshold, python-threatexchange's confident-match threshold).
 MATCH_PERCENT: Final = 80.0
@@ -206,10 +207,12 @@ def read_features(path: Path) -> list[Feature]:
 
 
 def looks_like_vpdq(text: str) -> bool:
-    """Is ``text`` a vPDQ hash file (its first non-blank line a vPDQ frame line)?"""
+    """Is ``text`` meant as a vPDQ hash file? Its first non-blank line has four cells, the
+    first a frame number (a bad line is then reported as one, with its line number)."""
     for line in text.splitlines():
         if line.strip():
-            return _LINE.fullmatch(line.strip()) is not None
+            cells = line.strip().split(",")
+            return len(cells) == 4 and cells[0].strip().isdigit()
     return False
 
 
@@ -342,6 +345,12 @@ class VpdqSignal(SignalType):
         query_max_side: int | None = 384,
     ) -> None:
         self.limits = limits
+        #: Banking hashes more, at the stored size, from content an operator chose: the same
+        #: limits but ``BANK_DECODE_SECONDS`` of decoding (a 10-minute 720p video takes
+        #: about two minutes on one core).
+        self.bank_limits = replace(
+            limits, max_decode_seconds=max(limits.max_decode_seconds, BANK_DECODE_SECONDS)
+        )
         self.query_seconds = query_seconds
         self.bank_seconds = bank_seconds
         self.query_max_side = query_max_side
@@ -354,12 +363,12 @@ class VpdqSignal(SignalType):
         exceeded; a video that breaks part-way gives the frames before the break, each
         value's ``detail`` starting with ``TRUNCATED``.
         """
-        if not moving(content.data):
+        if not is_moving(content.data):
             return []
         query = role is Role.query
         decoded = decode_video(
             content.data,
-            limits=self.limits,
+            limits=self.limits if query else self.bank_limits,
             every=self.query_seconds if query else self.bank_seconds,
             max_side=self.query_max_side if query else None,
             skip_unreferenced=query,
@@ -417,11 +426,19 @@ class VpdqSignal(SignalType):
         if stripped.startswith("["):
             features = _from_pytx(stripped)
         elif "," in stripped:
-            features = [
-                parse_line(line, where=f"line {n}")
-                for n, line in enumerate(stripped.splitlines(), start=1)
-                if line.strip()
-            ]
+            features = []
+            for n, line in enumerate(stripped.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                feature = parse_line(line, where=f"line {n}")
+                if features and feature.frame_number <= features[-1].frame_number:
+                    raise SignalValueError(
+                        f"frame number {feature.frame_number} does not follow "
+                        f"{features[-1].frame_number}",
+                        signal_type=self.name,
+                        value=f"line {n}",
+                    )
+                features.append(feature)
         else:
             features = [Feature(0, 100, self.validate(stripped), 0.0)]
         if not features:
@@ -438,21 +455,6 @@ class VpdqSignal(SignalType):
         """An entry's frames as one cell of vPDQ's frame lines (in frame order)."""
         features = sorted((f for v in values if (f := to_feature(v)) is not None), key=_order)
         return ["\n".join(f.line() for f in features)] if features else []
-
-
-def moving(data: bytes) -> bool:
-    """Are ``data`` a video, or an animated GIF or WebP of more than one frame?"""
-    if is_video(data):
-        return True
-    if not is_animation(data):
-        return False
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return int(getattr(image, "n_frames", 1)) > 1
-    except Exception:  # Pillow's plugins raise many kinds; the decoder will say what is wrong
-        return True
 
 
 def to_value(feature: Feature, view: str = "original") -> SignalValue:

@@ -329,9 +329,9 @@ def _media(
 
 def _moving(vault: Any, media: Mapping[str, Any]) -> bool:
     """Is this preserved GIF or WebP an animation (more than one frame)?"""
-    from amber.signals.vpdq import moving
+    from amber.video import is_moving
 
-    return moving(vault.read(str(media["sha256"])))
+    return is_moving(vault.read(str(media["sha256"])))
 
 
 def _matched_spans(path: str, reasons: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
