@@ -114,7 +114,8 @@ def add_entries(
 
 @router.post("/{name}/import", responses=errors(400, 404, 413, 422))
 async def import_bank(name: str, request: Request, engine: EngineDep, _: Admin) -> dict[str, int]:
-    """Import CSV rows ``signal_type,signal[,label]`` (the request body), all or nothing."""
+    """Import CSV rows ``signal_type,signal[,label]`` (the request body), all or nothing; a
+    ``vpdq`` row's signal is a video's vPDQ frame lines in one quoted cell."""
     try:
         text = (await request.body()).decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -55,7 +55,7 @@ def bank_create(
             min=1,
             max=100,
             help="Share of a banked video's frames a posted video must cover to match it "
-            "(a segment of 3 s or more matches anyway).",
+            "(a segment, 3 frames in order over 2 s or more, matches anyway).",
         ),
     ] = 80,
     db: DbOption = None,
