@@ -16,6 +16,9 @@ quality ``QUALITY_THRESHOLD`` (50) dropped; the query match share is the share o
 frames within ``DISTANCE_THRESHOLD`` (31) bits of some compared frame, the compared match
 share the reverse. vPDQ's README gives 80 % of the compared video as its example operating
 point; ``is_match`` asks that of both shares by default (a whole-video match).
+
+``VpdqSignal`` is the ``vpdq`` signal type built on these: what posts and banks hash, and
+how bank files carry a video's frames (``parse``/``cells``).
 """
 
 from __future__ import annotations
