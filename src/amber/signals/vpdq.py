@@ -192,20 +192,28 @@ def read_features(path: Path) -> list[Feature]:
     Raises ``SignalValueError`` naming the file and line for a malformed line, or frame
     numbers that do not increase.
     """
-    features: list[Feature] = []
     with path.open(encoding="utf-8") as lines:
-        for number, text in enumerate(lines, start=1):
-            if not text.strip():
-                continue
-            feature = parse_line(text, where=f"{path}:{number}")
-            if features and feature.frame_number <= features[-1].frame_number:
-                raise SignalValueError(
-                    f"frame number {feature.frame_number} does not follow "
-                    f"{features[-1].frame_number}",
-                    signal_type="vpdq",
-                    value=f"{path}:{number}",
-                )
-            features.append(feature)
+        return parse_lines(lines, where=f"{path}:")
+
+
+def parse_lines(lines: Iterable[str], *, where: str = "line ") -> list[Feature]:
+    """The features of vPDQ frame lines, in order; blank lines are skipped.
+
+    Raises ``SignalValueError`` naming ``where`` and the line number for a malformed line,
+    or a frame number that does not increase.
+    """
+    features: list[Feature] = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        feature = parse_line(text, where=f"{where}{number}")
+        if features and feature.frame_number <= features[-1].frame_number:
+            raise SignalValueError(
+                f"frame number {feature.frame_number} does not follow {features[-1].frame_number}",
+                signal_type="vpdq",
+                value=f"{where}{number}",
+            )
+        features.append(feature)
     return features
 
 
@@ -429,19 +437,7 @@ class VpdqSignal(SignalType):
         if stripped.startswith("["):
             features = _from_pytx(stripped)
         elif "," in stripped:
-            features = []
-            for n, line in enumerate(stripped.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                feature = parse_line(line, where=f"line {n}")
-                if features and feature.frame_number <= features[-1].frame_number:
-                    raise SignalValueError(
-                        f"frame number {feature.frame_number} does not follow "
-                        f"{features[-1].frame_number}",
-                        signal_type=self.name,
-                        value=f"line {n}",
-                    )
-                features.append(feature)
+            features = parse_lines(stripped.splitlines())
         else:
             features = [Feature(0, 100, self.validate(stripped), 0.0)]
         if not features:
