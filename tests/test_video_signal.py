@@ -221,7 +221,8 @@ def test_query_frames_are_sampled_a_second_apart_turned_and_trimmed(
     frames = [f for v in values if (f := frame_of(v.variant)) is not None]
     views = {f.view for f in frames}
     turns = ["", *(f"+{name}" for name in DIHEDRAL_NAMES[1:])]
-    assert views == {f"{view}{turn}" for view in ("original", "trimmed") for turn in turns}
+    turned = {f"{view}{turn}" for view in ("original", "trimmed") for turn in turns}
+    assert views == turned | {"crop80"}  # the trimmed picture's centre, as banks crop it
     times = sorted({f.timestamp for f in frames})
     assert times[:3] == [0.0, 1.0, 2.0]
     assert signal.compute(Content(data=clips["still"].read_bytes())) == []  # a photo

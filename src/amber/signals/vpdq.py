@@ -56,6 +56,9 @@ QUALITY_THRESHOLD: Final = 50
 #: Central crops (share of each side) of every banked frame that are hashed too, so that
 #: a copy cropped that far still matches (PDQ itself tolerates about 1 % of shift).
 BANK_CROPS: Final = (0.9, 0.8)
+#: The central share of each query frame hashed too, to meet the bank's crop of that share
+#: with a logo or watermark in the corners cut away from both; 0: none.
+QUERY_CROP: Final = 0.8
 #: Decode time (seconds) a banked video may take (``VpdqSignal.bank_limits``).
 BANK_DECODE_SECONDS: Final = 900.0
 #: Share (percent) of frames that must match for two videos to match (vPDQ's example
@@ -323,7 +326,9 @@ class VpdqSignal(SignalType):
     deblocking filter skipped; each frame is hashed as stored in its 8 rotations and
     mirrors (a phone's turned recording, a mirrored copy), and again without its bars
     when it has any (letterbox, pillarbox, a vertical re-post's backdrop, a screen
-    recording's chrome, a caption bar: ``amber.image_views.content_box``). Banked videos
+    recording's chrome, a caption bar: ``amber.image_views.content_box``); its centre
+    (``QUERY_CROP``) is hashed too, so that a logo in a corner, cut away from both sides,
+    does not hide a match with the bank's crop. Banked videos
     are sampled every ``bank_seconds`` (0.25 s) at their stored size, as vPDQ hashes them,
     so the sampling phase of a re-encode does not matter; each banked frame is hashed as
     stored, without its bars if it has any, and as its central crops (``BANK_CROPS``). A
@@ -503,8 +508,8 @@ def _from_pytx(text: str) -> list[Feature]:
 def _frame_hashes(pixels: np.ndarray, *, query: bool) -> list[tuple[str, bytes, int]]:
     """A frame's hashes and their qualities by view (``"original"`` first): again without
     the frame's bars when it has any; for a query each in its 8 rotations and mirrors
-    (``amber.signals.pdq.DIHEDRAL_NAMES``), for a bank frame its central crops
-    (``BANK_CROPS``) too."""
+    (``amber.signals.pdq.DIHEDRAL_NAMES``) and the centre of the last (``QUERY_CROP``),
+    for a bank frame its central crops (``BANK_CROPS``) too."""
     from PIL import Image
 
     from amber.image_views import content_box
@@ -513,6 +518,11 @@ def _frame_hashes(pixels: np.ndarray, *, query: bool) -> list[tuple[str, bytes, 
     box = content_box(Image.fromarray(pixels))
     if box is not None:
         views.append(("trimmed", pixels[box.top : box.bottom, box.left : box.right]))
+    if query and QUERY_CROP:
+        picture = views[-1][1]
+        h, w = picture.shape[:2]
+        top, left = round(h * (1 - QUERY_CROP) / 2), round(w * (1 - QUERY_CROP) / 2)
+        views.append((f"crop{round(QUERY_CROP * 100)}", picture[top : h - top, left : w - left]))
     if not query:
         picture = views[-1][1]
         h, w = picture.shape[:2]
@@ -523,7 +533,7 @@ def _frame_hashes(pixels: np.ndarray, *, query: bool) -> list[tuple[str, bytes, 
     out: list[tuple[str, bytes, int]] = []
     for view, array in views:
         array = np.ascontiguousarray(array)
-        if query:  # all 8 rotations and mirrors from one DCT, as for photos
+        if query and not view.startswith("crop"):  # 8 rotations and mirrors, one DCT
             vectors, quality = pdqhash.compute_dihedral(array)
             for orientation, vector in zip(DIHEDRAL_NAMES, vectors, strict=True):
                 name = view if orientation == "original" else f"{view}+{orientation}"
