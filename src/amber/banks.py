@@ -427,12 +427,10 @@ class BankStore:
         duplicates = 0
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
-            known = self._known_values(conn, bank.id)
-            videos = self._known_entries(conn, bank.id)
+            known, videos = self._known(conn, bank.id)
             for number, values, label in rows:
                 keys = {(v.signal_type, v.value) for v in values}
-                held = keys <= known if len(values) == 1 else frozenset(keys) in videos
-                if held:  # a value, or a video's very frames, the bank already has
+                if _held(keys, known, videos):
                     duplicates += 1
                     continue
                 known |= keys
@@ -538,8 +536,7 @@ class BankStore:
         values = [to_value(f) for f in features]
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
-            keys = frozenset((v.signal_type, v.value) for v in values)
-            if keys in self._known_entries(conn, bank.id):
+            if _held({(v.signal_type, v.value) for v in values}, *self._known(conn, bank.id)):
                 return ImportResult(0, 1)
             self._insert_entry(conn, bank.id, str(path), label, values)
         self.on_change()
@@ -576,25 +573,22 @@ class BankStore:
         )
 
     @staticmethod
-    def _known_values(conn: sa.Connection, bank_id: int) -> set[tuple[str, str]]:
-        rows = conn.execute(
-            sa.select(entry_signals.c.signal_type, entry_signals.c.value, entry_signals.c.variant)
-            .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
-            .where(bank_entries.c.bank_id == bank_id)
-        )
-        return {(r.signal_type, r.value) for r in rows if is_own(str(r.variant))}
-
-    @staticmethod
-    def _known_entries(conn: sa.Connection, bank_id: int) -> set[frozenset[tuple[str, str]]]:
-        """Each entry's own values, as a set (a video is known by all its frames)."""
+    def _known(
+        conn: sa.Connection, bank_id: int
+    ) -> tuple[set[tuple[str, str]], set[frozenset[tuple[str, str]]]]:
+        """In one pass over the bank: every own value, and the own values of each entry
+        that has several (a video, known by all its frames)."""
+        values: set[tuple[str, str]] = set()
         grouped: dict[int, set[tuple[str, str]]] = {}
         for r in conn.execute(_entry_rows(bank_id)):
             if is_own(str(r.variant)):
-                grouped.setdefault(int(r.entry_id), set()).add((str(r.signal_type), str(r.value)))
-        return {frozenset(values) for values in grouped.values()}
+                value = (str(r.signal_type), str(r.value))
+                values.add(value)
+                grouped.setdefault(int(r.entry_id), set()).add(value)
+        return values, {frozenset(v) for v in grouped.values() if len(v) > 1}
 
     def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
-        return {value for kind, value in self._known_values(conn, bank_id) if kind == "sha256"}
+        return {value for kind, value in self._known(conn, bank_id)[0] if kind == "sha256"}
 
 
 #: A cell starting with one of these is a formula to a spreadsheet (OWASP, CSV injection).
@@ -702,6 +696,15 @@ def read_csv_text(path: Path) -> io.StringIO:
         raise UserError(f"cannot read {str(path)!r}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise UserError(f"{str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+
+
+def _held(
+    keys: set[tuple[str, str]],
+    known: set[tuple[str, str]],
+    videos: set[frozenset[tuple[str, str]]],
+) -> bool:
+    """Does the bank already have this entry: its one value, or a video's very frames?"""
+    return keys <= known if len(keys) == 1 else frozenset(keys) in videos
 
 
 def _entry_rows(bank_id: int) -> sa.Select[tuple[object, ...]]:
