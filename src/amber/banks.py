@@ -1,8 +1,12 @@
 """Banks of known content: create, add files, import and export hash lists, list.
 
-A bank has a label, an action (what a match to it means: remove, restrict or review) and a
-PDQ distance threshold. Each entry is one file or one imported row, and keeps its signal
-values, its source (file name or ``FILE:ROW``) and when it was added.
+A bank has a label, an action (what a match to it means: remove, restrict or review, or
+``allow`` for known-benign content whose matches override every other bank's) and a PDQ
+distance threshold, and may be disabled (``enabled_ratio`` 0). Each entry is one file or
+one imported row, and keeps its signal values, its source (file name or ``FILE:ROW``),
+when it was added, a note, where the content lives (``content_id``, ``content_uri``) and
+free metadata; an entry may be disabled until a time. Every change is in the bank's
+audit (``BankStore.audit``).
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,7 +28,7 @@ from amber.hashing import Hasher, MediaFailure, media_types, parallel_map
 from amber.signals import Registry, Role, SignalType, SignalValue
 from amber.signals.base import Reads, is_own
 from amber.signals.pdq import PdqSignal
-from amber.store.tables import bank_entries, banks, entry_signals
+from amber.store.tables import bank_audit, bank_entries, banks, entry_signals
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 MAX_THRESHOLD = 63
@@ -42,6 +46,25 @@ MAX_CELL = 4_000_000
 DEFAULT_VIDEO_PERCENT = 80
 #: PostgreSQL advisory lock that orders bank writes ("amber" in ASCII; any fixed number).
 BANK_WRITES_LOCK = 0x616D626572
+#: Longest entry note, in characters (HMA's limit).
+MAX_NOTE_LENGTH = 255
+#: Longest ``content_id`` of an entry, in characters.
+MAX_CONTENT_ID_LENGTH = 500
+#: Furthest ahead an entry may be disabled: longer than this, delete it or bank the
+#: content in an allow bank.
+MAX_DISABLE = timedelta(days=3653)
+#: Who changed a bank when no one is named: the local command line or library.
+LOCAL_ACTOR = "local"
+
+
+class _Keep:
+    """The default of an optional change: leave the field as it is (``None`` clears it)."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
 
 
 class BankAction(StrEnum):
@@ -50,6 +73,9 @@ class BankAction(StrEnum):
     remove = "remove"
     restrict = "restrict"
     review = "review"
+    #: Known-benign content (news footage of the same event, say): a media item that
+    #: matches an allow bank is not actioned for its matches to other banks.
+    allow = "allow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +92,13 @@ class Bank:
     #: Share (percent) of a banked video's frames a posted video must cover to match it
     #: as a whole (a segment played in order matches whatever the share).
     video_percent: int = DEFAULT_VIDEO_PERCENT
+    #: Share (0 to 1) of the bank's entries that match; 0 is a disabled bank.
+    enabled_ratio: float = 1.0
+
+    @property
+    def enabled(self) -> bool:
+        """Does any of the bank's entries match?"""
+        return self.enabled_ratio > 0
 
     def to_json(self) -> dict[str, Any]:
         """The bank as the CLI (``--format jsonl``) and the API write it."""
@@ -75,8 +108,91 @@ class Bank:
             "action": self.action.value,
             "threshold": self.threshold,
             "video_percent": self.video_percent,
+            "enabled": self.enabled,
+            "enabled_ratio": self.enabled_ratio,
             "entries": self.entries,
             "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One bank entry: its own signal values and what is known of it."""
+
+    id: int
+    bank: str
+    source: str
+    label: str | None
+    added_at: datetime
+    note: str | None = None
+    content_id: str | None = None
+    content_uri: str | None = None
+    metadata: Any = None
+    disabled_until: datetime | None = None
+    #: The entry's own values (a video's frames; never robust-matching views).
+    values: tuple[SignalValue, ...] = ()
+
+    def enabled(self, now: datetime) -> bool:
+        """Does the entry match at ``now``?"""
+        return self.disabled_until is None or self.disabled_until <= now
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the CLI (``--format jsonl``) and the API write it."""
+        signals: dict[str, list[str]] = {}
+        for v in self.values:
+            signals.setdefault(v.signal_type, []).append(v.value)
+        return {
+            "id": self.id,
+            "bank": self.bank,
+            "source": self.source,
+            "label": self.label,
+            "note": self.note,
+            "content_id": self.content_id,
+            "content_uri": self.content_uri,
+            "metadata": self.metadata,
+            "added_at": self.added_at.isoformat(),
+            "disabled_until": (
+                None if self.disabled_until is None else self.disabled_until.isoformat()
+            ),
+            "signals": signals,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry to add from signal values (``BankStore.add_entries``)."""
+
+    values: Sequence[SignalValue]
+    source: str
+    label: str | None = None
+    note: str | None = None
+    content_id: str | None = None
+    content_uri: str | None = None
+    metadata: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class BankEvent:
+    """One change to a bank, from its audit: who did what, when."""
+
+    id: int
+    bank: str
+    at: datetime
+    actor: str
+    action: str
+    entry: int | None
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as the CLI (``--format jsonl``) and the API write it."""
+        return {
+            "id": self.id,
+            "bank": self.bank,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "entry": self.entry,
+            "detail": self.detail,
         }
 
 
@@ -176,20 +292,11 @@ class BankStore:
         label: str | None = None,
         threshold: int = PdqSignal.DEFAULT_THRESHOLD,
         video_percent: int = DEFAULT_VIDEO_PERCENT,
+        actor: str = LOCAL_ACTOR,
     ) -> Bank:
         """Create a bank. Raises ``UserError`` for a bad value, ``ConflictError`` if it exists."""
-        if not NAME_PATTERN.fullmatch(name):
-            raise UserError(
-                f"bank name {name!r} is not allowed; use 1-200 letters, digits, '_', '.' or "
-                "'-', starting with a letter or digit"
-            )
-        try:
-            action = BankAction(action)
-        except ValueError:
-            raise UserError(
-                f"bank action {action!r} is unknown; use one of: "
-                + ", ".join(a.value for a in BankAction)
-            ) from None
+        _check_name(name)
+        action = _action(action)
         _check_threshold(threshold)
         _check_percent(video_percent)
         label = name if label is None else label.strip()
@@ -214,6 +321,16 @@ class BankStore:
                 )
                 .returning(banks.c.id)
             ).scalar_one()
+            self._audit(
+                conn,
+                name,
+                actor,
+                "create",
+                action=action.value,
+                label=label,
+                threshold=threshold,
+                video_percent=video_percent,
+            )
         return Bank(bank_id, name, label, action, threshold, now, video_percent=video_percent)
 
     def get(self, name: str) -> Bank:
@@ -246,6 +363,7 @@ class BankStore:
                     r.created_at,
                     r.entries,
                     r.video_percent,
+                    r.enabled_ratio,
                 )
                 for r in rows
             ]
@@ -259,18 +377,19 @@ class BankStore:
         label: str | None = None,
         threshold: int | None = None,
         video_percent: int | None = None,
+        new_name: str | None = None,
+        enabled: bool | None = None,
+        enabled_ratio: float | None = None,
+        actor: str = LOCAL_ACTOR,
     ) -> Bank:
-        """Change a bank's action, label, threshold or video share. Raises
-        ``NotFoundError``/``UserError``."""
+        """Change a bank's action, label, threshold, video share or name, or enable or
+        disable it (``enabled``; ``enabled_ratio`` lets a share of its entries match, as
+        HMA's ``matching_enabled_ratio``). Raises ``NotFoundError``/``UserError``, and
+        ``ConflictError`` for a new name that another bank has."""
         bank = self.get(name)
         values: dict[str, object] = {}
         if action is not None:
-            try:
-                values["action"] = BankAction(action).value
-            except ValueError:
-                raise UserError(
-                    f"bank action {action!r} is unknown; use remove, restrict or review"
-                ) from None
+            values["action"] = _action(action).value
         if label is not None:
             if not label.strip():
                 raise UserError("bank label is empty")
@@ -281,13 +400,37 @@ class BankStore:
         if video_percent is not None:
             _check_percent(video_percent)
             values["video_percent"] = video_percent
+        if enabled is not None and enabled_ratio is not None:
+            raise UserError("give enabled or enabled_ratio, not both")
+        if enabled is not None:
+            if not isinstance(enabled, bool):
+                raise UserError(f"enabled {enabled!r} is not true or false")
+            values["enabled_ratio"] = 1.0 if enabled else 0.0
+        if enabled_ratio is not None:
+            values["enabled_ratio"] = _check_ratio(enabled_ratio)
+        if new_name is not None and new_name != name:
+            _check_name(new_name)
+            values["name"] = new_name
+        values = {k: v for k, v in values.items() if getattr(bank, k) != v}
         if values:
             with self.db.begin() as conn:
                 _serialize_bank_writes(conn)
+                if (
+                    "name" in values
+                    and conn.execute(sa.select(banks.c.id).where(banks.c.name == new_name)).first()
+                ):
+                    raise ConflictError(f"bank {new_name!r} already exists; choose another name")
                 conn.execute(banks.update().where(banks.c.id == bank.id).values(**values))
-        return self.get(name)
+                if "name" in values:  # the audit follows the bank
+                    conn.execute(
+                        bank_audit.update().where(bank_audit.c.bank == name).values(bank=new_name)
+                    )
+                self._audit(conn, str(values.get("name", name)), actor, "update", **values)
+            if {"enabled_ratio", "action", "threshold"} & values.keys():
+                self.on_change()
+        return self.get(new_name or name)
 
-    def delete(self, name: str) -> int:
+    def delete(self, name: str, *, actor: str = LOCAL_ACTOR) -> int:
         """Delete a bank and its entries; returns how many entries went.
 
         Deleted entries stop matching at once (matches are confirmed against the
@@ -308,6 +451,7 @@ class BankStore:
                 conn.execute(entry_signals.delete().where(entry_signals.c.id.in_(ids)))
             conn.execute(bank_entries.delete().where(bank_entries.c.bank_id == bank.id))
             conn.execute(banks.delete().where(banks.c.id == bank.id))
+            self._audit(conn, name, actor, "delete", entries=bank.entries)
         self.on_delete(ids)
         return bank.entries
 
@@ -320,6 +464,8 @@ class BankStore:
         *,
         sources: Mapping[str, str] | None = None,
         min_quality: int | None = None,
+        note: str | None = None,
+        actor: str = LOCAL_ACTOR,
     ) -> AddResult:
         """Hash each image or video file (folders are walked) and add it as one entry.
 
@@ -336,6 +482,7 @@ class BankStore:
         ):
             raise UserError(f"min_quality {min_quality!r} is out of range; give 0 to 100")
         bank = self.get(name)
+        note = _optional_text(note, what="note", limit=MAX_NOTE_LENGTH)
         files = [str(p) for p in image_files(paths)]
         hasher = Hasher(media_types(self.signals), Role.bank)
         results = parallel_map(hasher.one, files)
@@ -366,7 +513,10 @@ class BankStore:
                     continue
                 known.add(digest.value)
                 source = (sources or {}).get(result.path, result.path)
-                self._insert_entry(conn, bank.id, source, None, result.values)
+                entry = self._insert_entry(
+                    conn, bank.id, source, None, result.values, extra={"note": note}
+                )
+                self._audit(conn, name, actor, "add", entry, source=source)
                 added.append(result.path)
                 if result.truncated:
                     truncated.append(result.path)
@@ -398,9 +548,196 @@ class BankStore:
                 out.append(WeakHash(path, type_name, best, floor))
         return out
 
+    # -- entries one by one ------------------------------------------------------------------
+
+    def add_entries(
+        self, name: str, items: Iterable[NewEntry], *, actor: str = LOCAL_ACTOR
+    ) -> list[int]:
+        """Add entries from signal values (a hash list, an exchange, HMA's ``/signal``), in
+        one transaction; returns their ids in order. No entry is checked against the
+        others: each call adds what it is given. Raises ``UserError`` for a value of an
+        unknown or non-media type, or a note, content id or metadata that cannot be
+        stored; then nothing is added."""
+        bank = self.get(name)
+        rows = []
+        for i, item in enumerate(items):
+            if not item.values:
+                raise UserError(f"entry {i} has no signal value")
+            for v in item.values:
+                if v.signal_type not in self.signals:
+                    known = ", ".join(self.signals.names())
+                    raise UserError(f"unknown signal type {v.signal_type!r}; known: {known}")
+                if self.signals.get(v.signal_type).reads is not Reads.media:
+                    raise UserError(f"{v.signal_type} values score posts; they cannot be banked")
+            rows.append((item, _entry_extra(item)))
+        ids = []
+        with self.db.begin() as conn:
+            _serialize_bank_writes(conn)
+            for item, extra in rows:
+                label = _optional_text(item.label, what="label", limit=MAX_LABEL_LENGTH)
+                source = _storable(item.source, what="source")
+                ids.append(
+                    self._insert_entry(conn, bank.id, source, label, item.values, extra=extra)
+                )
+            if len(ids) == 1:
+                self._audit(conn, name, actor, "add", ids[0], source=rows[0][0].source)
+            elif ids:
+                self._audit(conn, name, actor, "add", entries=len(ids), first=ids[0], last=ids[-1])
+        if ids:
+            self.on_change()
+        return ids
+
+    def entries(
+        self, name: str, *, after: int = 0, limit: int = 100, signals: bool = True
+    ) -> list[Entry]:
+        """Up to ``limit`` of the bank's entries with ids above ``after``, by id (page on
+        with the last id). ``signals=False`` leaves their values out."""
+        if isinstance(limit, bool) or not 1 <= limit <= 10_000:
+            raise UserError(f"limit {limit!r} is out of range; give 1 to 10000")
+        bank = self.get(name)
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(bank_entries)
+                .where(bank_entries.c.bank_id == bank.id, bank_entries.c.id > after)
+                .order_by(bank_entries.c.id)
+                .limit(limit)
+            ).all()
+            values = self._own_values(conn, [int(r.id) for r in rows]) if signals else {}
+        return [_entry(bank.name, r, values.get(int(r.id), ())) for r in rows]
+
+    def entry(self, name: str, entry_id: int) -> Entry:
+        """One entry of the bank, with its own values. Raises ``NotFoundError``."""
+        bank = self.get(name)
+        with self.db.connect() as conn:
+            row = conn.execute(
+                sa.select(bank_entries).where(
+                    bank_entries.c.bank_id == bank.id, bank_entries.c.id == entry_id
+                )
+            ).first()
+            if row is None:
+                raise NotFoundError(f"bank {name!r} has no entry {entry_id}")
+            values = self._own_values(conn, [entry_id])
+        return _entry(bank.name, row, values.get(entry_id, ()))
+
+    def update_entry(
+        self,
+        name: str,
+        entry_id: int,
+        *,
+        disabled_until: datetime | None = KEEP,
+        note: str | None = KEEP,
+        label: str | None = KEEP,
+        content_id: str | None = KEEP,
+        content_uri: str | None = KEEP,
+        metadata: Any = KEEP,
+        actor: str = LOCAL_ACTOR,
+    ) -> Entry:
+        """Change an entry: disable it until a time (``None`` enables it again), or its
+        note, label, content id, URI or metadata (``None`` or ``""`` clears one). Fields
+        left out stay. Raises ``NotFoundError``, or ``UserError`` for a bad value."""
+        before = self.entry(name, entry_id)
+        values: dict[str, Any] = {}
+        if disabled_until is not KEEP:
+            values["disabled_until"] = _check_disabled_until(disabled_until, self.clock())
+        if note is not KEEP:
+            values["note"] = _optional_text(note, what="note", limit=MAX_NOTE_LENGTH)
+        if label is not KEEP:
+            values["label"] = _optional_text(label, what="label", limit=MAX_LABEL_LENGTH)
+        if content_id is not KEEP:
+            values["content_id"] = _optional_text(
+                content_id, what="content_id", limit=MAX_CONTENT_ID_LENGTH
+            )
+        if content_uri is not KEEP:
+            values["content_uri"] = _optional_text(content_uri, what="content_uri")
+        if metadata is not KEEP:
+            values["metadata"] = _check_metadata(metadata)
+        values = {k: v for k, v in values.items() if getattr(before, k) != v}
+        if values:
+            with self.db.begin() as conn:
+                _serialize_bank_writes(conn)
+                conn.execute(
+                    bank_entries.update().where(bank_entries.c.id == entry_id).values(**values)
+                )
+                detail = {
+                    k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()
+                }
+                what = "update"
+                if values.keys() == {"disabled_until"}:
+                    what = "enable" if values["disabled_until"] is None else "disable"
+                self._audit(conn, name, actor, what, entry_id, **detail)
+            if "disabled_until" in values:
+                self.on_change()
+        return self.entry(name, entry_id)
+
+    def delete_entry(self, name: str, entry_id: int, *, actor: str = LOCAL_ACTOR) -> Entry:
+        """Delete one entry; it stops matching at once. Returns what it was. Raises
+        ``NotFoundError``."""
+        entry = self.entry(name, entry_id)
+        with self.db.begin() as conn:
+            _serialize_bank_writes(conn)
+            ids = [
+                int(i)
+                for i in conn.execute(
+                    sa.select(entry_signals.c.id).where(entry_signals.c.entry_id == entry_id)
+                ).scalars()
+            ]
+            conn.execute(entry_signals.delete().where(entry_signals.c.entry_id == entry_id))
+            conn.execute(bank_entries.delete().where(bank_entries.c.id == entry_id))
+            self._audit(
+                conn,
+                name,
+                actor,
+                "delete_entry",
+                entry_id,
+                source=entry.source,
+                signals=entry.to_json()["signals"],
+            )
+        self.on_delete(ids)
+        return entry
+
+    def audit(self, name: str, *, after: int = 0, limit: int = 1000) -> list[BankEvent]:
+        """The bank's changes, oldest first (ids above ``after``, at most ``limit``). A
+        deleted bank's history stays under its name."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(bank_audit)
+                .where(bank_audit.c.bank == name, bank_audit.c.id > after)
+                .order_by(bank_audit.c.id)
+                .limit(limit)
+            ).all()
+        if not rows and name not in {b.name for b in self.all()}:
+            raise NotFoundError(f"no bank called {name!r}, now or before")
+        return [
+            BankEvent(
+                int(r.id), str(r.bank), r.at, str(r.actor), str(r.action), r.entry_id, r.detail
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _own_values(
+        conn: sa.Connection, entry_ids: Sequence[int]
+    ) -> dict[int, tuple[SignalValue, ...]]:
+        """Each entry's own values (``is_own``), in row order."""
+        out: dict[int, list[SignalValue]] = {}
+        for start in range(0, len(entry_ids), 500):
+            chunk = entry_ids[start : start + 500]
+            for r in conn.execute(
+                sa.select(entry_signals)
+                .where(entry_signals.c.entry_id.in_(chunk))
+                .order_by(entry_signals.c.id)
+            ):
+                if is_own(str(r.variant)):
+                    out.setdefault(int(r.entry_id), []).append(
+                        SignalValue(str(r.signal_type), str(r.value), r.quality, str(r.variant))
+                    )
+        return {k: tuple(v) for k, v in out.items()}
+
     # -- import and export -----------------------------------------------------------------
 
-    def import_csv(self, name: str, text: TextIO, *, source: str) -> ImportResult:
+    def import_csv(
+        self, name: str, text: TextIO, *, source: str, actor: str = LOCAL_ACTOR
+    ) -> ImportResult:
         """Import ``signal_type,signal[,label]`` rows, all or nothing.
 
         A header row (``signal_type,signal,...``) and blank lines are allowed. Raises
@@ -436,6 +773,15 @@ class BankStore:
                 known |= keys
                 videos.add(frozenset(keys))
                 self._insert_entry(conn, bank.id, f"{source}:{number}", label, values)
+            self._audit(
+                conn,
+                name,
+                actor,
+                "import",
+                source=source,
+                added=len(rows) - duplicates,
+                duplicates=duplicates,
+            )
         if len(rows) > duplicates:
             self.on_change()
         return ImportResult(len(rows) - duplicates, duplicates)
@@ -513,7 +859,9 @@ class BankStore:
             raise UserError(f"cannot write to {str(folder)!r}: {exc.strerror}") from None
         return written
 
-    def import_vpdq(self, name: str, path: Path, *, label: str | None = None) -> ImportResult:
+    def import_vpdq(
+        self, name: str, path: Path, *, label: str | None = None, actor: str = LOCAL_ACTOR
+    ) -> ImportResult:
         """Import one vPDQ hash file (``frame_number,quality,pdq_hex,timestamp`` lines, the
         reference ``vpdq-hash-video`` tool's output) as one video entry.
 
@@ -538,7 +886,8 @@ class BankStore:
             _serialize_bank_writes(conn)
             if _held({(v.signal_type, v.value) for v in values}, *self._known(conn, bank.id)):
                 return ImportResult(0, 1)
-            self._insert_entry(conn, bank.id, str(path), label, values)
+            entry = self._insert_entry(conn, bank.id, str(path), label, values)
+            self._audit(conn, name, actor, "add", entry, source=str(path))
         self.on_change()
         return ImportResult(1, 0)
 
@@ -551,10 +900,16 @@ class BankStore:
         source: str,
         label: str | None,
         values: Iterable[SignalValue],
-    ) -> None:
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Insert one entry and its values; ``extra`` sets other columns (note,
+        content_id, ...). Returns the entry's id."""
         entry_id = conn.execute(
             bank_entries.insert()
-            .values(bank_id=bank_id, source=source, label=label, added_at=self.clock())
+            .values(
+                bank_id=bank_id, source=source, label=label, added_at=self.clock(), **(extra or {})
+            )
             .returning(bank_entries.c.id)
         ).scalar_one()
         conn.execute(
@@ -570,6 +925,29 @@ class BankStore:
                 }
                 for v in values
             ],
+        )
+        return int(entry_id)
+
+    def _audit(
+        self,
+        conn: sa.Connection,
+        bank: str,
+        actor: str,
+        event: str,
+        entry: int | None = None,
+        /,
+        **detail: Any,
+    ) -> None:
+        """Record a change (``event``) in the bank's audit, in the transaction that makes it."""
+        conn.execute(
+            bank_audit.insert().values(
+                bank=bank,
+                at=self.clock(),
+                actor=_storable(actor, what="actor", limit=MAX_LABEL_LENGTH),
+                action=event,
+                entry_id=entry,
+                detail=detail,
+            )
         )
 
     @staticmethod
@@ -606,6 +984,110 @@ def _unguard(cell: str) -> str:
     if cell.startswith("'") and cell[1:].startswith((*FORMULA_STARTS, "'")):
         return cell[1:]
     return cell
+
+
+def _check_name(name: str) -> None:
+    """Raise ``UserError`` unless ``name`` may name a bank."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise UserError(
+            f"bank name {name!r} is not allowed; use 1-200 letters, digits, '_', '.' or "
+            "'-', starting with a letter or digit"
+        )
+
+
+def _action(action: object) -> BankAction:
+    """``action`` as a ``BankAction``. Raises ``UserError`` naming the known ones."""
+    try:
+        return BankAction(str(action))
+    except ValueError:
+        raise UserError(
+            f"bank action {action!r} is unknown; use one of: "
+            + ", ".join(a.value for a in BankAction)
+        ) from None
+
+
+def _check_ratio(ratio: object) -> float:
+    """``ratio`` as a float from 0 to 1. Raises ``UserError``."""
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+        raise UserError(
+            f"enabled_ratio {ratio!r} is not a number from 0 to 1 (the share of the bank's "
+            "entries that match; 0 disables the bank)"
+        )
+    return float(ratio)
+
+
+def _optional_text(value: object, *, what: str, limit: int | None = None) -> str | None:
+    """``value`` stripped, ``None`` for ``None`` or blank. Raises ``UserError``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UserError(f"{what} {value!r} is not text")
+    value = value.strip()
+    return _storable(value, what=what, limit=limit) if value else None
+
+
+#: Largest entry metadata, in characters of its JSON.
+MAX_METADATA = 64 * 1024
+
+
+def _check_metadata(metadata: object) -> Any:
+    """``metadata`` if it is a JSON object amber can store (``None`` clears it)."""
+    import json
+
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise UserError(f"metadata must be a JSON object, not {type(metadata).__name__}")
+    try:
+        text = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"metadata is not JSON: {exc}") from None
+    if len(text) > MAX_METADATA:
+        raise UserError(f"metadata is {len(text)} characters of JSON; at most {MAX_METADATA}")
+    _storable(text, what="metadata")
+    return metadata
+
+
+def _check_disabled_until(when: object, now: datetime) -> datetime | None:
+    """``when`` if an entry may be disabled until it (``None``: enabled again)."""
+    if when is None:
+        return None
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        raise UserError(f"disabled_until {when!r} is not a time with a time zone")
+    if when - now > MAX_DISABLE:
+        raise UserError(
+            f"disabled_until {when.isoformat()} is more than {MAX_DISABLE.days} days ahead; "
+            "delete the entry, or bank the content in an allow bank"
+        )
+    return when.astimezone(UTC)
+
+
+def _entry_extra(item: NewEntry) -> dict[str, Any]:
+    """The columns of a new entry beyond its source and label, checked."""
+    return {
+        "note": _optional_text(item.note, what="note", limit=MAX_NOTE_LENGTH),
+        "content_id": _optional_text(
+            item.content_id, what="content_id", limit=MAX_CONTENT_ID_LENGTH
+        ),
+        "content_uri": _optional_text(item.content_uri, what="content_uri"),
+        "metadata": _check_metadata(item.metadata),
+    }
+
+
+def _entry(bank: str, row: sa.Row[Any], values: Sequence[SignalValue]) -> Entry:
+    return Entry(
+        id=int(row.id),
+        bank=bank,
+        source=str(row.source),
+        label=row.label,
+        added_at=row.added_at,
+        note=row.note,
+        content_id=row.content_id,
+        content_uri=row.content_uri,
+        metadata=row.metadata,
+        disabled_until=row.disabled_until,
+        values=tuple(values),
+    )
 
 
 def _check_percent(percent: object) -> None:

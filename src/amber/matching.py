@@ -30,6 +30,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -337,12 +338,15 @@ class Matcher:
         hits: dict[
             tuple[int, str, int], list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]]
         ] = {}
+        now = datetime.now(UTC)
         for queries, found, rows in self._search(conn, media, nearest=None):
             for (position, value), per_query in zip(queries, found, strict=True):
                 signal_type = self.signals.get(value.signal_type)
                 for row_id, distance in per_query:
                     row = rows.get(row_id)
                     if row is None or distance > self.threshold(signal_type, row.threshold):
+                        continue
+                    if not _active(row, now):
                         continue
                     if _below(row.quality, self.min_quality.get(str(row.signal_type))):
                         continue
@@ -482,6 +486,7 @@ class Matcher:
             raise UserError(f"k {k!r} is not a whole number >= 1")
         self.sync_if_stale()
         out: list[Nearest] = []
+        now = datetime.now(UTC)
         with self.db.connect() as conn:
             for queries, hits, rows in self._search(conn, media, nearest=k):
                 for (position, value), per_query in zip(queries, hits, strict=True):
@@ -508,7 +513,8 @@ class Matcher:
                                 threshold=limit,
                                 matches=distance <= limit
                                 and self.strong_enough(value)
-                                and not weak_row,
+                                and not weak_row
+                                and _active(row, now),
                             )
                         )
         return sorted(out, key=lambda n: (n.media, n.signal_type, n.distance, n.entry_id))
@@ -612,6 +618,8 @@ class Matcher:
                 banks.c.action,
                 banks.c.threshold,
                 banks.c.video_percent,
+                banks.c.enabled_ratio,
+                bank_entries.c.disabled_until,
             )
             .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
             .join(banks, banks.c.id == bank_entries.c.bank_id)
@@ -654,6 +662,20 @@ class Matcher:
             query_frames=query_frames,
             entry_frames=entry_frames,
         )
+
+
+def enabled_share(entry_id: int) -> float:
+    """Where an entry falls in [0, 1): a bank with ``enabled_ratio`` r matches the entries
+    whose share is below r (the same ones every time, spread evenly over the ids)."""
+    return (entry_id * 2654435761 % 2**32) / 2**32  # Knuth's multiplicative hash
+
+
+def _active(row: sa.Row[tuple[object, ...]], now: datetime) -> bool:
+    """May a bank row match now: its entry not disabled, its bank enabled for it?"""
+    until = row.disabled_until
+    if until is not None and until > now:
+        return False
+    return enabled_share(int(row.entry)) < float(row.enabled_ratio)
 
 
 def _below(quality: int | None, floor: int | None) -> bool:

@@ -109,17 +109,35 @@ class BankMatch(Condition):
         return None if self.banks is None else frozenset(self.banks)
 
     def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        """A reason per match; a media item that matches an allow bank (known-benign
+        content) is not actioned for its matches to other banks: the allow bank's match
+        is the reason, naming the banks it overrides."""
         out: list[tuple[Reason, Verdict | None]] = []
-        for m in findings.matches:
+        allows = [m for m in findings.matches if m.action == ALLOW]
+        overridden: dict[int, list[str]] = {}  # by the allow match's entry
+        skipped: set[int] = set()
+        for i, m in enumerate(findings.matches):
+            by = next((a for a in allows if m.action != ALLOW and _covers(a, m)), None)
+            if by is not None:
+                overridden.setdefault(by.entry_id, []).append(m.bank)
+                skipped.add(i)
+        for i, m in enumerate(findings.matches):
+            if i in skipped:
+                continue
             if self.signals is not None and m.signal_type not in self.signals:
                 continue
-            if self.banks is not None and m.bank not in self.banks:
+            if self.banks is not None and m.bank not in self.banks and m.action != ALLOW:
                 continue
-            if self.labels is not None and m.label not in self.labels:
+            if self.labels is not None and m.label not in self.labels and m.action != ALLOW:
                 continue
             if self.max_distance is not None and m.distance > self.max_distance:
                 continue
             detail = f"entry {m.entry_source!r}"
+            if m.action == ALLOW:
+                others = sorted(set(overridden.get(m.entry_id, [])))
+                detail = "known-benign (allow bank) " + detail
+                if others:
+                    detail += "; overrides its matches to " + ", ".join(others)
             query_view, entry_view = _view(m.query_variant), _view(m.entry_variant)
             if query_view != "original" or entry_view != "original":
                 detail += f" via {query_view} -> {entry_view}"
@@ -142,6 +160,21 @@ class BankMatch(Condition):
             )
             out.append((reason, Verdict(m.action)))
         return out
+
+
+#: A bank action whose matches override the others' (``amber.banks.BankAction.allow``).
+ALLOW = "allow"
+
+
+def _covers(allow: Match, m: Match) -> bool:
+    """Does an allow bank's match override match ``m``: the same media item, and, when
+    both are in time (a video), overlapping spans of it, so that a compilation cannot
+    shield a banked clip by also playing allowed footage?"""
+    if allow.media != m.media:
+        return False
+    if allow.query_span is None or m.query_span is None:
+        return True
+    return allow.query_span[0] <= m.query_span[1] and m.query_span[0] <= allow.query_span[1]
 
 
 def _when(m: Match) -> str | None:

@@ -59,6 +59,9 @@ banks = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     # Share (percent) of a banked video's frames a posted video must cover to match it.
     sa.Column("video_percent", sa.Integer, nullable=False, server_default="80"),
+    # Share (0 to 1) of the bank's entries that match (HMA's matching_enabled_ratio);
+    # 0 is a disabled bank.
+    sa.Column("enabled_ratio", sa.Float, nullable=False, server_default="1.0"),
 )
 
 bank_entries = sa.Table(
@@ -77,6 +80,28 @@ bank_entries = sa.Table(
     # Overrides the bank's label for this entry (imports may carry one per row).
     sa.Column("label", sa.String(200), nullable=True),
     sa.Column("added_at", UTCDateTime, nullable=False),
+    # A curator's note (HMA's limit: 255 characters).
+    sa.Column("note", sa.String(255), nullable=True),
+    # Where the content lives on the platform or upstream, and free metadata (JSON).
+    sa.Column("content_id", sa.String(500), nullable=True),
+    sa.Column("content_uri", sa.Text, nullable=True),
+    sa.Column("metadata", sa.JSON, nullable=True),
+    # The entry does not match before this time (a suspected false positive, say).
+    sa.Column("disabled_until", UTCDateTime, nullable=True),
+)
+
+#: Every change to a bank or its entries. Keyed by the bank's name, not its id, so that
+#: a deleted bank's history stays.
+bank_audit = sa.Table(
+    "bank_audit",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("bank", sa.String(200), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("entry_id", Id, nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False),
 )
 
 entry_signals = sa.Table(
