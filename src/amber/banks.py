@@ -675,14 +675,7 @@ class BankStore:
         entry = self.entry(name, entry_id)
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
-            ids = [
-                int(i)
-                for i in conn.execute(
-                    sa.select(entry_signals.c.id).where(entry_signals.c.entry_id == entry_id)
-                ).scalars()
-            ]
-            conn.execute(entry_signals.delete().where(entry_signals.c.entry_id == entry_id))
-            conn.execute(bank_entries.delete().where(bank_entries.c.id == entry_id))
+            gone = self._delete_rows(conn, [entry_id])
             self._audit(
                 conn,
                 name,
@@ -692,8 +685,44 @@ class BankStore:
                 source=entry.source,
                 signals=entry.to_json()["signals"],
             )
-        self.on_delete(ids)
+        self.on_delete(gone)
         return entry
+
+    def delete_entries(
+        self, name: str, entry_ids: Iterable[int], *, actor: str = LOCAL_ACTOR
+    ) -> int:
+        """Delete many of the bank's entries in one transaction (an exchange's upstream
+        deletions); ids the bank does not hold are skipped. Returns how many went."""
+        bank = self.get(name)
+        wanted = sorted(set(entry_ids))
+        with self.db.begin() as conn:
+            _serialize_bank_writes(conn)
+            held = []
+            for start in range(0, len(wanted), 500):
+                held += conn.execute(
+                    sa.select(bank_entries.c.id).where(
+                        bank_entries.c.bank_id == bank.id,
+                        bank_entries.c.id.in_(wanted[start : start + 500]),
+                    )
+                ).scalars()
+            gone = self._delete_rows(conn, [int(i) for i in held])
+            if held:
+                self._audit(conn, name, actor, "delete_entries", entries=len(held))
+        self.on_delete(gone)
+        return len(held)
+
+    @staticmethod
+    def _delete_rows(conn: sa.Connection, entry_ids: Sequence[int]) -> list[int]:
+        """Delete entries and their values; returns the value rows' ids (for the index)."""
+        gone: list[int] = []
+        for start in range(0, len(entry_ids), 500):
+            chunk = entry_ids[start : start + 500]
+            gone += conn.execute(
+                sa.select(entry_signals.c.id).where(entry_signals.c.entry_id.in_(chunk))
+            ).scalars()
+            conn.execute(entry_signals.delete().where(entry_signals.c.entry_id.in_(chunk)))
+            conn.execute(bank_entries.delete().where(bank_entries.c.id.in_(chunk)))
+        return [int(i) for i in gone]
 
     def audit(self, name: str, *, after: int = 0, limit: int = 1000) -> list[BankEvent]:
         """The bank's changes, oldest first (ids above ``after``, at most ``limit``). A
