@@ -697,7 +697,7 @@ class BankStore:
         wanted = sorted(set(entry_ids))
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
-            held = []
+            held: list[int] = []
             for start in range(0, len(wanted), 500):
                 held += conn.execute(
                     sa.select(bank_entries.c.id).where(
