@@ -1,8 +1,13 @@
-"""``amber bank``: banks of known content: create, add, import, export, list."""
+"""``amber bank``: banks of known content: create, add, import, export, list; rename,
+enable and disable a bank, read its audit; list, read, disable, enable, note and delete
+one entry (``amber bank entry ...``)."""
 
 from __future__ import annotations
 
+import getpass
+import re
 import sys
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -33,19 +38,39 @@ class ActionChoice(StrEnum):
     remove = "remove"
     restrict = "restrict"
     review = "review"
+    allow = "allow"
 
 
 bank_app = typer.Typer(
-    help="Banks of known content: create, add, import, export, list.", no_args_is_help=True
+    help="Banks of known content: create, add, import, export, list, rename, enable, "
+    "disable, audit; one entry at a time with 'bank entry'.",
+    no_args_is_help=True,
 )
+entry_app = typer.Typer(
+    help="One bank entry: show, disable (until a time), enable, note, delete.",
+    no_args_is_help=True,
+)
+bank_app.add_typer(entry_app, name="entry")
+
+
+def actor() -> str:
+    """Who makes a change from this command line, for the bank's audit."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name for this uid (a container, say)
+        return "cli"
 
 
 @bank_app.command("create")
 def bank_create(
     name: str,
-    action: Annotated[ActionChoice, typer.Option(help="What a match to this bank means.")] = (
-        ActionChoice.remove
-    ),
+    action: Annotated[
+        ActionChoice,
+        typer.Option(
+            help="What a match to this bank means; allow: known-benign content whose "
+            "matches override the other banks' (news footage of the same event, say)."
+        ),
+    ] = ActionChoice.remove,
     label: Annotated[str | None, typer.Option(help="Label for matches (default: the name)")] = None,
     threshold: Annotated[int, typer.Option(help="Largest PDQ distance that matches (0-63).")] = 31,
     video_percent: Annotated[
@@ -71,6 +96,7 @@ def bank_create(
             label=label,
             threshold=threshold,
             video_percent=video_percent,
+            actor=actor(),
         )
     err.print(
         f"created bank {bank.name!r}: action {bank.action}, label {bank.label!r}, "
@@ -94,12 +120,17 @@ def bank_add(
             help="Refuse files with a hash of lower quality (PDQ: 0-100).",
         ),
     ] = None,
+    note: Annotated[
+        str | None, typer.Option(help="A note kept with each entry (255 characters).")
+    ] = None,
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
     """Hash image and video files into a bank (folders are walked)."""
     with opened_engine(db, vault) as engine:
-        result = engine.banks.add_files(name, paths, min_quality=min_quality)
+        result = engine.banks.add_files(
+            name, paths, min_quality=min_quality, note=note, actor=actor()
+        )
     for failure in result.failures:
         err.print(f"Error: {failure.path}: {failure.reason}")
     for path in result.duplicates:
@@ -197,7 +228,7 @@ def bank_list(
     if format == "jsonl":
         print_jsonl(b.to_json() for b in banks)
         return
-    table = Table("bank", "action", "label", "threshold", "entries", "created")
+    table = Table("bank", "action", "label", "threshold", "entries", "enabled", "created")
     for b in banks:
         table.add_row(
             Text(b.name),
@@ -205,6 +236,215 @@ def bank_list(
             Text(b.label),
             str(b.threshold),
             str(b.entries),
+            ("yes" if b.enabled_ratio == 1 else f"{b.enabled_ratio:.0%}") if b.enabled else "no",
             b.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     out.print(table)
+
+
+@bank_app.command("rename")
+def bank_rename(name: str, new_name: str, db: DbOption = None, vault: VaultOption = None) -> None:
+    """Rename a bank (its entries, settings and audit follow)."""
+    with opened_engine(db, vault) as engine:
+        engine.banks.update(name, new_name=new_name, actor=actor())
+    err.print(f"renamed bank {name!r} to {new_name!r}")
+
+
+@bank_app.command("disable")
+def bank_disable(name: str, db: DbOption = None, vault: VaultOption = None) -> None:
+    """Disable a bank: none of its entries match until it is enabled again."""
+    with opened_engine(db, vault) as engine:
+        engine.banks.update(name, enabled=False, actor=actor())
+    err.print(f"disabled bank {name!r}: its entries no longer match")
+
+
+@bank_app.command("enable")
+def bank_enable(name: str, db: DbOption = None, vault: VaultOption = None) -> None:
+    """Enable a bank again: all its entries match (but entries disabled one by one)."""
+    with opened_engine(db, vault) as engine:
+        engine.banks.update(name, enabled=True, actor=actor())
+    err.print(f"enabled bank {name!r}")
+
+
+@bank_app.command("audit")
+def bank_audit(
+    name: str, format: FormatOption = "table", db: DbOption = None, vault: VaultOption = None
+) -> None:
+    """Every change to a bank and its entries: when, who, what (a deleted bank's too)."""
+    check_format(format)
+    with opened_engine(db, vault) as engine:
+        events = engine.banks.audit(name)
+    if format == "jsonl":
+        print_jsonl(e.to_json() for e in events)
+        return
+    table = Table("at", "actor", "action", "entry", "detail")
+    for e in events:
+        detail = ", ".join(f"{k}={v}" for k, v in e.detail.items())
+        table.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            Text(e.actor),
+            e.action,
+            "" if e.entry is None else str(e.entry),
+            Text(detail),
+        )
+    out.print(table)
+
+
+@bank_app.command("entries")
+def bank_entries(
+    name: str,
+    after: Annotated[int, typer.Option(help="Only entries with a larger id (to page on).")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 100,
+    format: FormatOption = "table",
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """List a bank's entries by id: source, note, where the content lives, disabled until."""
+    check_format(format)
+    with opened_engine(db, vault) as engine:
+        entries = engine.banks.entries(name, after=after, limit=limit)
+    if format == "jsonl":
+        print_jsonl(e.to_json() for e in entries)
+        return
+    now = datetime.now(UTC)
+    table = Table("id", "source", "signals", "note", "content", "disabled until")
+    for e in entries:
+        table.add_row(
+            str(e.id),
+            Text(e.source),
+            ", ".join(sorted({v.signal_type for v in e.values})),
+            Text(e.note or ""),
+            Text(e.content_id or e.content_uri or ""),
+            "" if e.enabled(now) else e.disabled_until.isoformat(timespec="seconds"),  # type: ignore[union-attr]
+        )
+    out.print(table)
+
+
+@entry_app.command("show")
+def entry_show(
+    bank: str,
+    entry: int,
+    format: FormatOption = "table",
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """One entry: its signals, source, note, content id and URI, metadata, state."""
+    check_format(format)
+    with opened_engine(db, vault) as engine:
+        found = engine.banks.entry(bank, entry)
+    if format == "jsonl":
+        print_jsonl([found.to_json()])
+        return
+    table = Table("field", "value", show_header=False)
+    for key, value in found.to_json().items():
+        if key == "signals":
+            for type_name, values in value.items():
+                shown = values[0] if len(values) == 1 else f"{len(values)} values"
+                table.add_row(f"signal {type_name}", Text(shown))
+        elif value is not None:
+            table.add_row(key, Text(str(value)))
+    out.print(table)
+
+
+@entry_app.command("disable")
+def entry_disable(
+    bank: str,
+    entry: int,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Until this time (ISO 8601, e.g. 2027-03-01T00:00Z)."),
+    ] = None,
+    for_: Annotated[
+        str | None,
+        typer.Option("--for", help="For this long: 30d, 12h, 90m."),
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="Why (kept as the entry's note).")] = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Stop an entry matching until a time (a suspected false positive, say)."""
+    from amber.banks import KEEP
+
+    when = _until(until, for_)
+    with opened_engine(db, vault) as engine:
+        changed = engine.banks.update_entry(
+            bank,
+            entry,
+            disabled_until=when,
+            note=KEEP if note is None else note,
+            actor=actor(),
+        )
+    err.print(
+        f"disabled entry {entry} of bank {bank!r} until "
+        f"{changed.disabled_until.isoformat(timespec='seconds')}"  # type: ignore[union-attr]
+    )
+
+
+@entry_app.command("enable")
+def entry_enable(bank: str, entry: int, db: DbOption = None, vault: VaultOption = None) -> None:
+    """Let a disabled entry match again."""
+    with opened_engine(db, vault) as engine:
+        engine.banks.update_entry(bank, entry, disabled_until=None, actor=actor())
+    err.print(f"enabled entry {entry} of bank {bank!r}")
+
+
+@entry_app.command("note")
+def entry_note(
+    bank: str,
+    entry: int,
+    text: Annotated[str, typer.Argument(help="The note (255 characters); '' clears it.")],
+    content_id: Annotated[
+        str | None, typer.Option("--content-id", help="Where the content lives: its id.")
+    ] = None,
+    content_uri: Annotated[
+        str | None, typer.Option("--content-uri", help="Where the content lives: its URI.")
+    ] = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
+) -> None:
+    """Set an entry's note (and where its content lives)."""
+    from amber.banks import KEEP
+
+    with opened_engine(db, vault) as engine:
+        engine.banks.update_entry(
+            bank,
+            entry,
+            note=text,
+            content_id=KEEP if content_id is None else content_id,
+            content_uri=KEEP if content_uri is None else content_uri,
+            actor=actor(),
+        )
+    err.print(f"noted entry {entry} of bank {bank!r}")
+
+
+@entry_app.command("delete")
+def entry_delete(bank: str, entry: int, db: DbOption = None, vault: VaultOption = None) -> None:
+    """Delete one entry; it stops matching at once (the audit keeps its signals)."""
+    with opened_engine(db, vault) as engine:
+        gone = engine.banks.delete_entry(bank, entry, actor=actor())
+    err.print(f"deleted entry {gone.id} ({gone.source}) of bank {bank!r}")
+
+
+_DURATION = re.compile(r"(\d+)\s*([dhm])")
+
+
+def _until(until: str | None, for_: str | None) -> datetime:
+    """The time ``--until`` or ``--for`` names. Raises ``UserError``."""
+    if (until is None) == (for_ is None):
+        raise UserError("give --until TIME or --for DURATION (e.g. --for 30d)")
+    if for_ is not None:
+        found = _DURATION.fullmatch(for_.strip())
+        if found is None:
+            raise UserError(f"--for {for_!r} is not a duration; give e.g. 30d, 12h or 90m")
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[found.group(2)]
+        return datetime.now(UTC) + timedelta(**{unit: int(found.group(1))})
+    assert until is not None
+    try:
+        when = datetime.fromisoformat(until.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"--until {until!r} is not an ISO 8601 time; give e.g. 2027-03-01T00:00Z"
+        ) from None
+    if when.tzinfo is None:
+        raise UserError(f"--until {until!r} has no time zone; add Z for UTC")
+    return when
