@@ -354,3 +354,35 @@ def test_entry_routes(admin: TestClient, engine: Engine, photo_file: Callable[..
     assert [e["action"] for e in audit][-1] == "delete_entry"
     assert {e["actor"] for e in audit} == {"token:curator"}
     assert engine.banks.get("RESULTS").entries == 0
+
+
+def test_an_allow_match_in_a_video_overrides_only_matches_in_the_same_seconds() -> None:
+    from amber.matching import Match
+    from amber.policy.conditions import BankMatch
+    from amber.policy.findings import Findings
+
+    def match(bank: str, action: str, span: tuple[float, float], entry: int) -> Match:
+        return Match(
+            signal_type="vpdq",
+            bank=bank,
+            action=action,
+            label=bank,
+            entry_id=entry,
+            entry_source=f"{bank}.mp4",
+            distance=4,
+            quality=None,
+            query_variant="original",
+            entry_variant="original",
+            media=0,
+            query_span=span,
+            entry_span=(0.0, span[1] - span[0]),
+        )
+
+    news = match("news", "allow", (0.0, 10.0), 1)
+    overlapping = match("terror", "remove", (8.0, 20.0), 2)
+    later = match("terror", "remove", (30.0, 40.0), 3)
+    condition = BankMatch({"when": "bank_match"}, "rules[0]", "policy.toml")
+    findings = Findings(matches=[news, overlapping, later], media_paths=["compilation.mp4"])
+    fired = condition.fire(findings, "bank-match")
+    assert [(r.entry, v) for r, v in fired] == [(1, "allow"), (3, "remove")]
+    assert "overrides its matches to terror" in (fired[0][0].detail or "")
