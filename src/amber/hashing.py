@@ -77,9 +77,28 @@ def hash_file(
     """
     file = Path(path)
     data = read_media(file, limits=limits)
+    return hash_data(data, source=str(file), role=role, limits=limits, signals=signals)
+
+
+def hash_data(
+    data: bytes,
+    *,
+    source: str,
+    role: Role,
+    limits: MediaLimits = DEFAULT_LIMITS,
+    signals: Sequence[SignalType] | None = None,
+) -> MediaHashes:
+    """``hash_file`` for media already in memory (an upload, a fetched URL); ``source``
+    names it (the result's ``path``, error messages). Raises ``MediaError`` naming
+    ``source`` when ``data`` is over ``limits.max_bytes``."""
+    if len(data) > limits.max_bytes:
+        raise MediaError(
+            f"is larger than the limit of {limits.max_bytes:,} bytes ({len(data):,} bytes)",
+            path=source,
+        )
     not_image: str | None = None
     try:
-        decoded: DecodedImage | None = decode_image(data, limits=limits, source=str(file))
+        decoded: DecodedImage | None = decode_image(data, limits=limits, source=source)
     except MediaError as exc:
         decoded, not_image = None, exc.reason
     content = Content(data=data, image=None if decoded is None else decoded.image)
@@ -97,9 +116,9 @@ def hash_file(
     undecoded = failed or (None if seen else not_image)
     cut = any((v.detail or "").startswith(TRUNCATED) for v in values)  # a video's frames
     if decoded is None:
-        return MediaHashes(str(file), tuple(values), None, None, undecoded, truncated=cut)
+        return MediaHashes(source, tuple(values), None, None, undecoded, truncated=cut)
     return MediaHashes(
-        str(file),
+        source,
         tuple(values),
         decoded.width,
         decoded.height,
