@@ -1,9 +1,9 @@
 """``amber serve``: the HTTP API over the same library the command line uses.
 
 This module only wires the app: the routers (one module per area: ``posts``, ``banks``,
-``review``, ``evidence``, ``service``, the offline ``docs`` and the reviewer console),
-middleware (body limit, access log), the one error body and the lifespan. Every route
-except ``GET /v1/live`` checks a Bearer token and its scope (``ingest``, ``review``,
+``lookup``, ``review``, ``evidence``, ``service``, the offline ``docs`` and the reviewer
+console), middleware (body limit, access log), the one error body and the lifespan. Every
+route except ``GET /v1/live`` checks a Bearer token and its scope (``ingest``, ``review``,
 ``admin``; ``admin`` may do everything). Errors have one shape::
 
     {"error": {"type": "NotFoundError", "message": "...", "status": 404}}
@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amber import __version__
-from amber.api import banks, docs, evidence, posts, review, service
+from amber.api import banks, docs, evidence, lookup, posts, review, service
 from amber.api.metrics import Metrics
 from amber.api.middleware import (
     AccessLog,
@@ -69,6 +69,7 @@ def app_from_env() -> FastAPI:
         media_root=None if media_root is None else Path(media_root),
         max_body=int(settings["max_body"]),
         owns_engine=True,
+        allow_private_urls=bool(settings.get("allow_private_urls", False)),
     )
 
 
@@ -79,15 +80,19 @@ def create_app(
     max_body: int = MAX_BODY,
     owns_engine: bool = False,
     sweep_every: float | None = SWEEP_EVERY,
+    allow_private_urls: bool = False,
 ) -> FastAPI:
     """The API for ``engine``. JSON posts may name media only under ``media_root``.
     With ``owns_engine`` the app closes the engine when it shuts down. Pending evidence
-    is swept at start-up and then every ``sweep_every`` seconds (``None``: once)."""
+    is swept at start-up and then every ``sweep_every`` seconds (``None``: once). URLs
+    sent to hash may reach private, loopback and link-local addresses only with
+    ``allow_private_urls`` (``amber.fetch``)."""
     app = _build(max_body=max_body)
     app.state.engine = engine
     app.state.sweep_every = sweep_every
     app.state.media_root = media_root
     app.state.owns_engine = owns_engine
+    app.state.allow_private_urls = allow_private_urls
     return app
 
 
@@ -145,6 +150,7 @@ def _build(*, max_body: int) -> FastAPI:
     app.state.metrics = Metrics()
     for area in (service, posts, banks, review, evidence, docs):
         app.include_router(area.router)
+    app.include_router(lookup.router)
     app.include_router(console.router)
     app.add_exception_handler(AmberError, _amber_error)  # type: ignore[arg-type]
     app.add_exception_handler(sa.exc.OperationalError, _database_down)  # type: ignore[arg-type]

@@ -7,8 +7,9 @@ Exit codes: 0 done; 1 done, but some posts or files failed (each was reported);
 2 bad input or arguments; 3 something outside amber failed; 130 interrupted (Ctrl-C).
 
 Commands live in one module per area (``banks``, ``scan``, ``decisions``, ``explain``,
-``tokens``, ``evidence``, ``harm_poll``, ``serve``, ``doctor``); this module builds the app
-and holds the one error handler. Nothing heavy is imported until a command runs.
+``lookup``, ``tokens``, ``evidence``, ``harm_poll``, ``serve``, ``doctor``); this module
+builds the app and holds the one error handler. Nothing heavy is imported until a command
+runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from amber.cli.doctor import doctor
 from amber.cli.evidence import evidence_app
 from amber.cli.explain import explain
 from amber.cli.harm_poll import harm_poll_app
+from amber.cli.lookup import compare_hashes, hash_files, lookup_targets
 from amber.cli.options import err, out
 from amber.cli.scan import scan
 from amber.cli.serve import serve
@@ -108,6 +110,9 @@ app.add_typer(bank_app, name="bank")
 app.command()(scan)
 app.add_typer(decisions_app, name="decisions")
 app.command()(explain)
+app.command("hash")(hash_files)
+app.command("lookup")(lookup_targets)
+app.command("compare")(compare_hashes)
 app.add_typer(harm_poll_app, name="harm-poll")
 app.add_typer(token_app, name="token")
 app.add_typer(evidence_app, name="evidence")

@@ -60,6 +60,14 @@ def serve(
             min=1,
         ),
     ] = 1,
+    allow_private_urls: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-urls",
+            help="Let URLs sent to hash (POST /v1/hash, /v1/lookup) reach private, loopback "
+            "and link-local addresses",
+        ),
+    ] = False,
     policy: PolicyOption = None,
     db: DbOption = None,
     vault: VaultOption = None,
@@ -81,7 +89,12 @@ def serve(
             + (f" with {workers} worker processes" if workers > 1 else "")
         )
         if workers == 1:
-            api = create_app(engine, media_root=media_root, max_body=max_body)
+            api = create_app(
+                engine,
+                media_root=media_root,
+                max_body=max_body,
+                allow_private_urls=allow_private_urls,
+            )
             uvicorn.run(api, host=host, port=port, log_level="warning")
             return
         settings = {
@@ -91,6 +104,7 @@ def serve(
             "policy": None if policy is None else str(policy.resolve()),
             "media_root": None if media_root is None else str(media_root.resolve()),
             "max_body": max_body,
+            "allow_private_urls": allow_private_urls,
         }
     os.environ[SETTINGS_ENV] = json.dumps(settings)
     metrics = None
