@@ -8,6 +8,9 @@ route except ``GET /v1/live`` checks a Bearer token and its scope (``ingest``, `
 
     {"error": {"type": "NotFoundError", "message": "...", "status": 404}}
 
+HMA's routes (``amber.api.hma``: ``/h``, ``/m``, ``/c``, ``/status``) are served beside
+``/v1`` with the same tokens, HMA's shapes and HMA's error body, ``{"message": "..."}``.
+
 Routers parse input, make one library call on ``request.app.state.engine`` and render
 the result; the work is in ``amber.engine``, ``amber.banks``, ``amber.review`` and
 ``amber.evidence``.
@@ -32,7 +35,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amber import __version__
-from amber.api import banks, docs, evidence, lookup, posts, review, service
+from amber.api import banks, docs, evidence, hma, lookup, posts, review, service
+from amber.api.hma import HmaSettings
+from amber.api.hma.status import amber_index_state
 from amber.api.metrics import Metrics
 from amber.api.middleware import (
     AccessLog,
@@ -70,6 +75,7 @@ def app_from_env() -> FastAPI:
         max_body=int(settings["max_body"]),
         owns_engine=True,
         allow_private_urls=bool(settings.get("allow_private_urls", False)),
+        hma=HmaSettings.from_json(settings.get("hma") or {}),
     )
 
 
@@ -81,18 +87,23 @@ def create_app(
     owns_engine: bool = False,
     sweep_every: float | None = SWEEP_EVERY,
     allow_private_urls: bool = False,
+    hma: HmaSettings | None = None,
 ) -> FastAPI:
     """The API for ``engine``. JSON posts may name media only under ``media_root``.
     With ``owns_engine`` the app closes the engine when it shuts down. Pending evidence
     is swept at start-up and then every ``sweep_every`` seconds (``None``: once). URLs
     sent to hash may reach private, loopback and link-local addresses only with
-    ``allow_private_urls`` (``amber.fetch``)."""
+    ``allow_private_urls`` (``amber.fetch``). ``hma`` says how HMA's routes are served
+    (``amber serve --hma-anonymous``)."""
     app = _build(max_body=max_body)
     app.state.engine = engine
     app.state.sweep_every = sweep_every
     app.state.media_root = media_root
     app.state.owns_engine = owns_engine
     app.state.allow_private_urls = allow_private_urls
+    app.state.hma = hma or HmaSettings()
+    #: What HMA's ``/status`` reports of the indexes (replaceable: HMA's tests fake it).
+    app.state.hma_index_state = amber_index_state
     return app
 
 
@@ -142,7 +153,11 @@ def _build(*, max_body: int) -> FastAPI:
     app = FastAPI(
         title="amber",
         version=__version__,
-        description="Trust-and-safety engine: decisions, banks, review, evidence.",
+        description=(
+            "Trust-and-safety engine: decisions, banks, review, evidence. HMA's routes "
+            "(/h, /m, /c, /status) have their own description at /openapi/openapi.json "
+            "(docs/hma.md)."
+        ),
         lifespan=_lifespan,
         docs_url=None,  # served offline by amber.api.docs
         redoc_url=None,
@@ -152,6 +167,7 @@ def _build(*, max_body: int) -> FastAPI:
         app.include_router(area.router)
     app.include_router(lookup.router)
     app.include_router(console.router)
+    hma.mount(app)
     app.add_exception_handler(AmberError, _amber_error)  # type: ignore[arg-type]
     app.add_exception_handler(sa.exc.OperationalError, _database_down)  # type: ignore[arg-type]
     app.add_exception_handler(sa.exc.TimeoutError, _database_down)  # type: ignore[arg-type]
@@ -170,29 +186,43 @@ def _error(status: int, kind: str, message: str) -> JSONResponse:
     )
 
 
-async def _amber_error(_: Request, exc: AmberError) -> JSONResponse:
-    response = _error(exc.http_status, type(exc).__name__, exc.message)
+def _error_for(request: Request, status: int, kind: str, message: str) -> JSONResponse:
+    """amber's error body, or HMA's on HMA's routes."""
+    if hma.serves(request.url.path):
+        return hma.error(status, message)
+    return _error(status, kind, message)
+
+
+async def _amber_error(request: Request, exc: AmberError) -> JSONResponse:
+    if hma.serves(request.url.path):
+        response = hma.error(hma.error_status(exc), exc.message)
+    else:
+        response = _error(exc.http_status, type(exc).__name__, exc.message)
     if exc.http_status == 401:
         response.headers["www-authenticate"] = 'Bearer realm="amber"'
     return response
 
 
 async def _database_down(
-    _: Request, exc: sa.exc.OperationalError | sa.exc.TimeoutError
+    request: Request, exc: sa.exc.OperationalError | sa.exc.TimeoutError
 ) -> JSONResponse:
-    return _error(503, "ExternalError", database_failed(exc))
+    return _error_for(request, 503, "ExternalError", database_failed(exc))
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    if not request.url.path.startswith("/v1/"):  # the console's redirects and pages
+    path = request.url.path
+    if not path.startswith("/v1/") and not hma.serves(path):  # the console's pages
         return await http_exception_handler(request, exc)
-    response = _error(exc.status_code, "HTTPError", str(exc.detail))
+    response = _error_for(request, exc.status_code, "HTTPError", str(exc.detail))
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value
     return response
 
 
-async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    return _error(422, "ValidationError", f"{where or 'request'}: {first.get('msg')}")
+    status = 400 if hma.serves(request.url.path) else 422  # HMA answers 400
+    return _error_for(
+        request, status, "ValidationError", f"{where or 'request'}: {first.get('msg')}"
+    )

@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from amber.api import hma
 from amber.api.metrics import Metrics
 
 access = logging.getLogger("amber.access")
@@ -42,7 +43,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send, self.limit)
+            await _too_large(send, self.limit, scope["path"])
             return
         seen = 0
         started = refused = False
@@ -56,7 +57,7 @@ class BodyLimit:
             if seen > self.limit:
                 refused = True
                 if not started:
-                    await _too_large(send, self.limit)
+                    await _too_large(send, self.limit, scope["path"])
                 return {"type": "http.disconnect"}  # the app stops reading and gives up
             return message
 
@@ -87,7 +88,11 @@ class NoNul:
             where = "path" if "\x00" in scope["path"] else "query" if b"\x00" in query else None
             if where is not None:
                 await _refuse(
-                    send, 400, "BadRequest", f"the request {where} contains a NUL character (%00)"
+                    send,
+                    400,
+                    "BadRequest",
+                    f"the request {where} contains a NUL character (%00)",
+                    scope["path"],
                 )
                 return
         await self.app(scope, receive, send)
@@ -172,12 +177,18 @@ def _script_hashes(page: bytes) -> str:
     )
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    await _refuse(send, 413, "PayloadTooLarge", f"request body over {limit} bytes")
+async def _too_large(send: Send, limit: int, path: str) -> None:
+    await _refuse(send, 413, "PayloadTooLarge", f"request body over {limit} bytes", path)
 
 
-async def _refuse(send: Send, status: int, kind: str, message: str) -> None:
-    body = json.dumps({"error": {"type": kind, "status": status, "message": message}}).encode()
+async def _refuse(send: Send, status: int, kind: str, message: str, path: str) -> None:
+    """Answer ``status`` with amber's error body, or HMA's on HMA's routes."""
+    error = (
+        {"message": message}
+        if hma.serves(path)
+        else {"error": {"type": kind, "status": status, "message": message}}
+    )
+    body = json.dumps(error).encode()
     await send(
         {
             "type": "http.response.start",

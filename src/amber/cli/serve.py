@@ -64,8 +64,16 @@ def serve(
         bool,
         typer.Option(
             "--allow-private-urls",
-            help="Let URLs sent to hash (POST /v1/hash, /v1/lookup) reach private, loopback "
-            "and link-local addresses",
+            help="Let URLs sent to hash (POST /v1/hash, /v1/lookup, HMA's url= routes) reach "
+            "private, loopback and link-local addresses",
+        ),
+    ] = False,
+    hma_anonymous: Annotated[
+        bool,
+        typer.Option(
+            "--hma-anonymous",
+            help="Let requests without a token use HMA's routes (/h, /m, /c), and only those: "
+            "HMA's trusted network (docs/hma.md)",
         ),
     ] = False,
     policy: PolicyOption = None,
@@ -78,10 +86,12 @@ def serve(
         import uvicorn
 
         from amber.api.app import SETTINGS_ENV, create_app
+        from amber.api.hma import HmaSettings
     except ModuleNotFoundError as exc:
         MissingExtraError.check(exc, SERVE_PACKAGES, "serve")
         raise
 
+    hma = HmaSettings(anonymous=hma_anonymous)
     # Migrate and check the settings and the policy's [checks] once, for every worker.
     with opened_engine(db, vault, policy, signing_key, preflight=True) as engine:
         err.print(
@@ -94,6 +104,7 @@ def serve(
                 media_root=media_root,
                 max_body=max_body,
                 allow_private_urls=allow_private_urls,
+                hma=hma,
             )
             uvicorn.run(api, host=host, port=port, log_level="warning")
             return
@@ -105,6 +116,7 @@ def serve(
             "media_root": None if media_root is None else str(media_root.resolve()),
             "max_body": max_body,
             "allow_private_urls": allow_private_urls,
+            "hma": hma.to_json(),
         }
     os.environ[SETTINGS_ENV] = json.dumps(settings)
     metrics = None
