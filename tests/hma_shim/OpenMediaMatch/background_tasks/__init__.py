@@ -1,0 +1,1 @@
+"""HMA's background tasks, which amber runs on demand: index builds and exchange fetches."""

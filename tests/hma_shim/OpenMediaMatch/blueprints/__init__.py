@@ -1,0 +1,1 @@
+"""HMA's blueprints: the helpers its tests import (``hashing``, ``matching``)."""

@@ -1,0 +1,1 @@
+"""HMA's storage package: only what its tests import (``postgres``)."""
