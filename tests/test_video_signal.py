@@ -243,7 +243,8 @@ def test_vpdq_rows_in_bank_csvs_round_trip_as_one_entry(engine: Engine, tmp_path
     assert (result.added, again.added, again.duplicates) == (1, 0, 1)
     out = _io("")
     assert engine.banks.export_csv("shared", out) == 1
-    exported = list(csv.reader(_io(out.getvalue())))
+    header, *exported = list(csv.reader(_io(out.getvalue())))
+    assert header[:3] == ["signal_type", "signal", "label"]
     assert exported[0][0] == "vpdq" and exported[0][2] == "shared video"
     assert [f.line() for f in features] == exported[0][1].splitlines()
 
@@ -461,7 +462,7 @@ def test_a_long_video_s_frames_fit_in_one_csv_cell(engine: Engine) -> None:
     assert result.added == 1
     out = _io("")
     engine.banks.export_csv("long", out)
-    assert next(csv.reader(_io(out.getvalue())))[1] == lines
+    assert list(csv.reader(_io(out.getvalue())))[1][1] == lines  # under the header row
 
 
 def test_explain_says_how_a_video_fared_against_each_banked_video(

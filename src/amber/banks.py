@@ -11,7 +11,6 @@ audit (``BankStore.audit``).
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -23,24 +22,42 @@ from typing import Any, TextIO
 
 import sqlalchemy as sa
 
+from amber.bank_formats import (
+    MAX_CELL,
+    SIGNAL_ALIASES,
+    BankFormat,
+    ExportBank,
+    ExportEntry,
+    Row,
+    RowError,
+    SignalReader,
+    Skipped,
+    default_formats,
+    detect,
+    group_rows,
+    read_ahead,
+)
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.hashing import Hasher, MediaFailure, media_types, parallel_map
 from amber.signals import Registry, Role, SignalType, SignalValue
 from amber.signals.base import Reads, is_own
 from amber.signals.pdq import PdqSignal
+from amber.store.bulk import EntryWriter, bulk_session
 from amber.store.tables import bank_audit, bank_entries, banks, entry_signals
+
+__all__ = ["MAX_CELL", "SIGNAL_ALIASES"]  # kept importable from here
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 MAX_THRESHOLD = 63
 #: Longest bank or entry label, in characters: the size of ``banks.label`` and
 #: ``bank_entries.label`` (PostgreSQL enforces it).
 MAX_LABEL_LENGTH = 200
-#: Names other tools write for signal types amber knows (python-threatexchange, HMA).
-SIGNAL_ALIASES = {"photo_md5": "md5", "video_md5": "md5", "pdq_hash": "pdq"}
 MAX_IMPORT_ERRORS_SHOWN = 20
-#: Longest cell a bank CSV may hold, in characters: a video of 40,000 frames
-#: (``amber.video.VideoLimits.max_frames``) as vPDQ frame lines, about 90 characters each.
-MAX_CELL = 4_000_000
+#: Bad rows of an import kept with their messages (the rest are counted).
+MAX_IMPORT_ERRORS_KEPT = 1000
+#: The formats ``import_file``/``import_text`` read besides the registered ones: a vPDQ
+#: hash file (one video), and ``auto`` (told from the file's first lines).
+IMPORT_FORMATS = ("auto", "vpdq")
 #: A posted video matches a banked video as a whole when it covers this share (percent)
 #: of the banked frames (vPDQ's example operating point), unless the bank says otherwise.
 DEFAULT_VIDEO_PERCENT = 80
@@ -225,24 +242,42 @@ class AddResult:
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    """What ``import_csv`` did."""
+    """What an import did: entries added, entries already in the bank (or given twice),
+    rows skipped on purpose (python-threatexchange's ``NEGATIVE_CLASS``), and entries
+    deleted because the file no longer lists them (``sync``)."""
 
     added: int
     duplicates: int
+    skipped: int = 0
+    deleted: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        """The result as the API returns it."""
+        return {
+            "added": self.added,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "deleted": self.deleted,
+        }
 
 
 class ImportRowsError(UserError):
-    """Rows of an import were invalid; nothing was imported. ``rows`` lists (row, message)."""
+    """Rows of an import were invalid; nothing was imported. ``rows`` lists (row, message)
+    of the first ``MAX_IMPORT_ERRORS_KEPT``; ``total`` counts them all."""
 
-    def __init__(self, source: str, rows: list[tuple[int, str]]) -> None:
+    def __init__(
+        self, source: str, rows: list[tuple[int, str]], *, total: int | None = None
+    ) -> None:
+        total = len(rows) if total is None else total
         shown = rows[:MAX_IMPORT_ERRORS_SHOWN]
         lines = [f"{source} row {row}: {message}" for row, message in shown]
-        if len(rows) > len(shown):
-            lines.append(f"... and {len(rows) - len(shown)} more bad rows")
+        if total > len(shown):
+            lines.append(f"... and {total - len(shown)} more bad rows")
         super().__init__(
-            f"{len(rows)} bad row(s) in {source}; nothing was imported:\n" + "\n".join(lines)
+            f"{total} bad row(s) in {source}; nothing was imported:\n" + "\n".join(lines)
         )
         self.rows = rows
+        self.total = total
 
 
 def image_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -273,9 +308,12 @@ class BankStore:
         on_delete: Callable[[list[int]], object] = lambda ids: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         min_quality: Mapping[str, int | None] | None = None,
+        formats: Registry[BankFormat] | None = None,
     ) -> None:
         self.db = db
         self.signals = signals
+        #: The bank file formats ``import_text`` reads and ``export`` writes.
+        self.formats = default_formats() if formats is None else formats
         self.on_change = on_change
         self.on_delete = on_delete
         self.clock = clock
@@ -764,103 +802,206 @@ class BankStore:
 
     # -- import and export -----------------------------------------------------------------
 
-    def import_csv(
-        self, name: str, text: TextIO, *, source: str, actor: str = LOCAL_ACTOR
+    def import_file(
+        self,
+        name: str,
+        path: Path,
+        *,
+        format: str = "auto",
+        signal_type: str | None = None,
+        sync: bool = False,
+        actor: str = LOCAL_ACTOR,
     ) -> ImportResult:
-        """Import ``signal_type,signal[,label]`` rows, all or nothing.
+        """Import a bank file (``import_text``), read as it streams; a vPDQ hash file is
+        one video entry (``import_vpdq``).
 
-        A header row (``signal_type,signal,...``) and blank lines are allowed. Raises
-        ``ImportRowsError`` listing every bad row by number; then nothing is stored.
+        Raises ``UserError`` for a file that cannot be read or is not UTF-8, and what
+        ``import_text`` raises.
+        """
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as text:
+                return self.import_text(
+                    name,
+                    text,
+                    source=str(path),
+                    format=format,
+                    signal_type=signal_type,
+                    sync=sync,
+                    actor=actor,
+                )
+        except OSError as exc:
+            raise UserError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+
+    def import_text(
+        self,
+        name: str,
+        text: TextIO,
+        *,
+        source: str,
+        format: str = "auto",
+        signal_type: str | None = None,
+        sync: bool = False,
+        actor: str = LOCAL_ACTOR,
+    ) -> ImportResult:
+        """Import entries from ``text`` in a bank format (``amber.bank_formats``; ``auto``
+        tells it from the first lines), all or nothing, in one transaction.
+
+        Rows of one entry (amber's CSV ``entry`` column, HMA's ``id``) become one entry.
+        An entry the bank already holds (its one value, or a video's very frames) is a
+        duplicate and is not added again. With ``sync`` the bank is made equal to the
+        file: entries it holds whose values the file does not list are deleted.
+        ``signal_type`` is the type of a list of bare hashes. Raises ``ImportRowsError``
+        naming every bad row (then nothing is stored), ``UserError`` for an unknown
+        format or an option the format does not take.
         """
         bank = self.get(name)
         _storable(source, what="import source")
-        rows: list[tuple[int, list[SignalValue], str | None]] = []
+        if not text.seekable():
+            text = io.StringIO(text.read(), newline="")
+        if format == "auto":
+            head = text.read(64 * 1024)
+            text.seek(0)
+            format = detect(head, signal_type=signal_type, known_types=self.signals.names())
+        if format == "vpdq":
+            if sync or signal_type is not None:
+                raise UserError(
+                    "a vPDQ hash file is one video: --sync and --signal-type do not apply"
+                )
+            return self._import_vpdq(bank, text.read(), source=source, label=None, actor=actor)
+        if format not in self.formats:
+            known = ", ".join([*IMPORT_FORMATS, *self.formats.names()])
+            raise UserError(f"bank file format {format!r} is unknown; use one of: {known}")
+        chosen = self.formats.get(format)
+        if signal_type is not None and not chosen.needs_signal_type:
+            raise UserError(f"--signal-type is for a list of bare hashes (hashes), not {format}")
+        rows = chosen.read(text, SignalReader(self.signals), signal_type=signal_type)
+        if chosen.groups:
+            rows = group_rows(rows)
+        return self._import_rows(bank, read_ahead(rows), source=source, sync=sync, actor=actor)
+
+    def import_csv(
+        self, name: str, text: TextIO, *, source: str, actor: str = LOCAL_ACTOR
+    ) -> ImportResult:
+        """Import amber's CSV (``signal_type,signal[,label]`` rows, or columns named by a
+        header row), all or nothing: ``import_text`` with ``format="amber-csv"``."""
+        return self.import_text(name, text, source=source, format="amber-csv", actor=actor)
+
+    def _import_rows(
+        self,
+        bank: Bank,
+        items: Iterable[Row | RowError | Skipped],
+        *,
+        source: str,
+        sync: bool,
+        actor: str,
+    ) -> ImportResult:
+        """Add the entries ``items`` read, in one transaction, in batches (the bank writer
+        lock held throughout). After the first bad row nothing more is written, the rest
+        is only checked, and the transaction is rolled back."""
         errors: list[tuple[int, str]] = []
-        for number, cells in _csv_rows(text):
-            if isinstance(cells, csv.Error):
-                errors.append((number, f"not valid CSV ({cells}); nothing after it was read"))
-                break
-            if not cells or all(not c.strip() for c in cells):
-                continue
-            if number == 1 and cells[0].strip().lower() in ("signal_type", "type"):
-                continue
-            try:
-                rows.append((number, *self._parse_row(cells)))
-            except UserError as exc:
-                errors.append((number, exc.message))
-        if errors:
-            raise ImportRowsError(source, errors)
-        duplicates = 0
-        with self.db.begin() as conn:
+        bad = duplicates = skipped = 0
+        versions = {s.name: s.version for s in self.signals}
+        gone: list[int] = []
+        with self.db.begin() as conn, bulk_session(conn):
             _serialize_bank_writes(conn)
-            known, videos = self._known(conn, bank.id)
-            for number, values, label in rows:
-                keys = {(v.signal_type, v.value) for v in values}
-                if _held(keys, known, videos):
-                    duplicates += 1
+            writer = EntryWriter(conn, bank.id, added_at=self.clock(), versions=versions)
+            if sync:
+                entries, kept = _entry_keys(conn, bank.id), set()
+            else:
+                known, videos = self._known(conn, bank.id)
+            for item in items:
+                if isinstance(item, Skipped):
+                    skipped += 1
                     continue
-                known |= keys
-                videos.add(frozenset(keys))
-                self._insert_entry(conn, bank.id, f"{source}:{number}", label, values)
-            self._audit(
-                conn,
-                name,
-                actor,
-                "import",
-                source=source,
-                added=len(rows) - duplicates,
-                duplicates=duplicates,
-            )
-        if len(rows) > duplicates:
+                if isinstance(item, Row):
+                    try:
+                        label, extra = _row_fields(item)
+                    except UserError as exc:
+                        item = RowError(item.number, exc.message)
+                if isinstance(item, RowError):
+                    bad += 1
+                    if len(errors) < MAX_IMPORT_ERRORS_KEPT:
+                        errors.append((item.number, item.message))
+                    continue
+                if bad:
+                    continue  # nothing more is written: the rest is only checked
+                if sync:
+                    key = _key(item.values)
+                    held = entries.get(key)
+                    if held is not None:
+                        duplicates += 1
+                        kept.update(held)
+                        continue
+                    entries[key] = []
+                elif len(item.values) == 1:  # most lists: one hash a row
+                    value = item.values[0]
+                    one = (value.signal_type, value.value)
+                    if one in known:
+                        duplicates += 1
+                        continue
+                    known.add(one)
+                else:
+                    keys = {(v.signal_type, v.value) for v in item.values}
+                    if _held(keys, known, videos):
+                        duplicates += 1
+                        continue
+                    known |= keys
+                    if len(keys) > 1:
+                        videos.add(frozenset(keys))
+                writer.add(f"{source}:{item.number}", label, item.values, extra)
+            if bad:
+                raise ImportRowsError(source, errors, total=bad)
+            writer.flush()
+            if sync:
+                stale = sorted(e for held in entries.values() for e in held if e not in kept)
+                gone = self._delete_rows(conn, stale)
+            detail: dict[str, Any] = {
+                "source": source,
+                "added": writer.added,
+                "duplicates": duplicates,
+            }
+            if skipped:
+                detail["skipped"] = skipped
+            if sync:
+                detail.update(sync=True, deleted=len(stale))
+            self._audit(conn, bank.name, actor, "import", **detail)
+        if gone:
+            self.on_delete(gone)
+        if writer.added:
             self.on_change()
-        return ImportResult(len(rows) - duplicates, duplicates)
+        return ImportResult(writer.added, duplicates, skipped, len(stale) if sync else 0)
 
-    def _parse_row(self, cells: list[str]) -> tuple[list[SignalValue], str | None]:
-        if len(cells) < 2:
-            raise UserError("expected signal_type,signal[,label]")
-        if len(cells) > 3:
-            raise UserError(f"expected at most 3 columns, got {len(cells)}")
-        type_name = cells[0].strip().lower()
-        type_name = SIGNAL_ALIASES.get(type_name, type_name)
-        if type_name not in self.signals:
-            known = ", ".join(self.signals.names())
-            raise UserError(f"unknown signal type {cells[0]!r}; known: {known}")
-        signal_type = self.signals.get(type_name)
-        if signal_type.reads is not Reads.media:
-            raise UserError(f"{type_name} values score posts; they cannot be put in a bank")
-        values = signal_type.parse(_unguard(cells[1]))
-        label = _unguard(cells[2].strip()) if len(cells) == 3 and cells[2].strip() else None
-        if label is not None:
-            _storable(label, what="label", limit=MAX_LABEL_LENGTH)
-        return values, label
+    def export(
+        self, name: str, out: TextIO, *, format: str = "amber-csv", signal_type: str | None = None
+    ) -> int:
+        """Write the bank's entries to ``out`` in a bank format (``amber.bank_formats``);
+        returns the rows (lines, items) written.
 
-    def export_csv(self, name: str, out: TextIO) -> int:
-        """Write the bank's entries as ``signal_type,signal,label`` rows; returns the count.
-
-        Only each entry's own values are written (not robust-matching variants), so the file
-        is what python-threatexchange and HMA expect. A type whose entry holds many values
-        (a video's ``vpdq`` frames) writes them as one cell (``SignalType.cells``).
+        Only each entry's own values are written (not robust-matching variants), so the
+        file is what other tools expect. Raises ``UserError`` for an unknown format, or an
+        option the format does not take.
         """
         bank = self.get(name)
-        query = _entry_rows(bank.id)
-        # "\r\n" makes the writer quote a CR inside a cell; each row then ends in "\n".
-        line = io.StringIO()
-        writer = csv.writer(line, lineterminator="\r\n")
-        count = 0
+        if format not in self.formats:
+            known = ", ".join(self.formats.names())
+            raise UserError(f"bank file format {format!r} is unknown; use one of: {known}")
         with self.db.connect() as conn:
-            for (_, type_name, label), values in _own_values_by_entry(conn.execute(query)):
-                cells = (
-                    self.signals.get(type_name).cells(values)
-                    if type_name in self.signals
-                    else [v.value for v in values]  # a plug-in no longer installed
-                )
-                for cell in cells:
-                    writer.writerow([_guard(c) for c in (type_name, cell, label or bank.label)])
-                    out.write(line.getvalue().removesuffix("\r\n") + "\n")
-                    line.seek(0)
-                    line.truncate()
-                    count += 1
-        return count
+            rows = conn.execution_options(yield_per=10_000).execute(_entry_rows(bank.id))
+            return self.formats.get(format).write(
+                _export_entries(rows),
+                out,
+                bank=ExportBank(bank.name, bank.label),
+                signals=self.signals,
+                signal_type=signal_type,
+            )
+
+    def export_csv(self, name: str, out: TextIO) -> int:
+        """Write the bank as amber's CSV (``signal_type,signal,label,entry,quality`` under a
+        header row); returns the rows written. A type whose entry holds many values (a
+        video's ``vpdq`` frames) writes them as one cell (``SignalType.cells``)."""
+        return self.export(name, out, format="amber-csv")
 
     def export_vpdq(self, name: str, folder: Path) -> list[Path]:
         """Write each video entry's frames as a vPDQ hash file (``<entry id>.txt``, vPDQ's
@@ -897,17 +1038,23 @@ class BankStore:
         Raises ``SignalValueError`` naming the file and line of a malformed line, and
         ``UserError`` for a file that cannot be read or holds no frame.
         """
-        from amber.signals.vpdq import read_features, to_value
-
         bank = self.get(name)
         try:
-            features = read_features(path)
+            text = path.read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise UserError(f"cannot read {str(path)!r}: {exc.strerror}") from None
         except UnicodeDecodeError as exc:
             raise UserError(f"{str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+        return self._import_vpdq(bank, text, source=str(path), label=label, actor=actor)
+
+    def _import_vpdq(
+        self, bank: Bank, text: str, *, source: str, label: str | None, actor: str
+    ) -> ImportResult:
+        from amber.signals.vpdq import parse_lines, to_value
+
+        features = parse_lines(text.splitlines(), where=f"{source}:")
         if not features:
-            raise UserError(f"{str(path)!r} holds no vPDQ frame")
+            raise UserError(f"{source!r} holds no vPDQ frame")
         if label is not None:
             _storable(label, what="label", limit=MAX_LABEL_LENGTH)
         values = [to_value(f) for f in features]
@@ -915,8 +1062,8 @@ class BankStore:
             _serialize_bank_writes(conn)
             if _held({(v.signal_type, v.value) for v in values}, *self._known(conn, bank.id)):
                 return ImportResult(0, 1)
-            entry = self._insert_entry(conn, bank.id, str(path), label, values)
-            self._audit(conn, name, actor, "add", entry, source=str(path))
+            entry = self._insert_entry(conn, bank.id, source, label, values)
+            self._audit(conn, bank.name, actor, "add", entry, source=source)
         self.on_change()
         return ImportResult(1, 0)
 
@@ -996,23 +1143,6 @@ class BankStore:
 
     def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
         return {value for kind, value in self._known(conn, bank_id)[0] if kind == "sha256"}
-
-
-#: A cell starting with one of these is a formula to a spreadsheet (OWASP, CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _guard(cell: str) -> str:
-    """``cell`` as a spreadsheet shows it as text: a leading ``'`` before a formula start
-    (OWASP's advice) or before a ``'`` (so ``_unguard`` restores exactly what was stored)."""
-    return "'" + cell if cell.startswith((*FORMULA_STARTS, "'")) else cell
-
-
-def _unguard(cell: str) -> str:
-    """The value ``_guard`` wrote as ``cell``: amber's own export imports unchanged."""
-    if cell.startswith("'") and cell[1:].startswith((*FORMULA_STARTS, "'")):
-        return cell[1:]
-    return cell
 
 
 def _check_name(name: str) -> None:
@@ -1166,25 +1296,6 @@ def _storable(value: str, *, what: str, limit: int | None = None) -> str:
     return value
 
 
-def _csv_rows(text: TextIO) -> Iterator[tuple[int, list[str] | csv.Error]]:
-    """Numbered rows of CSV ``text``; the error in place of the row that is not valid CSV
-    (a field over the csv module's size limit, say), and nothing after it."""
-    number = 0
-    # A video's vPDQ frame lines are one cell: allow a cell of up to MAX_CELL characters
-    # (the csv module's own limit, 131,072, is about 1,600 frames). Only ever raised.
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
-    reader = csv.reader(text)
-    while True:
-        number += 1
-        try:
-            yield number, next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield number, exc
-            return
-
-
 def _serialize_bank_writes(conn: sa.Connection) -> None:
     """Make this transaction the only bank writer until it ends.
 
@@ -1197,16 +1308,6 @@ def _serialize_bank_writes(conn: sa.Connection) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(BANK_WRITES_LOCK)))
     else:  # SQLite: a write statement takes the database's write lock now, not at commit
         conn.execute(banks.update().where(sa.false()).values(name=banks.c.name))
-
-
-def read_csv_text(path: Path) -> io.StringIO:
-    """The text of a CSV file to import. Raises ``UserError`` if unreadable or not UTF-8."""
-    try:
-        return io.StringIO(path.read_text(encoding="utf-8-sig"), newline="")
-    except OSError as exc:
-        raise UserError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{str(path)!r} is not UTF-8 text (byte {exc.start})") from None
 
 
 def _held(
@@ -1247,3 +1348,67 @@ def _own_values_by_entry(
             value = SignalValue(str(r.signal_type), str(r.value), r.quality, str(r.variant))
             groups.setdefault(key, []).append(value)
     yield from groups.items()
+
+
+def _export_entries(rows: Iterable[sa.Row[tuple[object, ...]]]) -> Iterator[ExportEntry]:
+    """Rows of ``_entry_rows`` as entries with their own values (an entry's rows are
+    written together, so they come one after another)."""
+    entry: int | None = None
+    label: str | None = None
+    values: list[SignalValue] = []
+    for r in rows:
+        if not is_own(str(r.variant)):
+            continue
+        if r.entry_id != entry:
+            if entry is not None:
+                yield ExportEntry(entry, label, values)
+            entry, label, values = int(r.entry_id), r.label, []
+        values.append(SignalValue(str(r.signal_type), str(r.value), r.quality, str(r.variant)))
+    if entry is not None:
+        yield ExportEntry(entry, label, values)
+
+
+#: What ``sync`` compares an entry by: its one value, or the set of its values.
+EntryKey = tuple[str, str] | frozenset[tuple[str, str]]
+
+
+def _key(values: Sequence[SignalValue]) -> EntryKey:
+    if len(values) == 1:
+        return (values[0].signal_type, values[0].value)
+    keys = {(v.signal_type, v.value) for v in values}
+    return keys.pop() if len(keys) == 1 else frozenset(keys)
+
+
+def _entry_keys(conn: sa.Connection, bank_id: int) -> dict[EntryKey, list[int]]:
+    """The bank's entries by their ``_key``, in one pass over its rows."""
+    grouped: dict[int, list[SignalValue]] = {}
+    for r in conn.execute(_entry_rows(bank_id)):
+        if is_own(str(r.variant)):
+            value = SignalValue(str(r.signal_type), str(r.value))
+            grouped.setdefault(int(r.entry_id), []).append(value)
+    keys: dict[EntryKey, list[int]] = {}
+    for entry, values in grouped.items():
+        keys.setdefault(_key(values), []).append(entry)
+    return keys
+
+
+def _row_fields(row: Row) -> tuple[str | None, dict[str, Any] | None]:
+    """A read row's label and other columns (note, content id, URI, metadata), checked.
+    Raises ``UserError``."""
+    if row.label is None and row.content_id is None and row.content_uri is None is row.metadata:
+        return None, None
+    label = (
+        None
+        if row.label is None
+        else _optional_text(row.label, what="label", limit=MAX_LABEL_LENGTH)
+    )
+    if row.content_id is None and row.content_uri is None and row.metadata is None:
+        return label, None
+    item = NewEntry(
+        row.values,
+        "",
+        content_id=row.content_id,
+        content_uri=row.content_uri,
+        metadata=row.metadata,
+    )
+    return label, _entry_extra(item)

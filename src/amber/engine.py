@@ -15,6 +15,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ from amber.store.tables import decisions as decisions_table
 from amber.tokens import TokenStore
 
 if TYPE_CHECKING:
+    from amber.exchanges import ExchangeStore
     from amber.explain import Explanation
 
 #: How far back the policy may look for posts related to a new one (a harm poll before
@@ -249,6 +251,17 @@ class Engine:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    @cached_property
+    def exchanges(self) -> ExchangeStore:
+        """The exchanges that keep banks in step with hash-sharing sources (built on first
+        use, when python-threatexchange is imported); their bank writes take
+        ``write_lock``."""
+        from amber.exchanges import ExchangeStore
+
+        return ExchangeStore(
+            self.db, self.banks, self.signals, clock=self.clock, write_lock=self.write_lock
+        )
 
     def submit(self, post: Post, *, client: str = DEFAULT_CLIENT) -> Submission:
         """Decide a post of ``client`` once per content: a repeat of its id with the same

@@ -263,23 +263,27 @@ class Matcher:
 
     def _sync(self, name: str, index: SignalIndex) -> int:
         index.refresh()
-        added = 0
-        while True:
-            query = (
-                sa.select(entry_signals.c.id, entry_signals.c.value)
-                .where(
-                    entry_signals.c.signal_type.in_(self.members[name]),
-                    entry_signals.c.id > index.max_id,
-                )
-                .order_by(entry_signals.c.id)
-                .limit(SYNC_BATCH)
+        return index.add_all(self._rows_above(name, index.max_id))
+
+    def _rows_above(self, name: str, after: int) -> Iterator[tuple[list[int], list[str]]]:
+        """The rows of the types in index ``name`` above row ``after``, in batches of
+        ``SYNC_BATCH`` from one streamed query; all of them go into the index as one
+        change (a bulk import's million rows build PDQ's index once)."""
+        query = (
+            sa.select(entry_signals.c.id, entry_signals.c.value)
+            .where(
+                # Not through the (signal_type, value) index: SQLite would read every row
+                # of the type from it and sort them; by id, the rows are one range.
+                sa.cast(entry_signals.c.signal_type, sa.String).in_(self.members[name]),
+                entry_signals.c.id > after,
             )
-            with self.db.connect() as conn:
-                rows = conn.execute(query).all()
-            if not rows:
-                return added
-            index.add([int(r.id) for r in rows], [str(r.value) for r in rows])
-            added += len(rows)
+            .order_by(entry_signals.c.id)
+        )
+        with self.db.connect() as conn:
+            result = conn.execution_options(yield_per=SYNC_BATCH).execute(query)
+            for rows in result.partitions():
+                ids, values = zip(*rows, strict=True)
+                yield list(ids), list(values)
 
     def sync_if_stale(self) -> int:
         """``sync`` when the last one is older than ``sync_every`` seconds; else 0."""

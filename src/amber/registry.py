@@ -30,18 +30,24 @@ T = TypeVar("T", bound=Named)
 class Registry(Generic[T]):
     """Items of one extension point (signal types, conditions, actions) by stable name."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, pattern: re.Pattern[str] = NAME) -> None:
         self.kind = kind
+        #: What a name looks like (bank formats are spelled with hyphens: ``amber-csv``).
+        self.pattern = pattern
         self._items: dict[str, T] = {}
 
     def register(self, item: T) -> T:
         """Add ``item``. Raises ``ConflictError`` if its name is already taken, ``UserError``
-        if it is not a lowercase word (``a-z``, ``0-9``, ``_``)."""
+        if it is not a lowercase word (``a-z``, ``0-9``, ``_``; or as ``pattern`` says)."""
         name = item.name
-        if not isinstance(name, str) or not NAME.fullmatch(name):
+        if not isinstance(name, str) or not self.pattern.fullmatch(name):
+            words = (
+                "a lowercase word (a-z, 0-9, _, starting with a letter)"
+                if self.pattern is NAME
+                else f"of the form {self.pattern.pattern}"
+            )
             raise UserError(
-                f"{self.kind} name {name!r} of {item!r} is not a lowercase word "
-                "(a-z, 0-9, _, starting with a letter); set `name` explicitly"
+                f"{self.kind} name {name!r} of {item!r} is not {words}; set `name` explicitly"
             )
         if name in self._items:
             raise ConflictError(f"{self.kind} {name!r} is already registered; choose another name")

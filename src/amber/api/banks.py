@@ -1,5 +1,5 @@
 """Banks (admin): create, read, change (rename, enable, disable) and delete them, add image
-files, import and export CSV rows ``signal_type,signal[,label]``, read their audit; list,
+files, import and export hash lists (``amber.bank_formats``), read their audit; list,
 read, change (disable until a time, enable, note) and delete one entry."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import io
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import AwareDatetime, BaseModel, StrictBool, StrictFloat, StrictInt
 from starlette.concurrency import run_in_threadpool
@@ -188,21 +188,47 @@ def add_entries(
     }
 
 
+#: The formats the import route reads (``amber.bank_formats``, ``auto`` and ``vpdq``).
+ImportFormat = Literal["auto", "amber-csv", "pytx-csv", "lines", "hashes", "hma-json", "vpdq"]
+#: The formats the export route writes.
+ExportFormat = Literal["amber-csv", "pytx-csv", "lines", "hashes", "hma-json"]
+
+
 @router.post("/{name}/import", responses=errors(400, 404, 413, 422))
-async def import_bank(name: str, request: Request, engine: EngineDep, _: Admin) -> dict[str, int]:
-    """Import CSV rows ``signal_type,signal[,label]`` (the request body), all or nothing; a
-    ``vpdq`` row's signal is a video's vPDQ frame lines in one quoted cell."""
+async def import_bank(
+    name: str,
+    request: Request,
+    engine: EngineDep,
+    _: Admin,
+    format: Annotated[
+        ImportFormat, Query(description="The body's format; auto tells it from its first lines")
+    ] = "auto",
+    signal_type: Annotated[
+        str | None, Query(description="The type of a list of bare hashes (format hashes)")
+    ] = None,
+    sync: Annotated[
+        bool, Query(description="Also delete the entries the body no longer lists")
+    ] = False,
+) -> dict[str, int]:
+    """Import a hash list (the request body), all or nothing: amber's CSV
+    (``signal_type,signal[,label]``, or columns named by a header row), python-
+    threatexchange's dataset CSV or ``<type> <hash>`` lines, bare hashes, HMA's JSON, or
+    a vPDQ hash file (one video). Returns the entries added, already there, skipped and
+    deleted."""
     try:
         text = (await request.body()).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UserError(f"the CSV is not UTF-8 (byte {exc.start})") from None
-    result = await run_in_threadpool(_import, engine, name, text)  # the lock may wait
-    return {"added": result.added, "duplicates": result.duplicates}
+        raise UserError(f"the body is not UTF-8 (byte {exc.start})") from None
+    options = {"format": format, "signal_type": signal_type, "sync": sync}
+    result = await run_in_threadpool(_import, engine, name, text, options)  # the lock may wait
+    return result.to_json()
 
 
-def _import(engine: Engine, name: str, text: str) -> ImportResult:
+def _import(engine: Engine, name: str, text: str, options: dict[str, Any]) -> ImportResult:
     with engine.write_lock:
-        return engine.banks.import_csv(name, io.StringIO(text), source="request")
+        return engine.banks.import_text(
+            name, io.StringIO(text, newline=""), source="request", **options
+        )
 
 
 @router.get(
@@ -210,8 +236,17 @@ def _import(engine: Engine, name: str, text: str) -> ImportResult:
     response_class=Response,
     responses={**ok_as("text/csv", "The bank's rows"), **errors(400, 404, 422)},
 )
-def export_bank(name: str, engine: EngineDep, _: Admin) -> PlainTextResponse:
-    """A bank as CSV rows ``signal_type,signal,label``."""
+def export_bank(
+    name: str,
+    engine: EngineDep,
+    _: Admin,
+    format: Annotated[ExportFormat, Query(description="The format to write")] = "amber-csv",
+    signal_type: Annotated[
+        str | None, Query(description="With format hashes: the type to write")
+    ] = None,
+) -> PlainTextResponse:
+    """A bank in a hash-list format: amber's CSV (``signal_type,signal,label,entry,quality``
+    under a header row) by default."""
     out = io.StringIO()
-    engine.banks.export_csv(name, out)
-    return PlainTextResponse(out.getvalue(), media_type="text/csv")
+    engine.banks.export(name, out, format=format, signal_type=signal_type)
+    return PlainTextResponse(out.getvalue(), media_type=engine.banks.formats.get(format).media_type)

@@ -41,6 +41,31 @@ class ActionChoice(StrEnum):
     allow = "allow"
 
 
+class ImportFormat(StrEnum):
+    """The formats ``amber bank import`` reads (``amber.bank_formats``; a test keeps them
+    the same as the registry's)."""
+
+    auto = "auto"
+    amber_csv = "amber-csv"
+    pytx_csv = "pytx-csv"
+    lines = "lines"
+    hashes = "hashes"
+    hma_json = "hma-json"
+    vpdq = "vpdq"
+
+
+class ExportFormat(StrEnum):
+    """The formats ``amber bank export`` writes (``csv`` is ``amber-csv``, as before)."""
+
+    amber_csv = "amber-csv"
+    csv = "csv"
+    pytx_csv = "pytx-csv"
+    lines = "lines"
+    hashes = "hashes"
+    hma_json = "hma-json"
+    vpdq = "vpdq"
+
+
 bank_app = typer.Typer(
     help="Banks of known content: create, add, import, export, list, rename, enable, "
     "disable, audit; one entry at a time with 'bank entry'.",
@@ -160,23 +185,40 @@ def bank_add(
 def bank_import(
     name: str,
     file: Path,
+    format: Annotated[
+        ImportFormat,
+        typer.Option(
+            "--format",
+            help="The file's format; auto tells it from the first lines "
+            "(docs/exchange-formats.md).",
+        ),
+    ] = ImportFormat.auto,
+    signal_type: Annotated[
+        str | None,
+        typer.Option("--signal-type", help="The type of a list of bare hashes (pdq, md5, sha256)."),
+    ] = None,
+    sync: Annotated[
+        bool,
+        typer.Option(
+            "--sync",
+            help="Make the bank equal to the file: also delete the entries it no longer lists.",
+        ),
+    ] = False,
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
-    """Import CSV rows signal_type,signal[,label] (all or nothing), or one vPDQ hash file
-    (frame_number,quality,pdq_hex,timestamp lines) as one video entry."""
-    from amber.banks import read_csv_text
-    from amber.signals.vpdq import looks_like_vpdq
-
-    text = read_csv_text(file)
+    """Import a hash list, all or nothing: amber's CSV (signal_type,signal[,label], or
+    columns named by a header row), python-threatexchange's dataset CSV or '<type> <hash>'
+    lines, bare hashes (--signal-type), HMA's JSON, or one vPDQ hash file as one video."""
     with opened_engine(db, vault) as engine:
-        if looks_like_vpdq(text.getvalue()):
-            result = engine.banks.import_vpdq(name, file)
-        else:
-            result = engine.banks.import_csv(name, text, source=str(file))
+        result = engine.banks.import_file(
+            name, file, format=format.value, signal_type=signal_type, sync=sync
+        )
     err.print(
         f"imported {plural(result.added, 'entry', 'entries')} into bank {name!r}"
         + (f"; {result.duplicates} already there" if result.duplicates else "")
+        + (f"; {result.skipped} rows skipped (NEGATIVE_CLASS)" if result.skipped else "")
+        + (f"; deleted {plural(result.deleted, 'entry', 'entries')}" if sync else "")
     )
 
 
@@ -185,18 +227,28 @@ def bank_export(
     name: str,
     file: Annotated[
         Path | None,
-        typer.Argument(help="Output CSV (default: stdout); with --format vpdq, a folder"),
+        typer.Argument(help="Output file (default: stdout); with --format vpdq, a folder"),
     ] = None,
     format: Annotated[
-        str,
-        typer.Option("--format", help="csv, or vpdq: one vPDQ hash file per video entry in FILE"),
-    ] = "csv",
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="amber-csv (csv), pytx-csv, lines (what python-threatexchange's local file "
+            "exchange loads), hashes (with --signal-type), hma-json, or vpdq: one vPDQ hash "
+            "file per video entry in FILE.",
+        ),
+    ] = ExportFormat.amber_csv,
+    signal_type: Annotated[
+        str | None,
+        typer.Option("--signal-type", help="With --format hashes: the type to write."),
+    ] = None,
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
-    """Export a bank as CSV rows signal_type,signal,label, or its videos as vPDQ files."""
-    check_format(format, ("csv", "vpdq"))
-    if format == "vpdq":
+    """Export a bank in a hash-list format (amber's CSV by default), or its videos as
+    vPDQ files."""
+    chosen = "amber-csv" if format is ExportFormat.csv else format.value
+    if chosen == "vpdq":
         if file is None:
             raise UserError("--format vpdq writes one file per video: give the folder")
         with opened_engine(db, vault) as engine:
@@ -205,11 +257,13 @@ def bank_export(
         return
     with opened_engine(db, vault) as engine:
         if file is None:
-            count = engine.banks.export_csv(name, sys.stdout)
+            count = engine.banks.export(name, sys.stdout, format=chosen, signal_type=signal_type)
         else:
             try:
                 with file.open("w", encoding="utf-8", newline="") as handle:
-                    count = engine.banks.export_csv(name, handle)
+                    count = engine.banks.export(
+                        name, handle, format=chosen, signal_type=signal_type
+                    )
             except OSError as exc:
                 raise UserError(f"cannot write {str(file)!r}: {exc.strerror}") from None
     err.print(f"exported {plural(count, 'row')} from bank {name!r}")

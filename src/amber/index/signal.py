@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -63,6 +63,16 @@ class SignalIndex(ABC):
     @abstractmethod
     def add(self, ids: Sequence[int], values: Sequence[str]) -> None:
         """Add rows; a row id already held takes its new value."""
+
+    def add_all(self, batches: Iterable[tuple[Sequence[int], Sequence[str]]]) -> int:
+        """Add batches of rows as one change; returns how many rows there were. An index
+        that rebuilds itself on a large add (PDQ's) builds once, not once a batch; by
+        default each batch is added in turn."""
+        count = 0
+        for ids, values in batches:
+            self.add(ids, values)
+            count += len(ids)
+        return count
 
     @abstractmethod
     def remove(self, ids: Sequence[int]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final
 
@@ -212,6 +212,22 @@ class PdqSignalIndex(SignalIndex):
     def add(self, ids: Sequence[int], values: Sequence[str]) -> None:
         self._index.add(np.asarray(ids, dtype=np.int64), _matrix(values))
 
+    def add_all(self, batches: Iterable[tuple[Sequence[int], Sequence[str]]]) -> int:
+        """Every batch in one ``PdqIndex.add``: a large add merges into a new base once
+        (a base built per batch would make a bank of 10 million rows 100 builds)."""
+        ids, hashes = [], []
+        for batch_ids, values in batches:
+            ids.append(np.asarray(batch_ids, dtype=np.int64))
+            hashes.append(_matrix(values))
+        if not ids:
+            return 0
+        all_ids = np.concatenate(ids)
+        del ids
+        all_hashes = np.concatenate(hashes)
+        del hashes
+        self._index.add(all_ids, all_hashes)
+        return int(all_ids.shape[0])
+
     def remove(self, ids: Sequence[int]) -> None:
         if len(ids):
             self._index.remove(np.asarray(ids, dtype=np.int64))
@@ -244,7 +260,14 @@ def _empty(folder: Path) -> PdqIndex:
 
 def _matrix(values: Sequence[str]) -> np.ndarray:
     """Hex values as an ``(n, 32)`` uint8 array. Raises ``SignalValueError`` for a bad one."""
-    joined = b"".join(from_hex(v) for v in values)
+    if all(len(v) == 2 * HASH_BYTES for v in values):  # the usual case, in one call
+        try:
+            joined = bytes.fromhex("".join(values))
+        except ValueError:
+            joined = b""
+        if len(joined) == HASH_BYTES * len(values):
+            return np.frombuffer(joined, np.uint8).reshape(-1, HASH_BYTES)
+    joined = b"".join(from_hex(v) for v in values)  # names the bad value
     return np.frombuffer(joined, np.uint8).reshape(-1, HASH_BYTES)
 
 

@@ -277,3 +277,83 @@ database_instance = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+#: A hash-sharing source that fills a bank: an exchange of one of python-threatexchange's
+#: API types (``SignalExchangeAPI.get_name()``), with that API's settings, where its next
+#: fetch resumes and how its fetches went (``amber.exchanges``).
+exchanges = sa.Table(
+    "exchanges",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("api", sa.String(100), nullable=False),
+    # The bank it fills: deleting the bank deletes the exchange.
+    sa.Column(
+        "bank_id", Id, sa.ForeignKey("banks.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    # The API's collaboration settings (its config dataclass but name, api and enabled).
+    sa.Column("config", sa.JSON, nullable=False),
+    # Where the API's server is, for API types whose client takes one (ThreatExchange's).
+    sa.Column("endpoint", sa.Text, nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # Where the next fetch resumes (the API's checkpoint dataclass as JSON), and the upstream
+    # time it has reached, if the API says.
+    sa.Column("checkpoint", sa.JSON, nullable=True),
+    sa.Column("checkpoint_at", UTCDateTime, nullable=True),
+    # Fetches that start from nothing (the first, a stale checkpoint, an API that always
+    # sends everything) count up ``generation``; ``sweep_generation`` is the one whose end
+    # deletes the records it did not see.
+    sa.Column("generation", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("sweep_generation", sa.Integer, nullable=True),
+    # Set while a batch's new entries may be in the bank but not yet in ``exchange_items``:
+    # the largest entry id before them (a crashed batch's entries are above it).
+    sa.Column("recover_after", Id, nullable=True),
+    # The fetch under way: when it started, and when it last showed it was alive.
+    sa.Column("running_since", UTCDateTime, nullable=True),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=True),
+    # The last fetch: when, whether it succeeded, its error and counts; up to date is true
+    # when it read all the source had.
+    sa.Column("last_started_at", UTCDateTime, nullable=True),
+    sa.Column("last_ended_at", UTCDateTime, nullable=True),
+    sa.Column("last_succeeded", sa.Boolean, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_counts", sa.JSON, nullable=True),
+    sa.Column("up_to_date", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Over every fetch: how many ran, how many failed, how many updates came.
+    sa.Column("fetches", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fetched_total", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+#: Each upstream record an exchange holds, by the API's key: the bank entry it is (none
+#: while an opinion keeps it out, or once it was deleted here), the opinion it carries and
+#: a digest of its values (a change replaces the entry).
+exchange_items = sa.Table(
+    "exchange_items",
+    metadata,
+    sa.Column("exchange_id", Id, sa.ForeignKey("exchanges.id", ondelete="CASCADE"), nullable=False),
+    # SHA-256 of ``key``, the API's record key as JSON.
+    sa.Column("key_digest", sa.String(64), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    # banked (``entry_id`` is its entry), held (an opinion keeps it out) or removed (its
+    # entry was deleted here: a fetch does not bring it back).
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("opinion", sa.String(40), nullable=False),
+    sa.Column("entry_id", Id, nullable=True, index=True),
+    sa.Column("values_digest", sa.String(64), nullable=False),
+    # The ``exchanges.generation`` of the last fetch that sent it.
+    sa.Column("seen", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("exchange_id", "key_digest"),
+)
+
+#: Credentials of an exchange API type, shared by its exchanges (as HMA keeps them): the
+#: API's credential dataclass as JSON. Never shown: the CLI and API say only whether set.
+exchange_credentials = sa.Table(
+    "exchange_credentials",
+    metadata,
+    sa.Column("api", sa.String(100), primary_key=True),
+    sa.Column("credentials", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
