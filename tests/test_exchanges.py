@@ -2,7 +2,8 @@
 format) changed between fetches, and a ThreatExchange-style server on a real local socket
 (``threatexchange_server``) with paged updates, deletions and opinion changes; a fetch that
 fails on page 3 and resumes from its checkpoint; a crashed batch cleaned up; matching
-through the engine; the HMA-shaped calls. Nothing leaves the machine."""
+through the engine; the HMA-shaped calls; the command line and the HTTP API. Nothing
+leaves the machine."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
+from amber.api.app import create_app
 from amber.engine import Engine
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.exchanges import SourceError
 from amber.posts import media_post
 from amber.store.tables import exchanges
+from amber.tokens import parse_scopes
+from conftest import CliResult
 from threatexchange_server import (
     OTHER_APP,
     OUR_APP,
@@ -362,3 +367,149 @@ def test_what_hma_routes_need(engine: Engine) -> None:
     with pytest.raises(NotFoundError):
         engine.exchanges.status("FOO_EXCHANGE")
     assert engine.banks.get("FOO_EXCHANGE").name == "FOO_EXCHANGE"  # the bank stays
+
+
+def test_the_command_line(
+    amber_cli: Callable[..., CliResult], server: ThreatExchangeServer, tmp_path: Path
+) -> None:
+    server.put(PDQ[0])
+    server.put("https://example.com/a", "URI")
+    (tmp_path / "te.json").write_text(json.dumps({"privacy_group": PRIVACY_GROUP}))
+    (tmp_path / "creds.json").write_text(json.dumps({"api_token": TOKEN}))
+    added = amber_cli(
+        "exchange",
+        "add",
+        "TE_COLLAB",
+        "--api",
+        "fb_threatexchange",
+        "--config",
+        "@te.json",
+        "--credentials",
+        "@creds.json",
+        "--endpoint",
+        server.endpoint,
+        "--label",
+        "shared",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "filling new bank 'TE_COLLAB'" in added.stderr and TOKEN not in added.stderr
+    (tmp_path / "hashes.txt").write_text(f"pdq {PDQ[1]}\n")
+    assert (
+        amber_cli(
+            "exchange",
+            "add",
+            "FILE_FEED",
+            "--api",
+            "local_file",
+            "--bank",
+            "TE_COLLAB",
+            "--config",
+            '{"filename": "hashes.txt"}',
+        ).returncode
+        == 0
+    )
+
+    fetched = amber_cli("exchange", "fetch", "--format", "jsonl")
+    assert fetched.returncode == 0, fetched.stderr
+    rows = {r["exchange"]: r for r in map(json.loads, fetched.stdout.splitlines())}
+    assert rows["TE_COLLAB"]["added"] == 1 and rows["TE_COLLAB"]["skipped"] == {"URI": 1}
+    assert rows["FILE_FEED"]["added"] == 1 and "fetching TE_COLLAB" in fetched.stderr
+
+    listed = amber_cli("exchange", "list")
+    assert listed.returncode == 0 and "fb_threatexchange" in listed.stdout and "ok" in listed.stdout
+    status = amber_cli("exchange", "status", "TE_COLLAB", "--format", "jsonl")
+    [one] = map(json.loads, status.stdout.splitlines())
+    assert one["last_fetch"]["succeeded"] is True and one["entries"] == 1
+    assert TOKEN not in status.stdout and "api_token" not in status.stdout
+    apis = amber_cli("exchange", "apis")
+    assert "fb_threatexchange" in apis.stdout and "privacy_group*" in apis.stdout
+    assert "set" in amber_cli("exchange", "credentials", "fb_threatexchange").stderr
+
+    server.fail_page = 1
+    failed = amber_cli("exchange", "fetch", "TE_COLLAB", "FILE_FEED")
+    assert failed.returncode == 1
+    assert "Error: TE_COLLAB: HTTPError: 500" in failed.stderr and "Traceback" not in failed.stderr
+    assert "failed" in amber_cli("exchange", "status").stdout
+
+    for args, message in (
+        (("exchange", "add", "X", "--api", "nope"), "unknown exchange API 'nope'"),
+        (("exchange", "add", "X", "--api", "sample", "--config", "{nope"), "--config is not JSON"),
+        (("exchange", "add", "X", "--api", "sample", "--config", "[]"), "not an object"),
+        (("exchange", "add", "X", "--api", "sample", "--config", "@missing.json"), "cannot read"),
+        (("exchange", "status", "NOPE"), "no exchange called 'NOPE'"),
+        (("exchange", "fetch", "--format", "xml"), "--format 'xml' is unknown"),
+    ):
+        result = amber_cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+    removed = amber_cli("exchange", "remove", "FILE_FEED")
+    assert removed.returncode == 0 and "kept" in removed.stderr
+    assert amber_cli("exchange", "update", "TE_COLLAB", "--disable").returncode == 0
+    assert "no" in amber_cli("exchange", "list").stdout
+
+
+def test_the_http_api_and_metrics(engine: Engine, server: ThreatExchangeServer) -> None:
+    server.put(PDQ[0])
+    secret = engine.tokens.create("admin", parse_scopes("admin"))[1]
+    ingest = engine.tokens.create("ingest", parse_scopes("ingest"))[1]
+    client = TestClient(create_app(engine), headers={"authorization": f"Bearer {secret}"})
+    assert (
+        client.get("/v1/exchanges", headers={"authorization": f"Bearer {ingest}"}).status_code
+        == 403
+    )
+
+    apis = {a["name"]: a for a in client.get("/v1/exchanges/apis").json()}
+    assert (
+        apis["fb_threatexchange"]["takes_endpoint"]
+        and not apis["fb_threatexchange"]["has_credentials"]
+    )
+    put = client.put(
+        "/v1/exchanges/apis/fb_threatexchange/credentials",
+        json={"credentials": {"api_token": TOKEN}},
+    )
+    assert put.status_code == 200 and put.json()["has_credentials"] and TOKEN not in put.text
+    created = client.post(
+        "/v1/exchanges",
+        json={
+            "name": "TE_COLLAB",
+            "api": "fb_threatexchange",
+            "config": {"privacy_group": PRIVACY_GROUP},
+            "endpoint": server.endpoint,
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["last_fetch"]["succeeded"] is None
+    assert (
+        client.post("/v1/exchanges", json={"name": "TE_COLLAB", "api": "sample"}).status_code == 409
+    )
+    bad = client.post("/v1/exchanges", json={"name": "X", "api": "fb_threatexchange", "config": {}})
+    assert bad.status_code == 400 and "privacy_group" in bad.json()["error"]["message"]
+
+    fetched = client.post("/v1/exchanges/TE_COLLAB/fetch")
+    assert fetched.status_code == 200 and fetched.json()["added"] == 1
+    one = client.get("/v1/exchanges/TE_COLLAB").json()
+    assert one["entries"] == 1 and one["last_fetch"]["counts"]["added"] == 1
+    assert [e["name"] for e in client.get("/v1/exchanges").json()] == ["TE_COLLAB"]
+
+    metrics = client.get("/v1/metrics").text
+    assert 'amber_exchange_last_fetch_success{exchange="TE_COLLAB"} 1.0' in metrics
+    assert 'amber_exchange_items{exchange="TE_COLLAB",state="entries"} 1.0' in metrics
+    assert 'amber_exchange_fetch_failures_total{exchange="TE_COLLAB"} 0.0' in metrics
+
+    server.fail_page = 1
+    failed = client.post("/v1/exchanges/TE_COLLAB/fetch")
+    assert failed.status_code == 502 and "500 Server Error" in failed.json()["error"]["message"]
+    metrics = client.get("/v1/metrics").text
+    assert 'amber_exchange_last_fetch_success{exchange="TE_COLLAB"} 0.0' in metrics
+    assert 'amber_exchange_fetch_failures_total{exchange="TE_COLLAB"} 1.0' in metrics
+
+    patched = client.patch("/v1/exchanges/TE_COLLAB", json={"enabled": False})
+    assert patched.status_code == 200 and patched.json()["enabled"] is False
+    assert client.post("/v1/exchanges/TE_COLLAB/fetch").status_code == 400
+    assert client.get("/v1/exchanges/NOPE").status_code == 404
+    deleted = client.delete("/v1/exchanges/TE_COLLAB", params={"delete_bank": True})
+    assert deleted.status_code == 200 and deleted.json()["bank_deleted"] is True
+    assert client.get("/v1/banks/TE_COLLAB").status_code == 404
+    cleared = client.delete("/v1/exchanges/apis/fb_threatexchange/credentials")
+    assert cleared.json()["has_credentials"] is False

@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amber import __version__
 from amber.api import banks, docs, evidence, hma, lookup, posts, review, service
+from amber.api import exchanges as exchange_routes
 from amber.api.hma import HmaSettings
 from amber.api.hma.status import amber_index_state
 from amber.api.metrics import Metrics
@@ -166,6 +167,7 @@ def _build(*, max_body: int) -> FastAPI:
     for area in (service, posts, banks, review, evidence, docs):
         app.include_router(area.router)
     app.include_router(lookup.router)
+    app.include_router(exchange_routes.router)
     app.include_router(console.router)
     hma.mount(app)
     app.add_exception_handler(AmberError, _amber_error)  # type: ignore[arg-type]

@@ -80,6 +80,7 @@ ERROR_STATUSES = {
     413: "Request body over the server's --max-body (declared or sent chunked)",
     422: "Malformed request: a parameter or field of the wrong type or out of range",
     429: "The reviewer holds the most review locks allowed (AMBER_REVIEW_MAX_LOCKS)",
+    502: "A system outside amber failed (an exchange's source); the message says which",
     503: "The database or the evidence vault cannot serve now; send the request again later",
 }
 

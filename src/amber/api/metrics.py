@@ -1,4 +1,5 @@
-"""The Prometheus metrics of one app: decisions by verdict, request latency by route.
+"""The Prometheus metrics of one app: decisions by verdict, request latency by route, and
+each exchange's fetches (read from the database when scraped: fetches run in any process).
 
 Under ``amber serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set) every worker writes
 its counts to files there and ``/v1/metrics`` sums them; otherwise the app has a registry
@@ -8,8 +9,15 @@ of its own, so two apps in one process never share counts.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from amber.exchanges import ExchangeStatus
 
 
 class Metrics:
@@ -28,6 +36,108 @@ class Metrics:
             "amber_request_seconds", "Request latency", ["route"], registry=own
         )
 
-    def render(self) -> str:
-        """The Prometheus text format."""
-        return generate_latest(self.registry).decode()
+    def render(self, exchanges: Iterable[ExchangeStatus] = ()) -> str:
+        """The Prometheus text format; with ``exchanges``, their fetch metrics too
+        (``ExchangeMetrics``)."""
+        text = generate_latest(self.registry).decode()
+        found = list(exchanges)
+        if found:
+            registry = CollectorRegistry()
+            registry.register(ExchangeMetrics(found))
+            text += generate_latest(registry).decode()
+        return text
+
+
+class ExchangeMetrics(Collector):
+    """Each exchange's fetches, by ``exchange`` label: when the last ended
+    (``amber_exchange_last_fetch_timestamp_seconds``), whether it succeeded, whether it is
+    up to date or running, its checkpoint's time, what it counted (``..._last_fetch_items``
+    by ``kind``: fetched, added, removed, held, skipped, invalid), what the exchange holds
+    (``amber_exchange_items`` by ``state``: entries, held, removed), and over every fetch:
+    fetches, failures and items fetched (counters)."""
+
+    def __init__(self, statuses: list[ExchangeStatus]) -> None:
+        self.statuses = statuses
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["exchange"]
+        ended = GaugeMetricFamily(
+            "amber_exchange_last_fetch_timestamp_seconds",
+            "When the exchange's last fetch ended (Unix time)",
+            labels=labels,
+        )
+        success = GaugeMetricFamily(
+            "amber_exchange_last_fetch_success",
+            "1 if the exchange's last fetch succeeded, 0 if it failed",
+            labels=labels,
+        )
+        current = GaugeMetricFamily(
+            "amber_exchange_up_to_date",
+            "1 if the last fetch read all the source had",
+            labels=labels,
+        )
+        running = GaugeMetricFamily(
+            "amber_exchange_fetch_running", "1 while a fetch of the exchange runs", labels=labels
+        )
+        checkpoint = GaugeMetricFamily(
+            "amber_exchange_checkpoint_timestamp_seconds",
+            "The upstream time the exchange's checkpoint has reached (Unix time)",
+            labels=labels,
+        )
+        last = GaugeMetricFamily(
+            "amber_exchange_last_fetch_items",
+            "What the exchange's last fetch counted, by kind",
+            labels=["exchange", "kind"],
+        )
+        items = GaugeMetricFamily(
+            "amber_exchange_items",
+            "Upstream records the exchange holds, by state",
+            labels=["exchange", "state"],
+        )
+        fetches = CounterMetricFamily(
+            "amber_exchange_fetches", "Fetches of the exchange", labels=labels
+        )
+        failures = CounterMetricFamily(
+            "amber_exchange_fetch_failures", "Failed fetches of the exchange", labels=labels
+        )
+        fetched = CounterMetricFamily(
+            "amber_exchange_fetched_items", "Updates the exchange's fetches read", labels=labels
+        )
+        for s in self.statuses:
+            name = [s.exchange.name]
+            if s.last_ended_at is not None:
+                ended.add_metric(name, s.last_ended_at.timestamp())
+            if s.last_succeeded is not None:
+                success.add_metric(name, 1.0 if s.last_succeeded else 0.0)
+            current.add_metric(name, 1.0 if s.up_to_date else 0.0)
+            running.add_metric(name, 0.0 if s.running_since is None else 1.0)
+            if s.checkpoint_at is not None:
+                checkpoint.add_metric(name, s.checkpoint_at.timestamp())
+            if s.last_counts is not None:
+                c = s.last_counts
+                for kind, value in (
+                    ("fetched", c.fetched),
+                    ("added", c.added),
+                    ("removed", c.removed),
+                    ("held", c.held),
+                    ("skipped", sum(c.skipped.values())),
+                    ("invalid", c.invalid),
+                ):
+                    last.add_metric([*name, kind], float(value))
+            for state, value in (("entries", s.entries), ("held", s.held), ("removed", s.removed)):
+                items.add_metric([*name, state], float(value))
+            fetches.add_metric(name, float(s.fetches))
+            failures.add_metric(name, float(s.failures))
+            fetched.add_metric(name, float(s.fetched_total))
+        yield from (
+            ended,
+            success,
+            current,
+            running,
+            checkpoint,
+            last,
+            items,
+            fetches,
+            failures,
+            fetched,
+        )

@@ -43,6 +43,6 @@ def health(engine: EngineDep, _: Ingest) -> dict[str, Any]:
     response_class=Response,
     responses={**ok_as("text/plain", "Prometheus text format"), **errors()},
 )
-def metrics(request: Request, _: Admin) -> PlainTextResponse:
-    """Prometheus metrics."""
-    return PlainTextResponse(request.app.state.metrics.render())
+def metrics(request: Request, engine: EngineDep, _: Admin) -> PlainTextResponse:
+    """Prometheus metrics: decisions, request latency, and each exchange's fetches."""
+    return PlainTextResponse(request.app.state.metrics.render(engine.exchanges.statuses()))

@@ -27,6 +27,7 @@ from amber.cli.banks import bank_app
 from amber.cli.decisions import decisions_app
 from amber.cli.doctor import doctor
 from amber.cli.evidence import evidence_app
+from amber.cli.exchange import exchange_app
 from amber.cli.explain import explain
 from amber.cli.harm_poll import harm_poll_app
 from amber.cli.lookup import compare_hashes, hash_files, lookup_targets
@@ -107,6 +108,7 @@ def version() -> None:
 
 
 app.add_typer(bank_app, name="bank")
+app.add_typer(exchange_app, name="exchange")
 app.command()(scan)
 app.add_typer(decisions_app, name="decisions")
 app.command()(explain)
