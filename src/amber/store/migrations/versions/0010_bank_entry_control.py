@@ -28,9 +28,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("banks") as batch:
-        batch.add_column(
-            sa.Column("enabled_ratio", sa.Float, nullable=False, server_default="1.0")
-        )
+        batch.add_column(sa.Column("enabled_ratio", sa.Float, nullable=False, server_default="1.0"))
     with op.batch_alter_table("bank_entries") as batch:
         batch.add_column(sa.Column("note", sa.String(255), nullable=True))
         batch.add_column(sa.Column("content_id", sa.String(500), nullable=True))
