@@ -988,7 +988,7 @@ class BankStore:
             known = ", ".join(self.formats.names())
             raise UserError(f"bank file format {format!r} is unknown; use one of: {known}")
         with self.db.connect() as conn:
-            rows = conn.execution_options(yield_per=10_000).execute(_entry_rows(bank.id))
+            rows = conn.execute(_entry_rows(bank.id).execution_options(yield_per=10_000))
             return self.formats.get(format).write(
                 _export_entries(rows),
                 out,
@@ -1133,12 +1133,14 @@ class BankStore:
         """In one pass over the bank: every own value, and the own values of each entry
         that has several (a video, known by all its frames)."""
         values: set[tuple[str, str]] = set()
-        grouped: dict[int, set[tuple[str, str]]] = {}
-        for r in conn.execute(_entry_rows(bank_id)):
-            if is_own(str(r.variant)):
-                value = (str(r.signal_type), str(r.value))
-                values.add(value)
-                grouped.setdefault(int(r.entry_id), set()).add(value)
+        grouped: dict[int, list[tuple[str, str]]] = {}
+        for entry, value in _own_keys(conn, bank_id):
+            values.add(value)
+            held = grouped.get(entry)
+            if held is None:
+                grouped[entry] = [value]
+            else:
+                held.append(value)
         return values, {frozenset(v) for v in grouped.values() if len(v) > 1}
 
     def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
@@ -1381,15 +1383,39 @@ def _key(values: Sequence[SignalValue]) -> EntryKey:
 
 def _entry_keys(conn: sa.Connection, bank_id: int) -> dict[EntryKey, list[int]]:
     """The bank's entries by their ``_key``, in one pass over its rows."""
-    grouped: dict[int, list[SignalValue]] = {}
-    for r in conn.execute(_entry_rows(bank_id)):
-        if is_own(str(r.variant)):
-            value = SignalValue(str(r.signal_type), str(r.value))
-            grouped.setdefault(int(r.entry_id), []).append(value)
+    grouped: dict[int, Any] = {}  # an entry's one key, or the set of its keys
+    for entry, value in _own_keys(conn, bank_id):
+        held = grouped.get(entry)
+        if held is None:
+            grouped[entry] = value
+        elif isinstance(held, set):
+            held.add(value)
+        elif held != value:
+            grouped[entry] = {held, value}
     keys: dict[EntryKey, list[int]] = {}
-    for entry, values in grouped.items():
-        keys.setdefault(_key(values), []).append(entry)
+    for entry, held in grouped.items():
+        keys.setdefault(frozenset(held) if isinstance(held, set) else held, []).append(entry)
     return keys
+
+
+def _own_keys(conn: sa.Connection, bank_id: int) -> Iterator[tuple[int, tuple[str, str]]]:
+    """Each own value of the bank's entries as (entry id, (signal type, value)), streamed
+    (plain tuples: a bank of millions of rows is read in seconds)."""
+    query = (
+        sa.select(
+            entry_signals.c.entry_id,
+            entry_signals.c.signal_type,
+            entry_signals.c.value,
+            entry_signals.c.variant,
+        )
+        .join(bank_entries, bank_entries.c.id == entry_signals.c.entry_id)
+        .where(bank_entries.c.bank_id == bank_id)
+    )
+    result = conn.execute(query.execution_options(yield_per=50_000))
+    for rows in result.partitions():
+        for entry, kind, value, variant in rows:
+            if variant == "original" or variant.startswith("original@"):  # is_own
+                yield entry, (kind, value)
 
 
 def _row_fields(row: Row) -> tuple[str | None, dict[str, Any] | None]:

@@ -280,7 +280,7 @@ class Matcher:
             .order_by(entry_signals.c.id)
         )
         with self.db.connect() as conn:
-            result = conn.execution_options(yield_per=SYNC_BATCH).execute(query)
+            result = conn.execute(query.execution_options(yield_per=SYNC_BATCH))
             for rows in result.partitions():
                 ids, values = zip(*rows, strict=True)
                 yield list(ids), list(values)
