@@ -223,6 +223,37 @@ def test_files_are_banked_as_amber_banks_them(engine: Engine, tokens: dict[str, 
     assert metadata.status_code == 400 and "unexpected keys" in metadata.json()["message"]
 
 
+def test_exchanges_on_hma_routes(engine: Engine, tokens: dict[str, str]) -> None:
+    from threatexchange.signal_type.pdq.signal import PdqSignal
+
+    client = _client(create_app(engine, sweep_every=None), tokens["admin"])
+    assert {"sample", "fb_threatexchange"} <= set(client.get("/c/exchanges/apis").json())
+    assert client.post("/c/exchanges", json={"bank": "lower", "api": "sample"}).status_code == 400
+    assert client.post("/c/exchanges", json={"bank": "S", "api": "nope"}).status_code == 400
+    new = {"bank": "SAMPLE", "api": "sample", "api_json": {}}
+    assert client.post("/c/exchanges", json=new).json() == {"message": "Created successfully"}
+    assert client.post("/c/exchanges", json=new).status_code == 403
+    assert client.get("/c/exchanges").json() == ["SAMPLE"]
+    assert client.get("/c/exchange/SAMPLE").json() == {
+        "name": "SAMPLE",
+        "api": "sample",
+        "enabled": True,
+    }
+    assert engine.exchanges.fetch("SAMPLE").succeeded
+    status = client.get("/c/exchange/SAMPLE/status").json()
+    assert status["last_fetch_succeeded"] is True and status["fetched_items"] > 0
+    query = {"signal_type": "pdq", "signal": PdqSignal.get_examples()[0]}
+    (found, *_) = client.get("/m/raw_lookup", params=query).json()["matches"]
+    content = client.get(f"/c/bank/SAMPLE/content/{found}").json()
+    assert content["collab_metadata"] == {"SAMPLE": []}
+    assert client.put("/c/exchange/SAMPLE", json={"enabled": False}).json()["enabled"] is False
+    assert _client(client.app, tokens["ingest"]).get("/c/exchanges").status_code == 403
+    assert client.delete("/c/exchange/SAMPLE").json() == {"message": "Exchange deleted"}
+    assert client.delete("/c/exchange/SAMPLE").status_code == 200
+    assert client.get("/c/exchange/SAMPLE/status").status_code == 404
+    assert client.get("/c/bank/SAMPLE").status_code == 200  # amber keeps the bank
+
+
 def test_settings_reach_every_worker(
     engine: Engine, tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -55,9 +55,15 @@ PASSING = {
         "test_openapi_documentation_available",
         "test_lookup_success",
         "test_lookup_without_role",
+        "test_exchange_api_set_auth",
+        "test_exchange_api_schema",
         "test_compare_hashes",
+        "test_exchange_delete",
+        "test_exchange_get_fetch_status",
     ],
     "test_match_api": [
+        "test_raw_lookups",
+        "test_lookups",
         "test_raw_lookup_with_bank_filter",
         "test_raw_lookup_with_distance_and_bank_filter",
         "test_lookup_with_bank_filter",
@@ -77,18 +83,11 @@ PASSING = {
 }
 
 INTERNET = "needs the internet: it banks an image from a github.com URL"
-EXCHANGES = "needs exchanges on HMA's routes (/c/exchanges...), which amber does not serve yet"
 #: The HMA tests that are not run, and why they do not apply.
 NOT_RUN = {
     "test_api_banks.py::test_bank_get_content_returns_stored_metadata": INTERNET,
     "test_api_banks.py::test_bank_get_content_include_metadata_false": INTERNET,
     "test_api_banks.py::test_bank_get_content_without_metadata_omitted": INTERNET,
-    "test_api.py::test_exchange_api_set_auth": EXCHANGES,
-    "test_api.py::test_exchange_api_schema": EXCHANGES,
-    "test_api.py::test_exchange_delete": EXCHANGES,
-    "test_api.py::test_exchange_get_fetch_status": EXCHANGES,
-    "test_match_api.py::test_raw_lookups": EXCHANGES,
-    "test_match_api.py::test_lookups": EXCHANGES,
 }
 #: HMA's test modules that are not run at all, and why.
 NOT_RUN_MODULES = {

@@ -35,6 +35,8 @@ import sqlalchemy as sa
 
 from amber.banks import LOCAL_ACTOR, Bank, Entry, NewEntry
 from amber.errors import NotFoundError, UserError
+from amber.exchange_fetch import SOURCE
+from amber.exchanges import ApiStatus, Exchange
 from amber.hashing import hash_data
 from amber.lookup import compare, lookup_hash, lookup_media
 from amber.matching import Match
@@ -70,6 +72,8 @@ BANK_NAME: Final = re.compile(r"[A-Z_][A-Z0-9_]*")
 #: HMA's ``disable_until_ts`` of an enabled entry, and of one disabled for ever.
 ENABLED: Final = 1
 DISABLED: Final = 0
+#: The start of the source of an exchange's entries (``amber.exchanges.SOURCE``).
+EXCHANGE_SOURCE: Final = SOURCE.format("")
 #: The keys an HMA content's ``metadata`` may have.
 METADATA_KEYS: Final = ("content_id", "content_uri", "json")
 
@@ -246,7 +250,7 @@ def content_json(
         "disable_until_ts": (
             ENABLED if entry.disabled_until is None else int(entry.disabled_until.timestamp())
         ),
-        "collab_metadata": {},
+        "collab_metadata": _collab(entry.source),
         "original_media_uri": entry.source if _is_url(entry.source) else None,
         "bank": bank_json(bank),
     }
@@ -500,5 +504,69 @@ def index_status(engine: Engine, types: Sequence[str] | None = None) -> dict[str
     return out
 
 
+def _collab(source: str) -> dict[str, list[str]]:
+    """HMA's ``collab_metadata`` of an entry: the exchange that brought it, if one did."""
+    exchange = source.removeprefix(EXCHANGE_SOURCE)
+    return {exchange: []} if exchange != source else {}
+
+
 def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
+
+
+# -- exchanges ----------------------------------------------------------------------------
+
+#: HMA's exchange (collaboration) names: capitals, digits and ``_``.
+EXCHANGE_NAME: Final = re.compile(r"[A-Z0-9_]+")
+
+
+def create_exchange(
+    engine: Engine,
+    bank: object,
+    api: object,
+    api_json: object = None,
+    *,
+    actor: str = LOCAL_ACTOR,
+) -> Exchange:
+    """Add an exchange as HMA's ``POST /c/exchanges`` does: named as the bank it fills
+    (``bank``, ``[A-Z0-9_]+``), of API type ``api``, with that type's settings
+    (``api_json``; its ``enabled`` too). Raises ``UserError`` for a bad name, an unknown
+    API type or settings that do not fit it, ``ConflictError`` if it exists."""
+    if not isinstance(bank, str) or not EXCHANGE_NAME.fullmatch(bank):
+        raise UserError(f"Field `bank` must match /^[A-Z0-9_]+$/, not {bank!r}")
+    if not isinstance(api, str) or not api:
+        raise UserError("Field `api` is required: the exchange's API type")
+    if api_json is None:
+        api_json = {}
+    if not isinstance(api_json, dict):
+        raise UserError("Field `api_json` must be an object")
+    settings = {k: v for k, v in api_json.items() if k not in ("name", "api", "enabled")}
+    enabled = api_json.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise UserError(f"api_json enabled {enabled!r} is not true or false")
+    if api not in {a.api.name for a in engine.exchanges.api_types()}:
+        known = ", ".join(a.api.name for a in engine.exchanges.api_types())
+        raise UserError(f"No such exchange type {api!r}; installed: {known}")
+    return engine.exchanges.create(bank, api=api, config=settings, enabled=enabled, actor=actor)
+
+
+def delete_exchange(engine: Engine, name: str) -> bool:
+    """Delete an exchange (its bank and entries stay, amber's rule); ``False`` when there
+    was none (HMA's delete succeeds either way)."""
+    try:
+        engine.exchanges.delete(name)
+    except NotFoundError:
+        return False
+    return True
+
+
+def set_api_credentials(engine: Engine, api: str, credentials: object) -> ApiStatus:
+    """HMA's ``POST /c/exchanges/api/<name>``: ``credentials`` set an API type's
+    credentials, ``{}`` clears them, ``None`` leaves them. Raises ``NotFoundError`` for an
+    unknown type, ``UserError`` for credentials that do not fit it."""
+    if credentials is not None and not isinstance(credentials, dict):
+        raise UserError("credential_json must be an object")
+    found = engine.exchanges.api_type(api)
+    if credentials is None or (not credentials and not found.api.supports_credentials):
+        return found
+    return engine.exchanges.set_credentials(api, credentials or None)

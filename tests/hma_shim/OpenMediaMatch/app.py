@@ -103,6 +103,8 @@ class App:
         self.config = Config(self)
         #: Whether ``build_all_indices`` ran: HMA has no index before its first build.
         self.indexed = False
+        #: HMA's storage object of this app (``persistence.get_storage``).
+        self.storage: Any = None
 
     @property
     def hma(self) -> HmaSettings:

@@ -1,5 +1,6 @@
 """``get_storage``: HMA's storage interface, each call made through amber's library on the
-current app's engine (``amber.banks`` through ``amber.hma``, the matcher, the exchanges)."""
+current app's engine (``amber.banks`` and ``amber.exchanges`` through ``amber.hma``, the
+matcher)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from typing import Any
 from threatexchange.signal_type.md5 import VideoMD5Signal
 from threatexchange.signal_type.pdq.signal import PdqSignal
 from threatexchange.signal_type.signal_base import SignalType
-from threatexchange.storage.interfaces import BankConfig
+from threatexchange.storage.interfaces import BankConfig, SignalExchangeAPIConfig
+from threatexchange.utils.dataclass_json import dataclass_dump_dict
 
 from amber import hma
+from amber.exchange_apis import ApiType
+from amber.registry import Registry
 from OpenMediaMatch.app import App, current_app
 
 #: python-threatexchange's classes of HMA's signal types (their examples, their names).
@@ -90,7 +94,54 @@ class Storage:
         entry_id, _ = hma.bank_signals(self.engine, bank_name, signals)
         return entry_id
 
+    # -- exchanges: amber.exchanges --------------------------------------------------------
+
+    @property
+    def exchange_types(self) -> dict[str, type[Any]]:
+        """The installed exchange API types (amber's ``engine.exchanges.apis``)."""
+        return {a.name: a.cls for a in self.engine.exchanges.apis}
+
+    @exchange_types.setter
+    def exchange_types(self, types: Mapping[str, type[Any]]) -> None:
+        """Offer only these API types (a test narrows them, as HMA's config does)."""
+        installed: Registry[ApiType] = Registry("exchange API")
+        for name, cls in types.items():
+            installed.register(ApiType(name, cls))
+        self.engine.exchanges.apis = installed
+
+    def exchange_apis_get_installed(self) -> dict[str, type[Any]]:
+        return self.exchange_types
+
+    def exchange_api_config_update(self, cfg: SignalExchangeAPIConfig) -> None:
+        """Set the API type's credentials when the config has some (it is installed)."""
+        if cfg.credentials is not None:
+            name = cfg.api_cls.get_name()
+            self.engine.exchanges.set_credentials(name, dataclass_dump_dict(cfg.credentials))
+
+    def exchange_update(self, cfg: Any, *, create: bool = False) -> None:
+        """Add an exchange from a collaboration config (``amber.hma.create_exchange``),
+        or enable or disable one."""
+        if create:
+            settings = {
+                k: v
+                for k, v in dataclass_dump_dict(cfg).items()
+                if k not in ("name", "api", "enabled")
+            }
+            hma.create_exchange(
+                self.engine, cfg.name, cfg.api, {**settings, "enabled": cfg.enabled}
+            )
+            return
+        self.engine.exchanges.update(cfg.name, enabled=cfg.enabled)
+
+    def exchange_delete(self, name: str) -> None:
+        hma.delete_exchange(self.engine, name)
+
 
 def get_storage() -> Storage:
-    """The storage of the current app (``OpenMediaMatch.app.current_app``)."""
-    return Storage(current_app())
+    """The storage of the current app (``OpenMediaMatch.app.current_app``): one per app,
+    as HMA's, so what a test sets on it stays."""
+    app = current_app()
+    if app.storage is None:
+        app.storage = Storage(app)
+    storage: Storage = app.storage
+    return storage

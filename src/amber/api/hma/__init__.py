@@ -138,6 +138,6 @@ def error(status: int, message: str) -> JSONResponse:
 
 def routers() -> tuple[APIRouter, ...]:
     """HMA's routers, in the order they are mounted."""
-    from amber.api.hma import curation, hashing, matching, status
+    from amber.api.hma import curation, exchanges, hashing, matching, status
 
-    return (status.router, hashing.router, matching.router, curation.router)
+    return (status.router, hashing.router, matching.router, curation.router, exchanges.router)
