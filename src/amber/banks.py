@@ -907,53 +907,56 @@ class BankStore:
         with self.db.begin() as conn, bulk_session(conn):
             _serialize_bank_writes(conn)
             writer = EntryWriter(conn, bank.id, added_at=self.clock(), versions=versions)
-            if sync:
-                entries, kept = _entry_keys(conn, bank.id), set()
-            else:
-                known, videos = self._known(conn, bank.id)
-            for item in items:
-                if isinstance(item, Skipped):
-                    skipped += 1
-                    continue
-                if isinstance(item, Row):
-                    try:
-                        label, extra = _row_fields(item)
-                    except UserError as exc:
-                        item = RowError(item.number, exc.message)
-                if isinstance(item, RowError):
-                    bad += 1
-                    if len(errors) < MAX_IMPORT_ERRORS_KEPT:
-                        errors.append((item.number, item.message))
-                    continue
-                if bad:
-                    continue  # nothing more is written: the rest is only checked
+            try:
                 if sync:
-                    key = _key(item.values)
-                    held = entries.get(key)
-                    if held is not None:
-                        duplicates += 1
-                        kept.update(held)
-                        continue
-                    entries[key] = []
-                elif len(item.values) == 1:  # most lists: one hash a row
-                    value = item.values[0]
-                    one = (value.signal_type, value.value)
-                    if one in known:
-                        duplicates += 1
-                        continue
-                    known.add(one)
+                    entries, kept = _entry_keys(conn, bank.id), set()
                 else:
-                    keys = {(v.signal_type, v.value) for v in item.values}
-                    if _held(keys, known, videos):
-                        duplicates += 1
+                    known, videos = self._known(conn, bank.id)
+                for item in items:
+                    if isinstance(item, Skipped):
+                        skipped += 1
                         continue
-                    known |= keys
-                    if len(keys) > 1:
-                        videos.add(frozenset(keys))
-                writer.add(f"{source}:{item.number}", label, item.values, extra)
-            if bad:
-                raise ImportRowsError(source, errors, total=bad)
-            writer.flush()
+                    if isinstance(item, Row):
+                        try:
+                            label, extra = _row_fields(item)
+                        except UserError as exc:
+                            item = RowError(item.number, exc.message)
+                    if isinstance(item, RowError):
+                        bad += 1
+                        if len(errors) < MAX_IMPORT_ERRORS_KEPT:
+                            errors.append((item.number, item.message))
+                        continue
+                    if bad:
+                        continue  # nothing more is written: the rest is only checked
+                    if sync:
+                        key = _key(item.values)
+                        held = entries.get(key)
+                        if held is not None:
+                            duplicates += 1
+                            kept.update(held)
+                            continue
+                        entries[key] = []
+                    elif len(item.values) == 1:  # most lists: one hash a row
+                        value = item.values[0]
+                        one = (value.signal_type, value.value)
+                        if one in known:
+                            duplicates += 1
+                            continue
+                        known.add(one)
+                    else:
+                        keys = {(v.signal_type, v.value) for v in item.values}
+                        if _held(keys, known, videos):
+                            duplicates += 1
+                            continue
+                        known |= keys
+                        if len(keys) > 1:
+                            videos.add(frozenset(keys))
+                    writer.add(f"{source}:{item.number}", label, item.values, extra)
+                if bad:
+                    raise ImportRowsError(source, errors, total=bad)
+                writer.flush()
+            finally:
+                writer.close()  # its thread is done before the transaction ends
             if sync:
                 stale = sorted(e for held in entries.values() for e in held if e not in kept)
                 gone = self._delete_rows(conn, stale)
