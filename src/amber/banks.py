@@ -11,6 +11,8 @@ audit (``BankStore.audit``).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -876,6 +878,8 @@ class BankStore:
         chosen = self.formats.get(format)
         if signal_type is not None and not chosen.needs_signal_type:
             raise UserError(f"--signal-type is for a list of bare hashes (hashes), not {format}")
+        if signal_type is None and chosen.needs_signal_type:
+            raise UserError("a list of bare hashes needs --signal-type (pdq, md5, sha256, ...)")
         rows = chosen.read(text, SignalReader(self.signals), signal_type=signal_type)
         if chosen.groups:
             rows = group_rows(rows)
@@ -904,7 +908,7 @@ class BankStore:
         bad = duplicates = skipped = 0
         versions = {s.name: s.version for s in self.signals}
         gone: list[int] = []
-        with self.db.begin() as conn, bulk_session(conn):
+        with _no_gc(), self.db.begin() as conn, bulk_session(conn):
             _serialize_bank_writes(conn)
             writer = EntryWriter(conn, bank.id, added_at=self.clock(), versions=versions)
             try:
@@ -1136,15 +1140,14 @@ class BankStore:
         """In one pass over the bank: every own value, and the own values of each entry
         that has several (a video, known by all its frames)."""
         values: set[tuple[str, str]] = set()
-        grouped: dict[int, list[tuple[str, str]]] = {}
+        first: dict[int, tuple[str, str]] = {}  # each entry's first value
+        more: dict[int, set[tuple[str, str]]] = {}  # the values of entries with several
         for entry, value in _own_keys(conn, bank_id):
             values.add(value)
-            held = grouped.get(entry)
-            if held is None:
-                grouped[entry] = [value]
-            else:
-                held.append(value)
-        return values, {frozenset(v) for v in grouped.values() if len(v) > 1}
+            seen = first.setdefault(entry, value)
+            if seen is not value:
+                more.setdefault(entry, {seen}).add(value)
+        return values, {frozenset(v) for v in more.values() if len(v) > 1}
 
     def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
         return {value for kind, value in self._known(conn, bank_id)[0] if kind == "sha256"}
@@ -1421,10 +1424,25 @@ def _own_keys(conn: sa.Connection, bank_id: int) -> Iterator[tuple[int, tuple[st
                 yield entry, (kind, value)
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cyclic garbage collection while the block runs: an import makes millions of
+    objects that live to its end, and each full collection would walk them all (a
+    10-million-row bank read for duplicates took minutes of it)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _row_fields(row: Row) -> tuple[str | None, dict[str, Any] | None]:
     """A read row's label and other columns (note, content id, URI, metadata), checked.
     Raises ``UserError``."""
-    if row.label is None and row.content_id is None and row.content_uri is None is row.metadata:
+    fields = (row.label, row.content_id, row.content_uri, row.metadata)
+    if fields == (None, None, None, None):  # most rows: a hash and nothing else
         return None, None
     label = (
         None

@@ -31,9 +31,10 @@ BATCH = 50_000
 #: (type, then hash): inserting into the ``(signal_type, value)`` index in key order
 #: touches each of its pages once, not once a row (a third of PostgreSQL's time at 1M).
 SORT_FROM = 10_000
-#: SQLite's page cache during a bulk write, in KiB (the default is 2 MiB): the value
-#: index takes random inserts, and each page evicted mid-import is read again.
-SQLITE_CACHE_KIB = 512 * 1024
+#: SQLite's page cache during a bulk write, at most, in KiB (the default is 2 MiB): the
+#: value index takes inserts all over it, and a page evicted mid-import is read and
+#: written again (10 million rows make an index of about 1 GB). Pages are taken as used.
+SQLITE_CACHE_KIB = 2 * 1024 * 1024
 
 #: Each table's columns as a batch has them: those that are never NULL first.
 _ENTRY_COLUMNS = (
