@@ -99,6 +99,14 @@ def test_disable_times_are_checked(engine: Engine, photo_file: Callable[..., Pat
         engine.banks.update_entry("terror", entry.id, metadata=["a"])
     with pytest.raises(NotFoundError, match="no entry 999"):
         engine.banks.update_entry("terror", 999, note="x")
+    with pytest.raises(NotFoundError):  # beyond any database's ids: not found, not a crash
+        engine.banks.entry("terror", 2**70)
+    with pytest.raises(UserError, match="after -1 is out of range"):
+        engine.banks.entries("terror", after=-1)
+    with pytest.raises(UserError, match="after"):
+        engine.banks.audit("terror", after=2**64)
+    with pytest.raises(UserError, match="limit 0 is out of range"):
+        engine.banks.audit("terror", limit=0)
     assert engine.banks.entry("terror", entry.id).note is None  # nothing half-done
 
 

@@ -632,8 +632,7 @@ class BankStore:
     ) -> list[Entry]:
         """Up to ``limit`` of the bank's entries with ids above ``after``, by id (page on
         with the last id). ``signals=False`` leaves their values out."""
-        if isinstance(limit, bool) or not 1 <= limit <= 10_000:
-            raise UserError(f"limit {limit!r} is out of range; give 1 to 10000")
+        _check_page(after, limit, 10_000)
         bank = self.get(name)
         with self.db.connect() as conn:
             rows = conn.execute(
@@ -648,6 +647,12 @@ class BankStore:
     def entry(self, name: str, entry_id: int) -> Entry:
         """One entry of the bank, with its own values. Raises ``NotFoundError``."""
         bank = self.get(name)
+        if (
+            isinstance(entry_id, bool)
+            or not isinstance(entry_id, int)
+            or not 0 < entry_id <= MAX_ID
+        ):
+            raise NotFoundError(f"bank {name!r} has no entry {entry_id!r}")
         with self.db.connect() as conn:
             row = conn.execute(
                 sa.select(bank_entries).where(
@@ -734,7 +739,7 @@ class BankStore:
         """Delete many of the bank's entries in one transaction (an exchange's upstream
         deletions); ids the bank does not hold are skipped. Returns how many went."""
         bank = self.get(name)
-        wanted = sorted(set(entry_ids))
+        wanted = sorted(i for i in set(entry_ids) if 0 < i <= MAX_ID)
         with self.db.begin() as conn:
             _serialize_bank_writes(conn)
             held: list[int] = []
@@ -766,7 +771,9 @@ class BankStore:
 
     def audit(self, name: str, *, after: int = 0, limit: int = 1000) -> list[BankEvent]:
         """The bank's changes, oldest first (ids above ``after``, at most ``limit``). A
-        deleted bank's history stays under its name."""
+        deleted bank's history stays under its name. Raises ``UserError`` for ``after``
+        or ``limit`` out of range."""
+        _check_page(after, limit, 10_000)
         with self.db.connect() as conn:
             rows = conn.execute(
                 sa.select(bank_audit)
@@ -1151,6 +1158,19 @@ class BankStore:
 
     def _known_sha256(self, conn: sa.Connection, bank_id: int) -> set[str]:
         return {value for kind, value in self._known(conn, bank_id)[0] if kind == "sha256"}
+
+
+#: The largest id a database row may have (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+
+def _check_page(after: object, limit: object, most: int) -> None:
+    """Raise ``UserError`` unless ``after`` is an id (0 to ``MAX_ID``) and ``limit`` a
+    whole number from 1 to ``most``."""
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_ID:
+        raise UserError(f"after {after!r} is out of range; give an id from 0 to {MAX_ID}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
+        raise UserError(f"limit {limit!r} is out of range; give 1 to {most}")
 
 
 def _check_name(name: str) -> None:
