@@ -358,10 +358,12 @@ def test_entry_routes(admin: TestClient, engine: Engine, photo_file: Callable[..
     url = url.replace("terror", "RESULTS")
     assert admin.delete(url).json()["id"] == entry["id"]
     assert admin.delete(url).status_code == 404
+    imported = admin.post("/v1/banks/RESULTS/import?format=lines", content=f"pdq {'e' * 64}\n")
+    assert imported.status_code == 200, imported.text
     audit = admin.get("/v1/banks/RESULTS/audit").json()
-    assert [e["action"] for e in audit][-1] == "delete_entry"
+    assert [e["action"] for e in audit][-2:] == ["delete_entry", "import"]
     assert {e["actor"] for e in audit} == {"token:curator"}
-    assert engine.banks.get("RESULTS").entries == 0
+    assert engine.banks.get("RESULTS").entries == 1  # the imported hash; the file's entry went
 
 
 def test_an_allow_match_in_a_video_overrides_only_matches_in_the_same_seconds() -> None:
@@ -394,3 +396,16 @@ def test_an_allow_match_in_a_video_overrides_only_matches_in_the_same_seconds() 
     fired = condition.fire(findings, "bank-match")
     assert [(r.entry, v) for r, v in fired] == [(1, "allow"), (3, "remove")]
     assert "overrides its matches to terror" in (fired[0][0].detail or "")
+
+
+def test_an_import_is_audited_with_who_made_it(
+    amber_cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    assert amber_cli("bank", "create", "terror").returncode == 0
+    listed = tmp_path / "list.txt"
+    listed.write_text("pdq " + "f" * 64 + "\n", encoding="utf-8")
+    imported = amber_cli("bank", "import", "terror", listed)
+    assert imported.returncode == 0, imported.stderr
+    audit = amber_cli("bank", "audit", "terror", "--format", "jsonl").stdout.splitlines()
+    last = json.loads(audit[-1])
+    assert last["action"] == "import" and last["actor"].startswith("cli")

@@ -199,7 +199,7 @@ async def import_bank(
     name: str,
     request: Request,
     engine: EngineDep,
-    _: Admin,
+    token: Admin,
     format: Annotated[
         ImportFormat, Query(description="The body's format; auto tells it from its first lines")
     ] = "auto",
@@ -219,7 +219,7 @@ async def import_bank(
         text = (await request.body()).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UserError(f"the body is not UTF-8 (byte {exc.start})") from None
-    options = {"format": format, "signal_type": signal_type, "sync": sync}
+    options = {"format": format, "signal_type": signal_type, "sync": sync, "actor": actor(token)}
     result = await run_in_threadpool(_import, engine, name, text, options)  # the lock may wait
     return result.to_json()
 

@@ -212,7 +212,7 @@ def bank_import(
     lines, bare hashes (--signal-type), HMA's JSON, or one vPDQ hash file as one video."""
     with opened_engine(db, vault) as engine:
         result = engine.banks.import_file(
-            name, file, format=format.value, signal_type=signal_type, sync=sync
+            name, file, format=format.value, signal_type=signal_type, sync=sync, actor=actor()
         )
     err.print(
         f"imported {plural(result.added, 'entry', 'entries')} into bank {name!r}"
