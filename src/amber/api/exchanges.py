@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StrictBool
 
+from amber.api.banks import actor
 from amber.api.deps import Admin, EngineDep, errors
 from amber.banks import KEEP
 
@@ -77,7 +78,7 @@ def exchanges(engine: EngineDep, _: Admin) -> list[dict[str, Any]]:
 
 
 @router.post("", status_code=201, responses=errors(400, 404, 409, 413, 422))
-def create_exchange(body: ExchangeIn, engine: EngineDep, _: Admin) -> dict[str, Any]:
+def create_exchange(body: ExchangeIn, engine: EngineDep, token: Admin) -> dict[str, Any]:
     """Add an exchange (and its bank, if new)."""
     engine.exchanges.create(
         body.name,
@@ -89,6 +90,7 @@ def create_exchange(body: ExchangeIn, engine: EngineDep, _: Admin) -> dict[str, 
         enabled=body.enabled,
         action=body.action,
         label=body.label,
+        actor=actor(token),
     )
     return engine.exchanges.status(body.name).to_json()
 
@@ -114,10 +116,10 @@ def update_exchange(name: str, patch: ExchangePatch, engine: EngineDep, _: Admin
 
 @router.delete("/{name}", responses=errors(400, 404, 422))
 def delete_exchange(
-    name: str, engine: EngineDep, _: Admin, delete_bank: bool = False
+    name: str, engine: EngineDep, token: Admin, delete_bank: bool = False
 ) -> dict[str, Any]:
     """Remove an exchange; its bank and entries stay unless ``delete_bank``."""
-    exchange = engine.exchanges.delete(name, delete_bank=delete_bank)
+    exchange = engine.exchanges.delete(name, delete_bank=delete_bank, actor=actor(token))
     return {"name": exchange.name, "bank": exchange.bank, "bank_deleted": delete_bank}
 
 

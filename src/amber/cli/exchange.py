@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from amber.cli.banks import actor
 from amber.cli.options import (
     DbOption,
     FormatOption,
@@ -190,6 +191,7 @@ def exchange_add(
             enabled=not disabled,
             action=action,
             label=label,
+            actor=actor(),
         )
     err.print(
         f"added exchange {exchange.name!r} ({exchange.api}) filling "
@@ -344,7 +346,7 @@ def exchange_remove(
     """Remove an exchange. Its bank and entries stay (no longer updated) unless
     --delete-bank."""
     with opened_engine(db, vault) as engine:
-        exchange = engine.exchanges.delete(name, delete_bank=delete_bank)
+        exchange = engine.exchanges.delete(name, delete_bank=delete_bank, actor=actor())
     err.print(
         f"removed exchange {exchange.name!r}; bank {exchange.bank!r} "
         + ("deleted" if delete_bank else "kept")
