@@ -22,6 +22,7 @@ from amber.policy.actions import Action, Plan, default_actions
 from amber.policy.conditions import Condition, _str_list, default_conditions
 from amber.policy.findings import Findings
 from amber.policy.outcome import Outcome, Reason, Verdict
+from amber.policy.statements import StatementSettings, parse_statement_settings
 from amber.registry import Registry
 
 RULE_KEYS = frozenset({"name", "when", "verdict", "actions"})
@@ -56,6 +57,8 @@ class Policy:
     configured_actions: Mapping[str, Action]
     #: ``[checks]``: each check's level (``CHECKS`` gives the defaults).
     checks: Mapping[str, str] = field(default_factory=lambda: dict(CHECKS))
+    #: ``[statements]``: the platform's side of its statements of reasons (DSA Art. 17).
+    statements: StatementSettings = field(default_factory=StatementSettings)
 
     @property
     def ref(self) -> str:
@@ -154,10 +157,10 @@ def parse_policy(
         raise PolicyError(f"invalid TOML: {exc}", path=source) from None
     except RecursionError:  # tomllib parses nested arrays and tables recursively
         raise PolicyError("invalid TOML: arrays or tables nested too deeply", path=source) from None
-    unknown = set(data) - {"name", "actions", "signals", "rules", "checks"}
+    unknown = set(data) - {"name", "actions", "signals", "rules", "checks", "statements"}
     if unknown:
         raise PolicyError(
-            "unknown key; known: name, actions, signals, rules, checks",
+            "unknown key; known: name, actions, signals, rules, checks, statements",
             path=source,
             key=sorted(unknown)[0],
         )
@@ -167,6 +170,7 @@ def parse_policy(
     verdict_actions = _parse_actions(data.get("actions", {}), source, configured)
     min_quality = _parse_min_quality(data.get("signals", {}), source)
     checks = _parse_checks(data.get("checks", {}), source)
+    statements = parse_statement_settings(data.get("statements"), source)
     rules_data = data.get("rules")
     if not isinstance(rules_data, list) or not rules_data:
         raise PolicyError("expected at least one [[rules]] table", path=source, key="rules")
@@ -182,7 +186,15 @@ def parse_policy(
         rules.append(rule)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Policy(
-        name, tuple(rules), verdict_actions, min_quality, digest, source, configured.actions, checks
+        name,
+        tuple(rules),
+        verdict_actions,
+        min_quality,
+        digest,
+        source,
+        configured.actions,
+        checks,
+        statements,
     )
 
 
