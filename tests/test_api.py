@@ -90,6 +90,7 @@ NEEDS = {
     "/v1/review": "review",
     "/v1/banks": "admin",
     "/v1/exchanges": "admin",
+    "/v1/webhooks": "admin",
     "/v1/evidence": "admin",
     "/v1/metrics": "admin",
 }

@@ -9,7 +9,7 @@ place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from amber.store.tables import (
     media_signals,
     post_media,
 )
+from amber.webhooks import Event, emit, listeners
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,22 @@ class Decision:
         }
 
 
+def event_payload(fields: Mapping[Any, Any]) -> dict[str, Any]:
+    """A decision as webhooks are told of it, from a ``decisions`` row's mapping or the
+    values written to one: ``Decision.to_answer()``'s fields (post_id, verdict, reasons,
+    actions, client, version) and ``review_state``. Every event about a post carries it,
+    as the post stands after the change (``amber.webhooks``)."""
+    return {
+        "post_id": fields["post_id"],
+        "verdict": str(fields["verdict"]),
+        "reasons": list(fields["reasons"]),
+        "actions": list(fields["actions"]),
+        "client": fields["client"],
+        "version": int(fields["version"]),
+        "review_state": fields["review_state"],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class NewDecision:
     """A decision about to be stored."""
@@ -180,16 +197,23 @@ class DecisionStore:
 
         Rows are written in (client, post id) order, so processes saving overlapping
         batches at once take their row locks in the same order and never deadlock.
+
+        Each decision stored new (a new post id, a new version) or changed by a rescan (its
+        verdict, reasons or actions) is a ``decision`` event for the webhooks, put in their
+        outbox in the same transaction (``amber.webhooks.emit``).
         """
         written: dict[str, int] = {}
         if not batch:
             return written
         with self.db.begin() as conn:
+            hooks = listeners(conn)
             for item in sorted(batch, key=lambda item: (item.client, item.post_id)):
                 stored = self._upsert(conn, item, now, replace=replace)
                 if stored is None:
                     continue
-                decision_id, written[item.post_id] = stored
+                decision_id, written[item.post_id], told = stored
+                if hooks and told is not None:
+                    emit(conn, Event.decision, event_payload(told), now=now, to=hooks)
                 conn.execute(post_media.delete().where(post_media.c.decision_id == decision_id))
                 conn.execute(media_signals.delete().where(media_signals.c.decision == decision_id))
                 rows = [_media_row(decision_id, i, path, hashes) for i, path, hashes in item.media]
@@ -225,9 +249,9 @@ class DecisionStore:
 
     def _upsert(
         self, conn: sa.Connection, item: NewDecision, now: datetime, *, replace: bool
-    ) -> tuple[int, int] | None:
-        """Write ``item``; returns (row id, version), or ``None`` when the stored decision
-        is kept."""
+    ) -> tuple[int, int, dict[str, Any] | None] | None:
+        """Write ``item``; returns (row id, version, the values written if webhooks are to
+        be told: new, or changed), or ``None`` when the stored decision is kept."""
         values = {
             **item.outcome.to_json(post_id=item.post_id),
             "client": item.client,
@@ -256,7 +280,7 @@ class DecisionStore:
             .returning(decisions.c.id)
         ).scalar_one_or_none()
         if added is not None:
-            return int(added), 1
+            return int(added), 1, values
         # Known: lock its row (SQLite: the insert took the database's write lock).
         old = conn.execute(
             sa.select(decisions)
@@ -275,7 +299,11 @@ class DecisionStore:
             )
             if old.review_state in SETTLED:  # a reviewer's outcome stands
                 values["review_state"] = old.review_state
+            same_decision = all(
+                values[k] == old._mapping[k] for k in ("verdict", "reasons", "actions")
+            )
         else:  # new content: the next version, the earlier one kept as it was
+            same_decision = False
             conn.execute(
                 decision_versions.insert().values(
                     {
@@ -293,7 +321,7 @@ class DecisionStore:
         if old.deadline is not None and (item.deadline is None or old.deadline < item.deadline):
             values["deadline"] = old.deadline
         conn.execute(decisions.update().where(decisions.c.id == old.id).values(values))
-        return int(old.id), int(values["version"])
+        return int(old.id), int(values["version"]), None if same_decision else values
 
     def _one(
         self, conn: sa.Connection, post_id: str, client: str | None
@@ -520,15 +548,18 @@ class DecisionStore:
         received_at: datetime,
         client: str | None = None,
         version: int | None = None,
+        order: Mapping[str, Any] | None = None,
     ) -> datetime:
         """A removal order (EU 2021/784 Art. 3) arrived for a post: it must be acted on
         within one hour, so its review deadline becomes at most ``received_at`` + 1 h and it
         goes back to the queue; its newest version records when the order arrived
         (``removal_ordered_at``: that version needs its evidence, whatever the verdict).
         Returns the deadline. With ``version``, the order is for that version: a newer one
-        stored meanwhile is a ``ConflictError`` and nothing is recorded. Raises
-        ``NotFoundError``, or ``ConflictError`` when several clients hold ``post_id`` and
-        ``client`` is not given."""
+        stored meanwhile is a ``ConflictError`` and nothing is recorded. The webhooks are
+        told (event ``order``, in the same transaction): the post as it stands and
+        ``order``, the order's details (reference, authority, ...) with when it was
+        received and the deadline. Raises ``NotFoundError``, or ``ConflictError`` when
+        several clients hold ``post_id`` and ``client`` is not given."""
         due = received_at + timedelta(hours=1)
         # One statement, so concurrent orders cannot undo each other's earlier deadline.
         kept = sa.case(
@@ -548,13 +579,27 @@ class DecisionStore:
             update = decisions.update().where(decisions.c.id == row.id)
             if version is not None:
                 update = update.where(decisions.c.version == version)
-            deadline: datetime | None = conn.execute(
+            changed = conn.execute(
                 update.values(
                     deadline=kept, review_state="pending", removal_ordered_at=received_at
-                ).returning(decisions.c.deadline)
-            ).scalar_one_or_none()
-        if deadline is None:
-            raise NotFoundError(f"no decision for post {post_id!r}; submit the post first")
+                ).returning(*decisions.c)
+            ).first()
+            if changed is None:
+                raise NotFoundError(f"no decision for post {post_id!r}; submit the post first")
+            deadline: datetime = changed.deadline
+            emit(
+                conn,
+                Event.order,
+                {
+                    **event_payload(changed._mapping),
+                    "order": {
+                        **(order or {}),
+                        "received_at": received_at.isoformat(),
+                        "deadline": deadline.isoformat(),
+                    },
+                },
+                now=received_at,
+            )
         return deadline
 
     def media_sha256(

@@ -41,10 +41,12 @@ from amber.store.db import connect, database_url, sqlite_path
 from amber.store.tables import decision_versions
 from amber.store.tables import decisions as decisions_table
 from amber.tokens import TokenStore
+from amber.webhooks import WebhookStore
 
 if TYPE_CHECKING:
     from amber.exchanges import ExchangeStore
     from amber.explain import Explanation
+    from amber.webhook_delivery import Deliverer
 
 #: How far back the policy may look for posts related to a new one (a harm poll before
 #: its announcement); each rule sets its own ``within_hours`` inside this.
@@ -215,7 +217,6 @@ class Engine:
             on_delete=self.matcher.forget,
             clock=clock,
             min_quality=self.min_quality,
-            on_import=self.matcher.take,
         )
         self.decisions = DecisionStore(
             db, policy=policy.ref, amber_version=__version__, signals=signals
@@ -234,6 +235,8 @@ class Engine:
             add_to_bank=self.bank_media,
             custody=self.acts,
         )
+        #: Webhooks and their outbox; ``deliverer`` sends it.
+        self.webhooks = WebhookStore(db, clock=clock)
         #: One writer at a time in this process for the index and the vault: ``submit``
         #: holds it; other writes (a reviewer's decision, a bank change) take it too.
         self.write_lock = threading.Lock()
@@ -263,6 +266,13 @@ class Engine:
         return ExchangeStore(
             self.db, self.banks, self.signals, clock=self.clock, write_lock=self.write_lock
         )
+
+    def deliverer(self, **options: Any) -> Deliverer:
+        """A sender of the webhook outbox on this engine's database and clock; ``options``
+        are ``Deliverer``'s (``backoff``, ``max_attempts``, ``send``, ...)."""
+        from amber.webhook_delivery import Deliverer
+
+        return Deliverer(self.db, **{"clock": self.clock, **options})
 
     def submit(self, post: Post, *, client: str = DEFAULT_CLIENT) -> Submission:
         """Decide a post of ``client`` once per content: a repeat of its id with the same

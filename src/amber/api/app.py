@@ -1,8 +1,9 @@
 """``amber serve``: the HTTP API over the same library the command line uses.
 
 This module only wires the app: the routers (one module per area: ``posts``, ``banks``,
-``lookup``, ``review``, ``evidence``, ``service``, the offline ``docs`` and the reviewer
-console), middleware (body limit, access log), the one error body and the lifespan. Every
+``lookup``, ``review``, ``evidence``, ``exchanges``, ``webhooks``, ``service``, the offline
+``docs`` and the reviewer console), middleware (body limit, access log), the one error body
+and the lifespan (the evidence sweep and the webhook deliverer run in threads of their own). Every
 route except ``GET /v1/live`` checks a Bearer token and its scope (``ingest``, ``review``,
 ``admin``; ``admin`` may do everything). Errors have one shape::
 
@@ -37,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from amber import __version__
 from amber.api import banks, docs, evidence, hma, lookup, posts, review, service
 from amber.api import exchanges as exchange_routes
+from amber.api import webhooks as webhook_routes
 from amber.api.hma import HmaSettings
 from amber.api.hma.status import amber_index_state
 from amber.api.metrics import Metrics
@@ -51,10 +53,13 @@ from amber.engine import Engine, open_engine
 from amber.errors import AmberError
 from amber.store.db import database_failed
 from amber.web import console
+from amber.webhook_delivery import DeliveryReport
 
 MAX_BODY = 64 * 1024 * 1024
 #: Seconds between sweeps of pending evidence (``Engine.sweep_evidence``).
 SWEEP_EVERY = 60.0
+#: Seconds between passes of the webhook deliverer (``amber.webhook_delivery``).
+DELIVER_EVERY = 1.0
 #: How ``amber serve --workers N`` hands its settings to each worker process (JSON).
 SETTINGS_ENV = "AMBER_SERVE_SETTINGS"
 
@@ -77,6 +82,7 @@ def app_from_env() -> FastAPI:
         owns_engine=True,
         allow_private_urls=bool(settings.get("allow_private_urls", False)),
         hma=HmaSettings.from_json(settings.get("hma") or {}),
+        deliver_every=DELIVER_EVERY if settings.get("deliver_webhooks", True) else None,
     )
 
 
@@ -89,16 +95,19 @@ def create_app(
     sweep_every: float | None = SWEEP_EVERY,
     allow_private_urls: bool = False,
     hma: HmaSettings | None = None,
+    deliver_every: float | None = DELIVER_EVERY,
 ) -> FastAPI:
     """The API for ``engine``. JSON posts may name media only under ``media_root``.
     With ``owns_engine`` the app closes the engine when it shuts down. Pending evidence
     is swept at start-up and then every ``sweep_every`` seconds (``None``: once). URLs
     sent to hash may reach private, loopback and link-local addresses only with
     ``allow_private_urls`` (``amber.fetch``). ``hma`` says how HMA's routes are served
-    (``amber serve --hma-anonymous``)."""
+    (``amber serve --hma-anonymous``). While it runs, the webhook outbox is sent every
+    ``deliver_every`` seconds (``None``: not by this app)."""
     app = _build(max_body=max_body)
     app.state.engine = engine
     app.state.sweep_every = sweep_every
+    app.state.deliver_every = deliver_every
     app.state.media_root = media_root
     app.state.owns_engine = owns_engine
     app.state.allow_private_urls = allow_private_urls
@@ -126,13 +135,47 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         daemon=True,
     )
     sweeper.start()  # at start-up, then every sweep_every seconds
+    deliverer = None
+    if app.state.deliver_every is not None:
+        deliverer = threading.Thread(
+            target=engine.deliverer().run,
+            args=(stop,),
+            kwargs={
+                "every": app.state.deliver_every,
+                "on_report": _report_deliveries,
+                "on_error": _delivery_failed,
+            },
+            name="amber-webhook-deliverer",
+            daemon=True,
+        )
+        deliverer.start()
     try:
         yield
     finally:
         stop.set()
         sweeper.join(timeout=30)
+        if deliverer is not None:
+            deliverer.join(timeout=30)  # an attempt in flight ends within its timeouts
         if app.state.owns_engine:
             engine.close()
+
+
+def _report_deliveries(report: DeliveryReport) -> None:
+    """Log the webhook attempts that failed (the deliveries listing has every detail)."""
+    for delivery, when, why in report.retrying:
+        sys.stderr.write(
+            f"amber: webhook delivery {delivery} failed ({why}); next attempt at "
+            f"{when.isoformat()}\n"
+        )
+    for delivery, why in report.failed:
+        sys.stderr.write(
+            f"amber: webhook delivery {delivery} failed for good ({why}); retry it with "
+            f"'amber webhook retry {delivery}'\n"
+        )
+
+
+def _delivery_failed(exc: Exception) -> None:
+    sys.stderr.write(f"amber: webhook delivery pass failed: {type(exc).__name__}: {exc}\n")
 
 
 def _sweep_evidence(engine: Engine, every: float | None, stop: threading.Event) -> None:
@@ -168,6 +211,7 @@ def _build(*, max_body: int) -> FastAPI:
         app.include_router(area.router)
     app.include_router(lookup.router)
     app.include_router(exchange_routes.router)
+    app.include_router(webhook_routes.router)
     app.include_router(console.router)
     hma.mount(app)
     app.add_exception_handler(AmberError, _amber_error)  # type: ignore[arg-type]

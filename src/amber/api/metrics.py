@@ -1,5 +1,6 @@
-"""The Prometheus metrics of one app: decisions by verdict, request latency by route, and
-each exchange's fetches (read from the database when scraped: fetches run in any process).
+"""The Prometheus metrics of one app: decisions by verdict, request latency by route, each
+exchange's fetches and each webhook's deliveries (both read from the database when
+scraped: fetches and deliveries run in any process).
 
 Under ``amber serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set) every worker writes
 its counts to files there and ``/v1/metrics`` sums them; otherwise the app has a registry
@@ -17,7 +18,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from amber.exchanges import ExchangeStatus
+    from amber.webhooks import Webhook
 
 
 class Metrics:
@@ -36,14 +40,25 @@ class Metrics:
             "amber_request_seconds", "Request latency", ["route"], registry=own
         )
 
-    def render(self, exchanges: Iterable[ExchangeStatus] = ()) -> str:
+    def render(
+        self,
+        exchanges: Iterable[ExchangeStatus] = (),
+        webhooks: Iterable[Webhook] = (),
+        *,
+        now: datetime | None = None,
+    ) -> str:
         """The Prometheus text format; with ``exchanges``, their fetch metrics too
-        (``ExchangeMetrics``)."""
+        (``ExchangeMetrics``); with ``webhooks``, their deliveries' (``WebhookMetrics``,
+        ages as of ``now``)."""
         text = generate_latest(self.registry).decode()
         found = list(exchanges)
-        if found:
+        hooks = list(webhooks)
+        if found or hooks:
             registry = CollectorRegistry()
-            registry.register(ExchangeMetrics(found))
+            if found:
+                registry.register(ExchangeMetrics(found))
+            if hooks:
+                registry.register(WebhookMetrics(hooks, now))
             text += generate_latest(registry).decode()
         return text
 
@@ -141,3 +156,53 @@ class ExchangeMetrics(Collector):
             failures,
             fetched,
         )
+
+
+class WebhookMetrics(Collector):
+    """Each webhook's deliveries, by ``webhook`` label (its id): pending now
+    (``amber_webhook_pending``, retries included), failed now (``amber_webhook_failed``:
+    given up, waiting for a hand retry), how long the oldest pending one has waited
+    (``amber_webhook_oldest_pending_seconds``), and over its life: deliveries delivered
+    and attempts failed (counters ``amber_webhook_delivered_total`` and
+    ``amber_webhook_failed_attempts_total``)."""
+
+    def __init__(self, webhooks: list[Webhook], now: datetime | None) -> None:
+        self.webhooks = webhooks
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["webhook"]
+        pending = GaugeMetricFamily(
+            "amber_webhook_pending",
+            "Deliveries waiting to be sent or retried",
+            labels=labels,
+        )
+        failed = GaugeMetricFamily(
+            "amber_webhook_failed",
+            "Deliveries given up after the most attempts (retry them by hand)",
+            labels=labels,
+        )
+        oldest = GaugeMetricFamily(
+            "amber_webhook_oldest_pending_seconds",
+            "How long the oldest pending delivery has waited (0 when none)",
+            labels=labels,
+        )
+        delivered = CounterMetricFamily(
+            "amber_webhook_delivered", "Deliveries the webhook answered with 2xx", labels=labels
+        )
+        attempts = CounterMetricFamily(
+            "amber_webhook_failed_attempts",
+            "Delivery attempts that failed (no answer, or not 2xx)",
+            labels=labels,
+        )
+        for w in self.webhooks:
+            name = [str(w.id)]
+            pending.add_metric(name, float(w.pending))
+            failed.add_metric(name, float(w.failed))
+            waited = 0.0
+            if w.oldest_pending_at is not None and self.now is not None:
+                waited = max(0.0, (self.now - w.oldest_pending_at).total_seconds())
+            oldest.add_metric(name, waited)
+            delivered.add_metric(name, float(w.delivered))
+            attempts.add_metric(name, float(w.failures))
+        yield from (pending, failed, oldest, delivered, attempts)

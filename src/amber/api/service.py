@@ -44,5 +44,9 @@ def health(engine: EngineDep, _: Ingest) -> dict[str, Any]:
     responses={**ok_as("text/plain", "Prometheus text format"), **errors()},
 )
 def metrics(request: Request, engine: EngineDep, _: Admin) -> PlainTextResponse:
-    """Prometheus metrics: decisions, request latency, and each exchange's fetches."""
-    return PlainTextResponse(request.app.state.metrics.render(engine.exchanges.statuses()))
+    """Prometheus metrics: decisions, request latency, each exchange's fetches and each
+    webhook's deliveries (``amber_webhook_*``)."""
+    rendered = request.app.state.metrics.render(
+        engine.exchanges.statuses(), engine.webhooks.all(), now=engine.clock()
+    )
+    return PlainTextResponse(rendered)

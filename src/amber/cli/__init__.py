@@ -7,9 +7,9 @@ Exit codes: 0 done; 1 done, but some posts or files failed (each was reported);
 2 bad input or arguments; 3 something outside amber failed; 130 interrupted (Ctrl-C).
 
 Commands live in one module per area (``banks``, ``scan``, ``decisions``, ``explain``,
-``lookup``, ``tokens``, ``evidence``, ``harm_poll``, ``serve``, ``doctor``); this module
-builds the app and holds the one error handler. Nothing heavy is imported until a command
-runs.
+``lookup``, ``tokens``, ``evidence``, ``webhook``, ``harm_poll``, ``serve``, ``doctor``);
+this module builds the app and holds the one error handler. Nothing heavy is imported
+until a command runs.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from amber.cli.options import err, out
 from amber.cli.scan import scan
 from amber.cli.serve import serve
 from amber.cli.tokens import token_app
+from amber.cli.webhook import webhook_app
 from amber.errors import AmberError, ExternalError
 
 __all__ = ["app", "main"]
@@ -118,6 +119,7 @@ app.command("compare")(compare_hashes)
 app.add_typer(harm_poll_app, name="harm-poll")
 app.add_typer(token_app, name="token")
 app.add_typer(evidence_app, name="evidence")
+app.add_typer(webhook_app, name="webhook")
 app.command()(serve)
 app.command()(doctor)
 

@@ -131,10 +131,13 @@ def scan(
     vault: VaultOption = None,
     signing_key: SigningKeyOption = None,
 ) -> None:
-    """Scan posts: hash media, match banks, apply the policy, store and print decisions."""
+    """Scan posts: hash media, match banks, apply the policy, store and print decisions.
+    Webhook deliveries of the decisions wait in the outbox for amber serve or amber
+    webhook deliver."""
     check_format(format)
     with opened_engine(db, vault, policy, signing_key, preflight=True) as engine:
         results, errors = scan_input(engine, input, format=format, workers=workers)
+        waiting = sum(w.pending for w in engine.webhooks.all())
     if format == "table":
         from amber.render import render_results
 
@@ -147,5 +150,10 @@ def scan(
         f"scanned {plural(len(results), 'post')} ({summary})"
         + (f"; {plural(errors, 'error')} (see above)" if errors else "")
     )
+    if waiting:
+        err.print(
+            f"{plural(waiting, 'webhook delivery', 'webhook deliveries')} waiting in the "
+            "outbox: amber serve sends them, or run 'amber webhook deliver'"
+        )
     if errors:
         raise typer.Exit(1)

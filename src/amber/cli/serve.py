@@ -76,6 +76,14 @@ def serve(
             "HMA's trusted network (docs/hma.md)",
         ),
     ] = False,
+    no_webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--no-webhooks",
+            help="Do not send the webhook outbox from this server (each worker sends it every "
+            "second): leave it to amber webhook deliver --watch",
+        ),
+    ] = False,
     policy: PolicyOption = None,
     db: DbOption = None,
     vault: VaultOption = None,
@@ -85,7 +93,7 @@ def serve(
     try:
         import uvicorn
 
-        from amber.api.app import SETTINGS_ENV, create_app
+        from amber.api.app import DELIVER_EVERY, SETTINGS_ENV, create_app
         from amber.api.hma import HmaSettings
     except ModuleNotFoundError as exc:
         MissingExtraError.check(exc, SERVE_PACKAGES, "serve")
@@ -105,6 +113,7 @@ def serve(
                 max_body=max_body,
                 allow_private_urls=allow_private_urls,
                 hma=hma,
+                deliver_every=None if no_webhooks else DELIVER_EVERY,
             )
             uvicorn.run(api, host=host, port=port, log_level="warning")
             return
@@ -117,6 +126,7 @@ def serve(
             "max_body": max_body,
             "allow_private_urls": allow_private_urls,
             "hma": hma.to_json(),
+            "deliver_webhooks": not no_webhooks,
         }
     os.environ[SETTINGS_ENV] = json.dumps(settings)
     metrics = None

@@ -135,7 +135,16 @@ class Acts:
         )
         try:
             deadline = self.decisions.removal_order(
-                post_id, received_at=now, client=decision.client, version=decision.version
+                post_id,
+                received_at=now,
+                client=decision.client,
+                version=decision.version,
+                order={
+                    "reference": order.reference,
+                    "authority": order.authority,
+                    "legal_basis": order.legal_basis,
+                    "sent_by": sent_by,
+                },
             )
         except BaseException:
             vault.unstage(key)

@@ -40,9 +40,10 @@ class Action(ABC):
     A policy builds one instance per distinct action string when it is loaded:
     ``__init__`` checks the argument (the text after ``name:``; ``None`` without one) and
     raises ``PolicyError(..., path=path, key=where)`` for a bad one, so a wrong policy
-    fails at load. ``plan`` is pure. Carrying a plan out (an idempotent ``execute(plan)``,
-    keyed by the decision, its result recorded) belongs to the outbox, which does not
-    exist yet: today amber records the action strings with each decision.
+    fails at load. ``plan`` is pure. The platform carries the actions out: amber records
+    the action strings with each decision and delivers them to its webhooks from the
+    outbox, in the decision's transaction (``amber.webhooks``), with an id per delivery
+    that the platform keys its idempotent execution on.
     """
 
     #: The stable lowercase name policies use; set explicitly on every kind.

@@ -10,7 +10,8 @@ closing time is the post's word, so it counts as a deadline only inside a plausi
 (``plausible_deadline``): a time already past is not trusted, one beyond seven days is
 brought in to seven days. A reviewer's outcome (confirm, reject, escalate) is recorded
 with its reason; confirming can add the item's media to a bank so every later re-upload
-is caught automatically.
+is caught automatically. Each outcome is told to the webhooks (event ``review``) in the
+transaction that records it; ``reject`` is a reversal: the platform restores the post.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from amber.decisions import event_payload
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.identity import DEFAULT_CLIENT
 from amber.store.tables import (
@@ -35,6 +37,7 @@ from amber.store.tables import (
     review_locks,
     review_outcomes,
 )
+from amber.webhooks import Event, emit
 
 DEFAULT_LOCK = timedelta(minutes=10)
 #: How many live locks one reviewer may hold (``AMBER_REVIEW_MAX_LOCKS``).
@@ -390,7 +393,7 @@ class ReviewQueue:
                 client=item.client,
             )
         try:
-            self._record(
+            done = self._record(
                 post_id, item.client, reviewer, chosen, how, reason=reason, bank=bank, now=now
             )
         except BaseException:
@@ -399,7 +402,7 @@ class ReviewQueue:
             raise
         if custody is not None and key is not None:
             custody.finish(key)
-        return Review(post_id, reviewer, chosen, how, reason, bank, now)
+        return done
 
     def _record(
         self,
@@ -412,8 +415,10 @@ class ReviewQueue:
         reason: str,
         bank: str | None,
         now: datetime,
-    ) -> None:
-        """Add to the bank if asked, then store the outcome and give the lock back."""
+    ) -> Review:
+        """Add to the bank if asked, then store the outcome, give the lock back and tell
+        the webhooks (event ``review``: the post as it stands and the outcome), in one
+        transaction."""
         if bank is not None:
             if self.add_to_bank is None:  # pragma: no cover - the engine always wires it
                 raise UserError("this queue cannot add to banks")
@@ -442,11 +447,20 @@ class ReviewQueue:
                     decided_at=now,
                 )
             )
-            conn.execute(
+            changed = conn.execute(
                 decisions.update()
                 .where(decisions.c.post_id == post_id, decisions.c.client == client)
                 .values(review_state=STATE[chosen])
+                .returning(*decisions.c)
+            ).one()
+            review = Review(post_id, reviewer, chosen, how, reason, bank, now)
+            emit(
+                conn,
+                Event.review,
+                {**event_payload(changed._mapping), "review": review.to_json()},
+                now=now,
             )
+        return review
 
     def outcome(self, post_id: str, *, client: str | None = None) -> Review | None:
         """The latest reviewer outcome for a post (of ``client``, when given), if any."""

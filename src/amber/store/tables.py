@@ -357,3 +357,56 @@ exchange_credentials = sa.Table(
     sa.Column("credentials", sa.JSON, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+#: A receiver of amber's events (``amber.webhooks``): the URL deliveries are POSTed to, the
+#: secret they are signed with (stored as given: HMAC-SHA256 needs the secret itself), the
+#: events it takes, and the one client whose posts it hears of (``None``: every client's).
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("client", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # Who added it: ``cli:<user>`` or ``token:<name>``.
+    sa.Column("created_by", sa.String(200), nullable=False),
+    # Over every delivery: how many were delivered, how many attempts failed (counters for
+    # Prometheus, kept here so that every delivering process adds to the same count).
+    sa.Column("delivered", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("failures", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+#: The outbox: one row per event per webhook, written in the transaction of the change it
+#: tells of, and sent from here (``amber.webhook_delivery``). ``delivery`` is the id every
+#: attempt carries in ``X-Amber-Delivery``; ``body`` the exact bytes signed and sent (UTF-8
+#: JSON). State: pending (to send, or to retry at ``next_attempt_at``), delivered, or
+#: failed (given up after the most attempts; a hand retry makes it pending again). A sender
+#: claims a row by its lease (``leased_by`` until ``leased_until``).
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("delivery", sa.String(36), nullable=False, unique=True),
+    sa.Column("webhook_id", Id, sa.ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("event", sa.String(20), nullable=False),
+    # The post it is about (``None`` for an event about no post): one post's deliveries to
+    # one webhook are sent in order.
+    sa.Column("client", sa.String(200), nullable=True),
+    sa.Column("post_id", sa.String(500), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("leased_by", sa.String(100), nullable=True),
+    sa.Column("leased_until", UTCDateTime, nullable=True),
+    sa.Column("last_attempt_at", UTCDateTime, nullable=True),
+    # The last attempt's HTTP status (``None``: no answer) and what went wrong.
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_webhook_id_client_post_id", "webhook_id", "client", "post_id"),
+)
