@@ -67,6 +67,10 @@ AMBER_COLUMNS = ("signal_type", "signal", "label", "entry", "quality")
 PYTX_COLUMNS = ("signal_type", "signal_str", "collab", "category", "tags")
 #: python-threatexchange's opinion categories (``AggregateSignalOpinionCategory``).
 PYTX_CATEGORIES = ("NEGATIVE_CLASS", "INVESTIGATION_SEED", "POSITIVE_CLASS", "DISPUTED")
+#: The categories whose rows are imported (no category: a row of a hand-made file).
+_PYTX_KEPT = frozenset(("", "INVESTIGATION_SEED", "POSITIVE_CLASS", "DISPUTED"))
+#: A line of one field: no separator a list of bare hashes could have (``Hashes``).
+_ONE_FIELD = re.compile(r"[^,;\s]+")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -105,7 +109,22 @@ class Skipped:
     reason: str
 
 
-ReadItem = Row | RowError | Skipped
+@dataclass(slots=True)
+class Plain:
+    """Rows one after another that each hold one value of one type and nothing else (no
+    label, entry, quality): most of a hash list, read without objects for each row.
+    ``values[i]``, already checked, was read at ``numbers[i]``. Readers give them only to
+    a ``SignalReader`` made with ``plain=True``, in runs of at most ``PLAIN_RUN``."""
+
+    signal_type: str
+    numbers: list[int]
+    values: list[str]
+
+
+#: The most rows a ``Plain`` run holds.
+PLAIN_RUN = 5000
+
+ReadItem = Row | RowError | Skipped | Plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +148,14 @@ class SignalReader:
     """Turns a file's type name and signal text into checked ``SignalValue``s.
 
     Type names are amber's or other tools' (``SIGNAL_ALIASES``); only types that read
-    media can be banked.
+    media can be banked. With ``plain``, readers may give ``Plain`` runs (``PlainRuns``).
     """
 
-    def __init__(self, signals: SignalRegistry[SignalType]) -> None:
+    def __init__(self, signals: SignalRegistry[SignalType], *, plain: bool = False) -> None:
         self.signals = signals
+        self.plain = plain
         self._types: dict[str, SignalType | str] = {}
+        self._single: dict[str, tuple[str, Callable[[str], str]] | None] = {}
 
     def signal_type(self, name: str) -> SignalType:
         """The media signal type a file calls ``name``. Raises ``UserError`` if none."""
@@ -159,6 +180,61 @@ class SignalReader:
         """The values ``text`` holds for the type called ``type_name``. Raises
         ``UserError`` (``SignalValueError``) naming what is wrong."""
         return self.signal_type(type_name).parse(text)
+
+    def single(self, type_name: str) -> tuple[str, Callable[[str], str]] | None:
+        """The name and ``validate`` of the type called ``type_name`` when a cell of it is
+        one value (its ``parse`` is ``SignalType``'s own), else ``None``. Raises
+        ``UserError`` for a type that cannot be banked."""
+        try:
+            return self._single[type_name]
+        except KeyError:
+            found = self.signal_type(type_name)
+            one = (found.name, found.validate) if type(found).parse is SignalType.parse else None
+            self._single[type_name] = one
+            return one
+
+
+class PlainRuns:
+    """Gathers a reader's plain rows (one value of a one-value type, nothing else) into
+    ``Plain`` runs when its ``SignalReader`` takes them (``plain``). A reader hands on
+    the run gathered so far (``take``) before any row it reads as a ``Row`` or an error,
+    so the file's order is kept."""
+
+    def __init__(self, reader: SignalReader) -> None:
+        self.reader = reader
+        self.run: Plain | None = None
+
+    def type_of(self, type_name: str) -> str | None:
+        """The name of the type a file calls ``type_name`` when its rows can be plain;
+        ``None`` when not (or the reader takes no runs). Raises ``UserError`` for a type
+        that cannot be banked."""
+        if not self.reader.plain or not type_name.strip():
+            return None
+        single = self.reader.single(type_name)
+        return None if single is None else single[0]
+
+    def add(self, number: int, type_name: str, text: str) -> list[Plain]:
+        """Check ``text`` as a value of ``type_name`` (a name ``type_of`` gave) and add it
+        to the run; returns the run before (none or one), to hand on first, when that one
+        is full or of another type. Raises ``UserError`` for a bad value (nothing
+        added)."""
+        single = self.reader.single(type_name)
+        if single is None:
+            raise UserError(f"{type_name} values are not read as plain rows")
+        value = single[1](text)
+        run, done = self.run, None
+        if run is not None and (run.signal_type != type_name or len(run.values) >= PLAIN_RUN):
+            run, done = None, run
+        if run is None:
+            run = self.run = Plain(type_name, [], [])
+        run.numbers.append(number)
+        run.values.append(value)
+        return [] if done is None else [done]
+
+    def take(self) -> list[Plain]:
+        """The run gathered so far (none or one); the next row starts a new one."""
+        run, self.run = self.run, None
+        return [] if run is None else [run]
 
 
 class BankFormat(ABC):
@@ -212,8 +288,10 @@ class AmberCsv(BankFormat):
     ) -> Iterator[ReadItem]:
         columns: dict[str, int] | None = None
         first = True
+        runs = PlainRuns(reader)
         for number, cells in csv_rows(text):
             if isinstance(cells, csv.Error):
+                yield from runs.take()
                 yield RowError(number, f"not valid CSV ({cells}); nothing after it was read")
                 return
             if _blank(cells):
@@ -227,16 +305,23 @@ class AmberCsv(BankFormat):
                         yield RowError(number, exc.message)
                         return
                     continue
+            simple = _simple_cells(cells, columns)
             try:
+                if simple is not None and (kind := runs.type_of(simple[0])) is not None:
+                    yield from runs.add(number, kind, unguard(simple[1]))
+                    continue
+                yield from runs.take()
                 if columns is None:
                     yield self._positional(number, cells, reader)
                 else:
                     yield self._named(number, cells, columns, reader)
             except UserError as exc:
+                yield from runs.take()
                 entry = None
                 if columns is not None and columns.get("entry", len(cells)) < len(cells):
                     entry = cells[columns["entry"]].strip() or None
                 yield RowError(number, exc.message, entry)
+        yield from runs.take()
 
     @staticmethod
     def _positional(number: int, cells: list[str], reader: SignalReader) -> Row:
@@ -314,6 +399,22 @@ class AmberCsv(BankFormat):
         return count
 
 
+def _simple_cells(cells: list[str], columns: dict[str, int] | None) -> tuple[str, str] | None:
+    """The type and signal cells of an amber CSV row that holds nothing else (no label,
+    entry or quality), else ``None``."""
+    if columns is None:
+        if len(cells) == 2 or (len(cells) == 3 and not cells[2].strip()):
+            return cells[0], cells[1]
+        return None
+    size = len(cells)
+    kind, signal = columns["signal_type"], columns["signal"]
+    if size > len(columns) or kind >= size or signal >= size:
+        return None
+    if size > 2 and any(c.strip() for i, c in enumerate(cells) if i != kind and i != signal):
+        return None
+    return cells[kind], cells[signal]
+
+
 def _header(cells: list[str]) -> dict[str, int]:
     """amber's CSV header: each column's position. Raises ``UserError``."""
     columns: dict[str, int] = {}
@@ -370,8 +471,10 @@ class PytxCsv(BankFormat):
         self, text: TextIO, reader: SignalReader, *, signal_type: str | None = None
     ) -> Iterator[ReadItem]:
         columns: dict[str, int] | None = None
+        runs = PlainRuns(reader)
         for number, cells in csv_rows(text):
             if isinstance(cells, csv.Error):
+                yield from runs.take()
                 yield RowError(number, f"not valid CSV ({cells}); nothing after it was read")
                 return
             if _blank(cells):
@@ -388,6 +491,17 @@ class PytxCsv(BankFormat):
                 continue
             cell = _cell_reader(columns, cells)
             category = cell("category").upper()
+            if category in _PYTX_KEPT and not cell("tags"):
+                try:
+                    kind = runs.type_of(cell("signal_type"))
+                    if kind is not None:
+                        yield from runs.add(number, kind, unguard(cell("signal_str")))
+                        continue
+                except UserError as exc:
+                    yield from runs.take()
+                    yield RowError(number, exc.message)
+                    continue
+            yield from runs.take()
             if category and category not in PYTX_CATEGORIES:
                 yield RowError(
                     number, f"category {category!r} is unknown; known: {', '.join(PYTX_CATEGORIES)}"
@@ -402,6 +516,7 @@ class PytxCsv(BankFormat):
                 yield Skipped(number, "NEGATIVE_CLASS")
                 continue
             yield Row(number, values, unguard(cell("tags")) or None)
+        yield from runs.take()
 
     def write(
         self,
@@ -437,9 +552,11 @@ class Lines(BankFormat):
     def read(
         self, text: TextIO, reader: SignalReader, *, signal_type: str | None = None
     ) -> Iterator[ReadItem]:
+        runs = PlainRuns(reader)
         for number, line in _lines(text):
             parts = line.split(None, 1)
             if len(parts) < 2:
+                yield from runs.take()
                 yield RowError(
                     number,
                     f"expected '<signal type> <signal>', got {line[:80]!r}; a list of bare "
@@ -447,9 +564,16 @@ class Lines(BankFormat):
                 )
                 continue
             try:
+                kind = runs.type_of(parts[0])
+                if kind is not None:
+                    yield from runs.add(number, kind, parts[1])
+                    continue
+                yield from runs.take()
                 yield Row(number, reader.values(parts[0], parts[1]))
             except UserError as exc:
+                yield from runs.take()
                 yield RowError(number, exc.message)
+        yield from runs.take()
 
     def write(
         self,
@@ -481,7 +605,17 @@ class Hashes(BankFormat):
         if signal_type is None:
             raise UserError("a list of bare hashes needs --signal-type (pdq, md5, sha256, ...)")
         reader.signal_type(signal_type)  # an unknown type is one error, not one a line
+        runs = PlainRuns(reader)
+        kind = runs.type_of(signal_type)
         for number, line in _lines(text):
+            if kind is not None and _ONE_FIELD.fullmatch(line):
+                try:
+                    yield from runs.add(number, kind, line)
+                except UserError as exc:
+                    yield from runs.take()
+                    yield RowError(number, exc.message)
+                continue
+            yield from runs.take()
             parts = [p for p in re.split(r"[,;\s]+", line) if p]
             if len(parts) > 1:
                 if _NUMBER.fullmatch(parts[1]):
@@ -498,6 +632,7 @@ class Hashes(BankFormat):
                 yield Row(number, reader.values(signal_type, line))
             except UserError as exc:
                 yield RowError(number, exc.message)
+        yield from runs.take()
 
     def write(
         self,
@@ -856,7 +991,7 @@ def group_rows(items: Iterable[ReadItem]) -> Iterator[ReadItem]:
         if key is None:
             yield from run
             continue
-        group = list(run)
+        group = [r for r in run if isinstance(r, Row | RowError)]  # only they have entries
         if key in seen:
             yield RowError(
                 group[0].number,

@@ -30,6 +30,8 @@ from amber.bank_formats import (
     BankFormat,
     ExportBank,
     ExportEntry,
+    Plain,
+    ReadItem,
     Row,
     RowError,
     SignalReader,
@@ -44,7 +46,7 @@ from amber.hashing import Hasher, MediaFailure, media_types, parallel_map
 from amber.signals import Registry, Role, SignalType, SignalValue
 from amber.signals.base import Reads, is_own
 from amber.signals.pdq import PdqSignal
-from amber.store.bulk import EntryWriter, bulk_session
+from amber.store.bulk import EntryWriter, Written, bulk_session
 from amber.store.tables import bank_audit, bank_entries, banks, entry_signals
 
 __all__ = ["MAX_CELL", "SIGNAL_ALIASES"]  # kept importable from here
@@ -299,7 +301,9 @@ def image_files(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 class BankStore:
-    """Bank operations on one database. ``on_change`` runs after entries are committed."""
+    """Bank operations on one database. ``on_change`` runs after entries are committed;
+    after a bulk import, ``on_import`` instead, given the value rows written by type
+    (``amber.store.bulk.Written``) so that the indexes need not read them back."""
 
     def __init__(
         self,
@@ -308,6 +312,7 @@ class BankStore:
         *,
         on_change: Callable[[], object] = lambda: None,
         on_delete: Callable[[list[int]], object] = lambda ids: None,
+        on_import: Callable[[Written], object] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         min_quality: Mapping[str, int | None] | None = None,
         formats: Registry[BankFormat] | None = None,
@@ -318,6 +323,7 @@ class BankStore:
         self.formats = default_formats() if formats is None else formats
         self.on_change = on_change
         self.on_delete = on_delete
+        self.on_import = on_import or (lambda written: self.on_change())
         self.clock = clock
         #: Each type's minimum quality to match (the policy's); default the type's own.
         self.min_quality = {s.name: (min_quality or {}).get(s.name, s.min_quality) for s in signals}
@@ -887,7 +893,7 @@ class BankStore:
             raise UserError(f"--signal-type is for a list of bare hashes (hashes), not {format}")
         if signal_type is None and chosen.needs_signal_type:
             raise UserError("a list of bare hashes needs --signal-type (pdq, md5, sha256, ...)")
-        rows = chosen.read(text, SignalReader(self.signals), signal_type=signal_type)
+        rows = chosen.read(text, SignalReader(self.signals, plain=True), signal_type=signal_type)
         if chosen.groups:
             rows = group_rows(rows)
         return self._import_rows(bank, read_ahead(rows), source=source, sync=sync, actor=actor)
@@ -902,7 +908,7 @@ class BankStore:
     def _import_rows(
         self,
         bank: Bank,
-        items: Iterable[Row | RowError | Skipped],
+        items: Iterable[ReadItem],
         *,
         source: str,
         sync: bool,
@@ -924,6 +930,28 @@ class BankStore:
                 else:
                     known, videos = self._known(conn, bank.id)
                 for item in items:
+                    if isinstance(item, Plain):  # many rows of one hash each
+                        if bad:
+                            continue
+                        kind, fresh, numbers = item.signal_type, [], []
+                        for number, signal in zip(item.numbers, item.values, strict=True):
+                            pair = (kind, signal)
+                            if sync:
+                                held = entries.get(pair)
+                                if held is not None:
+                                    duplicates += 1
+                                    kept.update(held)
+                                    continue
+                                entries[pair] = []
+                            elif pair in known:
+                                duplicates += 1
+                                continue
+                            else:
+                                known.add(pair)
+                            fresh.append(signal)
+                            numbers.append(number)
+                        writer.add_plain(source, kind, numbers, fresh)
+                        continue
                     if isinstance(item, Skipped):
                         skipped += 1
                         continue
@@ -984,7 +1012,7 @@ class BankStore:
         if gone:
             self.on_delete(gone)
         if writer.added:
-            self.on_change()
+            self.on_import(writer.written)
         return ImportResult(writer.added, duplicates, skipped, len(stale) if sync else 0)
 
     def export(

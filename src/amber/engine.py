@@ -217,6 +217,7 @@ class Engine:
             on_delete=self.matcher.forget,
             clock=clock,
             min_quality=self.min_quality,
+            on_import=self.matcher.take,
         )
         self.decisions = DecisionStore(
             db, policy=policy.ref, amber_version=__version__, signals=signals
