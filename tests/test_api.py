@@ -84,6 +84,7 @@ NEEDS = {
     "/v1/posts/{post_id}/removal-order": "admin",
     "/v1/decisions": "ingest",
     "/v1/decisions/{post_id}": "ingest",
+    "/v1/statements": "ingest",
     "/v1/hash": "ingest",
     "/v1/lookup": "ingest",
     "/v1/compare": "ingest",

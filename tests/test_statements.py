@@ -1,7 +1,7 @@
 """Statements of reasons (DSA Art. 17) in the DSA Transparency Database's schema: made from
 real decisions (harm polls, banked images, reviewers' outcomes, removal orders) on SQLite and
-PostgreSQL; every statement is checked against ``statements_schema.json`` with jsonschema
-itself."""
+PostgreSQL, read through the library, ``GET /v1/statements`` and ``amber statements``; every
+statement is checked against ``statements_schema.json`` with jsonschema itself."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from typing import Any
 
 import jsonschema
 import pytest
+from fastapi.testclient import TestClient
 
+from amber.api.app import create_app
 from amber.dsa import BATCH_SIZE, StatementSchemaError, check_batch
 from amber.engine import Engine, open_engine
-from amber.errors import NotFoundError, PolicyError, UserError
+from amber.errors import ConflictError, NotFoundError, PolicyError, UserError
 from amber.evidence.acts import RemovalOrder
 from amber.policy import Verdict, load_policy, parse_policy
 from amber.policy.statements import StatementSettings
@@ -35,6 +37,8 @@ from amber.statements import (
     statements_for,
 )
 from amber.synthetic import photo
+from amber.tokens import parse_scopes
+from conftest import CliResult, run_cli
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parent.parent / "src" / "amber" / "statements_schema.json").read_text(
@@ -494,6 +498,10 @@ def test_parse_range() -> None:
         parse_range("2026-13-01", "2026-12-01")
     with pytest.raises(UserError, match=r"--to 'soon' is not"):
         parse_range("2026-12-01", "soon", names=("--from", "--to"))
+    with pytest.raises(UserError, match="to '9999-12-31' is not an ISO 8601"):
+        parse_range("2026-12-01", "9999-12-31")  # its whole day ends past year 9999
+    with pytest.raises(UserError, match=r"from '0001-01-01T00:00:00\+01:00' is not"):
+        parse_range("0001-01-01T00:00:00+01:00", "2026-12-01")
     with pytest.raises(UserError, match="to '2026-11-30' is not after from '2026-12-01'"):
         parse_range("2026-12-01", "2026-11-30")
 
@@ -563,3 +571,122 @@ def test_the_schema_takes_the_databases_own_example() -> None:
         check_batch({"statements": [example, example]})
     with pytest.raises(StatementSchemaError, match="before the application_date"):
         check_batch({"statements": [{**example, "end_date_monetary_restriction": "2023-08-07"}]})
+
+
+# -- HTTP -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(case: Case) -> dict[str, TestClient]:
+    case.scan([POLL, {"id": "hello", "text": "hello"}])
+    engine = case.engine
+    app = create_app(engine, media_root=case.folder)
+    clients = {}
+    for name, scopes in (("ingest", "ingest"), ("other", "ingest"), ("review", "review")):
+        secret = engine.tokens.create(name, parse_scopes(scopes))[1]
+        clients[name] = TestClient(app, headers={"authorization": f"Bearer {secret}"})
+    clients["anonymous"] = TestClient(app)
+    return clients
+
+
+def test_get_a_posts_statements(served: dict[str, TestClient]) -> None:
+    http = served
+    got = http["ingest"].get("/v1/statements/poll-1")
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["post_id"] == "poll-1" and body["client"] == "_local"
+    [statement] = body["statements"]
+    assert body["in_force"] == statement["puid"] == statement["statement"]["puid"]
+    assert statement["status"] == "in_force" and statement["basis"] == "scan"
+    valid(statement["statement"])
+
+    missing = http["ingest"].get("/v1/statements/hello")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "NotFoundError"
+    assert "no statement of reasons" in missing.json()["error"]["message"]
+    unknown = http["ingest"].get("/v1/statements/nope")
+    assert unknown.status_code == 404 and unknown.json()["error"]["status"] == 404
+
+    # A token reads its own posts' statements and the local ones, never another token's.
+    posted = http["other"].post("/v1/posts", json=VOTE_IN_WORDS)
+    assert posted.status_code == 200 and posted.json()["verdict"] == "restrict"
+    assert http["other"].get("/v1/statements/words").status_code == 200
+    assert http["ingest"].get("/v1/statements/words").status_code == 404
+    assert http["anonymous"].get("/v1/statements/poll-1").status_code == 401
+    assert http["review"].get("/v1/statements/poll-1").status_code == 403
+
+
+def test_get_the_batches_of_a_range(served: dict[str, TestClient]) -> None:
+    http = served
+    got = http["ingest"].get("/v1/statements", params={"from": "2026-12-01", "to": "2026-12-01"})
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["count"] == 1 and body["batch_size"] == 100
+    assert body["endpoint"] == "https://transparency.dsa.ec.europa.eu/api/v1/statements"
+    assert body["from"] == "2026-12-01T00:00:00+00:00" and body["to"] == "2026-12-02T00:00:00+00:00"
+    [batch] = body["batches"]
+    [statement] = valid_batch(batch)
+    assert statement["puid"].startswith("poll-1-v1-")
+    later = http["ingest"].get("/v1/statements", params={"from": "2026-12-02", "to": "2026-12-09"})
+    assert later.json()["batches"] == [] and later.json()["count"] == 0
+
+    bad = http["ingest"].get("/v1/statements", params={"from": "2026-12-32", "to": "2026-12-01"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["message"].startswith("from '2026-12-32' is not an ISO 8601")
+    backwards = http["ingest"].get(
+        "/v1/statements", params={"from": "2026-12-02", "to": "2026-12-01"}
+    )
+    assert backwards.status_code == 400 and "is not after" in backwards.text
+    missing = http["ingest"].get("/v1/statements", params={"from": "2026-12-01"})
+    assert missing.status_code == 422 and missing.json()["error"]["type"] == "ValidationError"
+
+
+# -- the command line -------------------------------------------------------------------
+
+
+def _cli(case: Case, *args: str | Path) -> CliResult:
+    env = {"AMBER_DB": case.database, "AMBER_VAULT": str(case.folder / "vault")}
+    return run_cli("statements", *args, env=env)
+
+
+def test_the_command_writes_batch_files(case: Case) -> None:
+    case.scan([POLL, VOTE_IN_WORDS, {"id": "copy", "media": [{"path": "images/copy.png"}]}])
+    out = case.folder / "out"
+
+    done = _cli(case, "--from", "2026-12-01", "--to", "2026-12-01", "--out", out)
+    assert done.returncode == 0, done.stderr
+    [path] = sorted(out.iterdir())
+    assert path.name == "statements-20261201T000000Z-20261202T000000Z-0001.json"
+    written = valid_batch(json.loads(path.read_text(encoding="utf-8")))
+    assert len(written) == 3 and "3 statements in 1 batch" in done.stderr
+
+    again = _cli(case, "--from", "2026-12-01", "--to", "2026-12-01", "--out", out)
+    assert again.returncode == ConflictError.exit_code
+    assert again.stderr.startswith("Error: ") and "holds statements of this range" in again.stderr
+    assert "Traceback" not in again.stderr
+
+    printed = _cli(case, "--from", "2026-12-01T00:00:00Z", "--to", "2026-12-01T23:59:59Z")
+    assert printed.returncode == 0, printed.stderr
+    [line] = printed.stdout.splitlines()
+    assert valid_batch(json.loads(line)) == written
+
+    policy = case.folder / "policy.toml"
+    policy.write_text(POLICY + '[statements]\nterritorial_scope = ["IE"]\n', encoding="utf-8")
+    scoped = _cli(case, "--from", "2026-12-01", "--to", "2026-12-01", "--policy", policy)
+    assert {tuple(s["territorial_scope"]) for s in json.loads(scoped.stdout)["statements"]} == {
+        ("IE",)
+    }
+
+
+def test_the_command_refuses_bad_dates(case: Case) -> None:
+    for args, message in (
+        (("--from", "2026-12-01", "--to", "yesterday"), "Error: --to 'yesterday' is not an ISO"),
+        (("--from", "2026-02-30", "--to", "2026-03-01"), "Error: --from '2026-02-30' is not"),
+        (("--from", "2026-12-02", "--to", "2026-12-01"), "is not after --from '2026-12-02'"),
+    ):
+        refused = _cli(case, *args)
+        assert refused.returncode == 2, refused
+        assert message in refused.stderr and "Traceback" not in refused.stderr
+        assert refused.stdout == ""
+    usage = _cli(case, "--from", "2026-12-01")
+    assert usage.returncode == 2 and "--to" in usage.stderr

@@ -474,12 +474,12 @@ def parse_moment(text: str, name: str, *, end: bool = False) -> datetime:
             moment = datetime.combine(day + timedelta(days=1 if end else 0), time(), UTC)
         else:
             moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # not a time; or past year 9999 in UTC
         raise UserError(
             f"{name} {text!r} is not an ISO 8601 date or time; e.g. 2026-12-06 or "
             "2026-12-06T13:05:00Z"
         ) from None
-    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def parse_range(

@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amber import __version__
-from amber.api import banks, docs, evidence, hma, lookup, posts, review, service
+from amber.api import banks, docs, evidence, hma, lookup, posts, review, service, statements
 from amber.api import exchanges as exchange_routes
 from amber.api import webhooks as webhook_routes
 from amber.api.hma import HmaSettings
@@ -207,7 +207,7 @@ def _build(*, max_body: int) -> FastAPI:
         redoc_url=None,
     )
     app.state.metrics = Metrics()
-    for area in (service, posts, banks, review, evidence, docs):
+    for area in (service, posts, statements, banks, review, evidence, docs):
         app.include_router(area.router)
     app.include_router(lookup.router)
     app.include_router(exchange_routes.router)

@@ -34,6 +34,7 @@ from amber.cli.lookup import compare_hashes, hash_files, lookup_targets
 from amber.cli.options import err, out
 from amber.cli.scan import scan
 from amber.cli.serve import serve
+from amber.cli.statements import statements
 from amber.cli.tokens import token_app
 from amber.cli.webhook import webhook_app
 from amber.errors import AmberError, ExternalError
@@ -112,6 +113,7 @@ app.add_typer(bank_app, name="bank")
 app.add_typer(exchange_app, name="exchange")
 app.command()(scan)
 app.add_typer(decisions_app, name="decisions")
+app.command()(statements)
 app.command()(explain)
 app.command("hash")(hash_files)
 app.command("lookup")(lookup_targets)
