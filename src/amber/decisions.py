@@ -170,8 +170,9 @@ KEPT = frozenset(c.name for c in decision_versions.c) - {"id", "superseded_at"}
 #: How many clients an ambiguous post id's error names.
 MAX_SHOWN = 5
 
-#: Review states a reviewer has settled; a new scan of the post does not reopen them.
-SETTLED = ("confirmed", "rejected", "escalated")
+#: Review states a reviewer has settled (``reversed``: on the user's appeal); a new scan
+#: of the post does not reopen them.
+SETTLED = ("confirmed", "rejected", "escalated", "reversed")
 THREAT_TO_LIFE = "escalate:threat_to_life"
 
 

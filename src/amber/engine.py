@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from amber import __version__
-from amber.banks import AddResult, BankStore
+from amber.banks import LOCAL_ACTOR, AddResult, BankStore
 from amber.decisions import THREAT_TO_LIFE, Decision, DecisionStore, NewDecision
 from amber.errors import AmberError, InternalError, NotFoundError, PostError, UserError
 from amber.evidence.acts import Acts
@@ -34,9 +34,13 @@ from amber.identity import DEFAULT_CLIENT, content_digest, item_key
 from amber.matching import Matcher
 from amber.policy import Actions, Conditions, Findings, Outcome, Policy, Verdict, load_policy
 from amber.posts import Post
+from amber.review.appeals import Appeals, default_due_days
+from amber.review.escalations import Escalations
+from amber.review.history import ReviewHistory
 from amber.review.queue import ReviewQueue, default_max_locks, plausible_deadline
 from amber.signals import Content, Registry, Role, SignalType, SignalValue, load_signal_types
 from amber.signals.base import Reads
+from amber.statements import Statements
 from amber.store.db import connect, database_url, sqlite_path
 from amber.store.tables import decision_versions
 from amber.store.tables import decisions as decisions_table
@@ -235,6 +239,19 @@ class Engine:
             max_locks=default_max_locks(),
             add_to_bank=self.bank_media,
             custody=self.acts,
+            banks=self.banks,
+        )
+        #: Each post's review history: reopen an outcome, revert the entries it banked.
+        self.history = ReviewHistory(self.review, self.banks)
+        #: Escalated items until someone owns them, and who does.
+        self.escalations = Escalations(self.review)
+        #: Users' appeals against restrictions (DSA Art. 20) and their outcomes.
+        self.appeals = Appeals(
+            db,
+            statements=Statements(db, policy.statements),
+            custody=self.acts,
+            clock=clock,
+            due_days=default_due_days(),
         )
         #: Webhooks and their outbox; ``deliverer`` sends it.
         self.webhooks = WebhookStore(db, clock=clock)
@@ -793,9 +810,10 @@ class Engine:
             return None
         return next((d for d in found if d.version == version), None)
 
-    def bank_media(self, post_id: str, bank: str) -> AddResult:
+    def bank_media(self, post_id: str, bank: str, actor: str = LOCAL_ACTOR) -> AddResult:
         """Add a reviewed post's media to ``bank`` from the evidentiary copies, so every
-        later re-upload matches. Raises ``UserError`` if its media were not preserved."""
+        later re-upload matches; the bank's audit names ``actor`` (``reviewer:<name>``).
+        Raises ``UserError`` if its media were not preserved."""
         self.banks.get(bank)
         item = self.open_vault().item(post_id)
         media = item.objects.get("media", [])
@@ -807,7 +825,7 @@ class Engine:
             ): f"review:{post_id} media[{m['position']}]"
             for m in media
         }
-        return self.banks.add_files(bank, [Path(p) for p in paths], sources=paths)
+        return self.banks.add_files(bank, [Path(p) for p in paths], sources=paths, actor=actor)
 
     def open_vault(self) -> Vault:
         """The evidence vault, opened (and created) on first use."""

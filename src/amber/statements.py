@@ -20,9 +20,9 @@ statement never moves to a later batch), a reviewer's by the outcome's time. Bat
 against the schema.
 
 ``statements_for`` is the pure core: one decided version of a post, the acts of people on
-it in time order, the platform's settings: its statements. The appeals code adds its
-reversals as ``Act(ActKind.reverse, ...)`` to those ``Statements`` reads from the review
-outcomes (``acts_from_reviews``).
+it in time order, the platform's settings: its statements. ``Statements`` reads the acts
+from the review outcomes (``acts_from_reviews``) and from the appeals that restored the
+version appealed (``acts_from_appeals``, ``amber.review.appeals``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,13 @@ from amber.dsa import BATCH_SIZE, check_batch, statement_schema
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.policy import Verdict
 from amber.policy.statements import ILLEGAL, Classification, StatementSettings
-from amber.store.tables import decision_versions, decisions, media_signals, review_outcomes
+from amber.store.tables import (
+    appeals,
+    decision_versions,
+    decisions,
+    media_signals,
+    review_outcomes,
+)
 
 if TYPE_CHECKING:
     from amber.engine import Engine
@@ -222,6 +228,16 @@ def acts_from_reviews(rows: Iterable[Any]) -> list[Act]:
             continue
         acts.append(Act(kind, row.decided_at, f"review-{row.id}"))
     return acts
+
+
+def acts_from_appeals(rows: Iterable[Any]) -> list[Act]:
+    """Appeals that restored a post (``appeals`` rows: id, action, decided_at) as acts: a
+    reversal on the user's appeal lifts the restriction (DSA Art. 20)."""
+    return [
+        Act(ActKind.reverse, row.decided_at, f"appeal-{row.id}", by="a reviewer, on appeal")
+        for row in rows
+        if row.action == "restore" and row.decided_at is not None
+    ]
 
 
 def puid(post: DecidedPost, event: str) -> str:
@@ -668,6 +684,22 @@ def _histories(
     reviews: dict[tuple[str, str], list[Any]] = {}
     for row in outcomes:
         reviews.setdefault((row.client, row.post_id), []).append(row)
+    # Appeals name the version they appealed: a reversal is an act on that version.
+    restored: dict[tuple[str, str, int], list[Any]] = {}
+    for appeal in conn.execute(
+        sa.select(
+            appeals.c.id,
+            appeals.c.client,
+            appeals.c.post_id,
+            appeals.c.version,
+            appeals.c.action,
+            appeals.c.decided_at,
+        ).where(
+            wanted(appeals.c.client, appeals.c.post_id).in_(list(keys)),
+            appeals.c.action == "restore",
+        )
+    ):
+        restored.setdefault((appeal.client, appeal.post_id, int(appeal.version)), []).append(appeal)
     out = []
     for key in keys:
         rows = reviews.get(key, [])
@@ -679,7 +711,8 @@ def _histories(
                 if (since is None or r.decided_at >= since)
                 and (post.superseded_at is None or r.decided_at < post.superseded_at)
             ]
-            out.append((post, acts_from_reviews(mine)))
+            appealed = restored.get((*key, post.version), [])
+            out.append((post, acts_from_reviews(mine) + acts_from_appeals(appealed)))
             since = post.superseded_at
     return out
 

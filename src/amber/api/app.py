@@ -36,6 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amber import __version__
+from amber.api import appeals as appeal_routes
 from amber.api import banks, docs, evidence, hma, lookup, posts, review, service, statements
 from amber.api import exchanges as exchange_routes
 from amber.api import webhooks as webhook_routes
@@ -212,6 +213,7 @@ def _build(*, max_body: int) -> FastAPI:
     app.include_router(lookup.router)
     app.include_router(exchange_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(appeal_routes.router)
     app.include_router(console.router)
     hma.mount(app)
     app.add_exception_handler(AmberError, _amber_error)  # type: ignore[arg-type]

@@ -30,26 +30,27 @@ bearer = HTTPBearer(
 )
 
 
-def require(scope: Scope) -> Callable[..., Token]:
-    """A dependency that admits a Bearer token holding ``scope`` (or ``admin``).
+def require(scope: Scope, *others: Scope) -> Callable[..., Token]:
+    """A dependency that admits a Bearer token holding ``scope`` or one of ``others`` (or
+    ``admin``).
 
     Raises ``AuthenticationError`` (401) without a live token, ``PermissionDeniedError``
     (403) without the scope. The token's name goes in the access log.
     """
+    wanted = (scope, *others)
 
     def check(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(  # noqa: B008
-            bearer, scopes=[scope.value]
+            bearer, scopes=[s.value for s in wanted]
         ),
     ) -> Token:
         secret = None if credentials is None else credentials.credentials.strip()
         token = get_engine(request).tokens.authenticate(secret)
         request.state.token = token.name
-        if scope not in token.scopes and Scope.admin not in token.scopes:
-            raise PermissionDeniedError(
-                f"token {token.name!r} lacks the {scope.value!r} scope this needs"
-            )
+        if not token.scopes & {*wanted, Scope.admin}:
+            named = " or ".join(repr(s.value) for s in wanted)
+            raise PermissionDeniedError(f"token {token.name!r} lacks the {named} scope this needs")
         return token
 
     return check
@@ -114,6 +115,8 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 Ingest = Annotated[Token, Depends(require(Scope.ingest))]
 Reviewer = Annotated[Token, Depends(require(Scope.review))]
 Admin = Annotated[Token, Depends(require(Scope.admin))]
+#: The platform (``ingest``: its own posts) or a reviewer (``review``: every post).
+IngestOrReviewer = Annotated[Token, Depends(require(Scope.ingest, Scope.review))]
 
 
 #: The longest upload file name kept, in UTF-8 bytes (file systems allow 255 per name).

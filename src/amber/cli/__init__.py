@@ -6,8 +6,9 @@ Data goes to stdout; messages, errors and progress to stderr. Every error is one
 Exit codes: 0 done; 1 done, but some posts or files failed (each was reported);
 2 bad input or arguments; 3 something outside amber failed; 130 interrupted (Ctrl-C).
 
-Commands live in one module per area (``banks``, ``scan``, ``decisions``, ``explain``,
-``lookup``, ``tokens``, ``evidence``, ``webhook``, ``harm_poll``, ``serve``, ``doctor``);
+Commands live in one module per area (``banks``, ``scan``, ``decisions``, ``review``,
+``appeals``, ``explain``, ``lookup``, ``tokens``, ``evidence``, ``webhook``, ``harm_poll``,
+``serve``, ``doctor``);
 this module builds the app and holds the one error handler. Nothing heavy is imported
 until a command runs.
 """
@@ -23,6 +24,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from amber import __version__
+from amber.cli.appeals import appeal_app
 from amber.cli.banks import bank_app
 from amber.cli.decisions import decisions_app
 from amber.cli.doctor import doctor
@@ -32,6 +34,7 @@ from amber.cli.explain import explain
 from amber.cli.harm_poll import harm_poll_app
 from amber.cli.lookup import compare_hashes, hash_files, lookup_targets
 from amber.cli.options import err, out
+from amber.cli.review import review_app
 from amber.cli.scan import scan
 from amber.cli.serve import serve
 from amber.cli.statements import statements
@@ -114,6 +117,8 @@ app.add_typer(exchange_app, name="exchange")
 app.command()(scan)
 app.add_typer(decisions_app, name="decisions")
 app.command()(statements)
+app.add_typer(review_app, name="review")
+app.add_typer(appeal_app, name="appeal")
 app.command()(explain)
 app.command("hash")(hash_files)
 app.command("lookup")(lookup_targets)

@@ -1,7 +1,8 @@
-"""Evidence where a person acted: a removal order and a reviewer's confirmation become
-custody events of the vault item of the decision acted on (``docs/evidence.md``): its
-key is ``amber.identity.item_key(post_id, client, version)``, so an act on one client's
-post, or on one version of it, never touches another's evidence.
+"""Evidence where a person acted: a removal order, a reviewer's confirmation, an appeal
+filed and its outcome become custody events of the vault item of the decision acted on
+(``docs/evidence.md``): its key is ``amber.identity.item_key(post_id, client, version)``,
+so an act on one client's post, or on one version of it, never touches another's
+evidence.
 
 Each act is staged in the vault (``Vault.stage(..., events=[...], replace=False)``) before
 it is stored in the database, and finished (logged, signed) after; a crash in between
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from amber.decisions import Decision, DecisionStore
-from amber.errors import AmberError, ConflictError, UserError
+from amber.errors import AmberError, ConflictError, NotFoundError, UserError
 from amber.evidence.vault import ACTOR, EvidenceWriteError, Vault, _now_text
+from amber.identity import item_key
 
 #: How a post preserved with a removal order was collected (its collection record).
 ORDER_METHOD = (
@@ -188,10 +190,51 @@ class Acts:
         )
         return key
 
-    def finish(self, key: str) -> None:
-        """Log what ``stage_review`` staged under ``key``, once the review is stored.
-        Raises ``ActPendingError`` (503) if the vault refuses (the sweep logs it later)."""
-        self._finish(self.vault(), key, "the review is recorded")
+    def stage_event(
+        self,
+        post_id: str,
+        event: Mapping[str, Any],
+        *,
+        client: str,
+        version: int,
+        source: str,
+    ) -> str | None:
+        """Stage a custody event (``event``: its name, actor and fields) about a person's
+        act on version ``version`` of ``client``'s post, before the act is stored (an
+        appeal filed or decided); returns the item's key for ``finish`` or ``discard``, or
+        ``None`` when the vault holds no evidence of that version (there is nothing to log
+        it on: ``amber evidence verify`` reports such posts). Raises ``NotFoundError`` for
+        a version amber never decided, ``EvidenceWriteError`` (503) when the vault cannot
+        be written."""
+        key = item_key(post_id, client, version)
+        vault = self._settled(key)
+        if not self._held(vault, key):
+            return None
+        decision = next(
+            (d for d in self.decisions.versions(post_id, client=client) if d.version == version),
+            None,
+        )
+        if decision is None:
+            raise NotFoundError(f"post {post_id!r} of {client!r} has no version {version}")
+        vault.stage(
+            post_id=post_id,
+            post=decision.post,
+            decision=_record(decision),
+            media=[],
+            source=source,
+            policy=decision.policy,
+            events=[dict(event)],
+            replace=False,
+            client=client,
+            version=version,
+        )
+        return key
+
+    def finish(self, key: str, *, stored: str = "the review is recorded") -> None:
+        """Log what ``stage_review`` or ``stage_event`` staged under ``key``, once the act
+        is stored (``stored`` says what, in the error). Raises ``ActPendingError`` (503) if
+        the vault refuses (the sweep logs it later)."""
+        self._finish(self.vault(), key, stored)
 
     def discard(self, key: str) -> None:
         """Forget an act staged under ``key`` that was not stored (the review was

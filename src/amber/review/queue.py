@@ -12,6 +12,13 @@ brought in to seven days. A reviewer's outcome (confirm, reject, escalate) is re
 with its reason; confirming can add the item's media to a bank so every later re-upload
 is caught automatically. Each outcome is told to the webhooks (event ``review``) in the
 transaction that records it; ``reject`` is a reversal: the platform restores the post.
+
+Nothing a reviewer did is overwritten: every outcome is a step of the post's history
+(``amber.review.history``: reopen an outcome, revert the bank entries a confirmation
+added). An escalated item leaves the queue for the escalation queue
+(``amber.review.escalations``) until someone owns it; its owner decides it without a lock.
+A confirmation into a bank keeps the ids of the entries it added (from the bank's audit,
+where the actor is ``reviewer:<name>``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,7 +37,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from amber.decisions import event_payload
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.identity import DEFAULT_CLIENT
+from amber.review.history import (
+    BANK_ACTOR,
+    OUTCOMES,
+    Review,
+    Step,
+    insert_step,
+    owner_of,
+    review_of,
+)
 from amber.store.tables import (
+    bank_audit,
     decisions,
     media_signals,
     post_media,
@@ -38,6 +55,9 @@ from amber.store.tables import (
     review_outcomes,
 )
 from amber.webhooks import Event, emit
+
+if TYPE_CHECKING:
+    from amber.banks import BankStore
 
 DEFAULT_LOCK = timedelta(minutes=10)
 #: How many live locks one reviewer may hold (``AMBER_REVIEW_MAX_LOCKS``).
@@ -78,6 +98,18 @@ def plausible_deadline(closes_at: datetime, now: datetime) -> datetime | None:
     if closes_at < now - PAST_SKEW:
         return None
     return min(closes_at, now + LONGEST_POLL)
+
+
+def time_left(deadline: datetime | None, now: datetime) -> tuple[str, bool]:
+    """``("43 min left", False)``, ``("overdue by 5 min", True)`` or ``("no deadline", False)``."""
+    if deadline is None:
+        return "no deadline", False
+    seconds = (deadline - now).total_seconds()
+    minutes = int(abs(seconds) // 60)
+    span = f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
+    if minutes >= 48 * 60:
+        span = f"{minutes // (24 * 60)} days"
+    return (f"{span} left", False) if seconds >= 0 else (f"overdue by {span}", True)
 
 
 class ReviewOutcome(StrEnum):
@@ -141,31 +173,6 @@ class QueueItem:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Review:
-    """A recorded outcome."""
-
-    post_id: str
-    reviewer: str
-    outcome: ReviewOutcome
-    action: Confirmation | None
-    reason: str
-    bank: str | None
-    decided_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        """The outcome as the CLI and the API write it."""
-        return {
-            "post_id": self.post_id,
-            "outcome": self.outcome.value,
-            "action": None if self.action is None else self.action.value,
-            "reviewer": self.reviewer,
-            "reason": self.reason,
-            "bank": self.bank,
-            "decided_at": self.decided_at.isoformat(),
-        }
-
-
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -182,8 +189,9 @@ class Custody(Protocol):
 
 
 class ReviewQueue:
-    """The queue on one database. ``add_to_bank(post_id, bank)`` banks an item's media;
-    ``custody`` keeps each confirmation in the post's evidence."""
+    """The queue on one database. ``add_to_bank(post_id, bank, actor)`` banks an item's
+    media, ``banks`` (the same banks) tells which entries that added and deletes them
+    again (``unbank``); ``custody`` keeps each confirmation in the post's evidence."""
 
     def __init__(
         self,
@@ -192,8 +200,9 @@ class ReviewQueue:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lock_for: timedelta = DEFAULT_LOCK,
         max_locks: int = DEFAULT_MAX_LOCKS,
-        add_to_bank: Callable[[str, str], object] | None = None,
+        add_to_bank: Callable[[str, str, str], object] | None = None,
         custody: Custody | None = None,
+        banks: BankStore | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -202,6 +211,7 @@ class ReviewQueue:
         self.max_locks = max_locks
         self.add_to_bank = add_to_bank
         self.custody = custody
+        self.banks = banks
 
     def _query(self) -> sa.Select[tuple[Any, ...]]:
         severity = sa.case((decisions.c.verdict == "restrict", 0), else_=1)
@@ -224,7 +234,7 @@ class ReviewQueue:
         with self.db.connect() as conn:
             rows = conn.execute(self._query().limit(limit)).all()
         now = self.clock()
-        return [_item(r, now) for r in rows]
+        return [queue_item(r, now) for r in rows]
 
     def item(self, post_id: str) -> QueueItem:
         """One item, pending or not. Raises ``NotFoundError``, or ``ConflictError`` when
@@ -247,7 +257,7 @@ class ReviewQueue:
                 f"post id {post_id!r} is held by clients {clients}; the review queue "
                 "cannot tell them apart by post id"
             )
-        return _item(rows[0], self.clock())
+        return queue_item(rows[0], self.clock())
 
     def lock(self, post_id: str, reviewer: str) -> datetime:
         """Take (or renew) the exclusive lock on an item; returns when it expires.
@@ -352,15 +362,18 @@ class ReviewQueue:
         action: Confirmation | str | None = None,
         bank: str | None = None,
     ) -> Review:
-        """Record a reviewer's outcome. The reviewer must hold the item's lock.
+        """Record a reviewer's outcome on an item awaiting review, whose lock the reviewer
+        holds, or on an escalated item the reviewer owns (``amber.review.escalations``).
 
         ``confirm`` needs an ``action`` (remove or keep_restricted) and may name a ``bank``
-        to add the item's media to. A confirmation is a custody event of the post's
-        evidence (with ``custody``): staged before it is recorded, logged after.
+        to add the item's media to (the entries added are kept with the outcome). A
+        confirmation is a custody event of the post's evidence (with ``custody``): staged
+        before it is recorded, logged after.
 
-        Raises ``UserError`` for bad values, ``ConflictError`` without the lock or when
-        a confirmation has no evidence to join, ``EvidenceWriteError`` (503) when the
-        vault cannot be written (nothing recorded), ``ActPendingError`` (503) when the
+        Raises ``UserError`` for bad values, ``ConflictError`` without the lock (or the
+        ownership of an escalated item), for an item already reviewed (reopen it first),
+        or when a confirmation has no evidence to join, ``EvidenceWriteError`` (503) when
+        the vault cannot be written (nothing recorded), ``ActPendingError`` (503) when the
         outcome is recorded and its custody event is pending.
         """
         chosen: ReviewOutcome = _enum(ReviewOutcome, outcome, "outcome")
@@ -373,7 +386,21 @@ class ReviewQueue:
             raise UserError("only a confirmation takes an action or a bank")
         item = self.item(post_id)
         now = self.clock()
-        if item.locked_by != reviewer or (item.lock_expires_at or now) <= now:
+        if item.state == "escalated":
+            owner = self.owner(post_id, client=item.client)
+            if owner != reviewer:
+                raise ConflictError(
+                    f"post {post_id!r} is escalated and "
+                    + ("nobody owns it" if owner is None else f"owned by {owner!r}")
+                    + f"; only its owner decides it ({reviewer!r} may own it from the "
+                    "escalation queue once nobody does)"
+                )
+        elif item.state != "pending":
+            raise ConflictError(
+                f"post {post_id!r} is not awaiting review: it was {item.state}; reopen it "
+                "with a reason to change the outcome"
+            )
+        elif item.locked_by != reviewer or (item.lock_expires_at or now) <= now:
             raise ConflictError(
                 f"lock post {post_id!r} before deciding it (held by {item.locked_by!r})"
             )
@@ -393,9 +420,7 @@ class ReviewQueue:
                 client=item.client,
             )
         try:
-            done = self._record(
-                post_id, item.client, reviewer, chosen, how, reason=reason, bank=bank, now=now
-            )
+            done = self._record(item, reviewer, chosen, how, reason=reason, bank=bank, now=now)
         except BaseException:
             if custody is not None and key is not None:
                 custody.discard(key)
@@ -406,8 +431,7 @@ class ReviewQueue:
 
     def _record(
         self,
-        post_id: str,
-        client: str,
+        item: QueueItem,
         reviewer: str,
         chosen: ReviewOutcome,
         how: Confirmation | None,
@@ -416,44 +440,60 @@ class ReviewQueue:
         bank: str | None,
         now: datetime,
     ) -> Review:
-        """Add to the bank if asked, then store the outcome, give the lock back and tell
-        the webhooks (event ``review``: the post as it stands and the outcome), in one
-        transaction."""
+        """Add to the bank if asked (noting the entries added), then store the outcome,
+        give the lock back and tell the webhooks (event ``review``: the post as it stands
+        and the outcome), in one transaction."""
+        post_id, client = item.post_id, item.client
+        entries: tuple[int, ...] = ()
         if bank is not None:
-            if self.add_to_bank is None:  # pragma: no cover - the engine always wires it
-                raise UserError("this queue cannot add to banks")
-            self.add_to_bank(post_id, bank)
+            entries = self._bank(post_id, bank, reviewer)
         with self.db.begin() as conn:
-            # Give the lock back in the same transaction: if it expired and another reviewer
-            # took the item meanwhile, nothing is released and nothing is recorded.
-            released = conn.execute(
-                review_locks.delete().where(
-                    review_locks.c.post_id == post_id,
-                    review_locks.c.reviewer == reviewer,
-                    review_locks.c.expires_at > now,
-                )
-            ).rowcount
-            if released != 1:
-                raise ConflictError(f"the lock on post {post_id!r} ended; lock it again")
-            conn.execute(
-                review_outcomes.insert().values(
-                    post_id=post_id,
-                    client=client,
-                    reviewer=reviewer,
-                    outcome=chosen.value,
-                    action=None if how is None else how.value,
-                    reason=reason,
-                    bank=bank,
-                    decided_at=now,
-                )
-            )
+            # The decision's row first: it is locked (SQLite: the database's write lock)
+            # until the end, so what is checked below cannot change before the commit.
             changed = conn.execute(
                 decisions.update()
-                .where(decisions.c.post_id == post_id, decisions.c.client == client)
+                .where(
+                    decisions.c.post_id == post_id,
+                    decisions.c.client == client,
+                    decisions.c.review_state == item.state,
+                )
                 .values(review_state=STATE[chosen])
                 .returning(*decisions.c)
-            ).one()
-            review = Review(post_id, reviewer, chosen, how, reason, bank, now)
+            ).first()
+            if changed is None:
+                raise ConflictError(
+                    f"post {post_id!r} was decided meanwhile (an appeal, another reviewer); "
+                    "reload it"
+                )
+            if item.state == "escalated":
+                if owner_of(conn, post_id, client) != reviewer:
+                    raise ConflictError(f"post {post_id!r} changed owner meanwhile; reload it")
+            else:
+                # Give the lock back in the same transaction: if it expired and another
+                # reviewer took the item meanwhile, nothing is released or recorded.
+                released = conn.execute(
+                    review_locks.delete().where(
+                        review_locks.c.post_id == post_id,
+                        review_locks.c.reviewer == reviewer,
+                        review_locks.c.expires_at > now,
+                    )
+                ).rowcount
+                if released != 1:
+                    raise ConflictError(f"the lock on post {post_id!r} ended; lock it again")
+            review = insert_step(
+                conn,
+                Review(
+                    post_id,
+                    reviewer,
+                    Step(chosen.value),
+                    how,
+                    reason,
+                    bank,
+                    now,
+                    client=client,
+                    entries=entries,
+                ),
+            )
             emit(
                 conn,
                 Event.review,
@@ -462,11 +502,49 @@ class ReviewQueue:
             )
         return review
 
+    def _bank(self, post_id: str, bank: str, reviewer: str) -> tuple[int, ...]:
+        """Add the item's media to ``bank`` in the reviewer's name; returns the ids of the
+        entries added (from the bank's audit: its ``add`` events by this reviewer, for this
+        post's media, after the last event before the add)."""
+        if self.add_to_bank is None:  # pragma: no cover - the engine always wires it
+            raise UserError("this queue cannot add to banks")
+        actor = BANK_ACTOR.format(reviewer=reviewer)
+        with self.db.connect() as conn:
+            mark = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(bank_audit.c.id), 0)).where(
+                    bank_audit.c.bank == bank
+                )
+            ).scalar_one()
+        self.add_to_bank(post_id, bank, actor)
+        if self.banks is None:
+            return ()
+        prefix = f"review:{post_id} media["
+        added: list[int] = []
+        after = int(mark)
+        while True:
+            events = self.banks.audit(bank, after=after, limit=1000)
+            for event in events:
+                source = str(event.detail.get("source", ""))
+                if (
+                    event.actor == actor
+                    and event.action == "add"
+                    and event.entry is not None
+                    and source.startswith(prefix)
+                ):
+                    added.append(event.entry)
+            if len(events) < 1000:
+                return tuple(added)
+            after = events[-1].id
+
     def outcome(self, post_id: str, *, client: str | None = None) -> Review | None:
-        """The latest reviewer outcome for a post (of ``client``, when given), if any."""
+        """The latest reviewer outcome (confirm, reject or escalate) for a post (of
+        ``client``, when given), if any."""
         query = (
             sa.select(review_outcomes)
-            .where(review_outcomes.c.post_id == post_id)
+            .where(
+                review_outcomes.c.post_id == post_id,
+                review_outcomes.c.outcome.in_(OUTCOMES),
+            )
             .order_by(review_outcomes.c.id.desc())
             .limit(1)
         )
@@ -474,17 +552,13 @@ class ReviewQueue:
             query = query.where(review_outcomes.c.client == client)
         with self.db.connect() as conn:
             row = conn.execute(query).first()
-        if row is None:
-            return None
-        return Review(
-            row.post_id,
-            row.reviewer,
-            ReviewOutcome(row.outcome),
-            None if row.action is None else Confirmation(row.action),
-            row.reason,
-            row.bank,
-            row.decided_at,
-        )
+        return None if row is None else review_of(row)
+
+    def owner(self, post_id: str, *, client: str) -> str | None:
+        """Who owns the post's escalation: the reviewer of an ``own`` step after its latest
+        ``escalate``, or ``None``."""
+        with self.db.connect() as conn:
+            return owner_of(conn, post_id, client)
 
     def media_hashes(self, post_id: str) -> list[dict[str, Any]]:
         """The stored hashes of an item's media, in order: each ``post_media`` row with
@@ -522,7 +596,9 @@ def _enum(kind: type[Any], value: object, what: str) -> Any:
         raise UserError(f"{what} {value!r} is unknown; use one of: {allowed}") from None
 
 
-def _item(row: sa.Row[tuple[Any, ...]], now: datetime) -> QueueItem:
+def queue_item(row: sa.Row[tuple[Any, ...]], now: datetime) -> QueueItem:
+    """A ``decisions`` row joined with its lock (``reviewer``, ``expires_at``) as an item;
+    a lock that ended by ``now`` is none."""
     live = row.expires_at is not None and row.expires_at > now
     return QueueItem(
         post_id=row.post_id,

@@ -164,7 +164,7 @@ decisions = sa.Table(
     *_decided(),
     # The review queue: when a person must have acted (a poll's closing time), whether a
     # life is at stake, and where the review stands (none, pending, confirmed, rejected,
-    # escalated).
+    # escalated; reversed on the user's appeal).
     sa.Column("deadline", UTCDateTime, nullable=True),
     sa.Column("threat_to_life", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("review_state", sa.String(20), nullable=False, server_default="none"),
@@ -228,6 +228,49 @@ review_outcomes = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("bank", sa.String(200), nullable=True),
     sa.Column("decided_at", UTCDateTime, nullable=False),
+    # The bank entries this step added (a confirmation into a bank) or deleted (``unbank``).
+    sa.Column("entries", sa.JSON, nullable=True),
+    # The earlier step this one is about: the outcome a ``reopen`` reopened, the
+    # confirmation whose entries an ``unbank`` deleted.
+    sa.Column("refers_to", Id, nullable=True),
+)
+
+#: Appeals (EU DSA Art. 20): a user's complaint against a restriction of their post, one
+#: open at a time per post, decided by a reviewer who did not decide the post
+#: (``amber.review.appeals``). ``statement`` is the PUID of the statement of reasons in force
+#: when it was filed and ``decision_at`` when that decision was taken (appeals are taken for
+#: six months after it); ``due_at`` the target for an answer. Status: open, upheld or
+#: reversed; ``action`` is ``restore`` when the reversal restored the post.
+appeals = sa.Table(
+    "appeals",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("client", sa.String(200), nullable=False),
+    sa.Column("post_id", sa.String(500), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("statement", sa.String(500), nullable=False),
+    sa.Column("decision_at", UTCDateTime, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    # Who sent it: ``token:<name>`` (the platform, on the user's behalf) or ``cli:<user>``.
+    sa.Column("filed_by", sa.String(200), nullable=False),
+    sa.Column("filed_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reviewer", sa.String(200), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("action", sa.String(40), nullable=True),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Index("ix_appeals_client_post_id", "client", "post_id"),
+    sa.Index("ix_appeals_status_due_at", "status", "due_at"),
+    # One open appeal per post: a second one while the first waits is refused.
+    sa.Index(
+        "uq_appeals_open_post",
+        "client",
+        "post_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    ),
 )
 
 post_media = sa.Table(

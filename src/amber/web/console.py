@@ -29,7 +29,7 @@ from PIL import Image
 
 from amber.engine import Engine
 from amber.errors import AmberError, AuthenticationError, ConflictError, NotFoundError
-from amber.review.queue import LockLimitError, QueueItem
+from amber.review.queue import LockLimitError, QueueItem, time_left
 from amber.tokens import Scope
 from amber.web.sessions import ConsoleStore, Session, Settings, console_dir
 
@@ -131,18 +131,6 @@ def _page(
 
 
 # -- time ----------------------------------------------------------------------------------
-
-
-def time_left(deadline: datetime | None, now: datetime) -> tuple[str, bool]:
-    """``("43 min left", False)``, ``("overdue by 5 min", True)`` or ``("no deadline", False)``."""
-    if deadline is None:
-        return "no deadline", False
-    seconds = (deadline - now).total_seconds()
-    minutes = int(abs(seconds) // 60)
-    span = f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
-    if minutes >= 48 * 60:
-        span = f"{minutes // (24 * 60)} days"
-    return (f"{span} left", False) if seconds >= 0 else (f"overdue by {span}", True)
 
 
 def _row(item: QueueItem, now: datetime) -> dict[str, Any]:
