@@ -46,7 +46,7 @@ from amber.hashing import Hasher, MediaFailure, media_types, parallel_map
 from amber.signals import Registry, Role, SignalType, SignalValue
 from amber.signals.base import Reads, is_own
 from amber.signals.pdq import PdqSignal
-from amber.store.bulk import EntryWriter, Written, bulk_session
+from amber.store.bulk import ANALYZE_FROM, EntryWriter, Written, bulk_session, refresh_statistics
 from amber.store.tables import bank_audit, bank_entries, banks, entry_signals
 
 __all__ = ["MAX_CELL", "SIGNAL_ALIASES"]  # kept importable from here
@@ -1011,6 +1011,8 @@ class BankStore:
             self._audit(conn, bank.name, actor, "import", **detail)
         if gone:
             self.on_delete(gone)
+        if writer.added >= ANALYZE_FROM:
+            refresh_statistics(self.db)
         if writer.added:
             self.on_import(writer.written)
         return ImportResult(writer.added, duplicates, skipped, len(stale) if sync else 0)
