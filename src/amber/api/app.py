@@ -53,7 +53,7 @@ from amber.api.middleware import (
 from amber.engine import Engine, open_engine
 from amber.errors import AmberError
 from amber.store.db import database_failed
-from amber.web import console
+from amber.web import console, followup
 from amber.webhook_delivery import DeliveryReport
 
 MAX_BODY = 64 * 1024 * 1024
@@ -215,6 +215,7 @@ def _build(*, max_body: int) -> FastAPI:
     app.include_router(webhook_routes.router)
     app.include_router(appeal_routes.router)
     app.include_router(console.router)
+    app.include_router(followup.router)
     hma.mount(app)
     app.add_exception_handler(AmberError, _amber_error)  # type: ignore[arg-type]
     app.add_exception_handler(sa.exc.OperationalError, _database_down)  # type: ignore[arg-type]

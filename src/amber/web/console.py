@@ -276,6 +276,7 @@ def _item(
         matches=[r for r in item.reasons if r.get("bank")],
         media=_media(engine, post_id, item.reasons),
         related=engine.decisions.related(post_id),
+        followup=_followup(engine, item),
         holder=holder,
         capped=capped,
         banks=engine.banks.all(),
@@ -363,6 +364,20 @@ def _timeline(spans: list[tuple[float, float]], seconds: float | None) -> list[d
         }
         for start, end in sorted(spans)
     ]
+
+
+def _followup(engine: Engine, item: QueueItem) -> dict[str, Any]:
+    """What an item's page shows after the post (``amber.web.followup``): its review
+    history, the bank entries its reviews added (each revertible), its escalation and
+    owner, and its appeals."""
+    escalation = engine.escalations.item(item.post_id) if item.state == "escalated" else None
+    return {
+        "steps": engine.history.steps(item.post_id),
+        "banked": sorted(engine.history.banked(item.post_id).items()),
+        "escalation": escalation,
+        "owner": None if escalation is None or escalation.owner is None else escalation.owner,
+        "appeals": engine.appeals.find(post_id=item.post_id, clients=[item.client], limit=50),
+    }
 
 
 @router.post("/items/{post_id:path}/decision", response_model=None)
