@@ -261,7 +261,9 @@ def test_every_builtin_is_registered() -> None:
         "bank_match",
         "follows_signal",
         "media_unreadable",
+        "repeat_offender",
         "signal_score",
+        "user_report",
     ]
     assert sorted(default_actions().names()) == [
         "escalate",
@@ -269,24 +271,30 @@ def test_every_builtin_is_registered() -> None:
         "notify",
         "remove",
         "restrict",
+        "restrict_account",
         "review",
+        "suspend_account",
     ]
     policy = load_policy()
     named = {a for texts in policy.actions.values() for a in texts}
     named |= {a for rule in policy.rules for a in rule.actions}
     assert named == {"review", "restrict", "remove", "freeze_poll", "escalate:threat_to_life"}
-    assert set(policy.configured_actions) == named
+    # The account policy's actions too ([accounts]: thresholds, threat_to_life).
+    configured = named | {"restrict_account", "suspend_account"}
+    assert set(policy.configured_actions) == configured
     assert isinstance(policy.configured_actions["escalate:threat_to_life"], EscalateAction)
-    outcome = Outcome(Verdict.restrict, [], sorted(named))
+    outcome = Outcome(Verdict.restrict, [], sorted(configured))
     plans = policy.plan("p1", outcome)
-    assert [p.action for p in plans] == sorted(named)
+    assert [p.action for p in plans] == sorted(configured)
     assert [p.summary for p in plans] == [
         "escalate post 'p1' to the authorities: a threat to the life or safety of a person "
         "(EU DSA Art. 18)",
         "freeze the poll of post 'p1': no more votes",
         "remove post 'p1'",
         "hide post 'p1' pending review",
+        "restrict the account of the author of post 'p1'",
         "put post 'p1' in the review queue (verdict restrict)",
+        "suspend the account of the author of post 'p1'",
     ]
 
 
@@ -329,7 +337,7 @@ RULE = "[[rules]]\nname = 'a-rule'\nwhen = 'bank_match'\n"
             "[[rules]]\nname = 'a-rule'\nwhen = 'vibes'\n",
             "rules[0].when",
             "unknown condition 'vibes' in rule 'a-rule'; known: after_signal, bank_match, "
-            "follows_signal, media_unreadable, signal_score",
+            "follows_signal, media_unreadable, repeat_offender, signal_score, user_report",
         ),
         (
             "[[rules]]\nname = 'a-rule'\nwhen = ['bank_match']\n",
@@ -340,7 +348,7 @@ RULE = "[[rules]]\nname = 'a-rule'\nwhen = 'bank_match'\n"
             RULE + "actions = ['review', 'ban_user']\n",
             "rules[0].actions",
             "unknown action 'ban_user' in rule 'a-rule'; known: escalate, freeze_poll, notify, "
-            "remove, restrict, review",
+            "remove, restrict, restrict_account, review, suspend_account",
         ),
         (
             "[actions]\nremove = ['remove', 'shadowban']\n" + RULE,

@@ -9,6 +9,7 @@ a registry that built-ins and plug-ins (entry-point groups ``amber.conditions`` 
 
 from __future__ import annotations
 
+from amber.policy.accounts import AccountPolicy, AccountStanding
 from amber.policy.actions import (
     ACTIONS_GROUP,
     ESCALATIONS,
@@ -18,8 +19,10 @@ from amber.policy.actions import (
     NotifyAction,
     Plan,
     RemoveAction,
+    RestrictAccountAction,
     RestrictAction,
     ReviewAction,
+    SuspendAccountAction,
     default_actions,
     installed_actions,
 )
@@ -31,12 +34,15 @@ from amber.policy.conditions import (
     Condition,
     FollowsSignal,
     MediaUnreadable,
+    RepeatOffender,
     SignalScore,
+    UserReportCondition,
     default_conditions,
     installed_conditions,
 )
 from amber.policy.findings import Earlier, Findings
 from amber.policy.outcome import Outcome, Reason, Verdict
+from amber.policy.reports import ReportSettings, UserReport
 from amber.policy.rules import (
     DEFAULT_POLICY,
     RULE_KEYS,
@@ -55,6 +61,8 @@ __all__ = [
     "ESCALATIONS",
     "LINKS",
     "RULE_KEYS",
+    "AccountPolicy",
+    "AccountStanding",
     "Action",
     "Actions",
     "AfterSignal",
@@ -73,10 +81,16 @@ __all__ = [
     "Policy",
     "Reason",
     "RemoveAction",
+    "RepeatOffender",
+    "ReportSettings",
+    "RestrictAccountAction",
     "RestrictAction",
     "ReviewAction",
     "Rule",
     "SignalScore",
+    "SuspendAccountAction",
+    "UserReport",
+    "UserReportCondition",
     "Verdict",
     "default_actions",
     "default_conditions",

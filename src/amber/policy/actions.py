@@ -122,6 +122,27 @@ class NotifyAction(Action):
         )
 
 
+class RestrictAccountAction(Action):
+    """Restrict the author's account (the account policy recommends it: their strikes
+    reached its threshold, ``amber.policy.accounts``); the platform says what that means
+    (no new posts, no live video, reduced reach)."""
+
+    name = "restrict_account"
+
+    def plan(self, post_id: str, outcome: Outcome) -> Plan:
+        return Plan(self.text, post_id, f"restrict the account of the author of post {post_id!r}")
+
+
+class SuspendAccountAction(Action):
+    """Suspend the author's account (the account policy recommends it: their strikes
+    reached its threshold, or the post threatens a life)."""
+
+    name = "suspend_account"
+
+    def plan(self, post_id: str, outcome: Outcome) -> Plan:
+        return Plan(self.text, post_id, f"suspend the account of the author of post {post_id!r}")
+
+
 #: What ``escalate:REASON`` may name, and what it means.
 ESCALATIONS = {
     "threat_to_life": "a threat to the life or safety of a person (EU DSA Art. 18)",
@@ -163,6 +184,8 @@ def default_actions() -> Registry[type[Action]]:
         FreezePollAction,
         NotifyAction,
         EscalateAction,
+        RestrictAccountAction,
+        SuspendAccountAction,
     ):
         registry.register(kind)
     return registry

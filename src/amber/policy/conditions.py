@@ -426,10 +426,128 @@ class FollowsSignal(Condition):
         return [(Reason(signal=self.signal, rule=rule, label="follow_up", detail=detail), None)]
 
 
+class RepeatOffender(Condition):
+    """Fires for a post whose author already has at least ``min_strikes`` strikes (decayed,
+    from their other posts in the account policy's window: ``amber.policy.accounts``):
+    a repeat offender. With ``signal``, only when the post also scores at least
+    ``min_score`` on it (and is one of ``values``): weaker evidence is enough from an
+    account with a record.
+    """
+
+    name = "repeat_offender"
+    keys = frozenset({"min_strikes", "signal", "values", "min_score"})
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        super().__init__(table, where, path)
+        strikes = table.get("min_strikes", 1)
+        if isinstance(strikes, bool) or not isinstance(strikes, int | float) or not strikes > 0:
+            raise PolicyError(
+                f"expected a number of strikes > 0, got {strikes!r}",
+                path=path,
+                key=f"{where}.min_strikes",
+            )
+        self.min_strikes = float(strikes)
+        self.signal = table.get("signal")
+        if self.signal is not None and (not isinstance(self.signal, str) or not self.signal):
+            raise PolicyError(
+                "expected the name of a signal type", path=path, key=f"{where}.signal"
+            )
+        if self.signal is None and ("values" in table or "min_score" in table):
+            raise PolicyError(
+                "values and min_score need a signal", path=path, key=f"{where}.signal"
+            )
+        self.values = _str_list(table, "values", where, path)
+        self.min_score = _score(table, "min_score", where, path, 0.5)
+
+    def check(self, signal_types: Collection[str]) -> None:
+        if self.signal is not None and self.signal not in signal_types:
+            raise PolicyError(
+                f"unknown signal type {self.signal!r}; known: {', '.join(sorted(signal_types))}",
+                path=self.path,
+                key=f"{self.where}.signal",
+            )
+
+    def links(self, findings: Findings) -> frozenset[str]:
+        return frozenset({"account"})
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        standing = findings.account
+        if standing is None or standing.strikes < self.min_strikes:
+            return []
+        record = (
+            f"author {standing.author!r} has {standing.strikes:.2f} strikes from "
+            f"{standing.posts} earlier {'post' if standing.posts == 1 else 'posts'}"
+        )
+        if self.signal is None:
+            return [(Reason(signal="account", rule=rule, label=self.name, detail=record), None)]
+        found = [
+            v
+            for v in findings.signals
+            if v.signal_type == self.signal
+            and (self.values is None or v.value in self.values)
+            and v.score is not None
+            and v.score >= self.min_score
+        ]
+        return [
+            (
+                Reason(
+                    signal=v.signal_type,
+                    rule=rule,
+                    label=v.value,
+                    score=v.score,
+                    detail=f"{record}; {v.detail}" if v.detail else record,
+                ),
+                None,
+            )
+            for v in found
+        ]
+
+
+class UserReportCondition(Condition):
+    """Fires for each report users made of the post (``amber.reports``), optionally only
+    those of some ``categories``: each is a reason (its category as the label, its text as
+    the detail), and the post goes to a person however the rest of the policy judged it.
+    """
+
+    name = "user_report"
+    keys = frozenset({"categories"})
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: str) -> None:
+        super().__init__(table, where, path)
+        self.categories = _str_list(table, "categories", where, path)
+
+    def links(self, findings: Findings) -> frozenset[str]:
+        return frozenset({"reports"})
+
+    def fire(self, findings: Findings, rule: str) -> list[tuple[Reason, Verdict | None]]:
+        return [
+            (
+                Reason(
+                    signal="user_report",
+                    rule=rule,
+                    label=report.category,
+                    detail=report.text,
+                    report=report.reason_fields(),
+                ),
+                None,
+            )
+            for report in findings.reports
+            if self.categories is None or report.category in self.categories
+        ]
+
+
 def default_conditions() -> Registry[type[Condition]]:
     """The built-in condition kinds, registered the way a plug-in registers its own."""
     registry: Registry[type[Condition]] = Registry("condition")
-    for kind in (BankMatch, MediaUnreadable, SignalScore, AfterSignal, FollowsSignal):
+    for kind in (
+        BankMatch,
+        MediaUnreadable,
+        SignalScore,
+        AfterSignal,
+        FollowsSignal,
+        RepeatOffender,
+        UserReportCondition,
+    ):
         registry.register(kind)
     return registry
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # matching pulls in numpy, SQLAlchemy and the index: not needed here
     from amber.matching import Match
+    from amber.policy.accounts import AccountStanding
+    from amber.policy.reports import UserReport
     from amber.signals.base import SignalValue
 
 
@@ -65,6 +67,10 @@ class Findings:
     #: when the post says it was created, and when it is being decided
     created_at: datetime | None = None
     now: datetime | None = None
+    #: The author's record from their other posts (``None``: no author, or not looked up).
+    account: AccountStanding | None = None
+    #: What users reported about the post (``amber.reports``), oldest first.
+    reports: Sequence[UserReport] = ()
 
     def hours_since(self, earlier: Earlier) -> float | None:
         """Hours from ``earlier`` to this post: by the posts' own times when both have

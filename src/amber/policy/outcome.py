@@ -36,6 +36,12 @@ class Reason:
     media: str | None = None
     #: A match that involves a video: where it lies in time (``amber.matching.Match.video``).
     video: dict[str, Any] | None = None
+    #: A user's report (``user_report``): its ``id``, ``reporter`` and ``received_at``
+    #: (``amber.policy.reports.UserReport``).
+    report: dict[str, Any] | None = None
+    #: How amber came to look again, when not at the post's own scan: ``"retro-hunt"``
+    #: (``amber.retrohunt``: a bank entry added after the post matched it).
+    found_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The reason as the JSONL contract writes it (absent fields left out)."""
@@ -50,7 +56,9 @@ class Reason:
             "detail",
             "media",
             "video",
+            "report",
             "rule",
+            "found_by",
         ):
             value = getattr(self, key)
             if value is not None:

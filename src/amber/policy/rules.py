@@ -18,14 +18,28 @@ from importlib.resources import files
 from pathlib import Path
 
 from amber.errors import PolicyError, UserError
+from amber.policy.accounts import AccountPolicy, parse_account_policy
 from amber.policy.actions import Action, Plan, default_actions
 from amber.policy.conditions import Condition, _str_list, default_conditions
 from amber.policy.findings import Findings
 from amber.policy.outcome import Outcome, Reason, Verdict
+from amber.policy.reports import ReportSettings, parse_report_settings
 from amber.policy.statements import StatementSettings, parse_statement_settings
 from amber.registry import Registry
 
 RULE_KEYS = frozenset({"name", "when", "verdict", "actions"})
+#: A policy file's top-level keys, as an error lists them.
+TOP_KEYS_SHOWN = (
+    "name",
+    "actions",
+    "signals",
+    "rules",
+    "checks",
+    "statements",
+    "accounts",
+    "reports",
+)
+TOP_KEYS = frozenset(TOP_KEYS_SHOWN)
 #: A policy's ``[checks]``: what amber does about state that cannot be what the policy
 #: expects, each ``"error"`` (refuse to scan or serve, exit 2), ``"warning"`` (go on,
 #: saying so on stderr and in ``/v1/health``) or ``"off"``; and their defaults.
@@ -59,6 +73,10 @@ class Policy:
     checks: Mapping[str, str] = field(default_factory=lambda: dict(CHECKS))
     #: ``[statements]``: the platform's side of its statements of reasons (DSA Art. 17).
     statements: StatementSettings = field(default_factory=StatementSettings)
+    #: ``[accounts]``: strikes, their decay and the account actions they recommend.
+    accounts: AccountPolicy = field(default_factory=AccountPolicy)
+    #: ``[reports]``: the categories of user reports and how soon each must be seen.
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
     @property
     def ref(self) -> str:
@@ -71,14 +89,17 @@ class Policy:
             rule.condition.check(signal_types)
 
     def links(self, findings: Findings) -> frozenset[str]:
-        """How earlier posts could matter to any rule for this post (see ``Condition.links``)."""
-        out: frozenset[str] = frozenset()
+        """How earlier posts could matter to any rule for this post (see ``Condition.links``);
+        ``account`` too when the account policy may recommend an action."""
+        out: frozenset[str] = frozenset({"account"}) if self.accounts.enabled else frozenset()
         for rule in self.rules:
             out |= rule.condition.links(findings)
         return out
 
     def decide(self, findings: Findings) -> Outcome:
-        """Apply every rule; the strongest verdict wins and all reasons are kept."""
+        """Apply every rule; the strongest verdict wins and all reasons are kept. Then the
+        account policy may add an account action (``restrict_account``...) and its reason
+        (rule ``accounts``) for the author (``findings.account``)."""
         verdict = Verdict.allow
         reasons: list[Reason] = []
         extra: list[str] = []
@@ -95,6 +116,11 @@ class Policy:
                 if rule_verdict.rank > verdict.rank:
                     verdict = rule_verdict
         actions = list(dict.fromkeys([*self.actions[verdict], *extra]))
+        recommended = self.accounts.recommend(findings.account, verdict, actions)
+        if recommended is not None:
+            actions = list(dict.fromkeys([*actions, recommended.action]))
+            reasons.append(self.accounts.reason(recommended))
+            fired.append("accounts")
         return Outcome(verdict, reasons, actions, fired)
 
     def plan(self, post_id: str, outcome: Outcome) -> list[Plan]:
@@ -157,10 +183,10 @@ def parse_policy(
         raise PolicyError(f"invalid TOML: {exc}", path=source) from None
     except RecursionError:  # tomllib parses nested arrays and tables recursively
         raise PolicyError("invalid TOML: arrays or tables nested too deeply", path=source) from None
-    unknown = set(data) - {"name", "actions", "signals", "rules", "checks", "statements"}
+    unknown = set(data) - TOP_KEYS
     if unknown:
         raise PolicyError(
-            "unknown key; known: name, actions, signals, rules, checks, statements",
+            f"unknown key; known: {', '.join(TOP_KEYS_SHOWN)}",
             path=source,
             key=sorted(unknown)[0],
         )
@@ -171,6 +197,10 @@ def parse_policy(
     min_quality = _parse_min_quality(data.get("signals", {}), source)
     checks = _parse_checks(data.get("checks", {}), source)
     statements = parse_statement_settings(data.get("statements"), source)
+    accounts = parse_account_policy(
+        data.get("accounts"), source, lambda action, key: configured.add([action], key)
+    )
+    reports = parse_report_settings(data.get("reports"), source)
     rules_data = data.get("rules")
     if not isinstance(rules_data, list) or not rules_data:
         raise PolicyError("expected at least one [[rules]] table", path=source, key="rules")
@@ -195,6 +225,8 @@ def parse_policy(
         configured.actions,
         checks,
         statements,
+        accounts,
+        reports,
     )
 
 
