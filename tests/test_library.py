@@ -118,7 +118,8 @@ def test_readme_snippet_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.Monk
         exec(compile(snippet, "README.md", "exec"), {"__name__": "readme"})
     assert out.getvalue().splitlines() == [  # as docs/library.md shows it
         "p-1 remove ['remove']",
-        "p-2 restrict ['restrict', 'review', 'freeze_poll', 'escalate:threat_to_life']",
+        "p-2 restrict ['restrict', 'review', 'freeze_poll', 'escalate:threat_to_life', "
+        "'suspend_account']",
         "p-3 allow []",
         "error: posts.jsonl line 4, field 'id': missing required post id",
     ]

@@ -65,6 +65,7 @@ def test_rescanning_replaces_the_decision_without_duplicating(
     image = photo_file(5)
     posts = write_posts([{"id": "p1", "media": [{"path": str(image)}]}])
     assert scan(engine, posts)[0].outcome.verdict == "allow"  # type: ignore[union-attr]
+    engine.auto_retrohunt = False  # the rescan decides it again here, not a retro-hunt
     engine.banks.create("known")
     engine.banks.add_files("known", [image])
     assert scan(engine, posts)[0].outcome.verdict == "remove"  # type: ignore[union-attr]

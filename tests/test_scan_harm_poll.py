@@ -40,8 +40,10 @@ def test_harm_poll_is_restricted_frozen_escalated_and_explained(
         "review",
         "freeze_poll",
         "escalate:threat_to_life",
+        "suspend_account",  # the author's account: a threat to life (docs/accounts.md)
     ]
-    [reason] = result.outcome.reasons
+    reason, account = result.outcome.reasons
+    assert account.signal == "account" and account.label == "suspend_account"
     assert reason.signal == "harm_poll" and reason.label == "vote"
     assert reason.rule == "harm-poll" and reason.score is not None and reason.score >= 0.5
     assert "lang=en" in (reason.detail or "") and "Kill" in (reason.detail or "")

@@ -288,6 +288,7 @@ class DecisionStore:
             .where(decisions.c.client == item.client, decisions.c.post_id == item.post_id)
             .with_for_update()
         ).one()
+        values["reasons"] = _keep_reports(old.reasons, values["reasons"])
         same = old.content_digest is not None and old.content_digest == item.content_digest
         if same or (old.content_digest is None and replace):
             if not replace:
@@ -297,6 +298,7 @@ class DecisionStore:
                 version=old.version,
                 first_scanned_at=old.first_scanned_at,
                 scan_count=old.scan_count + 1,
+                reasons=_keep_found_by(old.reasons, values["reasons"]),
             )
             if old.review_state in SETTLED:  # a reviewer's outcome stands
                 values["review_state"] = old.review_state
@@ -714,6 +716,40 @@ def _decision(row: Any) -> Decision:
         content_digest=row.content_digest,
         removal_ordered_at=row.removal_ordered_at,
     )
+
+
+def _keep_reports(
+    old: Sequence[Mapping[str, Any]], new: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``new`` reasons with the user reports of ``old`` that they lack (by report id): a
+    report stays with its post whatever decides it next (``amber.reports``), even one
+    filed by another process while this decision was being made."""
+    have = {r["report"].get("id") for r in new if isinstance(r.get("report"), Mapping)}
+    kept = [
+        dict(r)
+        for r in old
+        if r.get("signal") == "user_report"
+        and isinstance(r.get("report"), Mapping)
+        and r["report"].get("id") not in have
+    ]
+    return [*new, *kept]
+
+
+def _keep_found_by(
+    old: Sequence[Mapping[str, Any]], new: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``new`` reasons, each saying how it was first found (``found_by``: a retro-hunt)
+    when a reason of ``old`` for the same match (signal, bank, entry, media) said so: the
+    same content decided again keeps that history."""
+    found = {_match(r): r["found_by"] for r in old if r.get("found_by")}
+    return [
+        {**r, "found_by": found[_match(r)]} if "found_by" not in r and _match(r) in found else r
+        for r in new
+    ]
+
+
+def _match(reason: Mapping[str, Any]) -> tuple[object, ...]:
+    return tuple(reason.get(k) for k in ("signal", "bank", "entry", "media"))
 
 
 def _iso(moment: datetime | None) -> str | None:

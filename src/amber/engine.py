@@ -6,6 +6,7 @@ console and the tests all build their engine with it (``docs/library.md``).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import deque
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from amber import __version__
+from amber.accounts import AccountStore
 from amber.banks import LOCAL_ACTOR, AddResult, BankStore
 from amber.decisions import THREAT_TO_LIFE, Decision, DecisionStore, NewDecision
 from amber.errors import AmberError, InternalError, NotFoundError, PostError, UserError
@@ -32,7 +34,19 @@ from amber.evidence.vault import DEFAULT_RETENTION, EvidenceWriteError, Vault
 from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
 from amber.identity import DEFAULT_CLIENT, content_digest, item_key
 from amber.matching import Matcher
-from amber.policy import Actions, Conditions, Findings, Outcome, Policy, Verdict, load_policy
+from amber.policy import (
+    Actions,
+    Conditions,
+    Findings,
+    Outcome,
+    Policy,
+    Reason,
+    ReportSettings,
+    UserReport,
+    Verdict,
+    load_policy,
+)
+from amber.policy.reports import SIGNAL as REPORT_SIGNAL
 from amber.posts import Post
 from amber.review.appeals import Appeals, default_due_days
 from amber.review.escalations import Escalations
@@ -50,7 +64,12 @@ from amber.webhooks import WebhookStore
 if TYPE_CHECKING:
     from amber.exchanges import ExchangeStore
     from amber.explain import Explanation
+    from amber.reports import Filed
+    from amber.retrohunt import HuntReport
+    from amber.stored_posts import StoredPost
     from amber.webhook_delivery import Deliverer
+
+log = logging.getLogger("amber.engine")
 
 #: How far back the policy may look for posts related to a new one (a harm poll before
 #: its announcement); each rule sets its own ``within_hours`` inside this.
@@ -89,6 +108,18 @@ class Submission:
     def to_json(self) -> dict[str, Any]:
         """The decision's JSONL contract fields, its client and version."""
         return self.decision.to_answer()
+
+
+@dataclass(frozen=True, slots=True)
+class Again:
+    """What ``Engine.decide_again`` did with a stored post: its new outcome, whether it
+    was stored, and otherwise why (``kept``); ``error`` when something went wrong (the
+    evidence could not be kept: then nothing was stored, or it is pending)."""
+
+    outcome: Outcome
+    saved: bool
+    kept: str | None = None
+    error: str | None = None
 
 
 class EvidencePendingError(EvidenceWriteError):
@@ -217,11 +248,11 @@ class Engine:
         self.banks = BankStore(
             db,
             signals,
-            on_change=self.matcher.sync,
+            on_change=self._banks_changed,
             on_delete=self.matcher.forget,
             clock=clock,
             min_quality=self.min_quality,
-            on_import=self.matcher.take,
+            on_import=self._banks_imported,
         )
         self.decisions = DecisionStore(
             db, policy=policy.ref, amber_version=__version__, signals=signals
@@ -255,9 +286,21 @@ class Engine:
         )
         #: Webhooks and their outbox; ``deliverer`` sends it.
         self.webhooks = WebhookStore(db, clock=clock)
+        #: Authors' records, weighed by the policy's ``[accounts]``.
+        self.accounts = AccountStore(db, policy=policy.accounts, clock=clock)
+        #: Whether a bank write that adds entries retro-hunts them (``amber.retrohunt``)
+        #: at once; ``hunts`` keeps what the last ones did, newest last.
+        self.auto_retrohunt = True
+        self.hunts: deque[HuntReport] = deque(maxlen=20)
+        #: Entries above this row id are new to this engine: the next automatic hunt takes
+        #: them (``None``: read when first needed).
+        self._hunted_above: int | None = None
+        self._hunt_mark = threading.Lock()
         #: One writer at a time in this process for the index and the vault: ``submit``
-        #: holds it; other writes (a reviewer's decision, a bank change) take it too.
-        self.write_lock = threading.Lock()
+        #: holds it; other writes (a reviewer's decision, a bank change) take it too. It
+        #: may be taken again by the thread holding it (a bank write's retro-hunt).
+        self.write_lock = threading.RLock()
+        self.mark_entries()
         #: ``submit`` decodes media in these threads (started on first use).
         self._decode_pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -281,8 +324,24 @@ class Engine:
         ``write_lock``."""
         from amber.exchanges import ExchangeStore
 
+        # Its bank writes come in batches within a fetch: the fetch's entries are
+        # retro-hunted once it ends (``after_fetch``), not batch by batch.
+        batches = BankStore(
+            self.db,
+            self.signals,
+            on_change=self.matcher.sync,
+            on_delete=self.matcher.forget,
+            clock=self.clock,
+            min_quality=self.min_quality,
+            on_import=self.matcher.take,
+        )
         return ExchangeStore(
-            self.db, self.banks, self.signals, clock=self.clock, write_lock=self.write_lock
+            self.db,
+            batches,
+            self.signals,
+            clock=self.clock,
+            write_lock=self.write_lock,
+            after_fetch=self._after_bank_write,
         )
 
     def deliverer(self, **options: Any) -> Deliverer:
@@ -443,6 +502,146 @@ class Engine:
                 return result
         raise InternalError(f"scanning post {post.id!r} gave no result")
 
+    def decide_again(
+        self,
+        stored: StoredPost,
+        *,
+        reports: Sequence[UserReport] = (),
+        found_by: str | None = None,
+        marked: Callable[[Reason], bool] = lambda reason: False,
+        accept: Callable[[Outcome], str | None] = lambda outcome: None,
+    ) -> Again:
+        """Decide a stored post again (``amber.stored_posts.rebuild``: its stored JSON and
+        signal values, no media read) through the normal path, as a rescan of the same
+        content: today's banks, policy and related posts, with ``reports`` being filed now
+        (``amber.reports``); with ``found_by``, the reasons ``marked`` picks say so. The
+        outcome is stored only when ``accept`` finds nothing against it (it returns why
+        not); then the evidence is kept, the webhooks are told and a review item is
+        queued as for any decision (and, as a rescan of it, keeps what its reasons say of
+        how they were first found). Takes ``write_lock``."""
+        decision = stored.decision
+
+        def how(reason: Reason) -> str | None:
+            return found_by if found_by is not None and marked(reason) else None
+
+        with self.write_lock:
+            self.matcher.sync()
+            result, new = self._decide(
+                stored.post,
+                stored.hashed,
+                decision.client,
+                decision.content_digest,
+                reports=reports,
+                found_by=how,
+                as_of=decision.first_scanned_at,
+            )
+            why = accept(result.outcome)
+            if why is not None:
+                return Again(result.outcome, saved=False, kept=why)
+            from amber.stored_posts import REDECIDED_METHOD
+
+            errors, saved = [], False
+            for item in self._flush([(result, new)], True, method=REDECIDED_METHOD):
+                if isinstance(item, PostError):
+                    errors.append(item.message)
+                else:
+                    saved = item.saved
+        return Again(result.outcome, saved=saved, error="; ".join(errors) or None)
+
+    def retrohunt(
+        self,
+        *,
+        bank: str | None = None,
+        since: datetime | None = None,
+        above: int | None = None,
+        limit: int | None = None,
+    ) -> HuntReport:
+        """Decide again the posts of the retention window that match bank entries (of
+        ``bank``, added since ``since``, above row id ``above``; every entry by default),
+        at most ``limit`` of them (``amber.retrohunt.hunt``). Takes ``write_lock``."""
+        from amber.retrohunt import hunt
+
+        with self.write_lock:
+            return hunt(self, bank=bank, since=since, above=above, limit=limit)
+
+    def report(
+        self,
+        post_id: str,
+        *,
+        category: str,
+        text: str,
+        reporter: str | None = None,
+        client: str = DEFAULT_CLIENT,
+    ) -> Filed:
+        """File a user's report of ``client``'s post (``amber.reports.file_report``): the
+        post is decided again with it, so it goes to a person. Raises ``NotFoundError``
+        for a post amber never decided, ``UserError`` for a bad category or text."""
+        from amber.reports import file_report
+
+        return file_report(
+            self, post_id, category=category, text=text, reporter=reporter, client=client
+        )
+
+    def _banks_changed(self) -> None:
+        """A bank write committed (``BankStore.on_change``): sync the index, then hunt the
+        new entries."""
+        self.matcher.sync()
+        self._after_bank_write()
+
+    def _banks_imported(self, written: Any) -> None:
+        """A bulk import committed (``BankStore.on_import``)."""
+        self.matcher.take(written)
+        self._after_bank_write()
+
+    def _entry_mark(self) -> int:
+        """The largest bank entry row id now (0 for none)."""
+        from amber.store.tables import bank_entries
+
+        with self.db.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(bank_entries.c.id))).scalar() or 0)
+
+    def _after_bank_write(self) -> None:
+        """Retro-hunt the entries added since this engine last hunted (at most
+        ``AUTO_LIMIT`` posts decided again; the rest is logged with the command that
+        finishes it). Never raises: a failure is logged, the bank write stands."""
+        if not self.auto_retrohunt:
+            return
+        from amber.retrohunt import AUTO_LIMIT, summary
+
+        with self._hunt_mark:
+            if self._hunted_above is None:
+                return  # no hunt before the first mark: nothing is new to this engine
+            above = self._hunted_above
+            self._hunted_above = self._entry_mark()
+        if self._hunted_above <= above:
+            return
+        try:
+            done = self.retrohunt(above=above, limit=AUTO_LIMIT)
+        except Exception as exc:  # the bank write is committed: it must not fail for this
+            log.warning(
+                "retro-hunt of bank entries above row %d failed (%s: %s); run 'amber "
+                "retrohunt' to do it",
+                above,
+                type(exc).__name__,
+                exc,
+            )
+            return
+        self.hunts.append(done)
+        if done.decided or done.failed or done.left:
+            log.info("%s", summary(done))
+        if done.left:
+            log.warning(
+                "retro-hunt stopped at %d posts; run 'amber retrohunt' for the other %d",
+                AUTO_LIMIT,
+                done.left,
+            )
+
+    def mark_entries(self) -> None:
+        """Take the bank's current entries as known: later bank writes retro-hunt only the
+        entries they add (the engine does this when it opens)."""
+        with self._hunt_mark:
+            self._hunted_above = self._entry_mark()
+
     def _decide_hashed(
         self,
         post: Post,
@@ -491,10 +690,16 @@ class Engine:
         hashed: Sequence[MediaHashes | MediaFailure],
         *,
         client: str = DEFAULT_CLIENT,
+        reports: Sequence[UserReport] = (),
+        now: datetime | None = None,
     ) -> Findings:
         """What the policy sees for ``post`` given its media's hashes: bank matches,
-        unreadable media, the post's own signals and the related earlier decisions (of
-        ``client``'s posts)."""
+        unreadable media, the post's own signals, the related earlier decisions (of
+        ``client``'s posts), its author's record and the user reports of the post (those
+        stored with its decision, and ``reports``, being filed now). ``now`` is when the
+        post is decided as of (default: the clock; a stored post decided again: when it
+        was first decided, so that its related posts and its author's record are those of
+        its time)."""
         paths = [m.path for m in post.media]
         matches = self.matcher.match(
             [h.values if isinstance(h, MediaHashes) else () for h in hashed]
@@ -511,7 +716,7 @@ class Engine:
             options=post.poll.options if post.poll else (),
         )
         signals = [v for s in self.post_signals for v in s.compute(words)]
-        now = self.clock()
+        now = self.clock() if now is None else now
         findings = Findings(
             matches=matches,
             media_paths=paths,
@@ -535,7 +740,24 @@ class Engine:
                 now=now,
             )
             findings = replace_field(findings, earlier=earlier)
+        if "account" in links and post.author is not None:
+            standing = self.accounts.standing(post.author, client=client, now=now, exclude=post.id)
+            findings = replace_field(findings, account=standing)
+        if "reports" in links or reports:
+            stored = self._stored_reports(post.id, client)
+            known = {r.id for r in stored}
+            findings = replace_field(
+                findings, reports=[*stored, *(r for r in reports if r.id not in known)]
+            )
         return findings
+
+    def _stored_reports(self, post_id: str, client: str) -> list[UserReport]:
+        """The user reports stored with the decision of ``client``'s post, oldest first."""
+        stored = self._stored(post_id, client)
+        if stored is None:
+            return []
+        found = [UserReport.from_reason(r) for r in stored.reasons]
+        return sorted((r for r in found if r is not None), key=lambda r: r.received_at)
 
     def _decide(
         self,
@@ -543,9 +765,22 @@ class Engine:
         hashed: list[MediaHashes | MediaFailure],
         client: str,
         digest: str | None = None,
+        *,
+        reports: Sequence[UserReport] = (),
+        found_by: Callable[[Reason], str | None] | None = None,
+        as_of: datetime | None = None,
     ) -> tuple[ScanResult, NewDecision]:
+        """Decide ``post``; ``found_by`` says how each reason was found, when not by this
+        decision (``Reason.found_by``); ``as_of``: see ``findings``' ``now``."""
         paths = [m.path for m in post.media]
-        outcome = self.policy.decide(self.findings(post, hashed, client=client))
+        outcome = self.policy.decide(
+            self.findings(post, hashed, client=client, reports=reports, now=as_of)
+        )
+        if found_by is not None:
+            outcome = replace_field(
+                outcome,
+                reasons=[replace_field(r, found_by=found_by(r)) for r in outcome.reasons],
+            )
         media = [(i, paths[i], h) for i, h in enumerate(hashed) if isinstance(h, MediaHashes)]
         result = ScanResult(post, outcome, [h for _, _, h in media])
         new = NewDecision(
@@ -556,7 +791,7 @@ class Engine:
             media,
             author=post.author,
             reply_to=post.reply_to,
-            deadline=_deadline(post, outcome, self.clock()),
+            deadline=_deadline(post, outcome, self.clock(), self.policy.reports),
             created_at=post.created_at,
             client=client,
             content_digest=digest or content_digest(post, _sha256s(hashed)),
@@ -578,11 +813,15 @@ class Engine:
         return out
 
     def _flush(
-        self, pending: list[tuple[ScanResult, NewDecision]], replace: bool, strict: bool = False
+        self,
+        pending: list[tuple[ScanResult, NewDecision]],
+        replace: bool,
+        strict: bool = False,
+        method: str | None = None,
     ) -> Iterator[ScanResult | PostError]:
         """Stage the evidence of each post of review or stronger (as the version it will be
-        stored as), store the decisions of those staged (and of the others), then preserve
-        what was staged."""
+        stored as; ``method``: how it was collected, when not by a scan), store the
+        decisions of those staged (and of the others), then preserve what was staged."""
         if not pending:
             return
         batch = list(pending)
@@ -594,7 +833,7 @@ class Engine:
                 continue
             try:
                 new = replace_field(new, version=self.decisions.next_version(new, replace=replace))
-                self._stage(result.post, new)
+                self._stage(result.post, new, method)
             except AmberError as exc:
                 if strict:
                     raise EvidenceWriteError(
@@ -633,23 +872,35 @@ class Engine:
                     )
             yield result
 
-    def _stage(self, post: Post, new: NewDecision) -> None:
-        """Keep in the vault's staging area what preserving ``post`` needs."""
+    def _stage(self, post: Post, new: NewDecision, method: str | None = None) -> None:
+        """Keep in the vault's staging area what preserving ``post`` needs. A media file
+        with no path to read it from (a stored post decided again whose bytes are at hand
+        nowhere: ``amber.stored_posts``) is named in the decision under
+        ``media_unavailable`` instead."""
         media: list[tuple[int, str, Path | bytes, str]] = []
+        unavailable = []
         for position, written, hashes in new.media:
             digest = hashes.original("sha256")
-            if digest is not None:
-                media.append((position, written, Path(hashes.path), digest.value))
+            if digest is None:
+                continue
+            if not hashes.path:
+                unavailable.append({"position": position, "path": written, "sha256": digest.value})
+                continue
+            media.append((position, written, Path(hashes.path), digest.value))
+        decision = self._decision_record(new)
+        if unavailable:
+            decision["media_unavailable"] = unavailable
         where = post.source if post.line is None else f"{post.source} line {post.line}"
         self.open_vault().stage(
             post_id=post.id,
             post=post.raw,
-            decision=self._decision_record(new),
+            decision=decision,
             media=media,
             source=where,
             policy=self.policy.ref,
             client=new.client,
             version=new.version,
+            method=method,
         )
 
     def _decision_record(self, new: NewDecision) -> dict[str, Any]:
@@ -861,16 +1112,28 @@ def _unreadable(hashed: MediaHashes | MediaFailure) -> str | None:
     return hashed.reason if isinstance(hashed, MediaFailure) else hashed.undecoded
 
 
-def _deadline(post: Post, outcome: Outcome, now: datetime) -> datetime | None:
+def _deadline(
+    post: Post, outcome: Outcome, now: datetime, reports: ReportSettings
+) -> datetime | None:
     """When a person must have acted: the poll's closing time; for a threat to life without
-    one, an hour from now (it must not wait behind polls that close in days)."""
+    one, an hour from now (it must not wait behind polls that close in days); for a
+    user report of an urgent category, its hours after the report arrived (the soonest
+    of these)."""
+    found = []
     if post.poll is not None and post.poll.closes_at is not None:
         trusted = plausible_deadline(post.poll.closes_at, now)
         if trusted is not None:
-            return trusted
-    if THREAT_TO_LIFE in outcome.actions:
-        return now + timedelta(hours=1)
-    return None
+            found.append(trusted)
+    if THREAT_TO_LIFE in outcome.actions and not found:
+        found.append(now + timedelta(hours=1))
+    for reason in outcome.reasons:
+        report = (
+            UserReport.from_reason(reason.to_json()) if reason.signal == REPORT_SIGNAL else None
+        )
+        due = None if report is None else reports.due(report.category, report.received_at)
+        if due is not None:
+            found.append(due)
+    return min(found, default=None)
 
 
 def _related(post: Post, other: NewDecision) -> bool:

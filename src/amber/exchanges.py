@@ -206,6 +206,7 @@ class ExchangeStore:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         write_lock: AbstractContextManager[Any] | None = None,
         apis: Registry[ApiType] | None = None,
+        after_fetch: Callable[[], object] = lambda: None,
     ) -> None:
         self.db = db
         self.banks = banks
@@ -213,6 +214,9 @@ class ExchangeStore:
         self.clock = clock
         self.write_lock = write_lock if write_lock is not None else threading.Lock()
         self.apis = installed_apis() if apis is None else apis
+        #: Runs after every fetch, however it ended (the engine's retro-hunt of the
+        #: entries it added: ``amber.retrohunt``).
+        self.after_fetch = after_fetch
 
     # -- API types ---------------------------------------------------------------------------
 
@@ -499,9 +503,12 @@ class ExchangeStore:
         api = self.apis.get(exchange.api)
         collab = api.collab(exchange.name, exchange.config)
         credentials = self._credentials(api.name)
-        return Fetch(
-            self, exchange, api, collab, credentials=credentials, batch_size=batch_size
-        ).run()
+        try:
+            return Fetch(
+                self, exchange, api, collab, credentials=credentials, batch_size=batch_size
+            ).run()
+        finally:  # what a failed fetch added before it failed is kept: hunt it too
+            self.after_fetch()
 
 
 def _exchange_rows() -> sa.Select[Any]:

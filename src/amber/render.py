@@ -63,6 +63,8 @@ def describe_reason(reason: Mapping[str, Any]) -> str:
             parts.append(f"view {query}" if entry == "original" else f"view {query} -> {entry}")
         if isinstance(reason.get("video"), Mapping):
             parts.append(_when(reason["video"]))
+        if reason.get("found_by"):
+            parts.append(f"found by {reason['found_by']}")
         return SEPARATOR.join(parts)
     if reason.get("label"):
         parts.append(str(reason["label"]))

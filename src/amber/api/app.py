@@ -36,9 +36,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amber import __version__
+from amber.api import accounts as account_routes
 from amber.api import appeals as appeal_routes
 from amber.api import banks, docs, evidence, hma, lookup, posts, review, service, statements
 from amber.api import exchanges as exchange_routes
+from amber.api import reports as report_routes
+from amber.api import retrohunt as retrohunt_routes
 from amber.api import webhooks as webhook_routes
 from amber.api.hma import HmaSettings
 from amber.api.hma.status import amber_index_state
@@ -213,6 +216,9 @@ def _build(*, max_body: int) -> FastAPI:
     app.include_router(lookup.router)
     app.include_router(exchange_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(account_routes.router)
+    app.include_router(report_routes.router)
+    app.include_router(retrohunt_routes.router)
     app.include_router(appeal_routes.router)
     app.include_router(console.router)
     app.include_router(followup.router)

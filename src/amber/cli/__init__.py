@@ -24,6 +24,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from amber import __version__
+from amber.cli.accounts import account_app
 from amber.cli.appeals import appeal_app
 from amber.cli.banks import bank_app
 from amber.cli.decisions import decisions_app
@@ -34,6 +35,8 @@ from amber.cli.explain import explain
 from amber.cli.harm_poll import harm_poll_app
 from amber.cli.lookup import compare_hashes, hash_files, lookup_targets
 from amber.cli.options import err, out
+from amber.cli.reports import reports_app
+from amber.cli.retrohunt import retrohunt
 from amber.cli.review import review_app
 from amber.cli.scan import scan
 from amber.cli.serve import serve
@@ -127,6 +130,9 @@ app.add_typer(harm_poll_app, name="harm-poll")
 app.add_typer(token_app, name="token")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(account_app, name="account")
+app.add_typer(reports_app, name="reports")
+app.command()(retrohunt)
 app.command()(serve)
 app.command()(doctor)
 

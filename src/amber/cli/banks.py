@@ -151,11 +151,16 @@ def bank_add(
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
-    """Hash image and video files into a bank (folders are walked)."""
+    """Hash image and video files into a bank (folders are walked); the past posts they
+    match are decided again (a retro-hunt: 'amber retrohunt')."""
+    from amber.cli.retrohunt import tell_hunts
+
     with opened_engine(db, vault) as engine:
+        before = len(engine.hunts)
         result = engine.banks.add_files(
             name, paths, min_quality=min_quality, note=note, actor=actor()
         )
+        tell_hunts(engine, before)
     for failure in result.failures:
         err.print(f"Error: {failure.path}: {failure.reason}")
     for path in result.duplicates:
@@ -204,16 +209,31 @@ def bank_import(
             help="Make the bank equal to the file: also delete the entries it no longer lists.",
         ),
     ] = False,
+    retrohunt: Annotated[
+        bool,
+        typer.Option(
+            "--retrohunt/--no-retrohunt",
+            help="Decide again the past posts the new entries match, once imported (at most "
+            "200; 'amber retrohunt --bank NAME --since TIME' does the rest, or all of it "
+            "after --no-retrohunt).",
+        ),
+    ] = True,
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
     """Import a hash list, all or nothing: amber's CSV (signal_type,signal[,label], or
     columns named by a header row), python-threatexchange's dataset CSV or '<type> <hash>'
-    lines, bare hashes (--signal-type), HMA's JSON, or one vPDQ hash file as one video."""
+    lines, bare hashes (--signal-type), HMA's JSON, or one vPDQ hash file as one video.
+    Then the past posts the new entries match are decided again (a retro-hunt)."""
+    from amber.cli.retrohunt import tell_hunts
+
     with opened_engine(db, vault) as engine:
+        engine.auto_retrohunt = retrohunt
+        before = len(engine.hunts)
         result = engine.banks.import_file(
             name, file, format=format.value, signal_type=signal_type, sync=sync, actor=actor()
         )
+        tell_hunts(engine, before)
     err.print(
         f"imported {plural(result.added, 'entry', 'entries')} into bank {name!r}"
         + (f"; {result.duplicates} already there" if result.duplicates else "")

@@ -46,6 +46,8 @@ CHOICES = {  # form value -> (outcome, action)
 ANIMATED = ("image/gif", "image/webp")
 #: Longest side of a video's poster frame (pixels).
 POSTER_SIDE = 480
+#: How many of the author's decisions the account panel lists.
+ACCOUNT_POSTS = 10
 
 templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -277,6 +279,7 @@ def _item(
         media=_media(engine, post_id, item.reasons),
         related=engine.decisions.related(post_id),
         followup=_followup(engine, item),
+        account=_account(engine, item),
         holder=holder,
         capped=capped,
         banks=engine.banks.all(),
@@ -284,6 +287,17 @@ def _item(
         error=error,
         media_url=lambda position: f"{_item_url(post_id).replace('/items/', '/media/')}/{position}",
     )
+
+
+def _account(engine: Engine, item: QueueItem) -> Any:
+    """The account panel of an item: its author's record and newest decisions (``None``
+    for a post without an author)."""
+    if item.author is None:
+        return None
+    try:
+        return engine.accounts.show(item.author, client=item.client, limit=ACCOUNT_POSTS)
+    except NotFoundError:  # pragma: no cover - the item's own decision is the author's
+        return None
 
 
 def _media(
