@@ -453,3 +453,53 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
     sa.Index("ix_webhook_deliveries_webhook_id_client_post_id", "webhook_id", "client", "post_id"),
 )
+
+#: Incidents (issue 15, point 3): the posts of one harm linked as they are decided, a poll,
+#: its announcement, the result photos and the re-uploads by others (``amber.incidents``).
+#: ``escalation`` is the one escalation to the authorities for a threat to life (DSA Art.
+#: 18), made when the first member threatening life joined; ``escalation_logged_at`` when
+#: its custody event was logged. An incident merged into another names it in
+#: ``merged_into`` and has no members left.
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("client", sa.String(200), nullable=False),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("escalated_at", UTCDateTime, nullable=True),
+    sa.Column("escalation", sa.JSON, nullable=True),
+    sa.Column("escalation_logged_at", UTCDateTime, nullable=True),
+    sa.Column("merged_into", Id, nullable=True),
+    sa.Index("ix_incidents_client_updated_at", "client", "updated_at"),
+    sqlite_autoincrement=True,
+)
+
+#: A post in an incident (at most one), with why it was linked: ``why`` is a list of
+#: ``{"to": post id, "by": reply|replied_by|author|entry|sha256|pdq|threat_to_life, ...}``.
+incident_members = sa.Table(
+    "incident_members",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("incident_id", Id, nullable=False),
+    sa.Column("client", sa.String(200), nullable=False),
+    sa.Column("post_id", sa.String(500), nullable=False),
+    sa.Column("why", sa.JSON, nullable=False),
+    sa.Column("linked_at", UTCDateTime, nullable=False),
+    sa.Index("ix_incident_members_incident_id", "incident_id"),
+    sa.UniqueConstraint("client", "post_id"),
+)
+
+#: What a flagged post (review or stronger) can be linked by later: ``entry:<bank entry
+#: id>`` for each bank entry it matched, ``sha256:<hex>`` for each of its media files.
+incident_keys = sa.Table(
+    "incident_keys",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("client", sa.String(200), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("post_id", sa.String(500), nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+    sa.Index("ix_incident_keys_client_key", "client", "key"),
+    sa.UniqueConstraint("client", "post_id", "key"),
+)
