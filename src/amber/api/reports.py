@@ -35,7 +35,7 @@ class ReportIn(BaseModel):
     )
 
 
-@router.post("", responses=errors(400, 404, 409, 422))
+@router.post("", responses=errors(400, 404, 409, 413, 422))
 async def file_report(
     body: ReportIn, engine: EngineDep, token: Ingest, client: ClientQuery = None
 ) -> dict[str, Any]:

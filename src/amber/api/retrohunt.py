@@ -30,7 +30,7 @@ class RetrohuntIn(BaseModel):
     )
 
 
-@router.post("", responses=errors(400, 404, 422))
+@router.post("", responses=errors(400, 404, 413, 422))
 async def retrohunt(body: RetrohuntIn, engine: EngineDep, _: Admin) -> dict[str, Any]:
     """Decide again the posts of the retention window whose stored hashes match the bank
     entries named, through the normal path (evidence, webhooks, statements); each new
