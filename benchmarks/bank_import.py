@@ -5,8 +5,9 @@ Generates N random PDQ hashes as a CSV (``signal_type,signal`` rows, fixed seed)
 each as a whole ``amber`` process (start-up, reading, storing, the PDQ index built):
 
 - ``amber bank import BANK list.csv`` of this tree, on SQLite and on PostgreSQL;
-- the same command of amber before the bulk import (commit ``215d7e2``), from a venv over
-  a git worktree of it (``--old-rows``; it takes minutes at 1,000,000);
+- the same command of amber before the bulk import (commit ``215d7e2``, or
+  ``--old-commit``), from a venv over a git worktree of it (``--old-rows``; it takes
+  minutes at 1,000,000);
 - the incremental re-sync: the list with 1 % of its hashes removed and as many new ones,
   ``amber bank import BANK changed.csv --sync`` (adds the new, deletes the gone);
 - python-threatexchange's parts of HMA's ingestion (HMA itself does not install here):
@@ -102,12 +103,12 @@ def _psql(server: str, statement: str) -> None:
 
 
 @contextlib.contextmanager
-def old_amber(folder: Path) -> Iterator[Path]:
-    """A Python whose ``amber`` is commit ``OLD_COMMIT`` (a worktree, a venv over this
-    machine's packages); the global install is left alone."""
+def old_amber(folder: Path, commit: str) -> Iterator[Path]:
+    """A Python whose ``amber`` is ``commit`` (a worktree, a venv over this machine's
+    packages); the global install is left alone."""
     tree = folder / "old-tree"
     subprocess.run(
-        ["git", "worktree", "add", "--detach", str(tree), OLD_COMMIT],
+        ["git", "worktree", "add", "--detach", str(tree), commit],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--old-rows", type=int, default=1_000_000, help="0: skip the old path")
+    parser.add_argument("--old-commit", default=OLD_COMMIT, help="the amber to compare with")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--change", type=float, default=0.01, help="share changed for re-sync")
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": describe(),
         "rows": args.rows,
         "old_rows": args.old_rows,
+        "old_commit": args.old_commit,
         "change": args.change,
         "runs": {},
     }
@@ -221,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.old_rows:
             old_list = folder / "old.csv"
             write_list(old_list, hashes[: args.old_rows])
-            with old_amber(folder) as python:
+            with old_amber(folder, args.old_commit) as python:
                 for backend in args.backends.split(","):
                     print(
-                        f"amber {OLD_COMMIT}, {backend}, {args.old_rows:,} rows ...",
+                        f"amber {args.old_commit}, {backend}, {args.old_rows:,} rows ...",
                         file=sys.stderr,
                     )
                     results["runs"][f"old/{backend}"] = amber_runs(
