@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from amber.errors import ConflictError, NotFoundError, UserError
 from amber.hashing import MediaHashes
 from amber.identity import DEFAULT_CLIENT, item_key
+from amber.incidents.linking import link
 from amber.policy import Earlier, Outcome, Verdict
 from amber.signals import Registry, SignalType, SignalValue
 from amber.signals.base import is_own
@@ -201,7 +202,8 @@ class DecisionStore:
 
         Each decision stored new (a new post id, a new version) or changed by a rescan (its
         verdict, reasons or actions) is a ``decision`` event for the webhooks, put in their
-        outbox in the same transaction (``amber.webhooks.emit``).
+        outbox in the same transaction (``amber.webhooks.emit``). Each flagged one is linked
+        into its incident in that transaction too (``amber.incidents.linking``).
         """
         written: dict[str, int] = {}
         if not batch:
@@ -227,6 +229,7 @@ class DecisionStore:
                 ]
                 if values:
                     conn.execute(media_signals.insert(), values)
+                link(conn, decision_id, now=now, signals=self.signals)
         return written
 
     def next_version(self, item: NewDecision, *, replace: bool = True) -> int:

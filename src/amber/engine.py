@@ -30,9 +30,10 @@ from amber.errors import AmberError, InternalError, NotFoundError, PostError, Us
 from amber.evidence.acts import Acts
 from amber.evidence.checkpoint import read_signing_key
 from amber.evidence.staging import ORPHAN_AFTER
-from amber.evidence.vault import DEFAULT_RETENTION, EvidenceWriteError, Vault
+from amber.evidence.vault import ACTOR, DEFAULT_RETENTION, EvidenceWriteError, Vault
 from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
 from amber.identity import DEFAULT_CLIENT, content_digest, item_key
+from amber.incidents import Incidents
 from amber.matching import Matcher
 from amber.policy import (
     Actions,
@@ -276,6 +277,8 @@ class Engine:
         self.history = ReviewHistory(self.review, self.banks)
         #: Escalated items until someone owns them, and who does.
         self.escalations = Escalations(self.review)
+        #: Incidents: the posts of one harm, linked as they are decided.
+        self.incidents = Incidents(db, vault=self.open_vault, clock=clock)
         #: Users' appeals against restrictions (DSA Art. 20) and their outcomes.
         self.appeals = Appeals(
             db,
@@ -870,7 +873,17 @@ class Engine:
                         source=result.post.source or "<post>",
                         line=result.post.line,
                     )
+                self._log_escalations()
             yield result
+
+    def _log_escalations(self) -> None:
+        """Log the custody events of the incidents' escalations made by the decisions
+        just stored, once their evidence is kept (``Incidents.log_escalations``). Never
+        raises: the decisions are stored; an event not logged now is logged next time."""
+        try:
+            self.incidents.log_escalations(actor=ACTOR)
+        except AmberError as exc:
+            log.warning("an incident's escalation could not be logged in the vault yet: %s", exc)
 
     def _stage(self, post: Post, new: NewDecision, method: str | None = None) -> None:
         """Keep in the vault's staging area what preserving ``post`` needs. A media file

@@ -33,6 +33,7 @@ from amber.cli.evidence import evidence_app
 from amber.cli.exchange import exchange_app
 from amber.cli.explain import explain
 from amber.cli.harm_poll import harm_poll_app
+from amber.cli.incidents import incident_app
 from amber.cli.lookup import compare_hashes, hash_files, lookup_targets
 from amber.cli.options import err, out
 from amber.cli.reports import reports_app
@@ -122,6 +123,7 @@ app.add_typer(decisions_app, name="decisions")
 app.command()(statements)
 app.add_typer(review_app, name="review")
 app.add_typer(appeal_app, name="appeal")
+app.add_typer(incident_app, name="incident")
 app.command()(explain)
 app.command("hash")(hash_files)
 app.command("lookup")(lookup_targets)

@@ -240,8 +240,13 @@ def evidence_verify_bag(
     if not report.ok:
         err.print(f"bag {bag} FAILED verification")
         raise typer.Exit(1)
+    held = (
+        f"post {report.post_id!r}"
+        if report.incident is None
+        else f"incident {report.incident} ({plural(len(report.posts), 'post')})"
+    )
     out.print(
-        f"bag {bag} verified: post {report.post_id!r}, {report.records} custody "
+        f"bag {bag} verified: {held}, {report.records} custody "
         f"records proven in a tree of {report.tree_size} signed by key {report.key}"
     )
 

@@ -34,6 +34,7 @@ import bagit
 
 from amber.errors import AmberError, InternalError, UserError
 from amber.evidence.checkpoint import (
+    Checkpoint,
     CheckpointError,
     VerifierKey,
     open_note,
@@ -41,11 +42,13 @@ from amber.evidence.checkpoint import (
     sign_note,
 )
 from amber.evidence.merkle import leaf_hash, verify_inclusion
-from amber.evidence.vault import ACTOR, Vault
+from amber.evidence.vault import ACTOR, Item, Vault
 
 PROOF_FORMAT = "amber-evidence-proof/1"
 SIGNATURE_FILE = "bag-signature.txt"
 """The tag file holding the bag's signed list of files."""
+INCIDENT_FILE = "incident.json"
+"""An incident bag's record of its incident (``amber.incidents.bag``); no post's bag has it."""
 SIGNATURE_FORMAT = "amber-bag/1"
 """The second line of that note (the first is the vault's origin); no checkpoint has it."""
 PAYLOAD = (
@@ -100,14 +103,7 @@ def export_bag(
         shutil.rmtree(staging)
     # The evidence first: an export that cannot be made is not recorded as exported.
     try:
-        (staging / "media").mkdir(parents=True)
-        for media in item.objects.get("media", []):
-            data = vault.read(media["sha256"])
-            name = f"{media['position']}-{media['sha256']}{_suffix(data)}"
-            (staging / "media" / name).write_bytes(data)
-        (staging / "post.json").write_bytes(vault.read(item.objects["post"]))
-        (staging / "decision.json").write_bytes(vault.read(item.objects["decision"]))
-        (staging / "collection.json").write_bytes(vault.read(item.objects["collection"]))
+        write_item(vault, item, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -117,9 +113,44 @@ def export_bag(
     if latest is None:  # pragma: no cover - record() always signs
         raise AmberError("the vault has no signed checkpoint")
     text, checkpoint = latest
-    item = vault.item(post_id)
-    entries = [log.entries[i] for i in item.records]
-    (staging / "custody.jsonl").write_bytes(b"".join(e.line + b"\n" for e in entries))
+    write_custody(vault, vault.item(post_id).key, staging, checkpoint)
+    (staging / "checkpoint.txt").write_text(text, encoding="utf-8")
+    (staging / "checkpoint.vkey").write_text(log.verifier_key + "\n", encoding="utf-8")
+    info = {
+        "Source-Organization": organization or "amber operator (set AMBER_ORGANIZATION)",
+        "Contact-Email": contact or "unset (set AMBER_CONTACT)",
+        "External-Identifier": post_id,
+        "External-Description": (
+            f"Evidence preserved by {ACTOR} for post {post_id}: original media, post, "
+            "decision, collection data, custody records with RFC 9162 inclusion proofs "
+            "and a signed checkpoint (docs/evidence.md)."
+        ),
+        "Bag-Group-Identifier": checkpoint.origin,
+    }
+    close_bag(staging, vault, info)
+    staging.rename(out)
+    return out
+
+
+def write_item(vault: Vault, item: Item, folder: Path) -> None:
+    """Write a held item's media, post, decision and collection record into ``folder``
+    (as a bag's ``data/`` holds them)."""
+    (folder / "media").mkdir(parents=True)
+    for media in item.objects.get("media", []):
+        data = vault.read(media["sha256"])
+        name = f"{media['position']}-{media['sha256']}{_suffix(data)}"
+        (folder / "media" / name).write_bytes(data)
+    (folder / "post.json").write_bytes(vault.read(item.objects["post"]))
+    (folder / "decision.json").write_bytes(vault.read(item.objects["decision"]))
+    (folder / "collection.json").write_bytes(vault.read(item.objects["collection"]))
+
+
+def write_custody(vault: Vault, key: str, folder: Path, checkpoint: Checkpoint) -> None:
+    """Write every custody record of item ``key`` (``custody.jsonl``) and each one's
+    inclusion proof in the tree ``checkpoint`` signs (``proof.json``) into ``folder``."""
+    log = vault.log
+    entries = [log.entries[i] for i in vault.item(key).records]
+    (folder / "custody.jsonl").write_bytes(b"".join(e.line + b"\n" for e in entries))
     proofs: dict[str, Any] = {
         "format": PROOF_FORMAT,
         "origin": checkpoint.origin,
@@ -139,20 +170,11 @@ def export_bag(
             for n, e in enumerate(entries)
         ],
     }
-    (staging / "proof.json").write_text(json.dumps(proofs, indent=2) + "\n", encoding="utf-8")
-    (staging / "checkpoint.txt").write_text(text, encoding="utf-8")
-    (staging / "checkpoint.vkey").write_text(log.verifier_key + "\n", encoding="utf-8")
-    info = {
-        "Source-Organization": organization or "amber operator (set AMBER_ORGANIZATION)",
-        "Contact-Email": contact or "unset (set AMBER_CONTACT)",
-        "External-Identifier": post_id,
-        "External-Description": (
-            f"Evidence preserved by {ACTOR} for post {post_id}: original media, post, "
-            "decision, collection data, custody records with RFC 9162 inclusion proofs "
-            "and a signed checkpoint (docs/evidence.md)."
-        ),
-        "Bag-Group-Identifier": checkpoint.origin,
-    }
+    (folder / "proof.json").write_text(json.dumps(proofs, indent=2) + "\n", encoding="utf-8")
+
+
+def close_bag(staging: Path, vault: Vault, info: dict[str, str]) -> None:
+    """Make the folder ``staging`` (its payload written) a signed BagIt 1.0 bag."""
     bagit.make_bag(str(staging), bag_info=info, checksums=["sha256", "sha512"])
     # bagit-python writes version 0.97; the layout is already RFC 8493 (BagIt 1.0), so
     # declare 1.0 and recompute the tag manifests over the new bagit.txt.
@@ -161,8 +183,6 @@ def export_bag(
     )
     bagit.Bag(str(staging)).save(manifests=False)
     _sign(staging, vault)
-    staging.rename(out)
-    return out
 
 
 def _signed_files(bag: Path) -> dict[str, str]:
@@ -198,6 +218,9 @@ class BagReport:
     key: str | None = None
     tree_size: int | None = None
     records: int = 0
+    #: An incident bag's incident id and the posts it holds (``None``, ``[]``: one post).
+    incident: int | None = None
+    posts: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -216,8 +239,10 @@ def verify_bag(path: Path, *, expected_key: str | None = None) -> BagReport:
     """Check a bag offline: fixity, every inclusion proof, the checkpoint signature, the
     signed list of the bag's files, and that the preserved record names exactly the files
     in the bag. With ``expected_key`` (the key the platform published, in any form
-    ``amber.evidence.published.read_key`` takes), the bag's key must be that one. Never
-    raises for damage."""
+    ``amber.evidence.published.read_key`` takes), the bag's key must be that one. An
+    incident's bag (``data/incident.json``: ``amber.incidents.bag``) is checked post by
+    post the same way, against its one checkpoint and signature. Never raises for
+    damage."""
     report = BagReport()
     missing = [name for name in REQUIRED if not (path / name).is_file()]
     if missing:
@@ -243,25 +268,51 @@ def verify_bag(path: Path, *, expected_key: str | None = None) -> BagReport:
             (data / "checkpoint.txt").read_text(encoding="utf-8"), verifier_key=vkey
         )
         report.tree_size = checkpoint.size
-        proofs = json.loads((data / "proof.json").read_text(encoding="utf-8"))
-        lines = (data / "custody.jsonl").read_bytes().split(b"\n")[:-1]
     except (AmberError, OSError, ValueError) as exc:
         report.problems.append(f"checkpoint: {exc}")
         return report
+    if (data / INCIDENT_FILE).is_file():
+        _verify_incident(path, data, vkey, checkpoint, report)
+        return report
+    lines = _check_records(data, checkpoint, report)
+    if lines is None:
+        return report
+    _check_signature(path, vkey, checkpoint.origin, lines, report)
+    _check_payload(data, lines, report)
+    return report
+
+
+def _check_records(
+    folder: Path, checkpoint: Checkpoint, report: BagReport, where: str = ""
+) -> list[bytes] | None:
+    """Check every custody record in ``folder`` (``custody.jsonl``) against its inclusion
+    proof (``proof.json``) in the tree ``checkpoint`` signs; returns the records, or
+    ``None`` when they cannot be read. ``where`` prefixes each problem (a post's folder
+    in an incident bag)."""
+    try:
+        proofs = json.loads((folder / "proof.json").read_text(encoding="utf-8"))
+        lines = (folder / "custody.jsonl").read_bytes().split(b"\n")[:-1]
+    except (OSError, ValueError) as exc:
+        report.problems.append(f"{where}checkpoint: {exc}")
+        return None
     if not isinstance(proofs, dict):
         proofs = {}
-        report.problems.append("proof.json is not a JSON object")
+        report.problems.append(f"{where}proof.json is not a JSON object")
     if proofs.get("tree_size") != checkpoint.size or proofs.get("origin") != checkpoint.origin:
-        report.problems.append("proof.json does not refer to the signed checkpoint")
+        report.problems.append(f"{where}proof.json does not refer to the signed checkpoint")
     records = proofs.get("records", [])
     if not isinstance(records, list):
         records = []
-        report.problems.append("proof.json: 'records' is not a list")
+        report.problems.append(f"{where}proof.json: 'records' is not a list")
     if len(records) != len(lines):
-        report.problems.append(f"proof.json has {len(records)} proofs for {len(lines)} records")
+        report.problems.append(
+            f"{where}proof.json has {len(records)} proofs for {len(lines)} records"
+        )
     for line, proof in zip(lines, records, strict=False):
         if not isinstance(proof, dict):
-            report.problems.append(f"proof.json: a record's proof is not an object: {proof!r}")
+            report.problems.append(
+                f"{where}proof.json: a record's proof is not an object: {proof!r}"
+            )
             continue
         try:
             verify_inclusion(
@@ -273,10 +324,56 @@ def verify_bag(path: Path, *, expected_key: str | None = None) -> BagReport:
             )
             report.records += 1
         except (AmberError, KeyError, ValueError, TypeError) as exc:
-            report.problems.append(f"custody.jsonl line {proof.get('line')}: {exc}")
-    _check_signature(path, vkey, checkpoint.origin, lines, report)
-    _check_payload(data, lines, report)
-    return report
+            report.problems.append(f"{where}custody.jsonl line {proof.get('line')}: {exc}")
+    return lines
+
+
+def _verify_incident(
+    path: Path, data: Path, vkey: str, checkpoint: Checkpoint, report: BagReport
+) -> None:
+    """An incident bag (``amber.incidents.bag``): each post's folder under ``posts/``
+    checked as a one-post bag's payload is, against the one checkpoint; the folders must
+    be those ``incident.json`` lists; the whole bag is under one signature."""
+    try:
+        incident = json.loads((data / INCIDENT_FILE).read_text(encoding="utf-8"))
+        listed = {
+            str(p["folder"]): str(p["post_id"])
+            for p in incident["bag"]["posts"]
+            if isinstance(p, dict)
+        }
+        report.incident = int(incident["id"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        report.problems.append(f"{INCIDENT_FILE}: not an incident amber wrote ({exc})")
+        return
+    posts = data / "posts"
+    found = sorted(f"posts/{p.name}" for p in posts.iterdir()) if posts.is_dir() else []
+    for name in sorted(set(found) - listed.keys()):
+        report.problems.append(f"data/{name}: not a post {INCIDENT_FILE} lists (planted?)")
+    for name in sorted(listed.keys() - set(found)):
+        report.problems.append(f"data/{name}: listed in {INCIDENT_FILE} but missing")
+    first: list[bytes] | None = None
+    for name in sorted(set(found) & listed.keys()):
+        folder = data / name
+        lines = _check_records(folder, checkpoint, report, where=f"data/{name}/")
+        if lines is None:
+            continue
+        first = lines if first is None else first
+        part = BagReport()
+        _check_payload(folder, lines, part)
+        report.problems.extend(f"data/{name}/: {p}" for p in part.problems)
+        if part.post_id is not None and part.post_id != listed[name]:
+            report.problems.append(
+                f"data/{name}/ holds post {part.post_id!r}, not {listed[name]!r} as "
+                f"{INCIDENT_FILE} says"
+            )
+        report.posts.append(listed[name])
+    if not found:
+        report.problems.append("the incident bag holds no post")
+    note = path / SIGNATURE_FILE
+    if not note.is_file():
+        report.problems.append(f"{SIGNATURE_FILE} is missing: amber signs every incident bag")
+        return
+    _check_signature(path, vkey, checkpoint.origin, first or [], report)
 
 
 def _is_key(vkey: str, expected: str) -> bool:
