@@ -41,6 +41,7 @@ from amber.api import appeals as appeal_routes
 from amber.api import banks, docs, evidence, hma, lookup, posts, review, service, statements
 from amber.api import exchanges as exchange_routes
 from amber.api import incidents as incident_routes
+from amber.api import orders as order_routes
 from amber.api import reports as report_routes
 from amber.api import retrohunt as retrohunt_routes
 from amber.api import webhooks as webhook_routes
@@ -222,6 +223,7 @@ def _build(*, max_body: int) -> FastAPI:
     app.include_router(retrohunt_routes.router)
     app.include_router(appeal_routes.router)
     app.include_router(incident_routes.router)
+    app.include_router(order_routes.router)
     app.include_router(console.router)
     app.include_router(followup.router)
     hma.mount(app)

@@ -36,6 +36,7 @@ from amber.cli.harm_poll import harm_poll_app
 from amber.cli.incidents import incident_app
 from amber.cli.lookup import compare_hashes, hash_files, lookup_targets
 from amber.cli.options import err, out
+from amber.cli.orders import order_app
 from amber.cli.reports import reports_app
 from amber.cli.retrohunt import retrohunt
 from amber.cli.review import review_app
@@ -43,6 +44,7 @@ from amber.cli.scan import scan
 from amber.cli.serve import serve
 from amber.cli.statements import statements
 from amber.cli.tokens import token_app
+from amber.cli.transparency import report
 from amber.cli.webhook import webhook_app
 from amber.errors import AmberError, ExternalError
 
@@ -124,6 +126,8 @@ app.command()(statements)
 app.add_typer(review_app, name="review")
 app.add_typer(appeal_app, name="appeal")
 app.add_typer(incident_app, name="incident")
+app.add_typer(order_app, name="order")
+app.command()(report)
 app.command()(explain)
 app.command("hash")(hash_files)
 app.command("lookup")(lookup_targets)

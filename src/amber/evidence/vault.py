@@ -229,6 +229,14 @@ class Replay:
                     f"log record {entry.index + 1} is not a valid 'preserved' record ({exc})"
                 ) from None
             state.expiring = state.deleted = False
+        elif event == "retention_extended":  # EU 2021/784 Art. 6(2): kept longer on request
+            try:
+                state.retain_until = max(state.retain_until, _time(record["retain_until"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise LogError(
+                    f"log record {entry.index + 1} is not a valid 'retention_extended' record "
+                    f"({exc})"
+                ) from None
         elif event == "hold_placed":
             state.hold = str(record.get("reason", ""))
         elif event == "hold_lifted":
@@ -675,12 +683,24 @@ class Vault:
             f"{self.staging.media_dir} and the objects"
         )
 
-    def record(self, key: str, event: str, *, actor: str, **fields: Any) -> Entry:
+    def record(
+        self,
+        key: str,
+        event: str,
+        *,
+        actor: str,
+        check: Callable[[Item, Sequence[Entry]], None] | None = None,
+        **fields: Any,
+    ) -> Entry:
         """Append a custody event about an item (viewed, exported…); ``key`` as ``item``
-        takes it."""
+        takes it. ``check`` is called with the item and the log's records under the
+        writer lock, before the append: what it raises refuses the event (an act that
+        may happen once)."""
         with self.locked():
             self._reload()
             item = self.item(key)
+            if check is not None:
+                check(item, self.log.entries)
             record = {
                 "event": event,
                 "post_id": item.post_id,
@@ -690,6 +710,34 @@ class Vault:
                 **fields,
             }
             return self.log.append(record, self.signer)
+
+    def extend(self, key: str, until: datetime, *, reason: str, actor: str) -> Entry:
+        """Keep an item until ``until`` at least (EU 2021/784 Art. 6(2): a competent
+        authority or court asks for longer): a ``retention_extended`` record; retention
+        never shortens. Raises ``UserError`` without a reason, ``ConflictError`` when the
+        item is deleted or already kept that long."""
+        if not reason.strip():
+            raise UserError("an extension needs a reason (e.g. the authority's request)")
+        if until.utcoffset() is None:
+            raise UserError(f"until {until.isoformat()!r} has no time zone; add one (Z)")
+
+        def longer(item: Item, _: Sequence[Entry]) -> None:
+            if item.deleted or item.expiring:
+                raise ConflictError(f"evidence for {key!r} was deleted; nothing to keep")
+            if until <= item.retain_until:
+                raise ConflictError(
+                    f"{key!r} is kept until {item.retain_until.isoformat()} already, not "
+                    f"before {until.isoformat()}; give a later date"
+                )
+
+        return self.record(
+            key,
+            "retention_extended",
+            actor=actor,
+            check=longer,
+            retain_until=_now_text(until),
+            reason=reason,
+        )
 
     def hold(self, post_id: str, *, reason: str, actor: str) -> None:
         """Place a legal hold: the item never expires until it is released."""

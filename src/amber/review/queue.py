@@ -152,6 +152,15 @@ class QueueItem:
     state: str
     client: str = DEFAULT_CLIENT
     version: int = 1
+    #: When a removal order for this version arrived (its hour runs from then).
+    removal_ordered_at: datetime | None = None
+    #: Seconds to the deadline when the item was read (negative: overdue; ``None``: none).
+    seconds_left: float | None = None
+
+    @property
+    def overdue(self) -> bool:
+        """Its deadline had passed when it was read."""
+        return self.seconds_left is not None and self.seconds_left < 0
 
     def to_json(self) -> dict[str, Any]:
         """The item as the CLI and the API write it (``post`` is the post's JSON object)."""
@@ -161,6 +170,9 @@ class QueueItem:
             "version": self.version,
             "verdict": self.verdict,
             "deadline": _iso(self.deadline),
+            "seconds_left": self.seconds_left,
+            "overdue": self.overdue,
+            "removal_ordered_at": _iso(self.removal_ordered_at),
             "threat_to_life": self.threat_to_life,
             "first_scanned_at": self.first_scanned_at.isoformat(),
             "author": self.author,
@@ -615,4 +627,6 @@ def queue_item(row: sa.Row[tuple[Any, ...]], now: datetime) -> QueueItem:
         state=row.review_state,
         client=row.client,
         version=row.version,
+        removal_ordered_at=row.removal_ordered_at,
+        seconds_left=None if row.deadline is None else (row.deadline - now).total_seconds(),
     )
