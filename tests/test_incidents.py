@@ -314,3 +314,24 @@ def test_the_command_line(case: Case) -> None:
         bad = _cli(case, *args)
         assert bad.returncode == 2, (args, bad.stdout, bad.stderr)
         assert message in bad.stderr and "Traceback" not in bad.stderr
+
+
+# -- the reviewer console ------------------------------------------------------------------
+
+
+def test_the_item_page_shows_the_incident_and_its_timeline(case: Case) -> None:
+    secret = case.engine.tokens.create("alice", parse_scopes("review"))[1]
+    app = create_app(case.engine, media_root=case.folder, deliver_every=None)
+    with TestClient(app) as client:
+        assert client.post("/console/sign-in", data={"token": secret}).status_code in (200, 303)
+        page = client.get("/console/items/reupload")
+        assert page.status_code == 200, page.text
+        html = page.text
+        incident = case.incident("poll")
+        assert f"Incident {incident.id}: 4 posts" in html
+        assert "Escalated to the authorities" in html and "once for the whole incident" in html
+        for post_id in ("poll", "announcement", "result"):
+            assert f'href="/console/items/{post_id}"' in html
+        assert "linked by entry result" in html and "<b>decided</b> remove" in html
+        assert f"amber incident export {incident.id}" in html
+        assert 'id="incident"' not in client.get("/console/items/cat").text

@@ -280,6 +280,7 @@ def _item(
         related=engine.decisions.related(post_id),
         followup=_followup(engine, item),
         account=_account(engine, item),
+        incident=_incident(engine, item),
         holder=holder,
         capped=capped,
         banks=engine.banks.all(),
@@ -287,6 +288,13 @@ def _item(
         error=error,
         media_url=lambda position: f"{_item_url(post_id).replace('/items/', '/media/')}/{position}",
     )
+
+
+def _incident(engine: Engine, item: QueueItem) -> Any:
+    """The incident panel of an item: the incident its post is in, with its members, why
+    each was linked, its escalation and timeline (``None``: in no incident)."""
+    found = engine.incidents.of_post(item.post_id, client=item.client)
+    return None if found is None else engine.incidents.get(found)
 
 
 def _account(engine: Engine, item: QueueItem) -> Any:
