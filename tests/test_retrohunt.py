@@ -8,6 +8,7 @@ finds nothing new."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -267,3 +268,19 @@ def test_an_exchange_fetch_hunts_what_it_added(
     assert caught.verdict.value == "restrict"
     [reason] = caught.reasons
     assert reason["found_by"] == "retro-hunt" and reason["bank"] == "partners"
+
+
+def test_with_no_past_posts_a_hunt_counts_the_entries_and_decides_nothing(
+    engine: Engine,
+) -> None:
+    engine.banks.create("list")
+    hashes = [f"{n:064x}" for n in range(1, 40)]
+    engine.banks.import_text(
+        "list", io.StringIO("\n".join(hashes)), source="l", format="hashes", signal_type="pdq"
+    )
+
+    report = engine.retrohunt(bank="list")
+
+    assert (report.entries, report.candidates, report.decided) == (39, 0, [])
+    decide(engine, {"id": "later", "text": "an ordinary post"})  # a post without media
+    assert engine.retrohunt(bank="list").entries == 39

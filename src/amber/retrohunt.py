@@ -169,7 +169,14 @@ def hunt(
         engine.banks.get(bank)
     now = engine.clock()
     cutoff = now - engine.retention
-    entries = _entries(engine, bank=bank, since=since, above=above, now=now)
+    query = _entries_query(bank=bank, since=since, above=above, now=now)
+    if not _any_recent_media(engine, cutoff):
+        # No post in the window to search: count the entries, read none of them (a list
+        # of a million hashes imported on a new platform costs nothing more).
+        with engine.db.connect() as conn:
+            count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery()))
+            return HuntReport(entries=int(count.scalar_one()), posts_since=cutoff)
+    entries = _entries(engine, query)
     report = HuntReport(entries=len(entries), posts_since=cutoff)
     if not entries:
         return report
@@ -187,11 +194,32 @@ def hunt(
     return _decide(engine, found, entries, report, limit, now)
 
 
-def _entries(
-    engine: Engine, *, bank: str | None, since: datetime | None, above: int | None, now: datetime
-) -> dict[int, _Entry]:
-    """The entries to hunt with, by id: matching ones (not an allow bank's, a disabled
-    bank's, or disabled for now)."""
+def _any_recent_media(engine: Engine, cutoff: datetime) -> bool:
+    """Has any post decided within the window a media value (a hash) to search?"""
+    query = (
+        sa.select(media_signals.c.decision)
+        .join(decisions, decisions.c.id == media_signals.c.decision)
+        .where(_recent(cutoff))
+        .limit(1)
+    )
+    with engine.db.connect() as conn:
+        return conn.execute(query).first() is not None
+
+
+def _entries(engine: Engine, query: sa.Select[Any]) -> dict[int, _Entry]:
+    """The entries ``query`` (``_entries_query``) finds, by id."""
+    with engine.db.connect() as conn:
+        return {
+            int(r.id): _Entry(int(r.id), str(r.name), int(r.threshold))
+            for r in conn.execute(query.execution_options(yield_per=BATCH))
+        }
+
+
+def _entries_query(
+    *, bank: str | None, since: datetime | None, above: int | None, now: datetime
+) -> sa.Select[Any]:
+    """The entries to hunt with: matching ones (not an allow bank's, a disabled bank's,
+    or disabled for now)."""
     query = (
         sa.select(bank_entries.c.id, banks.c.name, banks.c.threshold)
         .join(banks, banks.c.id == bank_entries.c.bank_id)
@@ -207,11 +235,7 @@ def _entries(
         query = query.where(bank_entries.c.added_at >= since)
     if above is not None:
         query = query.where(bank_entries.c.id > above)
-    with engine.db.connect() as conn:
-        return {
-            int(r.id): _Entry(int(r.id), str(r.name), int(r.threshold))
-            for r in conn.execute(query.execution_options(yield_per=BATCH))
-        }
+    return query
 
 
 def _entry_values(
