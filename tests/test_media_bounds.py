@@ -173,7 +173,11 @@ class DecodeProbe(SignalType):
 
     def compute(self, content: Content, *, role: Role = Role.query) -> list[SignalValue]:
         if content.data == self.held and self.engine is not None:
-            self.lock_held = self.engine.write_lock.locked()
+            # Held by another thread? (The engine's lock is re-entrant: no ``locked()``.)
+            free = self.engine.write_lock.acquire(blocking=False)
+            if free:
+                self.engine.write_lock.release()
+            self.lock_held = not free
             self.decoding.set()
             self.released = self.release.wait(60)  # only runs out when the test fails
         return []
