@@ -15,10 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from amber.api.app import create_app
+from amber.dsa import problems
 from amber.engine import Engine, open_engine
 from amber.errors import NotFoundError, UserError
 from amber.posts import parse_post
 from amber.reports import ReportStore
+from amber.statements import Statements
 from amber.tokens import parse_scopes
 from conftest import CliResult, run_at_once
 
@@ -266,3 +268,19 @@ def test_reports_filed_by_processes_at_once_are_all_kept(database: str, tmp_path
     assert len(filed) == 3
     assert {r["report"]["id"] for r in decision.reasons} == filed
     assert decision.verdict.value == "review"
+
+
+def test_a_restriction_after_a_report_is_a_notice_under_article_16(
+    engine: Engine, photo_file: Callable[..., Path]
+) -> None:
+    image = photo_file(4)
+    decide(engine, {"id": "r", "author": "a", "text": "see", "media": [{"path": str(image)}]})
+    engine.report("r", category="violence", text="a beating", reporter="user-3")
+    engine.review.lock("r", "rita")
+    engine.review.decide("r", "rita", "confirm", action="remove", reason="violence shown")
+
+    [statement] = Statements.of(engine).for_post("r")
+
+    assert statement.fields["source_type"] == "SOURCE_ARTICLE_16"
+    assert statement.fields["automated_decision"] == "AUTOMATED_DECISION_PARTIALLY"
+    assert problems(statement.fields) == []  # the Transparency Database's schema

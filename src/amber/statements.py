@@ -271,6 +271,17 @@ def content_types(post_json: str, videos: Collection[int] = ()) -> tuple[str, ..
     return tuple(sorted(found)) or ("CONTENT_TYPE_OTHER",)
 
 
+def _source_type(post: DecidedPost, *, ordered: bool) -> str:
+    """Where the decision came from: an authority's order (an other notification), a
+    user's report (a notice under DSA Art. 16: ``POST /v1/reports``), or amber's own
+    detection (voluntary)."""
+    if ordered:
+        return "SOURCE_TYPE_OTHER_NOTIFICATION"
+    if any(r.get("report") for r in post.reasons):
+        return "SOURCE_ARTICLE_16"
+    return "SOURCE_VOLUNTARY"
+
+
 def _statement(post: DecidedPost, draft: _Draft, settings: StatementSettings) -> Statement:
     ordered = (
         draft.basis is Basis.review
@@ -294,7 +305,7 @@ def _statement(post: DecidedPost, draft: _Draft, settings: StatementSettings) ->
         "territorial_scope": list(settings.territorial_scope),
         "content_date": _content_date(post).isoformat(),
         "application_date": draft.at.astimezone(UTC).date().isoformat(),
-        "source_type": "SOURCE_TYPE_OTHER_NOTIFICATION" if ordered else "SOURCE_VOLUNTARY",
+        "source_type": _source_type(post, ordered=ordered),
         "automated_detection": "Yes" if post.reasons else "No",
         "automated_decision": (
             "AUTOMATED_DECISION_FULLY"
