@@ -82,7 +82,7 @@ def order_show(order_id: str, engine: EngineDep, _: Admin) -> dict[str, Any]:
     return Orders.of(engine).get(order_id).to_json(engine.clock())
 
 
-@router.post("/orders/{order_id}/removed", responses=errors(400, 404, 409, 422))
+@router.post("/orders/{order_id}/removed", responses=errors(400, 404, 409, 413, 422))
 def order_removed(
     order_id: str, body: RemovedIn, engine: EngineDep, token: Admin
 ) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def order_removed(
     return done.to_json(engine.clock())
 
 
-@router.post("/orders/{order_id}/preservation", responses=errors(400, 404, 409, 422))
+@router.post("/orders/{order_id}/preservation", responses=errors(400, 404, 409, 413, 422))
 def order_preservation(
     order_id: str, body: ExtensionIn, engine: EngineDep, token: Admin
 ) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def order_preservation(
     return done.to_json(engine.clock())
 
 
-@router.post("/orders/{order_id}/provider-notice", responses=errors(400, 404, 409, 422))
+@router.post("/orders/{order_id}/provider-notice", responses=errors(400, 404, 409, 413, 422))
 def order_provider_notice(
     order_id: str, engine: EngineDep, token: Admin, body: ProviderNoticeIn | None = None
 ) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def order_provider_notice(
     return done.to_json(engine.clock())
 
 
-@router.post("/orders/{order_id}/authorities-notice", responses=errors(400, 404, 409, 422))
+@router.post("/orders/{order_id}/authorities-notice", responses=errors(400, 404, 409, 413, 422))
 def order_authorities_notice(
     order_id: str, body: AuthoritiesNoticeIn, engine: EngineDep, token: Admin
 ) -> dict[str, Any]:
