@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             not any(item.iter_markers(name="slow")) and not any(item.iter_markers(name="browser"))
         )
     )
+
+
+class Clock:
+    """A clock a test moves by hand (``engine`` fixtures pass it as the engine's clock);
+    ``Clock()`` starts at 2026-03-01 12:00 UTC."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC) if now is None else now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

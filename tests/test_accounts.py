@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from amber.errors import ConflictError, NotFoundError, PolicyError
 from amber.policy import Verdict, parse_policy
 from amber.posts import parse_post, read_input
 from amber.tokens import parse_scopes
-from conftest import CliResult
+from conftest import CliResult, Clock
 
 SECRET = "whsec-" + "0123456789abcdef" * 2
 POLL = {
@@ -29,17 +28,6 @@ POLL = {
 }
 #: A harm-poll text of the review tier (score 0.25 to 0.5): a person looks, nothing hidden.
 WEAK_POLL = "Should we let him live? Vote in the comments"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from amber.posts import parse_post
 from amber.statements import Statements
 from amber.synthetic import photo
 from amber.transparency import build_report
+from conftest import Clock
 from webhook_receiver import Receiver
 
 SECRET = "whsec-" + "fedcba9876543210" * 2
@@ -27,20 +28,9 @@ POLL = {
 }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture

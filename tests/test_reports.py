@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,20 +22,9 @@ from amber.posts import parse_post
 from amber.reports import ReportStore
 from amber.statements import Statements
 from amber.tokens import parse_scopes
-from conftest import CliResult, run_at_once
+from conftest import CliResult, Clock, run_at_once
 
 SECRET = "whsec-" + "0123456789abcdef" * 2
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from amber.signals import Role
 from amber.statements import Statements
 from amber.synthetic import photo
 from amber.tokens import parse_scopes
-from conftest import CliResult
+from conftest import CliResult, Clock
 
 SECRET = "whsec-" + "0123456789abcdef" * 2
 ANNOUNCEMENT = "As you wish, my followers."
@@ -34,17 +34,6 @@ POLL = {
     "text": "Kill him or let him go? You have one hour to vote",
     "poll": {"question": "What should we do with him?", "options": ["Kill", "Let him go"]},
 }
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture
