@@ -9,7 +9,7 @@ place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -189,7 +189,12 @@ class DecisionStore:
         self.signals = signals
 
     def save(
-        self, batch: Sequence[NewDecision], *, now: datetime, replace: bool = True
+        self,
+        batch: Sequence[NewDecision],
+        *,
+        now: datetime,
+        replace: bool = True,
+        custody: Callable[[sa.Connection, dict[str, int]], None] | None = None,
     ) -> dict[str, int]:
         """Store a batch (of one client's posts) in one transaction: insert new post ids;
         store new content under a known id as its next version (the earlier decision is
@@ -203,7 +208,10 @@ class DecisionStore:
         Each decision stored new (a new post id, a new version) or changed by a rescan (its
         verdict, reasons or actions) is a ``decision`` event for the webhooks, put in their
         outbox in the same transaction (``amber.webhooks.emit``). Each flagged one is linked
-        into its incident in that transaction too (``amber.incidents.linking``).
+        into its incident in that transaction too (``amber.incidents.linking``). Last,
+        ``custody`` is called with the transaction and the post ids written (a vault whose
+        custody log is in the database appends their ``preserved`` records there), so a
+        decision and its custody record are stored together or not at all.
         """
         written: dict[str, int] = {}
         if not batch:
@@ -230,6 +238,8 @@ class DecisionStore:
                 if values:
                     conn.execute(media_signals.insert(), values)
                 link(conn, decision_id, now=now, signals=self.signals)
+            if custody is not None:
+                custody(conn, written)
         return written
 
     def next_version(self, item: NewDecision, *, replace: bool = True) -> int:

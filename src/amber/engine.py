@@ -30,7 +30,7 @@ from amber.errors import AmberError, InternalError, NotFoundError, PostError, Us
 from amber.evidence.acts import Acts
 from amber.evidence.checkpoint import read_signing_key
 from amber.evidence.staging import ORPHAN_AFTER
-from amber.evidence.vault import ACTOR, DEFAULT_RETENTION, EvidenceWriteError, Vault
+from amber.evidence.vault import ACTOR, DEFAULT_RETENTION, EvidenceWriteError, Prepared, Vault
 from amber.hashing import Hasher, MediaFailure, MediaHashes, media_types, parallel_map
 from amber.identity import DEFAULT_CLIENT, content_digest, item_key
 from amber.incidents import Incidents
@@ -63,6 +63,7 @@ from amber.tokens import TokenStore
 from amber.webhooks import WebhookStore
 
 if TYPE_CHECKING:
+    from amber.evidence.dblog import LogSigner
     from amber.exchanges import ExchangeStore
     from amber.explain import Explanation
     from amber.reports import Filed
@@ -194,6 +195,22 @@ def default_signing_key() -> Path | None:
     return Path(text) if text else None
 
 
+def default_vault_log() -> str:
+    """``AMBER_VAULT_LOG``: where a vault created now keeps its custody log, ``file``
+    (the default) or ``database`` (appends in the decision's transaction, no shared folder
+    needed; ``docs/evidence.md``). An existing vault says where its log is."""
+    chosen = os.environ.get("AMBER_VAULT_LOG", "").strip() or "file"
+    if chosen not in ("file", "database"):
+        raise UserError(f"AMBER_VAULT_LOG={chosen!r}: give 'file' or 'database'")
+    return chosen
+
+
+def default_vault_objects() -> str | None:
+    """``AMBER_VAULT_OBJECTS``: where a vault created now keeps its objects (a folder or
+    ``s3://BUCKET/PREFIX``); unset: the vault's own ``objects/``."""
+    return os.environ.get("AMBER_VAULT_OBJECTS", "").strip() or None
+
+
 def default_retention() -> timedelta:
     """``AMBER_RETENTION_DAYS`` days, or six months (EU 2021/784 Art. 6).
 
@@ -240,6 +257,9 @@ class Engine:
         self.signing_key = signing_key
         self.retention = retention
         self._vault: Vault | None = None
+        #: Where a vault created by this engine keeps its log and objects (``Vault.open``).
+        self.vault_log = default_vault_log()
+        self.vault_objects = default_vault_objects()
         self.policy = policy
         self.signals = signals
         self.clock = clock
@@ -309,7 +329,13 @@ class Engine:
         self._pool_lock = threading.Lock()
 
     def close(self) -> None:
-        """Release database connections and the decode threads."""
+        """Sign what this engine appended to a database custody log (unless another
+        process's signer does), release database connections and the decode threads."""
+        if self._vault is not None and self._vault.database:
+            try:
+                self._vault.sign()
+            except (AmberError, sa.exc.SQLAlchemyError) as exc:
+                log.warning("the custody log could not be signed at close: %s", exc)
         if self._decode_pool is not None:
             self._decode_pool.shutdown(wait=False, cancel_futures=True)
         self.db.dispose()
@@ -829,6 +855,9 @@ class Engine:
             return
         batch = list(pending)
         pending.clear()
+        if self._database_log():
+            yield from self._flush_in_transaction(batch, replace, strict, method)
+            return
         staged: list[tuple[ScanResult, NewDecision]] = []
         for result, new in batch:
             if result.outcome.verdict.rank < Verdict.review.rank:
@@ -876,6 +905,77 @@ class Engine:
                 self._log_escalations()
             yield result
 
+    def _database_log(self) -> bool:
+        """Whether the vault keeps its custody log in the database (opening it if it
+        exists, or if a new one would)."""
+        if self._vault is not None:
+            return self._vault.database
+        if (self.vault_path / "vault.json").exists() or self.vault_log == "database":
+            return self.open_vault().database
+        return False
+
+    def _flush_in_transaction(
+        self,
+        batch: list[tuple[ScanResult, NewDecision]],
+        replace: bool,
+        strict: bool,
+        method: str | None,
+    ) -> Iterator[ScanResult | PostError]:
+        """``_flush`` for a vault whose custody log is in the database: the evidence's
+        objects are put first, then each decision of review or stronger is stored with
+        its ``preserved`` record in one transaction (``DecisionStore.save(custody=)``):
+        both or neither. Signed later, in batches (``Vault.sign``)."""
+        vault = self.open_vault()
+        kept: list[tuple[ScanResult, NewDecision]] = []
+        prepared: dict[str, Prepared] = {}
+        for result, new in batch:
+            if result.outcome.verdict.rank >= Verdict.review.rank:
+                try:
+                    media, decision, where = self._evidence_of(result.post, new)
+                    prepared[new.post_id] = vault.prepare(
+                        post_id=new.post_id,
+                        post=result.post.raw,
+                        decision=decision,
+                        media=media,
+                        source=where,
+                        policy=self.policy.ref,
+                        client=new.client,
+                        method=method,
+                    )
+                except AmberError as exc:
+                    if strict:
+                        raise EvidenceWriteError(
+                            f"post {result.post.id!r} was not decided, and nothing was "
+                            f"stored: its evidence could not be kept ({exc}); send it again"
+                        ) from exc
+                    yield PostError(
+                        f"not decided: its evidence could not be kept ({exc})",
+                        source=result.post.source or "<post>",
+                        line=result.post.line,
+                    )
+                    continue
+            kept.append((result, new))
+
+        def custody(conn: sa.Connection, written: dict[str, int]) -> None:
+            records = [
+                record
+                for post_id, version in written.items()
+                if post_id in prepared
+                and (record := vault.preserved_record(prepared[post_id], version=version))
+            ]
+            vault.log.append_in(conn, records)  # type: ignore[union-attr]
+
+        written = self.decisions.save(
+            [new for _, new in kept], now=self.clock(), replace=replace, custody=custody
+        )
+        for result, new in kept:
+            if result.post.id not in written:
+                yield replace_field(result, saved=False)
+                continue
+            if new.post_id in prepared:
+                self._log_escalations()
+            yield result
+
     def _log_escalations(self) -> None:
         """Log the custody events of the incidents' escalations made by the decisions
         just stored, once their evidence is kept (``Incidents.log_escalations``). Never
@@ -886,10 +986,27 @@ class Engine:
             log.warning("an incident's escalation could not be logged in the vault yet: %s", exc)
 
     def _stage(self, post: Post, new: NewDecision, method: str | None = None) -> None:
-        """Keep in the vault's staging area what preserving ``post`` needs. A media file
-        with no path to read it from (a stored post decided again whose bytes are at hand
-        nowhere: ``amber.stored_posts``) is named in the decision under
-        ``media_unavailable`` instead."""
+        """Keep in the vault's staging area what preserving ``post`` needs."""
+        media, decision, where = self._evidence_of(post, new)
+        self.open_vault().stage(
+            post_id=post.id,
+            post=post.raw,
+            decision=decision,
+            media=media,
+            source=where,
+            policy=self.policy.ref,
+            client=new.client,
+            version=new.version,
+            method=method,
+        )
+
+    def _evidence_of(
+        self, post: Post, new: NewDecision
+    ) -> tuple[list[tuple[int, str, Path | bytes, str]], dict[str, Any], str]:
+        """What preserving ``post`` keeps: its media (position, path as written, file,
+        SHA-256), the decision record and where it came from. A media file with no path
+        to read it from (a stored post decided again whose bytes are at hand nowhere:
+        ``amber.stored_posts``) is named in the decision under ``media_unavailable``."""
         media: list[tuple[int, str, Path | bytes, str]] = []
         unavailable = []
         for position, written, hashes in new.media:
@@ -904,17 +1021,7 @@ class Engine:
         if unavailable:
             decision["media_unavailable"] = unavailable
         where = post.source if post.line is None else f"{post.source} line {post.line}"
-        self.open_vault().stage(
-            post_id=post.id,
-            post=post.raw,
-            decision=decision,
-            media=media,
-            source=where,
-            policy=self.policy.ref,
-            client=new.client,
-            version=new.version,
-            method=method,
-        )
+        return media, decision, where
 
     def _decision_record(self, new: NewDecision) -> dict[str, Any]:
         """The decision as the vault keeps it."""
@@ -1099,8 +1206,31 @@ class Engine:
                 clock=self.clock,
                 retention=self.retention,
                 signing_key=self.signing_key,
+                db=self.db,
+                log=self.vault_log,
+                objects=self.vault_objects,
             )
         return self._vault
+
+    def evidence_signer(self, *, every: float = 1.0) -> LogSigner | None:
+        """The elected signer of a vault whose custody log is in the database (run it in
+        a thread: ``amber serve`` does), or ``None`` for any other vault."""
+        if not self._database_log():
+            return None
+        from amber.evidence.dblog import DatabaseLog, LogSigner
+
+        vault = self.open_vault()
+        if not isinstance(vault.log, DatabaseLog):
+            return None
+        return LogSigner(vault.log, vault.signer, every=every)
+
+    def sign_evidence(self) -> int | None:
+        """Sign every custody record appended so far; the size signed, or ``None`` when
+        another process holds the database log's signer lock (it signs them)."""
+        if not (self.vault_path / "vault.json").exists():
+            return 0
+        checkpoint = self.open_vault().sign()
+        return None if checkpoint is None else checkpoint.size
 
 
 def _pending(post_id: str, verdict: str, exc: Exception) -> EvidencePendingError:

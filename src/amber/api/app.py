@@ -141,6 +141,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         daemon=True,
     )
     sweeper.start()  # at start-up, then every sweep_every seconds
+    log_signer = engine.evidence_signer()  # a custody log in the database: sign in batches
+    if log_signer is not None:
+        threading.Thread(
+            target=log_signer.run,
+            args=(stop, _signing_failed),
+            name="amber-custody-signer",
+            daemon=True,
+        ).start()
     deliverer = None
     if app.state.deliver_every is not None:
         deliverer = threading.Thread(
@@ -178,6 +186,10 @@ def _report_deliveries(report: DeliveryReport) -> None:
             f"amber: webhook delivery {delivery} failed for good ({why}); retry it with "
             f"'amber webhook retry {delivery}'\n"
         )
+
+
+def _signing_failed(exc: Exception) -> None:
+    sys.stderr.write(f"amber: custody log signing failed: {type(exc).__name__}: {exc}\n")
 
 
 def _delivery_failed(exc: Exception) -> None:

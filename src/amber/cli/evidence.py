@@ -26,6 +26,8 @@ from amber.cli.options import (
 from amber.errors import UserError
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from amber.evidence.vault import Vault
     from amber.evidence.verify import Report
 
@@ -44,7 +46,7 @@ def _vault_path(vault: Path | None) -> Path:
     return default_vault() if vault is None else vault
 
 
-def _open_vault(vault: Path | None, signing_key: Path | None) -> Vault:
+def _open_vault(vault: Path | None, signing_key: Path | None, db: str | None = None) -> Vault:
     from amber.engine import default_retention, default_signing_key
     from amber.evidence.vault import Vault
 
@@ -58,7 +60,20 @@ def _open_vault(vault: Path | None, signing_key: Path | None) -> Vault:
         path,
         retention=default_retention(),
         signing_key=default_signing_key() if signing_key is None else signing_key,
+        db=_vault_db(path, db),
     )
+
+
+def _vault_db(path: Path, db: str | None) -> sa.Engine | None:
+    """The database of a vault whose custody log is kept there (``--db``, ``AMBER_DB``
+    or ./amber.db), else ``None``."""
+    from amber.engine import default_db
+    from amber.evidence.vault import read_store
+    from amber.store.db import connect
+
+    if read_store(path).get("log") != "database" and db is None:
+        return None
+    return connect(default_db() if db is None else db, create=False)
 
 
 def _actor(actor: str | None) -> str:
@@ -125,7 +140,9 @@ def evidence_verify(
         raise UserError(f"no evidence vault at {str(path)!r} (set --vault or AMBER_VAULT)")
     published_key = None if key is None else read_key(key)
     published = [(source, read_checkpoint(source)) for source in checkpoints or []]
-    report = verify_vault(path, key=published_key, published=published)
+    report = verify_vault(
+        path, key=published_key, published=published, db=_vault_db(path, None if db is None else db)
+    )
     _check_decisions(db, path, report)
     for note in report.notes:
         err.print(f"note: {note}")
@@ -295,3 +312,73 @@ def evidence_recover(vault: VaultOption = None, signing_key: SigningKeyOption = 
     for step in vault_.recovered:
         err.print(step)
     err.print("nothing to repair" if not vault_.recovered else "recovered")
+
+
+@evidence_app.command("sign")
+def evidence_sign(
+    db: DbOption = None, vault: VaultOption = None, signing_key: SigningKeyOption = None
+) -> None:
+    """Sign a checkpoint for every custody record appended so far (a log kept in the
+    database is signed in batches: by amber serve's signer, at the end of a scan, or by
+    this)."""
+    checkpoint = _open_vault(vault, signing_key, db).sign()
+    if checkpoint is None:
+        err.print("another amber holds the log's signer lock; it signs the new records")
+        return
+    out.print(f"signed: {plural(checkpoint.size, 'record')} (checkpoint of size {checkpoint.size})")
+
+
+@evidence_app.command("migrate")
+def evidence_migrate(
+    log: Annotated[
+        str, typer.Option("--log", help="Where the custody log goes: database")
+    ] = "database",
+    objects: Annotated[
+        str | None,
+        typer.Option(
+            "--objects",
+            help="Copy the objects to this store too: a folder or s3://BUCKET/PREFIX "
+            "(endpoint from AWS_ENDPOINT_URL)",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+    vault: VaultOption = None,
+    signing_key: SigningKeyOption = None,
+) -> None:
+    """Move the vault's custody log into the database (and its objects to another
+    store): every record byte for byte and every checkpoint, the roots checked, then the
+    switch. Safe to run again after a crash. Stop every amber writing to the vault first."""
+    from amber.engine import default_db, default_signing_key
+    from amber.evidence.migrate import migrate_vault
+    from amber.store.db import connect
+
+    if log != "database":
+        raise UserError(f"--log {log!r}: a vault's log can move to the database only")
+    path = _vault_path(vault)
+    done = migrate_vault(
+        path,
+        connect(default_db() if db is None else db),
+        objects=objects,
+        signing_key=default_signing_key() if signing_key is None else signing_key,
+    )
+    out.print(
+        f"vault {path}: custody log in the database ({plural(done.records, 'record')}, "
+        f"{done.imported} copied now, {plural(done.checkpoints, 'checkpoint')}; root "
+        f"{done.root or '-'}){f', {done.objects} objects copied' if objects else ''}"
+    )
+
+
+@evidence_app.command("export-log")
+def evidence_export_log(
+    to: Annotated[Path, typer.Option("--out", help="A new folder for the copy")],
+    db: DbOption = None,
+    vault: VaultOption = None,
+    signing_key: SigningKeyOption = None,
+) -> None:
+    """Copy the vault in its file form (records.jsonl, checkpoints, objects, verifier key;
+    no private key) for offline verification: 'amber evidence verify --vault DIR'."""
+    from amber.evidence.migrate import export_vault
+
+    written = export_vault(_open_vault(vault, signing_key, db), to)
+    out.print(f"copied {plural(written, 'record')} to {to}")

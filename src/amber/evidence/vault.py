@@ -11,6 +11,14 @@ Layout (see docs/evidence.md)::
     keys/checkpoint.vkey           its verifier key, to publish
     staging/                       preservations not finished yet (amber.evidence.staging)
     lock                           held by a writer
+    store.json                     where the log and the objects are, when not here:
+                                   {"log": "database", "objects": "s3://bucket/prefix"}
+
+A vault whose ``store.json`` says ``"log": "database"`` keeps its custody log in the
+database (``amber.evidence.dblog``: appended in the writer's transaction, signed in
+batches by one elected signer) and needs no shared folder for it; its objects are in the
+store ``"objects"`` names (``amber.evidence.objects``: this folder's ``objects/`` by
+default, or S3-compatible storage).
 
 An item is one version of one client's post, known by its key (``amber.identity.item_key``:
 the post id itself for a local post's first version). Preserving it stores the media bytes
@@ -31,25 +39,36 @@ import os
 import platform
 import secrets
 import shutil
-import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from dataclasses import replace as replace_field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amber import __version__
 from amber.atomic_write import fsync_path, write_atomic
 from amber.errors import ConflictError, ExternalError, NotFoundError, UserError
 from amber.evidence.checkpoint import Signer, load_or_create_key, read_signing_key, use_key
 from amber.evidence.log import CustodyLog, Entry, LogError, canonical
+from amber.evidence.objects import FolderStore, ObjectMissing, ObjectStore, open_store
 from amber.evidence.staging import SCAN_METHOD, Preservation, StagedMedia, Staging
 from amber.identity import DEFAULT_CLIENT, item_key
 
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from amber.evidence.checkpoint import Checkpoint
+    from amber.evidence.dblog import DatabaseLog
+
 FORMAT = "amber-vault/1"
+#: Where a vault's log and objects are kept when not in its folder (``read_store``).
+STORE = "store.json"
+#: The two places a custody log can be kept.
+LOGS = ("file", "database")
 DEFAULT_RETENTION = timedelta(days=183)  # six months: EU 2021/784 Art. 6(1)
 ACTOR = f"amber/{__version__}"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -144,6 +163,21 @@ class _State:
     deleted: bool = False
     client: str = DEFAULT_CLIENT
     version: int = 1
+
+
+def read_store(path: Path) -> dict[str, Any]:
+    """A vault's ``store.json`` (``{}`` when absent: the file log and ``objects/``).
+    Raises ``VaultError`` when it is unreadable or names an unknown log."""
+    file = path / STORE
+    try:
+        store = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise VaultError(f"{file} is unreadable ({exc})") from None
+    if not isinstance(store, dict) or store.get("log", "file") not in LOGS:
+        raise VaultError(f"{file}: 'log' must be one of {', '.join(LOGS)}")
+    return store
 
 
 def _time(text: str) -> datetime:
@@ -259,13 +293,22 @@ class Vault:
         origin: str,
         clock: Callable[[], datetime],
         retention: timedelta,
+        log: DatabaseLog | None = None,
+        objects: ObjectStore | None = None,
     ) -> None:
         self.path = path
         self.signer = signer
         self.origin = origin
         self.clock = clock
         self.retention = retention
-        self.log = CustodyLog(path / "log", origin=origin, verifier_key=signer.verifier_key())
+        self.log: CustodyLog | DatabaseLog = (
+            CustodyLog(path / "log", origin=origin, verifier_key=signer.verifier_key())
+            if log is None
+            else log
+        )
+        #: Whether the custody log is in the database (appends need no shared folder).
+        self.database = log is not None
+        self.objects: ObjectStore = FolderStore(path / "objects") if objects is None else objects
         self.recovered: list[str] = []
         self.staging = Staging(path / "staging")
         self._replay = Replay()
@@ -279,14 +322,25 @@ class Vault:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retention: timedelta = DEFAULT_RETENTION,
         signing_key: Path | None = None,
+        db: sa.Engine | None = None,
+        log: str = "file",
+        objects: str | None = None,
     ) -> Vault:
         """Open (creating on first use) the vault at ``path`` and repair what a crash left.
 
         ``signing_key`` is a key file kept outside the vault (the vault then holds only the
         verifier key); without it the vault's own ``keys/checkpoint.key`` signs, created
-        with a new vault. Raises ``VaultError`` if ``path`` is not a vault or its log is
-        damaged, ``CheckpointError`` for a missing or unusable key.
+        with a new vault. ``db`` is amber's database, where a vault with its log there
+        keeps it; ``log`` (``"file"`` or ``"database"``) and ``objects`` (a folder or an
+        ``s3://`` URL) say where a vault created now keeps its log and objects
+        (``store.json``; an existing vault says where its are). Raises ``VaultError`` if
+        ``path`` is not a vault, its log is damaged or in a database not given,
+        ``CheckpointError`` for a missing or unusable key.
         """
+        if log not in LOGS:
+            raise VaultError(f"log {log!r}: give one of {', '.join(LOGS)}")
+        if log == "database" and db is None:
+            raise VaultError("a vault with its log in the database needs the database (--db)")
         # Read an outside key first: a wrong path must not leave a new, keyless vault.
         external = None if signing_key is None else (signing_key, read_signing_key(signing_key))
         if path.exists() and not path.is_dir():
@@ -297,7 +351,8 @@ class Vault:
                 raise VaultError(
                     f"{str(path)!r} is not empty and holds no vault.json: not an amber vault"
                 )
-            cls._create(path, clock())
+            store = {"log": log, **({} if objects is None else {"objects": objects})}
+            cls._create(path, clock(), store if store != {"log": "file"} else None)
         try:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
             origin = str(meta["origin"])
@@ -318,13 +373,32 @@ class Vault:
             )
         else:
             signer = load_or_create_key(path / "keys", name=origin)
-        vault = cls(path, signer=signer, origin=origin, clock=clock, retention=retention)
+        store = read_store(path)
+        database_log = None
+        if store.get("log") == "database":
+            if db is None:
+                raise VaultError(
+                    f"the custody log of the vault at {str(path)!r} is in the database: "
+                    "give it (--db or AMBER_DB)"
+                )
+            from amber.evidence.dblog import DatabaseLog
+
+            database_log = DatabaseLog(db, origin=origin, verifier_key=signer.verifier_key())
+        vault = cls(
+            path,
+            signer=signer,
+            origin=origin,
+            clock=clock,
+            retention=retention,
+            log=database_log,
+            objects=open_store(store.get("objects"), path, endpoint=store.get("endpoint")),
+        )
         with vault.locked():
             vault.log.refresh()
             vault.recovered = vault.log.recover(signer)
             if not len(vault.log):
                 # The first record ties the vault's metadata and key to the signed log.
-                vault.log.append(
+                vault._append(
                     {
                         "event": "vault_created",
                         "time": _now_text(clock()),
@@ -332,8 +406,9 @@ class Vault:
                         "vault_json_sha256": hashlib.sha256(meta_file.read_bytes()).hexdigest(),
                         "verifier_key": signer.verifier_key(),
                     },
-                    signer,
+                    check=lambda: not len(vault.log),  # another process's vault_created
                 )
+                vault.sign()
             for stale in [*(path / "objects").rglob(".*.tmp"), *vault.staging.root.rglob(".*.tmp")]:
                 stale.unlink()
             for item in vault.items().values():
@@ -343,7 +418,7 @@ class Vault:
         return vault
 
     @staticmethod
-    def _create(path: Path, now: datetime) -> None:
+    def _create(path: Path, now: datetime, store: Mapping[str, Any] | None = None) -> None:
         """Make a new vault at ``path`` in one step: built beside it, then renamed into
         place, so processes opening it at once never see half a vault. If another
         process's vault got there first, it is kept."""
@@ -360,6 +435,8 @@ class Vault:
                 "created_by": ACTOR,
             }
             write_atomic(building / "vault.json", canonical(meta) + b"\n")
+            if store is not None:
+                write_atomic(building / STORE, canonical(store) + b"\n")
             try:
                 os.rename(building, path)  # replaces an empty folder, never a full one
             except OSError as exc:
@@ -390,27 +467,52 @@ class Vault:
     # -- objects -------------------------------------------------------------------------
 
     def object_path(self, sha256: str) -> Path:
-        return self.path / "objects" / "sha256" / sha256[:2] / sha256[2:]
+        """A local file holding the object (for an object store elsewhere, a read-only
+        copy under ``cache/``, fetched on first use; a path that does not exist when the
+        object is missing)."""
+        if isinstance(self.objects, FolderStore):
+            return self.objects.path(sha256)
+        copy = self.path / "cache" / "sha256" / sha256[:2] / sha256[2:]
+        if not copy.exists():
+            with suppress(VaultError):
+                data = self.read(sha256)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(copy, data, mode=0o444)
+        return copy
 
     def put(self, data: bytes) -> str:
         """Store ``data`` as a read-only object named by its SHA-256; returns the hash."""
-        digest = hashlib.sha256(data).hexdigest()
-        target = self.object_path(digest)
-        if target.exists():
-            return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, data, mode=0o444)
-        return digest
+        return self.objects.put(data)
 
     def read(self, sha256: str) -> bytes:
         """An object's bytes. Raises ``VaultError`` if missing or not what its name says."""
         try:
-            data = self.object_path(sha256).read_bytes()
-        except FileNotFoundError:
+            data = self.objects.get(sha256)
+        except ObjectMissing:
             raise VaultError(f"object {sha256} is missing from the vault") from None
         if hashlib.sha256(data).hexdigest() != sha256:
             raise VaultError(f"object {sha256} does not match its hash: it was changed")
         return data
+
+    # -- the log -------------------------------------------------------------------------
+
+    def _append(
+        self, record: Mapping[str, Any], *, check: Callable[[], bool] | None = None
+    ) -> Entry | None:
+        """Append a record (and, to a file log, sign it at once). ``check`` runs where no
+        other append can come in between (under the writer lock, or holding the database
+        log's head): ``False`` appends nothing, an exception refuses it."""
+        if isinstance(self.log, CustodyLog):
+            if check is not None and not check():
+                return None
+            return self.log.append(record, self.signer)
+        return self.log.append(record, check=check)
+
+    def sign(self) -> Checkpoint | None:
+        """Sign every record appended so far (a database log is signed in batches: by
+        ``amber serve``'s signer, at the end of a scan, by ``amber evidence sign``);
+        ``None`` when another process holds the database log's signer lock."""
+        return self.log.sign(self.signer)
 
     # -- items ---------------------------------------------------------------------------
 
@@ -465,7 +567,10 @@ class Vault:
             (position, written, _checked(file.read_bytes(), expected, file))
             for position, written, file, expected in media
         ]
-        with self.locked(), _writing(f"preserving post {post_id!r}"):
+        with (
+            nullcontext() if self.database else self.locked(),
+            _writing(f"preserving post {post_id!r}"),
+        ):
             self._reload()
             return self._preserve(
                 post_id=post_id,
@@ -497,14 +602,18 @@ class Vault:
         post_hash = self.put(post.encode("utf-8"))
         decision_hash = self.put(canonical(decision))
         key = item_key(post_id, client, version)
-        previous = self.items().get(key)
-        if (
-            previous is not None
-            and not previous.deleted
-            and previous.objects.get("post") == post_hash
-            and previous.objects.get("decision") == decision_hash
-            and previous.objects.get("media") == stored
-        ):
+
+        def new() -> bool:
+            previous = self.items().get(key)
+            return not (
+                previous is not None
+                and not previous.deleted
+                and previous.objects.get("post") == post_hash
+                and previous.objects.get("decision") == decision_hash
+                and previous.objects.get("media") == stored
+            )
+
+        if not new():
             return None
         now = self.clock()
         collected = {
@@ -531,8 +640,98 @@ class Vault:
                 "media": stored,
             },
         }
-        self.log.append(record, self.signer)
+        if self._append(record, check=new) is None:
+            return None
         return self.items()[key]
+
+    # -- preserving in the decision's transaction (a database log) -------------------------
+
+    def prepare(
+        self,
+        *,
+        post_id: str,
+        post: str,
+        decision: Mapping[str, Any],
+        media: Sequence[tuple[int, str, Path | bytes, str]],
+        source: str,
+        policy: str,
+        client: str = DEFAULT_CLIENT,
+        method: str | None = None,
+    ) -> Prepared:
+        """Put a post's media bytes (each checked against the SHA-256 amber decided on)
+        and the post as received into the object store, before its decision is stored;
+        ``preserved_record`` then makes its record inside the decision's transaction.
+        Raises ``VaultError`` for media that changed, ``EvidenceWriteError`` (or the object
+        store's ``ExternalError``) when the store refuses."""
+        with _writing(f"keeping the evidence of post {post_id!r}"):
+            stored = []
+            for position, written, content, expected in media:
+                data = _checked(
+                    content if isinstance(content, bytes) else content.read_bytes(),
+                    expected,
+                    content if isinstance(content, Path) else written,
+                )
+                stored.append(
+                    {
+                        "position": position,
+                        "path": written,
+                        "sha256": self.put(data),
+                        "size": len(data),
+                    }
+                )
+            post_hash = self.put(post.encode("utf-8"))
+        return Prepared(
+            post_id=post_id,
+            client=client,
+            post_hash=post_hash,
+            decision=dict(decision),
+            media=stored,
+            collection={
+                "source": source,
+                "policy": policy,
+                "method": SCAN_METHOD if method is None else method,
+            },
+        )
+
+    def preserved_record(self, prepared: Prepared, *, version: int) -> dict[str, Any] | None:
+        """The ``preserved`` record of a prepared post stored as ``version`` (its decision
+        and collection objects put now); ``None`` when the item holds the same post,
+        decision and media already."""
+        decision = {**prepared.decision, "version": version}
+        decision_hash = self.put(canonical(decision))
+        key = item_key(prepared.post_id, prepared.client, version)
+        previous = self.items().get(key)
+        if (
+            previous is not None
+            and not previous.deleted
+            and previous.objects.get("post") == prepared.post_hash
+            and previous.objects.get("decision") == decision_hash
+            and previous.objects.get("media") == prepared.media
+        ):
+            return None
+        now = self.clock()
+        collected = {
+            "collected_at": _now_text(now),
+            "collector": ACTOR,
+            "host": platform.node(),
+            "user": _user(),
+            **prepared.collection,
+        }
+        return {
+            "event": "preserved",
+            "post_id": prepared.post_id,
+            **_scope(prepared.client, version),
+            "time": _now_text(now),
+            "actor": ACTOR,
+            "verdict": str(decision.get("verdict")),
+            "retain_until": _now_text(now + self.retention),
+            "objects": {
+                "post": prepared.post_hash,
+                "decision": decision_hash,
+                "collection": self.put(canonical(collected)),
+                "media": prepared.media,
+            },
+        }
 
     # -- staged preservations (amber.evidence.staging) -------------------------------------
 
@@ -654,7 +853,7 @@ class Vault:
                 if event["id"] in logged:
                     continue  # appended before a crash that left it staged
                 fields = {k: v for k, v in event.items() if k not in ("id", "event", "actor")}
-                self.log.append(
+                self._append(
                     {
                         "event": str(event["event"]),
                         "post_id": staged.post_id,
@@ -664,20 +863,28 @@ class Vault:
                         "event_id": event["id"],
                         **fields,
                     },
-                    self.signer,
+                    check=partial(self._unlogged, key, event["id"]),
                 )
             self.staging.remove(key)
             return self.items()[key]
 
+    def _unlogged(self, key: str, event_id: str) -> bool:
+        """Whether no record about the item ``key`` carries ``event_id`` yet."""
+        item = self.items().get(key)
+        records = () if item is None else item.records
+        return all(self.log.entries[i].record.get("event_id") != event_id for i in records)
+
+    def _not_expiring(self, key: str) -> bool:
+        return not self.items()[key].expiring
+
     def _staged_bytes(self, media: StagedMedia) -> bytes:
         """A staged media file's bytes, from staging or (once another process finished a
         preservation naming the same bytes) from the objects."""
-        for file in (self.staging.media_path(media.sha256), self.object_path(media.sha256)):
-            try:
-                data = file.read_bytes()
-            except FileNotFoundError:
-                continue
-            return _checked(data, media.sha256, file)
+        file = self.staging.media_path(media.sha256)
+        with suppress(FileNotFoundError):
+            return _checked(file.read_bytes(), media.sha256, file)
+        with suppress(ObjectMissing):
+            return _checked(self.objects.get(media.sha256), media.sha256, self.objects.location)
         raise VaultError(
             f"staged media {media.sha256} of position {media.position} is missing from "
             f"{self.staging.media_dir} and the objects"
@@ -709,7 +916,16 @@ class Vault:
                 "actor": actor,
                 **fields,
             }
-            return self.log.append(record, self.signer)
+
+            def again() -> bool:  # a database log: another machine may have appended since
+                if check is not None:
+                    check(self.item(item.key), self.log.entries)
+                return True
+
+            entry = self._append(record, check=again if self.database else None)
+            if entry is None:  # pragma: no cover - ``again`` never declines
+                raise VaultError(f"the {event!r} record of {key!r} was not appended")
+            return entry
 
     def extend(self, key: str, until: datetime, *, reason: str, actor: str) -> Entry:
         """Keep an item until ``until`` at least (EU 2021/784 Art. 6(2): a competent
@@ -769,7 +985,7 @@ class Vault:
             for item in self.items().values():
                 if item.deleted or item.hold is not None or item.retain_until > now:
                     continue
-                self.log.append(
+                entry = self._append(
                     {
                         "event": "retention_expired",
                         "post_id": item.post_id,
@@ -778,8 +994,10 @@ class Vault:
                         "actor": actor,
                         "retain_until": _now_text(item.retain_until),
                     },
-                    self.signer,
+                    check=partial(self._not_expiring, item.key),
                 )
+                if entry is None:
+                    continue  # another process expires it
                 self._delete(item, actor=actor)
                 deleted.append(item.post_id)
         return deleted
@@ -794,13 +1012,9 @@ class Vault:
         }
         removed = []
         for digest in sorted(set(item.hashes()) - live):
-            target = self.object_path(digest)
-            if target.exists():
-                target.chmod(stat.S_IWUSR | stat.S_IRUSR)
-                target.unlink()
-                fsync_path(target.parent)
+            self.objects.delete(digest)
             removed.append(digest)
-        self.log.append(
+        self._append(
             {
                 "event": "deleted",
                 "post_id": item.post_id,
@@ -809,8 +1023,21 @@ class Vault:
                 "actor": actor,
                 "objects": removed,
             },
-            self.signer,
+            check=lambda: not self.items()[item.key].deleted,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A post whose media and JSON are in the object store, its record still to be made
+    (``Vault.prepare``, ``Vault.preserved_record``)."""
+
+    post_id: str
+    client: str
+    post_hash: str
+    decision: Mapping[str, Any]
+    media: list[dict[str, Any]]
+    collection: Mapping[str, Any]
 
 
 def _scope(client: str, version: int) -> dict[str, Any]:

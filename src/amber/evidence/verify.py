@@ -19,16 +19,22 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from amber.errors import AmberError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 from amber.evidence.checkpoint import Checkpoint, CheckpointError, Signer, VerifierKey, open_note
+from amber.evidence.dblog import DatabaseLog
 from amber.evidence.log import CustodyLog
 from amber.evidence.merkle import ProofError, verify_consistency
+from amber.evidence.objects import ObjectMissing, ObjectStore, open_store
 from amber.evidence.published import PublishedKey
-from amber.evidence.vault import FORMAT, replay
+from amber.evidence.vault import FORMAT, read_store, replay
 
 
 @dataclass(slots=True)
@@ -54,6 +60,7 @@ def verify_vault(
     *,
     key: PublishedKey | None = None,
     published: Sequence[tuple[str, bytes]] = (),
+    db: sa.Engine | None = None,
 ) -> Report:
     """Check the vault at ``path``; never raises for damage, only reports it.
 
@@ -61,7 +68,8 @@ def verify_vault(
     signed by it. Each of ``published`` (a source's name and the signed checkpoint read
     from it) must be signed by ``key`` (or, without one, by the vault's own key) and the
     vault's log must extend it: the same tree at its size, consistent with the newest
-    checkpoint.
+    checkpoint. A vault whose log is in the database (``store.json``) is read from ``db``,
+    its objects from the store it names.
     """
     report = Report()
     try:
@@ -81,8 +89,17 @@ def verify_vault(
     if vkey_text != verifier_key + "\n":
         report.problems.append("keys/checkpoint.vkey: changed (not the one line amber wrote)")
     _check_private_key(path, origin, verifier_key, report)
+    log: CustodyLog | DatabaseLog
     try:
-        log = CustodyLog(path / "log", origin=origin, verifier_key=verifier_key)
+        store = read_store(path)
+        objects = open_store(store.get("objects"), path, endpoint=store.get("endpoint"))
+        if store.get("log") == "database":
+            if db is None:
+                report.problems.append("log: kept in the database; give it (--db or AMBER_DB)")
+                return report
+            log = DatabaseLog(db, origin=origin, verifier_key=verifier_key)
+        else:
+            log = CustodyLog(path / "log", origin=origin, verifier_key=verifier_key)
     except AmberError as exc:
         report.problems.append(f"log: {exc}")
         return report
@@ -104,7 +121,7 @@ def verify_vault(
             "'amber evidence recover'"
         )
     _check_checkpoints(log, report)
-    _check_objects(path, log, report)
+    _check_objects(objects, log, report)
     if key is not None:
         _check_key(verifier_key, key, report)
     elif published:
@@ -130,7 +147,11 @@ def _check_key(verifier_key: str, key: PublishedKey, report: Report) -> None:
 
 
 def _check_published(
-    log: CustodyLog, key: PublishedKey | None, source: str, note: bytes, report: Report
+    log: CustodyLog | DatabaseLog,
+    key: PublishedKey | None,
+    source: str,
+    note: bytes,
+    report: Report,
 ) -> None:
     """Check that the log extends a checkpoint published at ``source``."""
     first_line = note.split(b"\n", 1)[0].decode("utf-8", errors="replace")
@@ -216,7 +237,7 @@ def _check_private_key(path: Path, origin: str, verifier_key: str, report: Repor
         report.problems.append("keys/checkpoint.key: changed (not the file amber wrote)")
 
 
-def _check_checkpoints(log: CustodyLog, report: Report) -> None:
+def _check_checkpoints(log: CustodyLog | DatabaseLog, report: Report) -> None:
     previous: Checkpoint | None = None
     for size in log.checkpoint_sizes():
         name = f"log/checkpoints/{size:012d}.txt"
@@ -253,6 +274,12 @@ def _check_checkpoints(log: CustodyLog, report: Report) -> None:
     if previous is None:
         if len(log):
             report.problems.append("log: no valid signed checkpoint covers the records")
+    elif previous.size < len(log) and isinstance(log, DatabaseLog):
+        report.notes.append(
+            f"log: {len(log) - previous.size} record(s) appended since the last signed "
+            f"checkpoint (size {previous.size}), to be signed in the next batch; run "
+            "'amber evidence sign' to sign them now"
+        )
     elif previous.size < len(log):
         report.problems.append(
             f"log: {len(log) - previous.size} record(s) after the last signed checkpoint "
@@ -260,7 +287,7 @@ def _check_checkpoints(log: CustodyLog, report: Report) -> None:
         )
 
 
-def _check_objects(path: Path, log: CustodyLog, report: Report) -> None:
+def _check_objects(store: ObjectStore, log: CustodyLog | DatabaseLog, report: Report) -> None:
     try:
         items = replay(log.entries)
     except AmberError as exc:
@@ -271,17 +298,20 @@ def _check_objects(path: Path, log: CustodyLog, report: Report) -> None:
     for item in items.values():
         if item.deleted or item.expiring:
             continue
-        for digest in item.hashes():
-            named.add(digest)
-            if not (path / "objects" / "sha256" / digest[:2] / digest[2:]).is_file():
-                report.problems.append(f"object {digest} of post {item.post_id!r} is missing")
-    root = path / "objects" / "sha256"
-    for file in sorted(root.rglob("*")) if root.is_dir() else []:
-        if not file.is_file():
+        named.update(item.hashes())
+    stored = set(store.names())
+    for item in items.values():
+        if item.deleted or item.expiring:
             continue
+        for digest in item.hashes():
+            if digest not in stored:
+                report.problems.append(f"object {digest} of post {item.post_id!r} is missing")
+    for name in sorted(stored):
         report.objects += 1
-        name = file.parent.name + file.name
-        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        try:
+            digest = hashlib.sha256(store.get(name)).hexdigest()
+        except ObjectMissing:
+            continue  # removed since it was listed
         if digest != name:
             report.problems.append(
                 f"objects/sha256/{name[:2]}/{name[2:]}: content does not match its name (changed)"

@@ -503,3 +503,38 @@ incident_keys = sa.Table(
     sa.Index("ix_incident_keys_client_key", "client", "key"),
     sa.UniqueConstraint("client", "post_id", "key"),
 )
+
+#: The custody logs kept in the database (``amber.evidence.dblog``): one row per vault,
+#: its ``origin`` (the log's name) and ``size``, the number of records appended. Each
+#: append adds one to ``size`` in the appending transaction (``UPDATE ... RETURNING``), so
+#: the row's lock orders the appends and a rolled-back one leaves no gap.
+custody_logs = sa.Table(
+    "custody_logs",
+    metadata,
+    sa.Column("origin", sa.String(200), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+#: One record of a custody log: ``seq`` is its leaf index in the RFC 9162 tree (0 first),
+#: ``body`` its canonical JSON (the leaf's bytes), ``leaf_hash`` SHA-256(0x00 ‖ body).
+custody_records = sa.Table(
+    "custody_records",
+    metadata,
+    sa.Column("origin", sa.String(200), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("appended_at", UTCDateTime, nullable=False),
+)
+
+#: A signed checkpoint of a custody log (C2SP signed note text) for its first ``size``
+#: records, signed by the one process holding the log's advisory lock.
+custody_checkpoints = sa.Table(
+    "custody_checkpoints",
+    metadata,
+    sa.Column("origin", sa.String(200), primary_key=True),
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("signed_at", UTCDateTime, nullable=False),
+)
