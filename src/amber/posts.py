@@ -297,9 +297,10 @@ def parse_post(
     return post
 
 
-def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
-    """Numbered lines, each read with a bound; ``None`` for a line over the bound."""
-    number = 0
+def _lines(handle: BinaryIO, first: int = 1) -> Iterator[tuple[int, bytes | None]]:
+    """Numbered lines (from ``first``), each read with a bound; ``None`` for a line over
+    the bound."""
+    number = first - 1
     while True:
         data = handle.readline(MAX_LINE_BYTES + 1)
         if not data:
@@ -328,11 +329,15 @@ def read_jsonl(path: Path) -> Iterator[Post | PostError]:
         yield from read_stream(handle, source=source, base=path.parent)
 
 
-def read_stream(handle: BinaryIO, *, source: str, base: Path) -> Iterator[Post | PostError]:
+def read_stream(
+    handle: BinaryIO, *, source: str, base: Path, first_line: int = 1
+) -> Iterator[Post | PostError]:
     """Posts of JSONL read from ``handle`` (standard input, say) in order, as ``read_jsonl``
-    reads a file; media paths are relative to ``base``, and errors name ``source``."""
+    reads a file; media paths are relative to ``base``, and errors name ``source``. The
+    first line read is line ``first_line`` of ``source`` (a part of a file: a backfill's
+    partition, ``amber.backfill``)."""
     seen: dict[str, int] = {}
-    for number, data in _lines(handle):
+    for number, data in _lines(handle, first_line):
         if data is None:
             yield PostError(
                 f"line is longer than {MAX_LINE_BYTES} bytes", source=source, line=number

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -47,8 +48,8 @@ class _LazyProgress:
         self.progress: Progress | None = None
         self.task: Any = None
 
-    def advance(self) -> None:
-        self.done += 1
+    def advance(self, count: int = 1) -> None:
+        self.done += count
         if self.progress is None and time.monotonic() - self.started > self.DELAY:
             from rich.progress import (
                 BarColumn,
@@ -72,6 +73,11 @@ class _LazyProgress:
             self.task = self.progress.add_task("scan", total=self.total, completed=self.done)
         elif self.progress is not None:
             self.progress.update(self.task, completed=self.done)
+
+    def start(self, total: int, done: int) -> None:
+        """Now that the total is known: ``total`` items, ``done`` of them already."""
+        self.total = total
+        self.done = done
 
     def stop(self) -> None:
         if self.progress is not None:
@@ -115,6 +121,71 @@ def scan_input(
     return results, errors
 
 
+def backfill_input(
+    engine: Engine,
+    input: Path,
+    *,
+    format: str,
+    cluster: str,
+    workers: int | None = None,
+    checkpoint: Path | None = None,
+    partition_size: int | None = None,
+) -> tuple[list[ScanResult], Counter[str], int]:
+    """``scan_input`` on a Dask cluster (``amber.backfill``): JSONL streamed in input
+    order; returns the results kept for a table, the verdicts counted and the errors."""
+    from amber.backfill import PARTITION_POSTS, Progress, backfill, cluster_client
+    from amber.errors import PostError
+
+    progress = _LazyProgress(None)
+    done = Progress()
+    results: list[ScanResult] = []
+    counts: Counter[str] = Counter()
+    errors = 0
+    try:
+        with cluster_client(cluster, workers=workers) as dask:
+            found = backfill(
+                engine,
+                input,
+                dask=dask,
+                checkpoint=checkpoint,
+                partition_posts=partition_size or PARTITION_POSTS,
+                replace=True,
+                on_item=progress.advance,
+                on_start=lambda planned: progress.start(planned.posts, planned.skipped_posts),
+                progress=done,
+            )
+            for item in found:
+                if isinstance(item, PostError):
+                    errors += 1
+                    err.print(f"Error: {item.message}")
+                    continue
+                counts[item.outcome.verdict.value] += 1
+                if format == "jsonl":
+                    print(json.dumps(item.to_json(), ensure_ascii=False), flush=True)
+                else:
+                    results.append(item)
+    finally:
+        progress.stop()
+    if done.skipped:
+        err.print(
+            f"resumed: {plural(done.skipped, 'partition')} of {done.partitions} already done "
+            f"({plural(done.skipped_posts, 'post')}) were skipped"
+        )
+    return results, counts, errors
+
+
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Scan a JSONL file on a Dask cluster: tcp://SCHEDULER:PORT, or 'local' to "
+        "start one here with --workers processes (default for JSONL files of 64 MiB or "
+        "more; see docs/backfill.md)",
+        show_default=False,
+    ),
+]
+
+
 def scan(
     input: Annotated[
         Path,
@@ -125,7 +196,31 @@ def scan(
     format: FormatOption = "table",
     policy: PolicyOption = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Hashing processes (default: one per core)")
+        int | None,
+        typer.Option(
+            min=1,
+            help="Hashing processes (default: one per core); with a local cluster, its "
+            "Dask workers",
+        ),
+    ] = None,
+    cluster: ClusterOption = None,
+    no_cluster: Annotated[
+        bool,
+        typer.Option("--no-cluster", help="Scan in this process however big the input (no Dask)"),
+    ] = False,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A cluster scan's checkpoint, to resume it after a stop (default: "
+            "<input>.amber-checkpoint.json)",
+            show_default=False,
+        ),
+    ] = None,
+    partition_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Lines of the input per partition of a cluster scan (default 10000)"
+        ),
     ] = None,
     db: DbOption = None,
     vault: VaultOption = None,
@@ -133,21 +228,32 @@ def scan(
 ) -> None:
     """Scan posts: hash media, match banks, apply the policy, store and print decisions.
     Webhook deliveries of the decisions wait in the outbox for amber serve or amber
-    webhook deliver."""
+    webhook deliver. A JSONL file can be scanned on a Dask cluster (--cluster), partition
+    by partition, resumable after a stop from its checkpoint: see docs/backfill.md."""
     check_format(format)
+    address = _cluster(input, cluster, no_cluster, checkpoint, partition_size)
     with opened_engine(db, vault, policy, signing_key, preflight=True) as engine:
-        results, errors = scan_input(engine, input, format=format, workers=workers)
+        if address is None:
+            results, errors = scan_input(engine, input, format=format, workers=workers)
+            counts = Counter(r.outcome.verdict.value for r in results)
+        else:
+            results, counts, errors = backfill_input(
+                engine,
+                input,
+                format=format,
+                cluster=address,
+                workers=workers,
+                checkpoint=checkpoint,
+                partition_size=partition_size,
+            )
         waiting = sum(w.pending for w in engine.webhooks.all())
     if format == "table":
         from amber.render import render_results
 
         out.print(render_results(results))
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.outcome.verdict.value] = counts.get(r.outcome.verdict.value, 0) + 1
     summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no posts"
     err.print(
-        f"scanned {plural(len(results), 'post')} ({summary})"
+        f"scanned {plural(sum(counts.values()), 'post')} ({summary})"
         + (f"; {plural(errors, 'error')} (see above)" if errors else "")
     )
     if waiting:
@@ -157,3 +263,48 @@ def scan(
         )
     if errors:
         raise typer.Exit(1)
+
+
+def _cluster(
+    input: Path,
+    cluster: str | None,
+    no_cluster: bool,
+    checkpoint: Path | None,
+    partition_size: int | None,
+) -> str | None:
+    """The Dask cluster to scan ``input`` on (``None``: this process). Raises
+    ``UserError`` for options that contradict each other."""
+    from amber.backfill import LOCAL, dask_installed, wants_cluster
+    from amber.errors import UserError
+
+    if cluster is not None and no_cluster:
+        raise UserError("--cluster and --no-cluster contradict each other; give one")
+    size = None if cluster is not None or no_cluster else wants_cluster(input)
+    if size is not None:
+        mib = f"{size / 2**20:,.0f} MiB"
+        if dask_installed():
+            cluster = LOCAL
+            err.print(
+                f"Note: {str(input)!r} ({mib}) is scanned on a local Dask cluster, resumable "
+                "from its checkpoint; --no-cluster scans it in this process"
+            )
+        else:
+            err.print(
+                f"Note: {str(input)!r} ({mib}) could be scanned on a local Dask cluster, "
+                "which needs the 'dask' extra: pip install 'amber[dask]'; scanning here"
+            )
+    if cluster is None:
+        given = "--checkpoint" if checkpoint is not None else "--partition-size"
+        if checkpoint is not None or partition_size is not None:
+            raise UserError(
+                f"{given} applies to a scan on a cluster; add --cluster local or "
+                "--cluster tcp://SCHEDULER:PORT"
+            )
+        return None
+    if str(input) == STDIN or input.is_dir():
+        raise UserError(
+            f"--cluster scans a JSONL file; {str(input)!r} is "
+            + ("standard input" if str(input) == STDIN else "a folder")
+            + ": scan it without --cluster"
+        )
+    return cluster
