@@ -230,6 +230,10 @@ def test_cluster_options_that_do_not_fit_are_refused(
     assert both.returncode == 2 and "contradict" in both.stderr
     stdin = scan(database, tmp_path, "-", "--cluster", "local")
     assert stdin.returncode == 2 and "standard input: scan it without --cluster" in stdin.stderr
+    remote = scan(database, tmp_path, posts, "--cluster", "tcp://127.0.0.1:1", "--workers", "2")
+    assert (
+        remote.returncode == 2 and "--workers sets the worker processes of a local" in remote.stderr
+    )
     plain = scan(database, tmp_path, posts, "--checkpoint", tmp_path / "c.json")
     assert plain.returncode == 2
     assert "--checkpoint applies to a scan on a cluster; add --cluster local" in plain.stderr

@@ -448,11 +448,11 @@ def backfill(
 
     Partitions that ``checkpoint`` (default ``<input>.amber-checkpoint.json``) records as
     done are skipped; ``on_start`` is told how many posts there are and how many of them
-    are skipped once the plan is made. The partition a
-    stopped run may have been storing is decided without ``replace``, so none of its posts
-    is decided twice. Each partition is recorded once decided and stored; the checkpoint
-    is removed once every partition is. ``stop_after``: stop after storing that many
-    partitions (a staged run; the checkpoint is kept).
+    are skipped once the plan is made. The partition a stopped run may have been storing
+    is decided without ``replace``, so none of its posts is decided twice. Each partition
+    is recorded once decided and stored; the checkpoint is removed once every partition
+    is. ``stop_after``: stop after storing that many partitions (a staged run; the
+    checkpoint is kept).
 
     Raises ``UserError`` for an unusable input or checkpoint, ``ExternalError`` when the
     cluster fails a partition.

@@ -231,7 +231,7 @@ def scan(
     webhook deliver. A JSONL file can be scanned on a Dask cluster (--cluster), partition
     by partition, resumable after a stop from its checkpoint: see docs/backfill.md."""
     check_format(format)
-    address = _cluster(input, cluster, no_cluster, checkpoint, partition_size)
+    address = _cluster(input, cluster, no_cluster, checkpoint, partition_size, workers)
     with opened_engine(db, vault, policy, signing_key, preflight=True) as engine:
         if address is None:
             results, errors = scan_input(engine, input, format=format, workers=workers)
@@ -271,6 +271,7 @@ def _cluster(
     no_cluster: bool,
     checkpoint: Path | None,
     partition_size: int | None,
+    workers: int | None,
 ) -> str | None:
     """The Dask cluster to scan ``input`` on (``None``: this process). Raises
     ``UserError`` for options that contradict each other."""
@@ -301,6 +302,11 @@ def _cluster(
                 "--cluster tcp://SCHEDULER:PORT"
             )
         return None
+    if cluster != LOCAL and workers is not None:
+        raise UserError(
+            f"--workers sets the worker processes of a local cluster; the scheduler at "
+            f"{cluster!r} has the workers started for it (dask worker {cluster})"
+        )
     if str(input) == STDIN or input.is_dir():
         raise UserError(
             f"--cluster scans a JSONL file; {str(input)!r} is "
