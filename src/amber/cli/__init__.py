@@ -8,7 +8,7 @@ Exit codes: 0 done; 1 done, but some posts or files failed (each was reported);
 
 Commands live in one module per area (``banks``, ``scan``, ``decisions``, ``review``,
 ``appeals``, ``explain``, ``lookup``, ``tokens``, ``evidence``, ``webhook``, ``harm_poll``,
-``serve``, ``doctor``);
+``serve``, ``consume``, ``doctor``);
 this module builds the app and holds the one error handler. Nothing heavy is imported
 until a command runs.
 """
@@ -27,6 +27,7 @@ from amber import __version__
 from amber.cli.accounts import account_app
 from amber.cli.appeals import appeal_app
 from amber.cli.banks import bank_app
+from amber.cli.consume import consume
 from amber.cli.decisions import decisions_app
 from amber.cli.doctor import doctor
 from amber.cli.evidence import evidence_app
@@ -121,6 +122,7 @@ def version() -> None:
 app.add_typer(bank_app, name="bank")
 app.add_typer(exchange_app, name="exchange")
 app.command()(scan)
+app.command()(consume)
 app.add_typer(decisions_app, name="decisions")
 app.command()(statements)
 app.add_typer(review_app, name="review")
