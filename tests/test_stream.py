@@ -21,7 +21,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,7 +30,7 @@ import pytest
 from amber.engine import Engine
 from amber.stream import Settings, Transport, consume
 from amber.synthetic import photo
-from conftest import run_cli, sqlite_only
+from conftest import postgresql_only, run_cli, sqlite_only
 
 NATS_URL = "nats://127.0.0.1:4222"
 HARM_POLL = {
@@ -250,7 +250,7 @@ class Kafka:
         consumer.assign([TopicPartition(topic, 0, 0)])
         found: list[tuple[bytes, dict[str, str]]] = []
         while True:
-            batch = consumer.consume(100, timeout=1.0)
+            batch = consumer.consume(100, timeout=0.2 if found else 1.5)
             if not batch:
                 break
             for m in batch:
@@ -309,8 +309,6 @@ def nats_broker(nats_server: str) -> Iterator[Broker]:
 
 def _run(engine: Engine, broker: Broker, member: str = "amber", **settings: Any) -> Any:
     """Consume in this process until the stream has nothing left for ``member``."""
-    from dataclasses import replace
-
     transport = broker.transport(member)
     try:
         return consume(engine, transport, settings=replace(QUICK, until_idle=True, **settings))
@@ -323,7 +321,7 @@ def _post(post_id: str, **fields: Any) -> bytes:
 
 
 @sqlite_only
-def test_posts_are_decided_and_published_as_scan_prints_them(
+def test_posts_are_decided_and_published_as_scan_prints_them_and_bad_ones_dead_lettered(
     broker: Broker, engine: Engine, tmp_path: Path
 ) -> None:
     photo(3, 160, 120).save(tmp_path / "a.jpg")
@@ -332,15 +330,16 @@ def test_posts_are_decided_and_published_as_scan_prints_them(
         _post("s2", **HARM_POLL),
         _post("s3", text="look", media=[{"path": "a.jpg"}]),
     ]
-    broker.publish(posts)
+    bad = [b"{not json", _post("s4", author=5)]
+    broker.publish([posts[0], bad[0], posts[1], bad[1], posts[2]])
     transport = broker.transport()
     try:
-        assert transport.lag() == 3  # nothing acknowledged yet
-        tally = consume(engine, transport, settings=Settings(base=tmp_path, until_idle=True))
+        assert transport.lag() == 5  # nothing acknowledged yet
+        tally = consume(engine, transport, settings=replace(QUICK, base=tmp_path, until_idle=True))
         assert transport.lag() == 0
     finally:
         transport.close()
-    assert tally.decided == 3 and tally.verdicts["restrict"] == 1
+    assert tally.decided == 3 and tally.verdicts["restrict"] == 1 and tally.dead == 2
     (tmp_path / "posts.jsonl").write_bytes(b"\n".join(posts) + b"\n")
     (tmp_path / "scan.db").touch()  # an empty SQLite database: scan makes no new one
     scanned = run_cli(
@@ -349,9 +348,16 @@ def test_posts_are_decided_and_published_as_scan_prints_them(
     )  # fmt: skip
     assert scanned.returncode == 0, scanned.stderr
     results = broker.read("results")
-    assert [data.decode() for data, _ in results] == scanned.stdout.splitlines()
+    # Kafka keeps order within a partition only: compare as sets of lines.
+    assert sorted(d.decode() for d, _ in results) == sorted(scanned.stdout.splitlines())
     assert all(h["Amber-Msg-Id"].startswith("amber-") for _, h in results)
     assert engine.missing_evidence() == []
+    dead = dict(broker.read("dead"))
+    assert sorted(dead) == sorted(bad)
+    where = "stream " + broker.name + " sequence 2" if broker.scheme == "nats" else "offset"
+    assert where in dead[bad[0]]["Amber-Error"] and "invalid JSON" in dead[bad[0]]["Amber-Error"]
+    assert "field 'author'" in dead[bad[1]]["Amber-Error"]
+    assert dead[bad[1]]["Amber-Deliveries"] == "1"
 
 
 @sqlite_only
@@ -369,23 +375,7 @@ def test_a_redelivered_post_is_decided_once_and_its_result_republished_unchanged
         assert len(results) == 2
     else:  # Kafka keeps both copies: byte for byte the same, with the same id
         assert len(results) == 4
-        assert results[:2] == results[2:]
-
-
-@sqlite_only
-def test_a_message_that_is_not_a_post_is_dead_lettered_and_the_rest_go_on(
-    broker: Broker, engine: Engine
-) -> None:
-    broker.publish([_post("m1", text="one"), b"{not json", _post("m3", author=5), _post("m4")])
-    tally = _run(engine, broker)
-    assert tally.decided == 2 and tally.dead == 2
-    assert [json.loads(d)["post_id"] for d, _ in broker.read("results")] == ["m1", "m4"]
-    dead = broker.read("dead")
-    assert [d for d, _ in dead] == [b"{not json", _post("m3", author=5)]
-    where = "sequence 2" if broker.scheme == "nats" else "offset"
-    assert where in dead[0][1]["Amber-Error"] and "invalid JSON" in dead[0][1]["Amber-Error"]
-    assert "field 'author'" in dead[1][1]["Amber-Error"]
-    assert dead[1][1]["Amber-Deliveries"] == "1"
+        assert sorted(results[:2]) == sorted(results[2:])
 
 
 def _break_objects(vault: Path) -> Path:
@@ -404,17 +394,21 @@ def test_evidence_that_cannot_be_stored_is_retried_then_dead_lettered_and_nothin
     aside = _break_objects(tmp_path / "vault")
     post = _post("e1", **HARM_POLL)
     broker.publish([post, _post("e2", text="fine")])
-    tally = _run(engine, broker, max_deliver=2)
-    assert tally.retries == 1 and tally.redeliveries == 1 and tally.dead == 1
-    assert [json.loads(d)["post_id"] for d, _ in broker.read("results")] == ["e2"]
-    [(body, headers)] = broker.read("dead")
-    assert body == post and headers["Amber-Deliveries"] == "2"
-    assert "'e1'" in headers["Amber-Error"] and "evidence" in headers["Amber-Error"]
-    # The vault mended, the dead letter sent again: decided, preserved, published.
-    (tmp_path / "vault" / "objects").unlink()
-    aside.rename(tmp_path / "vault" / "objects")
-    broker.publish([body])
-    assert _run(engine, broker).decided == 1
+    transport = broker.transport()
+    try:
+        tally = consume(engine, transport, settings=replace(QUICK, until_idle=True, max_deliver=2))
+        assert tally.retries == 1 and tally.redeliveries == 1 and tally.dead == 1
+        assert [json.loads(d)["post_id"] for d, _ in broker.read("results")] == ["e2"]
+        [(body, headers)] = broker.read("dead")
+        assert body == post and headers["Amber-Deliveries"] == "2"
+        assert "'e1'" in headers["Amber-Error"] and "evidence" in headers["Amber-Error"]
+        # The vault mended, the dead letter sent again: decided, preserved, published.
+        (tmp_path / "vault" / "objects").unlink()
+        aside.rename(tmp_path / "vault" / "objects")
+        broker.publish([body])
+        assert consume(engine, transport, settings=replace(QUICK, until_idle=True)).decided == 1
+    finally:
+        transport.close()
     results = [json.loads(d) for d, _ in broker.read("results")]
     assert [r["post_id"] for r in results] == ["e2", "e1"]
     assert results[1]["verdict"] == "restrict"
@@ -458,14 +452,12 @@ def test_sigterm_drains_what_is_in_hand_and_loses_nothing(
     nats_broker: Broker, engine: Engine, tmp_path: Path, database: str
 ) -> None:
     broker = nats_broker
-    posts = [_post(f"d{n}", text=f"post {n}") for n in range(40)]
+    posts = [_post(f"d{n}", text=f"post {n}") for n in range(150)]
     broker.publish(posts)
-    process, log = _consume_process(
-        broker, tmp_path, database, "--max-in-flight", "2", "--retry-delay", "0.2"
-    )
+    process, log = _consume_process(broker, tmp_path, database, "--max-in-flight", "2")
     try:
         _wait_until(lambda: "consuming" in log.read_text(), "the consumer to start")
-        _wait_until(lambda: engine.decisions.count() >= 4, "the first decisions")
+        _wait_until(lambda: engine.decisions.count() >= 2, "the first decisions")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()
     finally:
@@ -473,11 +465,12 @@ def test_sigterm_drains_what_is_in_hand_and_loses_nothing(
     text = log.read_text()
     assert "SIGTERM: finishing the posts in hand" in text and "Traceback" not in text
     first = len(broker.read("results"))
-    assert 0 < first < 40  # stopped part-way, and what was decided is published
+    assert 0 < first < 150  # stopped part-way, and what was decided is published
+    assert engine.decisions.count() == first
     # What the drained consumer acknowledged is not delivered again; the rest is.
-    assert _run(engine, broker).decided == 40 - first
+    assert _run(engine, broker).decided == 150 - first
     ids = [json.loads(d)["post_id"] for d, _ in broker.read("results")]
-    assert sorted(ids) == sorted(f"d{n}" for n in range(40))
+    assert sorted(ids) == sorted(f"d{n}" for n in range(150))
 
 
 def _scrape(port: int) -> dict[str, float]:
@@ -490,6 +483,7 @@ def _scrape(port: int) -> dict[str, float]:
     return values
 
 
+@postgresql_only  # several processes on one database server
 def test_two_workers_share_the_stream_and_report_lag(
     nats_broker: Broker, engine: Engine, tmp_path: Path, database: str
 ) -> None:

@@ -228,10 +228,15 @@ def consume(
             ack_wait=ack_wait,
         )
         stop = threading.Event()
+        signalled: list[int] = []
 
         def drain(signum: int, _frame: FrameType | None) -> None:
-            if not stop.is_set():
-                err.print(f"{signal.Signals(signum).name}: finishing the posts in hand")
+            # A second signal may arrive while the first one's handler is inside
+            # stop.set(), whose lock is not re-entrant: only the first one touches it.
+            if signalled:
+                return
+            signalled.append(signum)
+            err.print(f"{signal.Signals(signum).name}: finishing the posts in hand")
             stop.set()
 
         previous = {s: signal.signal(s, drain) for s in (signal.SIGTERM, signal.SIGINT)}

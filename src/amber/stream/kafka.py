@@ -219,8 +219,8 @@ class KafkaTransport:
 
     def lag(self) -> int | None:
         """The group's lag on the topic: high watermark - committed offset, summed over
-        its partitions. The high watermark is the larger of the broker's answer and the
-        last fetch's (Tansu, the test broker, answers a low one to ListOffsets)."""
+        its partitions. The high watermark of a partition this member fetches is the last
+        fetch's (no request); of the others, the broker's answer to ListOffsets."""
         kafka = self.kafka
         try:
             wanted = [kafka.TopicPartition(self.topic, p) for p in self.partitions]
@@ -228,11 +228,11 @@ class KafkaTransport:
             total = 0
             for tp in committed:
                 where = kafka.TopicPartition(self.topic, tp.partition)
-                low, high = self.consumer.get_watermark_offsets(
-                    where, timeout=REQUEST_TIMEOUT, cached=False
-                )
-                fetched = self.consumer.get_watermark_offsets(where, cached=True)
-                high = max(high, fetched[1])
+                low, high = self.consumer.get_watermark_offsets(where, cached=True)
+                if high < 0:  # not fetched here (yet)
+                    low, high = self.consumer.get_watermark_offsets(
+                        where, timeout=REQUEST_TIMEOUT, cached=False
+                    )
                 total += max(0, high - (tp.offset if tp.offset >= 0 else low))
         except kafka.KafkaException:
             return None
