@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -307,6 +308,17 @@ def nats_broker(nats_server: str) -> Iterator[Broker]:
         made.delete()
 
 
+@pytest.fixture
+def kafka_broker(kafka_server: str) -> Iterator[Kafka]:
+    """Fresh topics on the Tansu broker."""
+    made = Kafka(kafka_server)
+    made.create()
+    try:
+        yield made
+    finally:
+        made.delete()
+
+
 def _run(engine: Engine, broker: Broker, member: str = "amber", **settings: Any) -> Any:
     """Consume in this process until the stream has nothing left for ``member``."""
     transport = broker.transport(member)
@@ -376,6 +388,42 @@ def test_a_redelivered_post_is_decided_once_and_its_result_republished_unchanged
     else:  # Kafka keeps both copies: byte for byte the same, with the same id
         assert len(results) == 4
         assert sorted(results[:2]) == sorted(results[2:])
+
+
+@sqlite_only
+def test_two_members_of_a_kafka_group_share_the_posts_none_lost_none_twice(
+    kafka_broker: Kafka, engine: Engine
+) -> None:
+    # On NATS, test_two_workers_share_the_stream_and_report_lag shares a durable.
+    broker = kafka_broker
+    members = [broker.transport(), broker.transport()]
+    try:  # each member holds a partition before the posts come
+        _wait_until(
+            lambda: (
+                [m.fetch(1, 0.1) for m in members]
+                and all(cast(Any, m).consumer.assignment() for m in members)
+            ),
+            "both members' partitions",
+        )
+        broker.publish([_post(f"g{n}", text=f"post {n}") for n in range(16)])
+        tallies: list[Any] = [None, None]
+
+        def member(n: int) -> None:
+            settings = replace(QUICK, until_idle=True, max_in_flight=1)
+            tallies[n] = consume(engine, members[n], settings=settings)
+
+        threads = [threading.Thread(target=member, args=(n,)) for n in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for m in members:
+            m.close()
+    assert all(t.decided > 0 for t in tallies), tallies  # both did some of the work
+    assert sum(t.decided for t in tallies) == 16  # and none twice
+    ids = [json.loads(d)["post_id"] for d, _ in broker.read("results")]
+    assert sorted(ids) == sorted(f"g{n}" for n in range(16))
 
 
 def _break_objects(vault: Path) -> Path:

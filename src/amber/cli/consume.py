@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -313,6 +314,10 @@ def _run_workers(
     if until_idle:
         args.append("--until-idle")
     err.print(f"consuming {url} with {count} worker processes")
-    code = run_workers(args, count, env=env, on_message=err.print)
+    try:
+        code = run_workers(args, count, env=env, on_message=err.print)
+    finally:
+        if MULTIPROC_ENV in env:  # the workers' metric files
+            shutil.rmtree(env[MULTIPROC_ENV], ignore_errors=True)
     if code:
         raise typer.Exit(code)

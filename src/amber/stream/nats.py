@@ -222,10 +222,22 @@ class NatsTransport:
         except self.nats.errors.Error:
             return None
 
+    async def _return_pending(self) -> None:
+        """Nak the messages that reached the subscription after a fetch stopped waiting
+        (nats-py keeps them for the next fetch, in a queue it offers no public way to
+        read): another consumer takes them now, not after the ack wait."""
+        queue = self.sub._sub._pending_queue
+        while not queue.empty():
+            message = queue.get_nowait()
+            if message.reply and not self.js.is_status_msg(message):
+                await message.nak()
+
     def close(self) -> None:
-        """Publish what is queued and leave the server."""
+        """Publish what is queued, hand back what was delivered but not taken, and
+        leave the server."""
         try:
             self.flush()
+            self._bridge.run(self._return_pending())
             # Acks were flushed as they were sent: nothing is left to drain (nats-py's
             # drain of a pull subscription waits out its whole timeout).
             self._bridge.run(self.nc.close())
