@@ -147,6 +147,35 @@ def test_the_ten_million_row_shape_is_exact(tmp_path: Path) -> None:
             assert index.search(queries, radius) == expected
 
 
+@pytest.mark.parametrize("rows", [12 * 10**6, 3 * 10**7, 10**8, 10**9])
+def test_large_bases_take_the_shape_the_cost_model_prefers(rows: int) -> None:
+    # Past 2**20 buckets the rule of thumb gives way to the cheapest shape by the model;
+    # never one it expects to cost more than the rule's (20-bit buckets, 3-bit suffix).
+    tables = layout.Tables.for_rows(rows)
+    assert tables.valid()
+    assert layout.RULE_BUCKET_BITS <= tables.bucket_bits <= layout.MAX_BUCKET_BITS
+    rule = layout.Tables(11, 23, 20)
+    assert probes._spend(tables, rows, 31)[1] <= probes._spend(rule, rows, 31)[1]
+    if rows == 10**8:
+        assert tables == layout.Tables(9, 28, 24)
+
+
+def test_the_hundred_million_row_chunks_are_exact(tmp_path: Path) -> None:
+    """9 tables of 28 bits, as at 100M rows (bucketed by 20 bits here, not 24: the 24-bit
+    offsets take 604 MB), on a small set: 28-bit chunks straddling words, 8-bit suffixes."""
+    rng = np.random.default_rng(13)
+    hashes = planted(rng, 3000, 31)
+    ids = np.arange(3000, dtype=np.int64)
+    queries = queries_for(rng, hashes, 60, 31)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(layout.Tables, "for_rows", classmethod(lambda cls, rows: cls(9, 28, 20)))
+        patched.setattr(mih, "_scan_bias", math.inf)
+        index = PdqIndex.rebuild(tmp_path, ids, hashes)
+        for radius in (0, 15, 31, 47):
+            expected = brute_force_search(hashes, ids, queries, radius)
+            assert index.search(queries, radius) == expected
+
+
 def test_every_match_found_at_the_usual_radius_with_full_buckets(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     prototype = rng.integers(0, 256, 32, dtype=np.uint8)
@@ -159,8 +188,10 @@ def test_every_match_found_at_the_usual_radius_with_full_buckets(tmp_path: Path)
 
 
 def test_many_matches_of_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # More matches than the kernels' first room (64 a query) and than ids read one by one.
+    # More matches than the kernels' first room (64 a query, without the 4096 floor) and
+    # than ids read one by one.
     monkeypatch.setattr(mih, "_scan_bias", math.inf)
+    monkeypatch.setattr(mih, "_MIN_ROOM", 0)
     rng = np.random.default_rng(16)
     prototype = rng.integers(0, 256, 32, dtype=np.uint8)
     hashes = np.array([flipped(prototype, int(b), rng) for b in rng.integers(0, 6, 400)])

@@ -36,8 +36,12 @@ MANIFEST = "manifest.json"
 LOCK = "lock"
 #: Chunk bits kept in each posting beyond the bucket key, to drop far candidates early.
 SUFFIX_BITS = 3
-#: Bucket keys have at most 20 bits: 2**20 buckets, 4 MiB of offsets per table.
-MAX_BUCKET_BITS = 20
+#: Up to about 12 million rows a base has about 8 rows a bucket, with at most 2**20
+#: buckets (4 MiB of offsets) a table ...
+RULE_BUCKET_BITS = 20
+#: ... a larger base takes the shape the probe cost model expects to be cheapest
+#: (``probes.cheapest_tables``), up to 2**24 buckets (64 MiB of offsets) a table.
+MAX_BUCKET_BITS = 24
 MIN_BUCKET_BITS = 4
 MAX_TABLES = 16
 #: Bucket offsets are uint32, so a base holds fewer rows than this.
@@ -79,10 +83,17 @@ class Tables:
     def for_rows(cls, rows: int) -> Tables:
         """The shape for a base of ``rows``: about 8 rows per bucket, 3 suffix bits.
 
-        At 10 million rows: 11 tables of 23 bits, bucketed by 20 of them.
+        At 10 million rows: 11 tables of 23 bits, bucketed by 20 of them. Past about
+        12 million rows (more than 2**20 buckets wanted), the shape the probe cost model
+        expects to be cheapest at PDQ's radius 31: at 100 million rows, 9 tables of 28
+        bits bucketed by 24 (``probes.cheapest_tables``).
         """
         wanted = round(math.log2(max(rows, 1))) - 3
-        bucket_bits = min(max(wanted, MIN_BUCKET_BITS), MAX_BUCKET_BITS)
+        if wanted > RULE_BUCKET_BITS:
+            from amber.index import probes  # probes imports this module
+
+            return probes.cheapest_tables(rows)
+        bucket_bits = max(wanted, MIN_BUCKET_BITS)
         table_bits = bucket_bits + SUFFIX_BITS
         return cls(min(HASH_BYTES * 8 // table_bits, MAX_TABLES), table_bits, bucket_bits)
 
@@ -474,7 +485,7 @@ def write_base(directory: Path, manifest: Manifest, ids: Ids, hashes: Hashes) ->
         order = np.argsort(ids, kind="stable")
         ids = np.take(ids, order)
         hashes = np.take(hashes, order, axis=0)
-    _write_array(directory / base_file(generation, "ids"), ids.astype("<i8"))
+    _write_array(directory / base_file(generation, "ids"), ids.astype("<i8", copy=False))
     _write_array(directory / base_file(generation, "hashes"), hashes)
     with _writing(directory / base_file(generation, "postings")) as postings_path:
         postings = np.lib.format.open_memmap(

@@ -474,8 +474,11 @@ def _with_tombstones(directory: Path, state: _State, dead: Ids, generation: int)
 
 # --------------------------------------------------------------------------- search
 
-#: Room for this many matches per query before a kernel is run again with more.
+#: Room for this many matches per query before a kernel is run again with more ...
 _ROOM = 64
+#: ... and at least this many in all (96 KiB: a query with thousands of near-duplicates,
+#: common in real banks of video frames, is then probed once, not twice).
+_MIN_ROOM = 4096
 
 
 def _kernels() -> ModuleType:
@@ -491,7 +494,7 @@ def _collect(run: Callable[[npt.NDArray[np.int64]], int], queries: int) -> npt.N
     ``run(room)`` fills ``room`` and returns how many matches there are; if they did
     not fit, it runs again with room for all of them.
     """
-    room = np.empty((_ROOM * queries, 3), np.int64)
+    room = np.empty((max(_ROOM * queries, _MIN_ROOM), 3), np.int64)
     count = run(room)
     if count > room.shape[0]:
         room = np.empty((count, 3), np.int64)
@@ -592,8 +595,11 @@ def _check_radius(radius: int) -> int:
 
 
 def _last_per_id(ids: Ids, hashes: Hashes) -> tuple[Ids, Hashes]:
-    """Keep the last row of each id, in input order."""
+    """Keep the last row of each id, in input order (the arrays themselves if no id
+    repeats: a copy of 100 million hashes is 3.2 GB)."""
     _, last_from_end = np.unique(ids[::-1], return_index=True)
+    if last_from_end.shape[0] == ids.shape[0]:
+        return ids, hashes
     keep = np.sort(ids.shape[0] - 1 - last_from_end)
     return ids[keep], hashes[keep]
 

@@ -23,7 +23,14 @@ from math import comb
 import numpy as np
 import numpy.typing as npt
 
-from amber.index.layout import Tables
+from amber.index.layout import (
+    HASH_BYTES,
+    MAX_BUCKET_BITS,
+    MAX_TABLES,
+    RULE_BUCKET_BITS,
+    SUFFIX_BITS,
+    Tables,
+)
 
 # Relative costs, measured on the kernels (nanoseconds, roughly): reading a bucket's
 # bounds and first postings, one posting, verifying one candidate, scanning one row.
@@ -31,6 +38,11 @@ PROBE_COST = 40.0
 POSTING_COST = 4.0
 CANDIDATE_COST = 45.0
 SCAN_COST = 1.5
+
+#: The radius large bases are shaped for: PDQ's usual match threshold.
+SHAPE_RADIUS = 31
+#: Most chunk bits a posting keeps beyond the bucket key (``Tables.valid``).
+MAX_SUFFIX_BITS = 8
 
 Array = npt.NDArray[np.int64]
 
@@ -51,6 +63,42 @@ def plan(tables: Tables, rows: int, radius: int, scan_cost: float = SCAN_COST) -
 
     ``None`` when scanning every row is expected to cost less.
     """
+    spent = _spend(tables, rows, radius)
+    if spent is None or spent[1] >= scan_cost * rows:
+        return None
+    thresholds = spent[0]
+    masks, flips, ends = _masks(tables.bucket_bits, min(max(thresholds), tables.bucket_bits))
+    ends = np.concatenate([ends, np.full(max(thresholds) + 1 - ends.shape[0], ends[-1])])
+    return ProbePlan(np.array(thresholds, np.int64), masks, flips, ends)
+
+
+@lru_cache(maxsize=16)
+def cheapest_tables(rows: int) -> Tables:
+    """The shape with the lowest expected probe cost at ``SHAPE_RADIUS`` over ``rows``.
+
+    Bucket keys of ``RULE_BUCKET_BITS`` to ``MAX_BUCKET_BITS`` bits, 3 to 8 suffix bits,
+    as many tables as the 256 bits hold (at most 16). For bases past about 12 million
+    rows (``Tables.for_rows``); it takes a few milliseconds.
+    """
+    best: tuple[float, Tables] | None = None
+    for bucket_bits in range(RULE_BUCKET_BITS, MAX_BUCKET_BITS + 1):
+        for suffix_bits in range(SUFFIX_BITS, MAX_SUFFIX_BITS + 1):
+            table_bits = bucket_bits + suffix_bits
+            tables = Tables(min(HASH_BYTES * 8 // table_bits, MAX_TABLES), table_bits, bucket_bits)
+            spent = _spend(tables, rows, SHAPE_RADIUS)
+            if spent is not None and (best is None or spent[1] < best[0]):
+                best = (spent[1], tables)
+    if best is None:  # unreachable: 9 tables of at most 32 bits always cover radius 31
+        return Tables(MAX_TABLES, SUFFIX_BITS + RULE_BUCKET_BITS, RULE_BUCKET_BITS)
+    return best[1]
+
+
+def _spend(tables: Tables, rows: int, radius: int) -> tuple[list[int], float] | None:
+    """Flips per table that cover ``radius`` at the least expected cost, and that cost.
+
+    Spends the ``radius + 1`` units one at a time where the next flip adds least;
+    ``None`` when the chunks cover fewer bits than the radius (only a scan is exact).
+    """
     bucket_rows = rows / (1 << tables.bucket_bits)
     chunk_rows = rows / (1 << tables.table_bits)
 
@@ -70,14 +118,10 @@ def plan(tables: Tables, rows: int, radius: int, scan_cost: float = SCAN_COST) -
             key=lambda j: cost(thresholds[j] + 1) - cost(thresholds[j]),
             default=None,
         )
-        if best is None:  # the chunks cover fewer bits than the radius: only a scan is exact
+        if best is None:
             return None
         thresholds[best] += 1
-    if sum(cost(t) for t in thresholds) >= scan_cost * rows:
-        return None
-    masks, flips, ends = _masks(tables.bucket_bits, min(max(thresholds), tables.bucket_bits))
-    ends = np.concatenate([ends, np.full(max(thresholds) + 1 - ends.shape[0], ends[-1])])
-    return ProbePlan(np.array(thresholds, np.int64), masks, flips, ends)
+    return thresholds, sum(cost(t) for t in thresholds)
 
 
 @lru_cache(maxsize=16)
