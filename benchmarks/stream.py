@@ -332,6 +332,7 @@ def main() -> None:
         "--setups", default="consume:1,consume:2,consume:4,http:2,kill:2", help="see above"
     )
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args()
     runs = []
     for setup in args.setups.split(","):
@@ -360,7 +361,7 @@ def main() -> None:
             f"| {r['setup']} | {r['decisions_per_s']} | {r['p50_ms']} | {r['p95_ms']} "
             f"| {r['p99_ms']} | {ok} |"
         )
-    OUT.write_text(
+    args.out.write_text(
         json.dumps(
             {
                 "machine": describe(),
