@@ -18,8 +18,10 @@ import pytest
 from distributed import Client, LocalCluster
 
 from amber.backfill import backfill, default_checkpoint, plan_partitions
-from amber.engine import ScanResult, open_engine
-from amber.posts import read_input
+from amber.engine import Engine, ScanResult, open_engine
+from amber.post_values import PostValues, compute_ahead, stamp
+from amber.posts import parse_post, read_input
+from amber.signals import SignalValue
 from conftest import CliResult, Databases, run_cli, sqlite_only
 
 #: Lines per partition in these tests: 12 posts make 3 partitions.
@@ -54,8 +56,9 @@ def scan(db: str, tmp_path: Path, *args: str | Path) -> CliResult:
 def archive(
     write_posts: Callable[..., Path], photo_file: Callable[..., Path], tmp_path: Path
 ) -> Path:
-    """Twelve lines in three partitions: text posts, photos (one of them banked in the
-    tests), a reply, a bad line, a missing file and an id repeated across partitions."""
+    """Twelve lines in three partitions: text posts (one a vote on a man's life, which
+    the harm-poll detector finds), photos (one of them banked in the tests), a reply, a
+    bad line, a missing file and an id repeated across partitions."""
     photos = [photo_file(seed, size=(160, 120)) for seed in (1, 2, 3)]
     lines: list[object] = [
         {"id": "p1", "author": "ann", "text": "hello"},
@@ -65,7 +68,7 @@ def archive(
         '{"id": "p5", "text": ',  # line 5: the first line of the second partition
         {"id": "p6", "media": [{"path": str(tmp_path / "gone.png")}]},
         {"id": "p7", "author": "bob", "media": [{"path": str(photos[0])}]},
-        {"id": "p8", "text": "eight"},
+        {"id": "p8", "text": "👍 = we let the prisoner go, 👎 = he dies. You decide by tonight."},
         {"id": "p9", "text": "nine"},
         {"id": "p2", "text": "p2 again"},  # line 10: already on line 2
         {"id": "p11", "text": "eleven"},
@@ -123,6 +126,7 @@ def test_a_cluster_scan_decides_and_reports_as_a_plain_scan(
             "p1", "p2", "p3", "p4", "p7", "p8", "p9", "p11", "p12",
         ]  # fmt: skip
         assert {v["post_id"] for v in verdicts if v["verdict"] == "remove"} == {"p2", "p7"}
+        assert [v["reasons"][0]["label"] for v in verdicts if v["post_id"] == "p8"] == ["vote"]
         assert stored(db) == stored(plain_db)
         assert not default_checkpoint(posts).exists()  # every partition done: forgotten
 
@@ -269,3 +273,29 @@ def test_a_big_input_is_scanned_on_a_local_cluster_of_processes(
     monkeypatch.setenv("AMBER_CLUSTER_THRESHOLD", str(size + 1))
     small = scan(database, tmp_path, posts)
     assert small.returncode == 0 and "Note:" not in small.stderr
+
+
+def test_values_computed_ahead_are_taken_only_from_the_engines_types_and_versions(
+    engine: Engine,
+) -> None:
+    posts = [
+        parse_post(
+            {"id": f"q{i}", "author": f"a{i}", "text": "hello there"}, base=Path("."), source="t"
+        )
+        for i in range(3)
+    ]
+    vote = SignalValue("harm_poll", "vote", score=0.99, detail="computed ahead")
+    same = PostValues((vote,), stamp(engine.post_signals))
+    older = PostValues((vote,), (("harm_poll", 0),))
+    found = list(
+        engine.decide_hashed([(posts[0], [], same), (posts[1], [], older), (posts[2], [], None)])
+    )
+    assert [r.post.id for r in found if isinstance(r, ScanResult)] == ["q0", "q1", "q2"]
+    taken, again, here = (r for r in found if isinstance(r, ScanResult))
+    assert taken.outcome.verdict == "restrict"  # the values given were used as they are
+    assert taken.outcome.reasons[0].detail == "computed ahead"
+    assert again.outcome.verdict == here.outcome.verdict == "allow"  # computed again here
+    assert again.to_json() == here.to_json() | {"post_id": "q1"}
+    assert compute_ahead(posts[0], engine.post_signals).values == tuple(
+        engine.post_values(posts[0])
+    )

@@ -5,11 +5,15 @@ The JSONL input is cut into partitions: byte ranges that start and end at line e
 its media hashed on a Dask worker (``hash_partition``: ``read_stream`` from the
 partition's first line number, so errors name ``file line N, field F`` exactly as a plain
 scan does, and amber's own ``Hasher`` with the engine's media signal types in the query
-role). This process, the driver, holds the one ``Engine``: it takes the partitions back in
-input order and decides their posts (matching, policy, storage, evidence) in batches, as
-``Engine.scan`` does once it has hashed (``decide_hashed``). After each partition is
-decided and stored, a checkpoint (``Checkpoint``, a small JSON file written atomically)
-records it, so a run that stopped is resumed by running it again. See docs/backfill.md.
+role); the worker computes each post's own signal values too (the harm-poll detector:
+``amber.post_values``), with the engine's post signal types. This process, the driver,
+holds the one ``Engine``: it takes the partitions back in input order and decides their
+posts (matching, the policy over the database's state, storage, evidence) in batches
+(``Engine.decide_hashed``, what ``Engine.scan`` does once it has hashed), taking the
+values the workers computed when the same types at the same versions computed them.
+After each partition is decided and stored, a checkpoint (``Checkpoint``, a small JSON
+file written atomically) records it, so a run that stopped is resumed by running it again.
+See docs/backfill.md.
 
 Dask is imported only here, inside functions: ``pip install 'amber[dask]'``. The engine
 is imported only on the driver, so a worker loads no more than reading and hashing need.
@@ -23,7 +27,7 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,13 +38,14 @@ from amber.atomic_write import write_atomic
 from amber.errors import ExternalError, MissingExtraError, PostError, UserError
 from amber.hashing import Hasher, MediaFailure, MediaHashes, worker_count
 from amber.identity import DEFAULT_CLIENT
+from amber.post_values import PostValues, compute_ahead
 from amber.posts import MAX_LINE_BYTES, MEDIA_SUFFIXES, Post, read_stream
-from amber.signals import Role
+from amber.signals import Role, SignalType
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from amber.engine import Engine, ScanResult
+    from amber.engine import Ahead, Engine, ScanResult
 
 log = logging.getLogger("amber.backfill")
 
@@ -171,8 +176,9 @@ class BadLine:
         return PostError(self.reason, source=self.source, line=self.line, field=self.field)
 
 
-#: What a worker hands back for each non-blank line of a partition, in order.
-Hashed = tuple[Post | BadLine, list[MediaHashes | MediaFailure]]
+#: What a worker hands back for each non-blank line of a partition, in order: the post
+#: (or its error), its media's values and its own signal values.
+Hashed = tuple[Post | BadLine, list[MediaHashes | MediaFailure], PostValues | None]
 
 
 def _read_partition(file: str, source: str, part: Partition) -> Iterator[Post | PostError]:
@@ -187,15 +193,20 @@ def _read_partition(file: str, source: str, part: Partition) -> Iterator[Post | 
     )
 
 
-def hash_partition(file: str, source: str, part: Partition, hasher: Hasher) -> list[Hashed]:
+def hash_partition(
+    file: str, source: str, part: Partition, hasher: Hasher, post_types: Sequence[SignalType]
+) -> list[Hashed]:
     """Read, parse and hash one partition (a task on a Dask worker): each post with its
-    media's values (or why a file could not be hashed), each bad line as a ``BadLine``."""
+    media's values (or why a file could not be hashed) and the values ``post_types`` (the
+    engine's signal types that read a post's words) give for it; each bad line as a
+    ``BadLine``."""
     out: list[Hashed] = []
     for item in _read_partition(file, source, part):
         if isinstance(item, PostError):
-            out.append((BadLine.of(item), []))
+            out.append((BadLine.of(item), [], None))
         else:
-            out.append((item, hasher([str(m.file) for m in item.media])))
+            media = hasher([str(m.file) for m in item.media])
+            out.append((item, media, compute_ahead(item, post_types)))
     return out
 
 
@@ -376,47 +387,6 @@ def _workers_of(client: Client) -> int:
 # -- on the driver ----------------------------------------------------------------------
 
 
-def decide_hashed(
-    engine: Engine,
-    items: Iterable[tuple[Post | PostError, Sequence[MediaHashes | MediaFailure]]],
-    *,
-    replace: bool = True,
-    client: str = DEFAULT_CLIENT,
-    on_item: Callable[[], None] = lambda: None,
-) -> Iterator[ScanResult | PostError]:
-    """Decide posts whose media are already hashed, in order, storing the decisions in
-    batches: ``Engine.scan`` after its hashing step (the same errors for unreadable
-    media, the same batches, a related post stored before the next is decided).
-
-    This belongs on ``Engine`` (``Engine.decide_hashed``); it uses its private
-    ``_decide`` and ``_flush`` meanwhile.
-    """
-    from amber.engine import SAVE_BATCH, _related, _unreadable
-
-    engine.matcher.sync()
-    pending: list[tuple[ScanResult, Any]] = []
-    for item, hashed in items:
-        on_item()
-        if isinstance(item, PostError):
-            yield from engine._flush(pending, replace)
-            yield item
-            continue
-        for position, failure in enumerate(hashed):
-            if (why := _unreadable(failure)) is not None:
-                yield PostError(
-                    f"{failure.path}: {why}",
-                    source=item.source or "<post>",
-                    line=item.line,
-                    field=f"media[{position}].path",
-                )
-        if any(_related(item, new) for _, new in pending):
-            yield from engine._flush(pending, replace)
-        pending.append(engine._decide(item, list(hashed), client))
-        if len(pending) >= SAVE_BATCH:
-            yield from engine._flush(pending, replace)
-    yield from engine._flush(pending, replace)
-
-
 @dataclass
 class Progress:
     """What a backfill has done so far, for progress bars and the summary."""
@@ -491,7 +461,9 @@ def backfill(
         for post_id, line in ids:
             seen.setdefault(post_id, line)
     hasher = Hasher(engine.media_signals, Role.query)
-    [shared] = dask.scatter([hasher], broadcast=True)  # type: ignore[no-untyped-call]
+    [shared, post_types] = dask.scatter(  # type: ignore[no-untyped-call]
+        [hasher, list(engine.post_signals)], broadcast=True
+    )
     ahead = 2 * _workers_of(dask)
     queue = iter(todo)
     flight: deque[tuple[Partition, Any]] = deque()
@@ -500,7 +472,10 @@ def backfill(
         part = next(queue, None)
         if part is not None:
             flight.append(
-                (part, dask.submit(hash_partition, file, source, part, shared, pure=False))
+                (
+                    part,
+                    dask.submit(hash_partition, file, source, part, shared, post_types, pure=False),
+                )
             )
 
     for _ in range(ahead):
@@ -512,7 +487,8 @@ def backfill(
         submit()
         keep = replace and not state.touched(part.index)
         checked = (_unique(item, seen) for item in items)
-        for result in decide_hashed(engine, checked, replace=keep, client=client, on_item=on_item):
+        decided = engine.decide_hashed(checked, replace=keep, client=client, on_item=on_item)
+        for result in decided:
             if isinstance(result, ScanResult):
                 progress.decided += 1
             yield result
@@ -526,12 +502,12 @@ def backfill(
     state.remove()
 
 
-def _unique(item: Hashed, seen: dict[str, int]) -> tuple[Post | PostError, list[Any]]:
-    """A worker's item as ``decide_hashed`` takes it; a post id seen on an earlier line
-    of the input is an error there, as ``read_stream`` finds it in one pass."""
-    post, hashed = item
+def _unique(item: Hashed, seen: dict[str, int]) -> Ahead:
+    """A worker's item as ``Engine.decide_hashed`` takes it; a post id seen on an earlier
+    line of the input is an error there, as ``read_stream`` finds it in one pass."""
+    post, hashed, values = item
     if isinstance(post, BadLine):
-        return post.error(), hashed
+        return post.error(), hashed, None
     if post.id in seen:
         return (
             PostError(
@@ -541,9 +517,10 @@ def _unique(item: Hashed, seen: dict[str, int]) -> tuple[Post | PostError, list[
                 field="id",
             ),
             [],
+            None,
         )
     seen[post.id] = post.line or 0
-    return post, hashed
+    return post, hashed, values
 
 
 def _result(future: Any, part: Partition, input: Path) -> list[Hashed]:

@@ -48,12 +48,13 @@ from amber.policy import (
     load_policy,
 )
 from amber.policy.reports import SIGNAL as REPORT_SIGNAL
+from amber.post_values import PostValues, compute, stamp
 from amber.posts import Post
 from amber.review.appeals import Appeals, default_due_days
 from amber.review.escalations import Escalations
 from amber.review.history import ReviewHistory
 from amber.review.queue import ReviewQueue, default_max_locks, plausible_deadline
-from amber.signals import Content, Registry, Role, SignalType, SignalValue, load_signal_types
+from amber.signals import Registry, Role, SignalType, SignalValue, load_signal_types
 from amber.signals.base import Reads
 from amber.statements import Statements
 from amber.store.db import connect, database_url, sqlite_path
@@ -79,6 +80,10 @@ CONTEXT_WINDOW = timedelta(days=30)
 DEFAULT_DB = "amber.db"
 DEFAULT_VAULT = "amber-vault"
 SAVE_BATCH = 64
+#: A post (or the error in its place) ready to decide (``Engine.decide_hashed``): its
+#: media's values or why a file could not be hashed, in media order, and its own signal
+#: values when computed ahead (else ``None``).
+Ahead = tuple[Post | PostError, Sequence[MediaHashes | MediaFailure], PostValues | None]
 #: Threads that decode the media of submitted posts at once (``Engine.hash_media``); the
 #: memory they may use together is bounded by ``amber.media.DECODE_MEMORY``.
 DECODE_THREADS = 8
@@ -279,6 +284,9 @@ class Engine:
             db, policy=policy.ref, amber_version=__version__, signals=signals
         )
         self.post_signals = [s for s in signals if s.reads is Reads.post]
+        #: What values computed ahead must have been computed by to be taken (``post_values``).
+        self._post_stamp = stamp(self.post_signals)
+        self._stale_warned = False
         self.media_signals = media_types(signals)
         self.tokens = TokenStore(db, clock=clock)
         #: Custody events for people's acts: removal orders, reviewers' confirmations.
@@ -481,11 +489,9 @@ class Engine:
         workers: int | None = None,
         on_item: Callable[[], None] = lambda: None,
         replace: bool = True,
-        strict: bool = False,
         client: str = DEFAULT_CLIENT,
     ) -> Iterator[ScanResult | PostError]:
-        """``scan``; with ``strict`` evidence failures raise instead of being yielded."""
-        self.matcher.sync()
+        """``scan``: the media hashed in a process pool, then ``decide_hashed``."""
         queue: deque[Post | PostError] = deque()
 
         def jobs() -> Iterator[tuple[str, ...]]:
@@ -493,13 +499,37 @@ class Engine:
                 queue.append(item)
                 yield tuple(str(m.file) for m in item.media) if isinstance(item, Post) else ()
 
+        def hashed() -> Iterator[Ahead]:
+            hasher = Hasher(self.media_signals, Role.query)
+            for media in parallel_map(hasher, jobs(), workers=workers):
+                yield queue.popleft(), media, None
+
+        return self.decide_hashed(hashed(), on_item=on_item, replace=replace, client=client)
+
+    def decide_hashed(
+        self,
+        items: Iterable[Ahead],
+        *,
+        on_item: Callable[[], None] = lambda: None,
+        replace: bool = True,
+        client: str = DEFAULT_CLIENT,
+    ) -> Iterator[ScanResult | PostError]:
+        """``scan`` of posts whose media are already hashed: ``(post, hashed, values)``
+        triples (or a ``PostError`` in place of the post), ``hashed`` each media file's
+        values (``Hasher`` in the query role) or why it could not be hashed, in media
+        order, and ``values`` the post's own signal values computed ahead
+        (``amber.post_values.compute_ahead``; ``None``: computed here, as they are when
+        computed by other types or versions than this engine's: see ``post_values``).
+
+        Decides in input order and stores the decisions in batches, as ``scan`` does; the
+        same errors for unreadable media and evidence that cannot be kept.
+        """
+        self.matcher.sync()
         pending: list[tuple[ScanResult, NewDecision]] = []
-        hasher = Hasher(self.media_signals, Role.query)
-        for hashed in parallel_map(hasher, jobs(), workers=workers):
-            item = queue.popleft()
+        for item, hashed, values in items:
             on_item()
             if isinstance(item, PostError):
-                yield from self._flush(pending, replace, strict)
+                yield from self._flush(pending, replace)
                 yield item
                 continue
             for position, failure in enumerate(hashed):
@@ -511,11 +541,11 @@ class Engine:
                         field=f"media[{position}].path",
                     )
             if any(_related(item, new) for _, new in pending):
-                yield from self._flush(pending, replace, strict)  # its policy may look at them
-            pending.append(self._decide(item, hashed, client))
+                yield from self._flush(pending, replace)  # its policy may look at them
+            pending.append(self._decide(item, hashed, client, computed=values))
             if len(pending) >= SAVE_BATCH:
-                yield from self._flush(pending, replace, strict)
-        yield from self._flush(pending, replace, strict)
+                yield from self._flush(pending, replace)
+        yield from self._flush(pending, replace)
 
     def decide_post(
         self, post: Post, *, replace: bool = True, client: str = DEFAULT_CLIENT
@@ -721,6 +751,7 @@ class Engine:
         client: str = DEFAULT_CLIENT,
         reports: Sequence[UserReport] = (),
         now: datetime | None = None,
+        computed: PostValues | None = None,
     ) -> Findings:
         """What the policy sees for ``post`` given its media's hashes: bank matches,
         unreadable media, the post's own signals, the related earlier decisions (of
@@ -728,7 +759,8 @@ class Engine:
         stored with its decision, and ``reports``, being filed now). ``now`` is when the
         post is decided as of (default: the clock; a stored post decided again: when it
         was first decided, so that its related posts and its author's record are those of
-        its time)."""
+        its time). ``computed``: the post's own signal values computed ahead
+        (``post_values``)."""
         paths = [m.path for m in post.media]
         matches = self.matcher.match(
             [h.values if isinstance(h, MediaHashes) else () for h in hashed]
@@ -739,12 +771,7 @@ class Engine:
         truncated = [
             paths[i] for i, h in enumerate(hashed) if isinstance(h, MediaHashes) and h.truncated
         ]
-        words = Content(
-            text=post.text,
-            question=post.poll.question if post.poll else None,
-            options=post.poll.options if post.poll else (),
-        )
-        signals = [v for s in self.post_signals for v in s.compute(words)]
+        signals = self.post_values(post, computed)
         now = self.clock() if now is None else now
         findings = Findings(
             matches=matches,
@@ -780,6 +807,23 @@ class Engine:
             )
         return findings
 
+    def post_values(self, post: Post, computed: PostValues | None = None) -> list[SignalValue]:
+        """The values of ``post``'s own signal types (those that read its words: the
+        harm-poll detector): ``computed`` when this engine's types at the same versions, in
+        the same order, computed them (on a Dask worker), else computed now."""
+        if computed is not None:
+            if computed.types == self._post_stamp:
+                return list(computed.values)
+            if not self._stale_warned:
+                self._stale_warned = True
+                log.warning(
+                    "post signal values computed by %s, not this engine's %s: computed "
+                    "again here (install the same amber and plug-ins where they are computed)",
+                    computed.types,
+                    self._post_stamp,
+                )
+        return compute(post, self.post_signals)
+
     def _stored_reports(self, post_id: str, client: str) -> list[UserReport]:
         """The user reports stored with the decision of ``client``'s post, oldest first."""
         stored = self._stored(post_id, client)
@@ -791,19 +835,23 @@ class Engine:
     def _decide(
         self,
         post: Post,
-        hashed: list[MediaHashes | MediaFailure],
+        hashed: Sequence[MediaHashes | MediaFailure],
         client: str,
         digest: str | None = None,
         *,
         reports: Sequence[UserReport] = (),
         found_by: Callable[[Reason], str | None] | None = None,
         as_of: datetime | None = None,
+        computed: PostValues | None = None,
     ) -> tuple[ScanResult, NewDecision]:
         """Decide ``post``; ``found_by`` says how each reason was found, when not by this
-        decision (``Reason.found_by``); ``as_of``: see ``findings``' ``now``."""
+        decision (``Reason.found_by``); ``as_of``: see ``findings``' ``now``; ``computed``:
+        its own signal values computed ahead (``post_values``)."""
         paths = [m.path for m in post.media]
         outcome = self.policy.decide(
-            self.findings(post, hashed, client=client, reports=reports, now=as_of)
+            self.findings(
+                post, hashed, client=client, reports=reports, now=as_of, computed=computed
+            )
         )
         if found_by is not None:
             outcome = replace_field(
