@@ -29,7 +29,7 @@ from typing import Any, cast
 import pytest
 
 from amber.engine import Engine
-from amber.stream import Settings, Transport, consume
+from amber.stream import Settings, Transport, consume, read_post
 from amber.synthetic import photo
 from conftest import postgresql_only, run_cli, sqlite_only
 
@@ -461,6 +461,55 @@ def test_evidence_that_cannot_be_stored_is_retried_then_dead_lettered_and_nothin
     assert [r["post_id"] for r in results] == ["e2", "e1"]
     assert results[1]["verdict"] == "restrict"
     assert engine.missing_evidence() == []
+
+
+@sqlite_only
+def test_a_batch_that_outlasts_the_ack_wait_is_kept_in_hand(
+    nats_broker: Nats, engine: Engine
+) -> None:
+    from amber.stream.nats import NatsTransport
+
+    broker = nats_broker
+
+    def member() -> NatsTransport:
+        return NatsTransport(
+            broker.url,
+            stream=broker.name,
+            subject=broker.source,
+            durable="slow",
+            results=f"{broker.source}.results",
+            dead=f"{broker.source}.dead",
+            ack_wait=1.0,
+        )
+
+    # Harm polls: each is preserved as evidence (a dozen fsyncs), so 30 of them in one
+    # batch take longer than a one-second ack wait; a second member waits for any of
+    # them that JetStream would deliver again.
+    first, second = member(), member()
+    engine.submit(read_post(_post("warm", **HARM_POLL), where="warm-up", base=Path.cwd()))
+    broker.publish([_post(f"a{n}", **HARM_POLL) for n in range(30)])
+    tallies: dict[str, Any] = {}
+
+    def run(name: str, transport: NatsTransport, batch: int) -> None:
+        settings = replace(QUICK, until_idle=True, max_in_flight=batch)
+        tallies[name] = consume(engine, transport, settings=settings)
+
+    try:
+        one = threading.Thread(target=run, args=("first", first, 30))
+        one.start()
+        _wait_until(lambda: engine.decisions.count() >= 2, "the first decision")
+        started = time.monotonic()
+        two = threading.Thread(target=run, args=("second", second, 1))
+        two.start()
+        one.join(timeout=120)
+        two.join(timeout=120)
+        outlasted = time.monotonic() - started > 1.5
+    finally:
+        first.close()
+        second.close()
+    assert outlasted  # else this test shows nothing: make the batch slower
+    assert tallies["first"].decided == 30 and tallies["first"].redeliveries == 0
+    assert tallies["second"].decided == 0, tallies  # nothing was delivered twice
 
 
 def _consume_process(

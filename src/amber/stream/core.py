@@ -98,6 +98,11 @@ class Transport(Protocol):
         """Acknowledge (commit) ``deliveries``: they will not be delivered again."""
         ...
 
+    def working(self, deliveries: list[Delivery]) -> None:
+        """``deliveries`` are still in hand: keep them from being delivered elsewhere
+        (called after each message; cheap when there is nothing to do)."""
+        ...
+
     def retry(self, delivery: Delivery, delay: float) -> None:
         """Deliver ``delivery`` again in about ``delay`` seconds."""
         ...
@@ -230,11 +235,14 @@ class _Loop:
     def settle(self, batch: list[Delivery]) -> None:
         """Decide ``batch``, flush its results and dead letters, then acknowledge."""
         done: list[Delivery] = []
-        for delivery in batch:
+        for n, delivery in enumerate(batch):
             if self.transport.held(delivery):
                 continue
             if self.handle(delivery):
                 done.append(delivery)
+            # The rest wait their turn: the broker must not give them to another
+            # consumer meanwhile (a batch of slow posts can outlast JetStream's ack wait).
+            self.transport.working([*done, *batch[n + 1 :]])
         self.transport.flush()
         if done:
             self.transport.ack(done)

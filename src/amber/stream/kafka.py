@@ -207,6 +207,10 @@ class KafkaTransport:
             # commit and decides those posts again, to the same results.
             log.warning("committing %s failed (delivered again): %s", self.description, exc)
 
+    def working(self, deliveries: list[Delivery]) -> None:
+        """Nothing to do: a member keeps its partitions while it polls within
+        ``max.poll.interval.ms`` (5 minutes), far longer than a batch takes."""
+
     def retry(self, delivery: Delivery, delay: float) -> None:
         """Rewind the message's partition to it and pause the partition for ``delay``."""
         kafka = self.kafka

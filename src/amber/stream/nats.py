@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -83,6 +84,8 @@ class NatsTransport:
         self.ack_wait = ack_wait
         self.description = f"{url} stream {stream} subject {subject} durable {durable}"
         self._pending: list[tuple[str, bytes, dict[str, str]]] = []
+        #: When the messages in hand were last fetched or marked in progress.
+        self._touched = time.monotonic()
         self._bridge = _Bridge()
         try:
             self._bridge.run(self._open())
@@ -136,7 +139,9 @@ class NatsTransport:
 
     def fetch(self, limit: int, timeout: float) -> list[Delivery]:
         """Up to ``limit`` messages from the durable consumer."""
-        return self._bridge.run(self._fetch(limit, timeout))
+        found = self._bridge.run(self._fetch(limit, timeout))
+        self._touched = time.monotonic()
+        return found
 
     async def _fetch(self, limit: int, timeout: float) -> list[Delivery]:
         nats = self.nats
@@ -201,6 +206,19 @@ class NatsTransport:
         for delivery in deliveries:
             await delivery.handle.ack()
         await self.nc.flush(timeout=REQUEST_TIMEOUT)
+
+    def working(self, deliveries: list[Delivery]) -> None:
+        """Tell JetStream the messages are in hand (``+WPI``: the ack wait starts again),
+        at most every third of the ack wait."""
+        now = time.monotonic()
+        if now - self._touched < self.ack_wait / 3:
+            return
+        self._touched = now
+        self._bridge.run(self._working(deliveries))
+
+    async def _working(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            await delivery.handle.in_progress()
 
     def retry(self, delivery: Delivery, delay: float) -> None:
         """Nak the message: JetStream delivers it again after ``delay`` seconds."""
