@@ -10,9 +10,10 @@ Builds a throw-away state in a temporary folder:
   ``--photos`` distinct generated photos; one in ``--photos`` of them is the banked one,
   so some posts are removed and preserved in the vault).
 
-Then, in turn, each of these runs once on the same archive, each with a fresh copy of the
-bank database and an empty vault, as a subprocess ``python -m amber scan ARCHIVE --format
-jsonl`` on SQLite:
+Then, in turn, each of these runs once on the same archive, each with a fresh bank
+database (a copy of the SQLite file; on PostgreSQL, ``--database URL``, a new schema made
+with the same commands and dropped afterwards) and an empty vault, as a subprocess
+``python -m amber scan ARCHIVE --format jsonl``:
 
 - ``plain``: ``--no-cluster`` (media hashed in a process pool, one process per core);
 - ``dask-N``: ``--cluster local --workers N --partition-size P`` for N in 1, 2, 4: a
@@ -26,10 +27,14 @@ as the plain run's, or the benchmark fails.
 
 Run from the repository root:
 
-    python benchmarks/backfill.py [--posts 10000] [--media 0.05] [--photos 50]
-        [--size 128x128] [--partition-size 1000] [--workers 1,2,4] [--workdir DIR]
+    python benchmarks/backfill.py [--posts 10000] [--media-share 0.05] [--photos 50]
+        [--photo-size 128x128] [--partition-size 1000] [--workers 1,2,4] [--workdir DIR]
+        [--database postgresql://postgres@127.0.0.1/test] [--out FILE] [--key NAME]
 
-Prints a Markdown table and writes ``benchmarks/results/backfill.json``.
+``--media-share 0.5 --photo-size 640x480`` makes an archive where hashing dominates;
+``--workers ""`` runs the plain scan alone.
+Prints a Markdown table and writes ``benchmarks/results/backfill.json`` (with ``--key``,
+under that key of the file, its other keys kept).
 """
 
 from __future__ import annotations
@@ -44,10 +49,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
+from amber.engine import default_index_dir
 from amber.synthetic import photo
 from machine import describe
 
@@ -99,15 +109,44 @@ def amber(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
+def make_bank(db: str, folder: Path, banked: Path) -> None:
+    """The bank ``known`` holding ``banked``, made with the real commands in ``db``."""
+    env = {"AMBER_DB": db, "AMBER_VAULT": str(folder / "bank-vault")}
+    for step in (("bank", "create", "known"), ("bank", "add", "known", banked)):
+        made = amber(*step, env=env)
+        if made.returncode != 0:
+            raise SystemExit(made.stderr)
+
+
+@contextmanager
+def fresh_db(database: str | None, bank_db: Path, folder: Path, banked: Path) -> Iterator[str]:
+    """A database holding the bank: a copy of ``bank_db`` (SQLite), or a new schema of the
+    PostgreSQL server ``database`` with the bank made in it, dropped on leaving."""
+    if database is None:
+        db = folder / "amber.db"
+        shutil.copy(bank_db, db)
+        yield str(db)
+        return
+    server = sa.create_engine(database.replace("postgresql://", "postgresql+psycopg://", 1))
+    schema = f"backfill_{int(time.time())}_{os.getpid()}_{folder.name.replace('-', '_')}"
+    with server.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        url = f"{database}{'&' if '?' in database else '?'}options=-csearch_path%3D{schema}"
+        make_bank(url, folder, banked)
+        yield url
+    finally:
+        with server.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        server.dispose()
+        shutil.rmtree(default_index_dir(url), ignore_errors=True)  # in the user's cache
+
+
 def scan(
-    name: str, archive: Path, bank_db: Path, folder: Path, *extra: str
+    name: str, archive: Path, db: str, folder: Path, *extra: str
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Seconds of one scan of ``archive`` on a fresh copy of the bank database, and what
-    it printed."""
-    folder.mkdir()
-    db = folder / "amber.db"
-    shutil.copy(bank_db, db)
-    env = {"AMBER_DB": str(db), "AMBER_VAULT": str(folder / "vault")}
+    """Seconds of one scan of ``archive`` on the database ``db``, and what it printed."""
+    env = {"AMBER_DB": db, "AMBER_VAULT": str(folder / "vault")}
     started = time.perf_counter()
     done = amber("scan", archive, "--format", "jsonl", *extra, env=env)
     seconds = time.perf_counter() - started
@@ -116,13 +155,23 @@ def scan(
     return seconds, done
 
 
-def run(name: str, archive: Path, bank_db: Path, work: Path, *extra: str) -> dict[str, Any]:
-    """One scan of ``archive``, and the same command's start-up (on a one-post archive)."""
+def run(
+    name: str, archive: Path, bank: tuple[str | None, Path, Path], work: Path, *extra: str
+) -> dict[str, Any]:
+    """One scan of ``archive``, and the same command's start-up (on a one-post archive);
+    ``bank``: the ``--database`` (``None``: SQLite), the SQLite bank and the banked photo."""
     one = work / "one.jsonl"
     one.write_text(archive.open(encoding="utf-8").readline(), encoding="utf-8")
-    startup, _ = scan(name, one, bank_db, work / f"{name}-startup", *extra)
-    load = os.getloadavg()
-    seconds, done = scan(name, archive, bank_db, work / name, *extra)
+    database, bank_db, banked = bank
+    folder = work / f"{name}-startup"
+    folder.mkdir()
+    with fresh_db(database, bank_db, folder, banked) as db:
+        startup, _ = scan(name, one, db, folder, *extra)
+    folder = work / name
+    folder.mkdir()
+    with fresh_db(database, bank_db, folder, banked) as db:
+        load = os.getloadavg()
+        seconds, done = scan(name, archive, db, folder, *extra)
     posts = len(done.stdout.splitlines())
     summary = done.stderr.strip().splitlines()[-1]
     print(f"{name}: {posts} posts in {seconds:.1f} s, start-up {startup:.1f} s", file=sys.stderr)
@@ -146,13 +195,15 @@ def run(name: str, archive: Path, bank_db: Path, work: Path, *extra: str) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--posts", type=int, default=10_000)
-    parser.add_argument("--media", type=float, default=0.05)
+    parser.add_argument("--media-share", "--media", dest="media", type=float, default=0.05)
     parser.add_argument("--photos", type=int, default=50)
-    parser.add_argument("--size", default="128x128")
+    parser.add_argument("--photo-size", "--size", dest="size", default="128x128")
     parser.add_argument("--partition-size", type=int, default=1000)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--database", help="a PostgreSQL server URL (default: SQLite)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--key", help="write the result under this key of --out")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="amber-backfill-", dir=args.workdir))
     try:
@@ -160,19 +211,16 @@ def main() -> None:
             work, posts=args.posts, media=args.media, photos=args.photos, size=args.size
         )
         bank_db = work / "bank.db"
-        env = {"AMBER_DB": str(bank_db), "AMBER_VAULT": str(work / "bank-vault")}
-        for step in (("bank", "create", "known"), ("bank", "add", "known")):
-            extra = [work / "images" / "photo-0.png"] if step[1] == "add" else []
-            made = amber(*step, *extra, env=env)
-            if made.returncode != 0:
-                raise SystemExit(made.stderr)
-        runs = [run("plain", archive, bank_db, work, "--no-cluster")]
-        for count in (int(x) for x in args.workers.split(",")):
+        banked = work / "images" / "photo-0.png"
+        make_bank(str(bank_db), work, banked)
+        bank = (args.database, bank_db, banked)
+        runs = [run("plain", archive, bank, work, "--no-cluster")]
+        for count in (int(x) for x in args.workers.split(",") if x):
             runs.append(
                 run(
                     f"dask-{count}",
                     archive,
-                    bank_db,
+                    bank,
                     work,
                     "--cluster",
                     "local",
@@ -201,10 +249,13 @@ def main() -> None:
                 "photo_size": args.size,
                 "partition_size": args.partition_size,
                 "archive_bytes": archive.stat().st_size,
-                "database": "sqlite",
+                "database": "postgresql" if args.database else "sqlite",
             },
             "runs": runs,
         }
+        if args.key:
+            known = json.loads(args.out.read_text()) if args.out.exists() else {}
+            result = {**known, args.key: result}
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print("| run | posts | seconds | start-up s | posts/s | after start-up | load before |")
         print("|---|---:|---:|---:|---:|---:|---|")
