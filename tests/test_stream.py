@@ -465,7 +465,7 @@ def test_evidence_that_cannot_be_stored_is_retried_then_dead_lettered_and_nothin
 
 @sqlite_only
 def test_a_batch_that_outlasts_the_ack_wait_is_kept_in_hand(
-    nats_broker: Nats, engine: Engine
+    nats_broker: Nats, engine: Engine, tmp_path: Path
 ) -> None:
     from amber.stream.nats import NatsTransport
 
@@ -479,15 +479,19 @@ def test_a_batch_that_outlasts_the_ack_wait_is_kept_in_hand(
             durable="slow",
             results=f"{broker.source}.results",
             dead=f"{broker.source}.dead",
-            ack_wait=1.0,
+            ack_wait=0.5,
         )
 
-    # Harm polls: each is preserved as evidence (a dozen fsyncs), so 30 of them in one
-    # batch take longer than a one-second ack wait; a second member waits for any of
-    # them that JetStream would deliver again.
+    # Harm polls with a 4-megapixel photo each: every one is decoded and hashed (about
+    # 0.2 s here) and preserved as evidence, so 12 of them in one batch take several ack
+    # waits of half a second; a second member waits for any of them that JetStream would
+    # deliver again.
+    big = tmp_path / "big.png"
+    photo(5, 2000, 2000).save(big)
+    slow = {**HARM_POLL, "media": [{"path": str(big)}]}
     first, second = member(), member()
     engine.submit(read_post(_post("warm", **HARM_POLL), where="warm-up", base=Path.cwd()))
-    broker.publish([_post(f"a{n}", **HARM_POLL) for n in range(30)])
+    broker.publish([_post(f"a{n}", **slow) for n in range(12)])
     tallies: dict[str, Any] = {}
 
     def run(name: str, transport: NatsTransport, batch: int) -> None:
@@ -495,7 +499,7 @@ def test_a_batch_that_outlasts_the_ack_wait_is_kept_in_hand(
         tallies[name] = consume(engine, transport, settings=settings)
 
     try:
-        one = threading.Thread(target=run, args=("first", first, 30))
+        one = threading.Thread(target=run, args=("first", first, 12))
         one.start()
         _wait_until(lambda: engine.decisions.count() >= 2, "the first decision")
         started = time.monotonic()
@@ -503,12 +507,12 @@ def test_a_batch_that_outlasts_the_ack_wait_is_kept_in_hand(
         two.start()
         one.join(timeout=120)
         two.join(timeout=120)
-        outlasted = time.monotonic() - started > 1.5
+        outlasted = time.monotonic() - started > 1.0  # twice the ack wait
     finally:
         first.close()
         second.close()
     assert outlasted  # else this test shows nothing: make the batch slower
-    assert tallies["first"].decided == 30 and tallies["first"].redeliveries == 0
+    assert tallies["first"].decided == 12 and tallies["first"].redeliveries == 0
     assert tallies["second"].decided == 0, tallies  # nothing was delivered twice
 
 
