@@ -335,3 +335,25 @@ def test_the_item_page_shows_the_incident_and_its_timeline(case: Case) -> None:
         assert "linked by entry result" in html and "<b>decided</b> remove" in html
         assert f"amber incident export {incident.id}" in html
         assert 'id="incident"' not in client.get("/console/items/cat").text
+
+
+def test_a_copy_spreading_widely_links_each_new_copy_to_a_bounded_number(case: Case) -> None:
+    """Every copy of one photo is near every other: the 25th re-upload joins the incident
+    linked to at most ``LINK_LIMIT`` posts by its photo (the nearest, then the newest), so
+    a post's work in its transaction does not grow with the copies before it."""
+    from amber.incidents.linking import LINK_LIMIT
+
+    original = Image.open(case.folder / "known.png").convert("RGB")
+    for n in range(LINK_LIMIT + 5):
+        original.resize((600 - n, 450 - n)).save(case.folder / f"copy-{n}.jpg", quality=60 + n)
+        copy = case.post(
+            f"copy-{n}", 400 + n, author=f"sharer-{n}", media=[{"path": f"copy-{n}.jpg"}]
+        )
+        assert copy.outcome.verdict == "remove"
+    incident = case.incident("poll")
+    members = {m.post_id: m for m in incident.members}
+    assert {f"copy-{n}" for n in range(LINK_LIMIT + 5)} <= set(members)  # all in the one incident
+    last = members[f"copy-{LINK_LIMIT + 4}"]
+    by_photo = {w["to"] for w in last.why if w["by"] == "pdq"}
+    assert 0 < len(by_photo) <= LINK_LIMIT, last.why
+    assert max(len(m.why) for m in incident.members) <= 3 * LINK_LIMIT

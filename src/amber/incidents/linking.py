@@ -259,10 +259,20 @@ def _near(
             .order_by(incident_members.c.id.desc())
             .limit(NEAR_CANDIDATES)
         ).all()
-        for hit in near:
+        close: list[tuple[int, int, str]] = []
+        for order, hit in enumerate(near):  # the newest members first
             distance = min(kind.distance(hit.value, v) for v in values)
             if distance <= kind.default_threshold:
-                found.append((hit.post_id, {"by": signal_type, "distance": distance}))
+                close.append((distance, order, hit.post_id))
+        # at most LINK_LIMIT posts of each kind, as for the others: the nearest, then the
+        # newest. Every copy of one photo is near every other; linking each new copy to
+        # all of them made a post's work grow with the copies before it (a 201st copy
+        # updated 200 members' reasons in its transaction)
+        linked: set[str] = set()
+        for distance, _, post_id in sorted(close):
+            if post_id not in linked and len(linked) < LINK_LIMIT:
+                linked.add(post_id)
+                found.append((post_id, {"by": signal_type, "distance": distance}))
     return found
 
 
