@@ -97,31 +97,19 @@ def text_posts(n: int, tag: str) -> list[Post]:
     ]
 
 
-def photo_posts(n: int, tag: str, banked: Path, folder: Path) -> list[Post]:
-    """``n`` posts each carrying its own re-encode of the banked photo (removed, kept)."""
+def photo_posts(n: int, tag: str, folder: Path, banked: Path | None = None) -> list[Post]:
+    """``n`` posts with a 640x480 JPEG each: re-encodes of ``banked`` (removed and kept),
+    or without it photos no bank holds (allowed)."""
     from PIL import Image
 
-    original = Image.open(banked)
+    original = None if banked is None else Image.open(banked)
     posts = []
     for i in range(n):
         path = folder / f"{tag}-{i}.jpg"
-        original.save(path, "JPEG", quality=80 + i % 15)
-        posts.append(
-            parse_post(
-                {"id": f"{tag}-{i}", "author": f"user-{i}", "media": [{"path": str(path)}]},
-                base=folder,
-                source="<benchmark>",
-            )
-        )
-    return posts
-
-
-def new_photo_posts(n: int, tag: str, folder: Path) -> list[Post]:
-    """``n`` posts each carrying a photo no bank holds (allowed)."""
-    posts = []
-    for i in range(n):
-        path = folder / f"{tag}-{i}.jpg"
-        photo(1000 + i, 640, 480).save(path, "JPEG", quality=85)
+        if original is None:
+            photo(1000 + i, 640, 480).save(path, "JPEG", quality=85)
+        else:
+            original.save(path, "JPEG", quality=80 + i % 15)
         posts.append(
             parse_post(
                 {"id": f"{tag}-{i}", "author": f"user-{i}", "media": [{"path": str(path)}]},
@@ -222,9 +210,9 @@ def main() -> None:
                 list(engine.scan(text_posts(50, "warm"), workers=1))
                 costs = {
                     "text": measure(engine, server, text_posts(args.posts, "text")),
-                    "photo": measure(engine, server, new_photo_posts(args.photos, "new", folder)),
+                    "photo": measure(engine, server, photo_posts(args.photos, "new", folder)),
                     "preserved_photo": measure(
-                        engine, server, photo_posts(args.photos, "copy", banked, folder)
+                        engine, server, photo_posts(args.photos, "copy", folder, banked)
                     ),
                 }
                 engine.sign_evidence()

@@ -915,16 +915,7 @@ class Engine:
                 new = replace_field(new, version=self.decisions.next_version(new, replace=replace))
                 self._stage(result.post, new, method)
             except AmberError as exc:
-                if strict:
-                    raise EvidenceWriteError(
-                        f"post {result.post.id!r} was not decided, and nothing was stored: "
-                        f"its evidence could not be kept ({exc}); send it again"
-                    ) from exc
-                yield PostError(
-                    f"not decided: its evidence could not be kept ({exc})",
-                    source=result.post.source or "<post>",
-                    line=result.post.line,
-                )
+                yield _not_kept(result.post, exc, strict=strict)
                 continue
             staged.append((result, new))
         written = self.decisions.save([new for _, new in staged], now=self.clock(), replace=replace)
@@ -991,16 +982,7 @@ class Engine:
                         method=method,
                     )
                 except AmberError as exc:
-                    if strict:
-                        raise EvidenceWriteError(
-                            f"post {result.post.id!r} was not decided, and nothing was "
-                            f"stored: its evidence could not be kept ({exc}); send it again"
-                        ) from exc
-                    yield PostError(
-                        f"not decided: its evidence could not be kept ({exc})",
-                        source=result.post.source or "<post>",
-                        line=result.post.line,
-                    )
+                    yield _not_kept(result.post, exc, strict=strict)
                     continue
             kept.append((result, new))
 
@@ -1279,6 +1261,21 @@ class Engine:
             return 0
         checkpoint = self.open_vault().sign()
         return None if checkpoint is None else checkpoint.size
+
+
+def _not_kept(post: Post, exc: AmberError, *, strict: bool) -> PostError:
+    """The error for a post not decided because its evidence could not be kept: raised
+    (``EvidenceWriteError``) when ``strict``, else returned to be yielded in its place."""
+    if strict:
+        raise EvidenceWriteError(
+            f"post {post.id!r} was not decided, and nothing was stored: "
+            f"its evidence could not be kept ({exc}); send it again"
+        ) from exc
+    return PostError(
+        f"not decided: its evidence could not be kept ({exc})",
+        source=post.source or "<post>",
+        line=post.line,
+    )
 
 
 def _pending(post_id: str, verdict: str, exc: Exception) -> EvidencePendingError:
