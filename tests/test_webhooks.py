@@ -330,7 +330,10 @@ def test_one_posts_changes_arrive_in_order(
     engine.review.lock("poll-1", "alice")
     engine.review.decide("poll-1", "alice", "reject", reason="a quiz")
     receiver.fail_next("fail")  # the decision about poll-1 fails first
-    deliverer = _deliverer(engine, batch=1)  # one at a time: poll-1's is the first sent
+    # one at a time: poll-1's is the first sent; nothing here hangs, so a read timeout
+    # that a loaded machine cannot miss (the default's half second did, once)
+    send = HttpSender(connect_timeout=5, read_timeout=10)
+    deliverer = _deliverer(engine, batch=1, send=send)
     report = deliverer.run_once()
     # The review of poll-1 waits behind its decision; the other post's goes on.
     assert len(report.retrying) == 1 and len(report.delivered) == 1

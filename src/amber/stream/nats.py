@@ -147,7 +147,9 @@ class NatsTransport:
         nats = self.nats
         try:
             messages = await self.sub.fetch(batch=limit, timeout=timeout)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):
+            # nothing came in time; under load nats-py's own wait for the pull request
+            # can end with asyncio's (the builtin) TimeoutError instead of its own
             return []
         except nats.errors.Error as exc:
             raise ExternalError(f"fetching from {self.description} failed: {exc}") from None
