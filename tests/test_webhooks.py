@@ -80,12 +80,14 @@ def receiver() -> Iterator[Receiver]:
         yield found
 
 
-def _deliverer(engine: Engine, **options: Any) -> Deliverer:
-    """A sender with a seeded backoff of 10 s doubling to 10 min, and a short read timeout."""
+def _deliverer(engine: Engine, *, hangs: bool = False, **options: Any) -> Deliverer:
+    """A sender with a seeded backoff of 10 s doubling to 10 min; a read timeout a loaded
+    machine cannot miss (the receiver answers at once), or half a second where the test
+    makes the receiver hang (``hangs``)."""
     options.setdefault(
         "backoff", Backoff(timedelta(seconds=10), timedelta(minutes=10), random.Random(7))
     )
-    options.setdefault("send", HttpSender(connect_timeout=5, read_timeout=0.5))
+    options.setdefault("send", HttpSender(connect_timeout=5, read_timeout=0.5 if hangs else 10))
     return engine.deliverer(**options)
 
 
@@ -234,7 +236,7 @@ def test_a_receiver_that_fails_first_applies_each_delivery_once(
     engine.webhooks.add(receiver.url, secret=SECRET)
     for n in range(3):
         _post(engine, f"poll-{n}", tmp_path, **POLL)
-    deliverer = _deliverer(engine, batch=1)
+    deliverer = _deliverer(engine, batch=1, hangs=True)
     # poll-0: 500 before applying; poll-1: applied, then 500; poll-2: applied, no answer in time.
     receiver.fail_next("fail", "fail_after", "hang")
     report = deliverer.run_once()
@@ -330,10 +332,7 @@ def test_one_posts_changes_arrive_in_order(
     engine.review.lock("poll-1", "alice")
     engine.review.decide("poll-1", "alice", "reject", reason="a quiz")
     receiver.fail_next("fail")  # the decision about poll-1 fails first
-    # one at a time: poll-1's is the first sent; nothing here hangs, so a read timeout
-    # that a loaded machine cannot miss (the default's half second did, once)
-    send = HttpSender(connect_timeout=5, read_timeout=10)
-    deliverer = _deliverer(engine, batch=1, send=send)
+    deliverer = _deliverer(engine, batch=1)  # one at a time: poll-1's is the first sent
     report = deliverer.run_once()
     # The review of poll-1 waits behind its decision; the other post's goes on.
     assert len(report.retrying) == 1 and len(report.delivered) == 1
