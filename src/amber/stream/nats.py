@@ -11,13 +11,15 @@ the loop decides posts; each method here runs one coroutine there and waits for 
 * Results and dead letters are published with JetStream publish (a stream must capture
   their subjects): the ``Nats-Msg-Id`` header lets the stream drop a republished result.
 * A message to retry is nak'd with a delay; its delivery count is the server's.
+* Messages in hand are marked in progress (``+WPI``) every third of the ack wait by a
+  task on the client's own event loop, so a batch, or one post, that takes longer than
+  the ack wait is not delivered to another consumer meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -84,8 +86,11 @@ class NatsTransport:
         self.ack_wait = ack_wait
         self.description = f"{url} stream {stream} subject {subject} durable {durable}"
         self._pending: list[tuple[str, bytes, dict[str, str]]] = []
-        #: When the messages in hand were last fetched or marked in progress.
-        self._touched = time.monotonic()
+        #: The messages fetched and not yet acknowledged or sent back: the heartbeat
+        #: marks them in progress. Replaced whole (never changed in place), so the
+        #: event loop's thread reads it without a lock.
+        self._in_hand: tuple[Any, ...] = ()
+        self._heartbeat: asyncio.Task[None] | None = None
         self._bridge = _Bridge()
         try:
             self._bridge.run(self._open())
@@ -136,12 +141,25 @@ class NatsTransport:
                 f"JetStream refused durable consumer {self.durable!r} on stream "
                 f"{self.stream!r} for subject {self.subject!r}: {exc.description}"
             ) from None
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        """Mark the messages in hand in progress every third of the ack wait, however
+        long the post being decided takes (this runs on the client's loop, not the
+        consume loop's thread)."""
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            for message in self._in_hand:
+                try:
+                    await message.in_progress()
+                except self.nats.errors.Error:
+                    # the connection is down: nats-py reconnects, and a message the
+                    # server has given up on is delivered again, decided once
+                    break
 
     def fetch(self, limit: int, timeout: float) -> list[Delivery]:
         """Up to ``limit`` messages from the durable consumer."""
-        found = self._bridge.run(self._fetch(limit, timeout))
-        self._touched = time.monotonic()
-        return found
+        return self._bridge.run(self._fetch(limit, timeout))
 
     async def _fetch(self, limit: int, timeout: float) -> list[Delivery]:
         nats = self.nats
@@ -153,6 +171,7 @@ class NatsTransport:
             return []
         except nats.errors.Error as exc:
             raise ExternalError(f"fetching from {self.description} failed: {exc}") from None
+        self._in_hand = tuple(messages)
         found = []
         for message in messages:
             meta = message.metadata
@@ -205,25 +224,24 @@ class NatsTransport:
         self._bridge.run(self._ack(deliveries))
 
     async def _ack(self, deliveries: list[Delivery]) -> None:
+        self._let_go(deliveries)
         for delivery in deliveries:
             await delivery.handle.ack()
         await self.nc.flush(timeout=REQUEST_TIMEOUT)
 
     def working(self, deliveries: list[Delivery]) -> None:
-        """Tell JetStream the messages are in hand (``+WPI``: the ack wait starts again),
-        at most every third of the ack wait."""
-        now = time.monotonic()
-        if now - self._touched < self.ack_wait / 3:
-            return
-        self._touched = now
-        self._bridge.run(self._working(deliveries))
+        """``deliveries`` are the messages in hand: the heartbeat keeps marking them in
+        progress (``+WPI``: the ack wait starts again). No round trip here."""
+        self._in_hand = tuple(delivery.handle for delivery in deliveries)
 
-    async def _working(self, deliveries: list[Delivery]) -> None:
-        for delivery in deliveries:
-            await delivery.handle.in_progress()
+    def _let_go(self, deliveries: list[Delivery]) -> None:
+        """Stop marking ``deliveries`` in progress (acknowledged or sent back)."""
+        gone = {id(delivery.handle) for delivery in deliveries}
+        self._in_hand = tuple(m for m in self._in_hand if id(m) not in gone)
 
     def retry(self, delivery: Delivery, delay: float) -> None:
         """Nak the message: JetStream delivers it again after ``delay`` seconds."""
+        self._let_go([delivery])
         self._bridge.run(delivery.handle.nak(delay=delay))
 
     def lag(self) -> int | None:
@@ -255,7 +273,10 @@ class NatsTransport:
     def close(self) -> None:
         """Publish what is queued, hand back what was delivered but not taken, and
         leave the server."""
+        self._in_hand = ()
         try:
+            if self._heartbeat is not None:
+                self._bridge.loop.call_soon_threadsafe(self._heartbeat.cancel)
             self.flush()
             self._bridge.run(self._return_pending())
             # Acks were flushed as they were sent: nothing is left to drain (nats-py's
