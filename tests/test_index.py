@@ -204,6 +204,35 @@ def test_many_matches_of_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert len(expected[0]) == 400
 
 
+def test_rows_are_stored_in_the_first_tables_bucket_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rows sharing a bucket of table 0 sit side by side (by id within it); ids given out of
+    # order are still found by id when replaced or removed.
+    monkeypatch.setattr(mih, "_scan_bias", math.inf)
+    rng = np.random.default_rng(21)
+    hashes = planted(rng, 3000, 31)
+    ids = rng.permutation(10**6)[:3000].astype(np.int64)
+    index = PdqIndex.rebuild(tmp_path, ids, hashes)
+    base = index._state.base
+    keys = base.words[:, 0] & np.uint64((1 << base.tables.bucket_bits) - 1)
+    assert (np.diff(keys.astype(np.int64)) >= 0).all()
+    same = keys[1:] == keys[:-1]
+    assert (base.ids[1:][same] > base.ids[:-1][same]).all()
+    assert (np.diff(base.ids[base.by_id]) > 0).all()
+    row = int(np.flatnonzero(base.ids == ids[5])[0])
+    assert base.rows_of(np.array([ids[5], -7, 10**6 + 1])).tolist() == [row, -1, -1]
+    index.add(ids[:10], hashes[10:20])  # replace ten hashes of the base
+    index.remove(ids[20:30])
+    hashes[:10] = hashes[10:20]
+    live = np.r_[0:20, 30:3000]
+    queries = queries_for(rng, hashes, 40, 31)
+    expected = brute_force_search(hashes[live], ids[live], queries, 31)
+    assert index.search(queries, 31) == expected
+    index.compact()
+    assert PdqIndex.open(tmp_path).search(queries, 31) == expected
+
+
 # --------------------------------------------------------------------------- increments
 
 
@@ -351,16 +380,17 @@ def test_corrupt_manifest_is_reported(tmp_path: Path) -> None:
     with pytest.raises(IndexCorruptError, match=r"manifest\.json") as caught:
         PdqIndex.open(tmp_path)
     assert caught.value.path == str(tmp_path / "manifest.json")
-    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 2}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 3}))
     with pytest.raises(IndexCorruptError, match="generation"):
         PdqIndex.open(tmp_path)
-    # A folder written by an older amber: the matcher rebuilds it from the database.
-    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 1}))
-    with pytest.raises(IndexCorruptError, match="format version 1 is not 2"):
+    # A folder written by an older amber (format 2 kept rows in id order): the matcher
+    # rebuilds it from the database.
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 2}))
+    with pytest.raises(IndexCorruptError, match="format version 2 is not 3"):
         PdqIndex.open(tmp_path)
 
 
-@pytest.mark.parametrize("name", ["hashes", "postings", "offsets", "ids"])
+@pytest.mark.parametrize("name", ["hashes", "postings", "offsets", "ids", "by_id"])
 def test_truncated_array_is_reported_and_rebuild_recovers(tmp_path: Path, name: str) -> None:
     _, hashes = stocked(tmp_path)
     (path,) = tmp_path.glob(f"base-*.{name}.npy")

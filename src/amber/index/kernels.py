@@ -87,6 +87,28 @@ def _read_bits(words: Any, bit: int, width: int) -> Any:
 
 
 @_compiled
+def bucket_order(hashes: Any, sequence: Any, bucket_bits: int, order: Any) -> None:
+    """Fill ``order`` with the rows of ``sequence`` sorted (stably) by table 0's bucket key.
+
+    ``hashes`` is ``(n, 4)`` uint64, ``sequence`` and ``order`` ``(n,)``: a counting sort
+    (the low ``bucket_bits`` bits of each hash), so rows that share a bucket of table 0
+    end up side by side, in ``sequence``'s order.
+    """
+    buckets = 1 << bucket_bits
+    bucket_mask = np.uint64(buckets - 1)
+    fill = np.zeros(buckets + 1, np.int64)
+    for at in range(sequence.shape[0]):
+        fill[np.int64(hashes[sequence[at], 0] & bucket_mask) + 1] += 1
+    for bucket in range(buckets):
+        fill[bucket + 1] += fill[bucket]
+    for at in range(sequence.shape[0]):
+        row = sequence[at]
+        slot = np.int64(hashes[row, 0] & bucket_mask)
+        order[fill[slot]] = row
+        fill[slot] += 1
+
+
+@_compiled
 def build_tables(
     hashes: Any,
     tables: int,

@@ -441,9 +441,9 @@ def _positions(state: _State, ids: Ids) -> Ids:
         return positions  # ids above every id ever added: the common case, new rows
     base = state.base
     if base.rows:
-        at = np.minimum(np.searchsorted(base.ids, ids), base.rows - 1)
-        found = np.take(base.ids, at) == ids
-        found &= ~_in_sorted(at, state.tombstones)
+        at = base.rows_of(ids)
+        found = at >= 0
+        found[found] = ~_in_sorted(at[found], state.tombstones)
         positions[found] = at[found]
     delta_ids = state.delta_ids
     if delta_ids.shape[0]:
