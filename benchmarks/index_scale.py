@@ -51,11 +51,14 @@ Run from the repository root:
 
     python benchmarks/index_scale.py [--sizes 1000000,10000000] [--kinds random,families]
         [--large 30000000:families,100000000:random] [--shape TABLES,BITS,BUCKET_BITS]
-        [--queries 2000] [--recall 200] [--radius 31] [--work DIR] [--quick]
+        [--orders bucket,id] [--keep] [--queries 2000] [--recall 200] [--radius 31]
+        [--work DIR] [--quick]
 
 ``--sizes`` runs every ``--kinds``; ``--large`` adds single runs (recall checked on
 ``--large-recall`` queries: a numpy pass over 100 million rows takes seconds a query);
-``--shape`` forces the tables of every build, to compare shapes. 100 million rows need
+``--shape`` forces the tables of every build, to compare shapes; ``--orders bucket,id``
+builds and measures each bank twice, with its rows in table 0's bucket order (format 3)
+and in id order (as format 2 stored them), to compare. 100 million rows need
 about 10 GB of memory while building and 12 GB of disk. Writes
 ``benchmarks/results/index_scale.json`` (``index_scale-quick.json`` with ``--quick``:
 100,000 rows, half a minute once the real hashes are cached).
@@ -527,6 +530,7 @@ def build(work: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Build the index of ``hashes.npy`` under ``work/amber``; time it."""
     from amber.index import PdqIndex, layout
 
+    layout._bucket_ordered = options.get("order", "bucket") == "bucket"
     if options.get("shape"):  # another shape than the row count's, to compare
         shape = layout.Tables(*options["shape"])
         layout.Tables.for_rows = classmethod(lambda cls, rows: shape)  # type: ignore[assignment]
@@ -654,27 +658,50 @@ def make_data(
 def run_one(
     kind: str, size: int, work: Path, real: Hashes, groups: npt.NDArray[np.int64],
     options: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
-    """Generate, build and measure one distribution at one size."""
-    print(f"{size:,} rows, {kind}: generating", file=sys.stderr, flush=True)
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Generate, build and measure one distribution at one size, once per row order.
+
+    With ``options["keep"]`` the bank and queries stay in ``work`` and a later run with
+    the same seed and query count reuses them (generating 100 million rows takes 10 to
+    20 minutes).
+    """
     work.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    bank, queries, warmup = make_data(kind, size, real, groups, options)
-    generated = time.perf_counter() - started
-    bias = bit_bias(bank)
-    np.save(work / "hashes.npy", bank)
-    np.save(work / "queries.npy", queries)
-    np.save(work / "warmup.npy", warmup)
-    del bank
-    print(f"  generated in {generated:.0f} s; building", file=sys.stderr, flush=True)
-    result: dict[str, Any] = {"kind": kind, "rows": size, "generate_s": generated}
-    result["bit_bias"] = bias
-    result.update(run_child("build", work, options))
-    print(f"  built in {result['build_s']:.1f} s; measuring", file=sys.stderr, flush=True)
-    result.update(run_child("measure", work, options))
-    result["disk_bytes_per_hash"] = result["disk_bytes"] / size
-    shutil.rmtree(work, ignore_errors=True)
-    return result
+    data = {"kind": kind, "rows": size, "seed": options["seed"], "queries": options["queries"]}
+    saved = work / "data.json"
+    if saved.exists() and json.loads(saved.read_text()).get("data") == data:
+        print(f"{size:,} rows, {kind}: reusing the bank in {work}", file=sys.stderr, flush=True)
+        generated = json.loads(saved.read_text())["generate_s"]
+        bias = bit_bias(np.load(work / "hashes.npy", mmap_mode="r"))
+    else:
+        print(f"{size:,} rows, {kind}: generating", file=sys.stderr, flush=True)
+        saved.unlink(missing_ok=True)
+        started = time.perf_counter()
+        bank, queries, warmup = make_data(kind, size, real, groups, options)
+        generated = time.perf_counter() - started
+        bias = bit_bias(bank)
+        np.save(work / "hashes.npy", bank)
+        np.save(work / "queries.npy", queries)
+        np.save(work / "warmup.npy", warmup)
+        del bank
+        saved.write_text(json.dumps({"data": data, "generate_s": generated}))
+        print(f"  generated in {generated:.0f} s", file=sys.stderr, flush=True)
+    results = []
+    for order in options["orders"]:
+        result: dict[str, Any] = {"kind": kind, "rows": size, "generate_s": generated}
+        result["order"] = order
+        result["bit_bias"] = bias
+        print(f"  building, rows in {order} order", file=sys.stderr, flush=True)
+        result.update(run_child("build", work, {**options, "order": order}))
+        print(f"  built in {result['build_s']:.1f} s; measuring", file=sys.stderr, flush=True)
+        result.update(run_child("measure", work, options))
+        result["disk_bytes_per_hash"] = result["disk_bytes"] / size
+        result["load_average_after"] = os.getloadavg()
+        results.append(result)
+    if options.get("keep"):
+        shutil.rmtree(work / "amber", ignore_errors=True)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
 
 
 # --------------------------------------------------------------------------- report
@@ -719,6 +746,12 @@ def flat(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def heading(result: dict[str, Any]) -> str:
+    """A column's heading: the distribution, and the row order when it is format 2's."""
+    order = result.get("order", "bucket")
+    return result["kind"] + ("" if order == "bucket" else f", rows in {order} order")
+
+
 def table(size: int, results: list[dict[str, Any]], options: dict[str, Any]) -> str:
     """One size's figures, distributions side by side."""
     columns = [flat(result) for result in results]
@@ -726,7 +759,7 @@ def table(size: int, results: list[dict[str, Any]], options: dict[str, Any]) -> 
         f"### {size:,} PDQ hashes, radius {options['radius']}, {options['queries']:,} "
         f"single queries (recall checked on {columns[0]['recall_queries']})",
         "",
-        "| | " + " | ".join(column["kind"] for column in columns) + " |",
+        "| | " + " | ".join(heading(column) for column in columns) + " |",
         "|---|" + "---:|" * len(columns),
     ]
     for label, key, form in ROWS:
@@ -745,6 +778,15 @@ def main() -> None:
     )
     parser.add_argument("--large-recall", type=int, default=50, help="--recall of --large runs")
     parser.add_argument("--shape", help="tables,table_bits,bucket_bits for every build")
+    parser.add_argument(
+        "--orders",
+        default="bucket",
+        help="row orders of the base to build and measure, side by side: bucket (table 0's "
+        "bucket order, format 3), id (id order, as format 2 stored them)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep banks in --work and reuse them in later runs"
+    )
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--recall", type=int, default=200, help="queries checked by brute force")
     parser.add_argument("--radius", type=int, default=31)
@@ -767,10 +809,13 @@ def main() -> None:
         plan = [(100_000, kind) for kind in KINDS]
         args.queries, args.recall, args.photos, args.edits, args.clips = 500, 100, 100, 8, 2
     large = [
-        (int(size), kind) for size, _, kind in (p.partition(":") for p in args.large.split(","))
+        (int(size), kind)
+        for size, _, kind in (p.partition(":") for p in args.large.split(",") if p)
     ]
-    plan += large if args.large else []
-    options = {"radius": args.radius, "queries": args.queries, "seed": args.seed}
+    plan += large
+    options: dict[str, Any] = {"radius": args.radius, "queries": args.queries, "seed": args.seed}
+    options["orders"] = args.orders.split(",")
+    options["keep"] = args.keep
     options["recall"] = args.recall
     if args.shape:
         options["shape"] = [int(part) for part in args.shape.split(",")]
@@ -786,12 +831,11 @@ def main() -> None:
     try:
         for size, kind in plan:
             recall = args.large_recall if (size, kind) in large else args.recall
-            result = run_one(
+            done = run_one(
                 kind, size, work / f"{size}-{kind}", real, groups, {**options, "recall": recall}
             )
-            result["load_average_after"] = os.getloadavg()
-            loads.append(result["load_average_after"][0])
-            results.append(result)
+            loads.extend(result["load_average_after"][0] for result in done)
+            results.extend(done)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
