@@ -45,6 +45,7 @@ from amber.errors import ConflictError, NotFoundError, UserError
 from amber.hashing import Hasher, MediaFailure, media_types, parallel_map
 from amber.signals import Registry, Role, SignalType, SignalValue
 from amber.signals.base import Reads, is_own
+from amber.signals.local import OrbSignal
 from amber.signals.pdq import PdqSignal
 from amber.store.bulk import ANALYZE_FROM, EntryWriter, Written, bulk_session, refresh_statistics
 from amber.store.tables import bank_audit, bank_entries, banks, entry_signals
@@ -65,6 +66,8 @@ IMPORT_FORMATS = ("auto", "vpdq")
 #: A posted video matches a banked video as a whole when it covers this share (percent)
 #: of the banked frames (vPDQ's example operating point), unless the bank says otherwise.
 DEFAULT_VIDEO_PERCENT = 80
+#: Keypoint pairs on one homography a local-feature match needs, unless a bank says.
+DEFAULT_MIN_INLIERS = OrbSignal.MIN_INLIERS
 #: PostgreSQL advisory lock that orders bank writes ("amber" in ASCII; any fixed number).
 BANK_WRITES_LOCK = 0x616D626572
 #: Longest entry note, in characters (HMA's limit).
@@ -115,6 +118,8 @@ class Bank:
     video_percent: int = DEFAULT_VIDEO_PERCENT
     #: Share (0 to 1) of the bank's entries that match; 0 is a disabled bank.
     enabled_ratio: float = 1.0
+    #: Keypoint pairs on one homography a local-feature match to its entries needs.
+    min_inliers: int = DEFAULT_MIN_INLIERS
 
     @property
     def enabled(self) -> bool:
@@ -129,6 +134,7 @@ class Bank:
             "action": self.action.value,
             "threshold": self.threshold,
             "video_percent": self.video_percent,
+            "min_inliers": self.min_inliers,
             "enabled": self.enabled,
             "enabled_ratio": self.enabled_ratio,
             "entries": self.entries,
@@ -338,6 +344,7 @@ class BankStore:
         label: str | None = None,
         threshold: int = PdqSignal.DEFAULT_THRESHOLD,
         video_percent: int = DEFAULT_VIDEO_PERCENT,
+        min_inliers: int = DEFAULT_MIN_INLIERS,
         actor: str = LOCAL_ACTOR,
     ) -> Bank:
         """Create a bank. Raises ``UserError`` for a bad value, ``ConflictError`` if it exists."""
@@ -345,6 +352,7 @@ class BankStore:
         action = _action(action)
         _check_threshold(threshold)
         _check_percent(video_percent)
+        _check_inliers(min_inliers)
         label = name if label is None else label.strip()
         if not label:
             raise UserError("bank label is empty; give a label such as 'terror-execution'")
@@ -363,6 +371,7 @@ class BankStore:
                     action=action.value,
                     threshold=threshold,
                     video_percent=video_percent,
+                    min_inliers=min_inliers,
                     created_at=now,
                 )
                 .returning(banks.c.id)
@@ -376,8 +385,18 @@ class BankStore:
                 label=label,
                 threshold=threshold,
                 video_percent=video_percent,
+                min_inliers=min_inliers,
             )
-        return Bank(bank_id, name, label, action, threshold, now, video_percent=video_percent)
+        return Bank(
+            bank_id,
+            name,
+            label,
+            action,
+            threshold,
+            now,
+            video_percent=video_percent,
+            min_inliers=min_inliers,
+        )
 
     def get(self, name: str) -> Bank:
         """The bank called ``name``. Raises ``NotFoundError`` naming the known banks."""
@@ -410,6 +429,7 @@ class BankStore:
                     r.entries,
                     r.video_percent,
                     r.enabled_ratio,
+                    r.min_inliers,
                 )
                 for r in rows
             ]
@@ -423,15 +443,16 @@ class BankStore:
         label: str | None = None,
         threshold: int | None = None,
         video_percent: int | None = None,
+        min_inliers: int | None = None,
         new_name: str | None = None,
         enabled: bool | None = None,
         enabled_ratio: float | None = None,
         actor: str = LOCAL_ACTOR,
     ) -> Bank:
-        """Change a bank's action, label, threshold, video share or name, or enable or
-        disable it (``enabled``; ``enabled_ratio`` lets a share of its entries match, as
-        HMA's ``matching_enabled_ratio``). Raises ``NotFoundError``/``UserError``, and
-        ``ConflictError`` for a new name that another bank has."""
+        """Change a bank's action, label, threshold, video share, minimum inliers or name,
+        or enable or disable it (``enabled``; ``enabled_ratio`` lets a share of its
+        entries match, as HMA's ``matching_enabled_ratio``). Raises ``NotFoundError`` or
+        ``UserError``, and ``ConflictError`` for a new name that another bank has."""
         bank = self.get(name)
         values: dict[str, object] = {}
         if action is not None:
@@ -446,6 +467,9 @@ class BankStore:
         if video_percent is not None:
             _check_percent(video_percent)
             values["video_percent"] = video_percent
+        if min_inliers is not None:
+            _check_inliers(min_inliers)
+            values["min_inliers"] = min_inliers
         if enabled is not None and enabled_ratio is not None:
             raise UserError("give enabled or enabled_ratio, not both")
         if enabled is not None:
@@ -1305,6 +1329,15 @@ def _entry(bank: str, row: sa.Row[Any], values: Sequence[SignalValue]) -> Entry:
         disabled_until=row.disabled_until,
         values=tuple(values),
     )
+
+
+def _check_inliers(inliers: object) -> None:
+    """Raise ``UserError`` unless ``inliers`` is a whole number from 8 to 500."""
+    if isinstance(inliers, bool) or not isinstance(inliers, int) or not 8 <= inliers <= 500:
+        raise UserError(
+            f"min_inliers {inliers!r} is not a whole number from 8 to 500 (keypoint pairs "
+            f"that must agree for a local-feature match; default {DEFAULT_MIN_INLIERS})"
+        )
 
 
 def _check_percent(percent: object) -> None:

@@ -43,6 +43,7 @@ from amber.index.layout import IndexCorruptError
 from amber.index.signal import Hit, SignalIndex
 from amber.signals import Registry, SignalType, SignalValue
 from amber.signals.base import FrameRef, Reads, frame_of
+from amber.signals.local import Geometry
 from amber.store.db import instance_id
 from amber.store.tables import bank_entries, banks, entry_signals
 
@@ -84,6 +85,15 @@ class Match:
     #: The frames each share counts (those of quality enough to match), and all of them.
     query_frames: tuple[int, int] | None = None
     entry_frames: tuple[int, int] | None = None
+    #: A geometric type (local features): the verified match, its inliers and regions.
+    geometry: Geometry | None = None
+
+    def region(self) -> dict[str, object] | None:
+        """Where a local-feature match lies, for a decision's reason (``None`` for other
+        types): ``inliers`` (keypoint pairs on one homography, of ``pairs``), ``post``
+        (the box in the post's image where the banked photo lies) and ``entry`` (the
+        part of the banked photo the post shows), as ``[x0, y0, x1, y1]`` fractions."""
+        return None if self.geometry is None else self.geometry.to_json()
 
     def video(self) -> dict[str, object] | None:
         """Where the match lies in time, for a decision's reason (``None`` for stills):
@@ -346,13 +356,17 @@ class Matcher:
         self.sync_if_stale()
         found: list[Match] = []
         with self.db.connect() as conn:
-            for (position, type_name, _), group in self._hits(conn, media).items():
-                judged = self._judge(conn, media[position], type_name, position, group)
-                if isinstance(judged, VideoVerdict):
-                    if judged.matches:
-                        found.append(judged.match)
-                else:
-                    found.append(judged)
+            for second in (False, True):
+                # Fallback types (local features) only look at media nothing else matched.
+                done = {m.media for m in found}
+                hits = self._hits(conn, media, fallback=second, skip=done if second else set())
+                for (position, type_name, _), group in hits.items():
+                    judged = self._judge(conn, media[position], type_name, position, group)
+                    if isinstance(judged, VideoVerdict):
+                        if judged.matches:
+                            found.append(judged.match)
+                    elif judged is not None:
+                        found.append(judged)
         return sorted(found, key=lambda m: (m.media, m.distance, m.bank, m.entry_id))
 
     def videos(self, media: Sequence[Sequence[SignalValue]]) -> list[VideoVerdict]:
@@ -368,15 +382,24 @@ class Matcher:
         return sorted(out, key=lambda v: (v.match.media, not v.matches, v.match.entry_id))
 
     def _hits(
-        self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]]
+        self,
+        conn: sa.Connection,
+        media: Sequence[Sequence[SignalValue]],
+        *,
+        fallback: bool = False,
+        skip: set[int] | frozenset[int] = frozenset(),
     ) -> dict[tuple[int, str, int], list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]]]:
         """Every (media value, bank row, distance) within the row's threshold and of
-        enough quality, by (media position, the row's type, entry)."""
+        enough quality, by (media position, the row's type, entry), through the indexes of
+        the fallback types or of the others; media at positions in ``skip`` are not
+        searched."""
         hits: dict[
             tuple[int, str, int], list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]]
         ] = {}
         now = datetime.now(UTC)
-        for queries, found, rows in self._search(conn, media, nearest=None):
+        for queries, found, rows in self._search(
+            conn, media, nearest=None, fallback=fallback, skip=skip
+        ):
             for (position, value), per_query in zip(queries, found, strict=True):
                 signal_type = self.signals.get(value.signal_type)
                 for row_id, distance in per_query:
@@ -398,10 +421,13 @@ class Matcher:
         type_name: str,
         position: int,
         group: list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]],
-    ) -> Match | VideoVerdict:
-        """One media item against one entry, from the values of the item that hit it."""
+    ) -> Match | VideoVerdict | None:
+        """One media item against one entry, from the values of the item that hit it;
+        ``None`` when a geometric type finds they do not show the same picture."""
         value, row, distance = min(group, key=lambda hit: hit[2])
         signal_type = self.signals.get(type_name)
+        if signal_type.geometric:
+            return self._judge_geometry(signal_type, position, group)
         timed = [
             (query_frame, entry_frame, d)
             for v, r, d in group
@@ -492,6 +518,41 @@ class Matcher:
         )
         return VideoVerdict(match, bool(played) or entry_percent >= needed, why, needed)
 
+    def _judge_geometry(
+        self,
+        signal_type: SignalType,
+        position: int,
+        group: list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]],
+    ) -> Match | None:
+        """A media item's keypoints against a banked photo's: the type's ``verify`` for
+        each view of the item (as it is, mirrored), at the bank's ``min_inliers``; the
+        view with most inliers."""
+        row = group[0][1]
+        views: dict[str, list[tuple[str, str, int]]] = {}
+        for value, entry_row, distance in group:
+            views.setdefault(value.variant, []).append(
+                (value.value, str(entry_row.value), distance)
+            )
+        best: tuple[str, Geometry] | None = None
+        for view, pairs in views.items():
+            geometry = signal_type.verify(
+                pairs, min_inliers=int(row.min_inliers), mirrored=view == "mirror"
+            )
+            if geometry is not None and (best is None or geometry.inliers > best[1].inliers):
+                best = (view, geometry)
+        if best is None:
+            return None
+        view, geometry = best
+        return self._to_match(
+            row,
+            geometry.distance,
+            None,
+            view,
+            position,
+            entry_variant="original",
+            geometry=geometry,
+        )
+
     def _entry_times(
         self, conn: sa.Connection, entry: int, type_name: str
     ) -> list[tuple[float, int | None]]:
@@ -525,7 +586,8 @@ class Matcher:
         out: list[Nearest] = []
         now = datetime.now(UTC)
         with self.db.connect() as conn:
-            for queries, hits, rows in self._search(conn, media, nearest=k):
+            # Keypoints (geometric types) are judged together, not one by one: not here.
+            for queries, hits, rows in self._search(conn, media, nearest=k, fallback=False):
                 for (position, value), per_query in zip(queries, hits, strict=True):
                     signal_type = self.signals.get(value.signal_type)
                     for row_id, distance in per_query:
@@ -557,7 +619,13 @@ class Matcher:
         return sorted(out, key=lambda n: (n.media, n.signal_type, n.distance, n.entry_id))
 
     def _search(
-        self, conn: sa.Connection, media: Sequence[Sequence[SignalValue]], *, nearest: int | None
+        self,
+        conn: sa.Connection,
+        media: Sequence[Sequence[SignalValue]],
+        *,
+        nearest: int | None,
+        fallback: bool | None = None,
+        skip: set[int] | frozenset[int] = frozenset(),
     ) -> Iterator[
         tuple[
             list[tuple[int, SignalValue]],
@@ -568,12 +636,16 @@ class Matcher:
         """Per index: its queries (the values of the types it holds), each query's hits
         and the hit rows (hits whose rows are gone are dropped from the indexes). Without
         ``nearest``, only values strong enough to match are searched, as far as any of
-        its types can match."""
+        its types can match. ``fallback``: only the indexes of fallback types (True) or of
+        the others (False); ``skip``: media positions not searched."""
         for owner, index in self.indexes.items():
+            if fallback is not None and self.signals.get(owner).fallback is not fallback:
+                continue
             members = self.members[owner]
             queries = [
                 (position, v)
                 for position, values in enumerate(media)
+                if position not in skip
                 for v in values
                 if v.signal_type in members and (nearest is not None or self.strong_enough(v))
             ]
@@ -655,6 +727,7 @@ class Matcher:
                 banks.c.action,
                 banks.c.threshold,
                 banks.c.video_percent,
+                banks.c.min_inliers,
                 banks.c.enabled_ratio,
                 bank_entries.c.disabled_until,
             )
@@ -678,6 +751,7 @@ class Matcher:
         segments: tuple[timeline.Segment, ...] = (),
         query_frames: tuple[int, int] | None = None,
         entry_frames: tuple[int, int] | None = None,
+        geometry: Geometry | None = None,
     ) -> Match:
         return Match(
             signal_type=str(row.signal_type),
@@ -698,6 +772,7 @@ class Matcher:
             segments=segments,
             query_frames=query_frames,
             entry_frames=entry_frames,
+            geometry=geometry,
         )
 
 

@@ -54,7 +54,11 @@ def describe_reason(reason: Mapping[str, Any]) -> str:
         label = reason.get("label")
         bank = f"bank {reason['bank']}"
         parts.append(bank if label in (None, reason["bank"]) else f"{bank} ({label})")
-        if reason.get("distance") is not None:
+        region = reason.get("region")
+        if isinstance(region, Mapping):
+            x0, y0, x1, y1 = region["post"]
+            parts.append(f"{region['inliers']} keypoints at x {x0:g}-{x1:g}, y {y0:g}-{y1:g}")
+        elif reason.get("distance") is not None:
             distance = reason["distance"]
             parts.append(f"distance {distance}" if reason["signal"] in ("pdq", "vpdq") else "exact")
         via = _VIA.search(detail)

@@ -33,6 +33,8 @@ class BankIn(BaseModel):
     threshold: StrictInt = 31  # a JSON boolean is not a number
     #: Share (percent) of a banked video's frames a posted video must cover to match it.
     video_percent: StrictInt = 80
+    #: Keypoint pairs that must agree with one homography for a local-feature match.
+    min_inliers: StrictInt = 16
 
 
 class BankPatch(BaseModel):
@@ -42,6 +44,7 @@ class BankPatch(BaseModel):
     label: str | None = None
     threshold: StrictInt | None = None
     video_percent: StrictInt | None = None
+    min_inliers: StrictInt | None = None
     #: A new name (the bank's entries, settings and audit follow).
     name: str | None = None
     #: false: none of its entries match; true: they match again.
@@ -78,6 +81,7 @@ def create_bank(bank: BankIn, engine: EngineDep, token: Admin) -> dict[str, Any]
         label=bank.label,
         threshold=bank.threshold,
         video_percent=bank.video_percent,
+        min_inliers=bank.min_inliers,
         actor=actor(token),
     )
     return created.to_json()
@@ -91,14 +95,15 @@ def get_bank(name: str, engine: EngineDep, _: Admin) -> dict[str, Any]:
 
 @router.patch("/{name}", responses=errors(400, 404, 413, 422))
 def update_bank(name: str, patch: BankPatch, engine: EngineDep, token: Admin) -> dict[str, Any]:
-    """Change a bank's action, label, threshold, video share or name, or enable or
-    disable it."""
+    """Change a bank's action, label, threshold, video share, minimum inliers or name,
+    or enable or disable it."""
     changed = engine.banks.update(
         name,
         action=patch.action,
         label=patch.label,
         threshold=patch.threshold,
         video_percent=patch.video_percent,
+        min_inliers=patch.min_inliers,
         new_name=patch.name,
         enabled=patch.enabled,
         enabled_ratio=patch.enabled_ratio,

@@ -108,6 +108,16 @@ def bank_create(
             "(a segment, 3 frames in order over 2 s or more, matches anyway).",
         ),
     ] = 80,
+    min_inliers: Annotated[
+        int,
+        typer.Option(
+            "--min-inliers",
+            min=8,
+            max=500,
+            help="Keypoint pairs that must agree with one homography for a local-feature "
+            "(orb) match: crops, collage tiles, photos of a screen. Higher is stricter.",
+        ),
+    ] = 16,
     db: DbOption = None,
     vault: VaultOption = None,
 ) -> None:
@@ -121,11 +131,13 @@ def bank_create(
             label=label,
             threshold=threshold,
             video_percent=video_percent,
+            min_inliers=min_inliers,
             actor=actor(),
         )
     err.print(
         f"created bank {bank.name!r}: action {bank.action}, label {bank.label!r}, "
-        f"threshold {bank.threshold}, video share {bank.video_percent}%"
+        f"threshold {bank.threshold}, video share {bank.video_percent}%, "
+        f"min inliers {bank.min_inliers}"
     )
 
 

@@ -45,6 +45,9 @@ class SignalIndex(ABC):
     #: True when the index holds its own copy of the rows, which the matcher keeps in
     #: step with the database; False when it reads the database at search time.
     mirrors_database: ClassVar[bool] = True
+    #: ``search`` gives at most this many rows a value, the nearest (``None``: every
+    #: row within the radius).
+    max_hits: ClassVar[int | None] = None
 
     @property
     def directory(self) -> Path | None:

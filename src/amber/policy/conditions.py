@@ -19,6 +19,7 @@ from amber.signals.base import SignalValue, frame_of
 
 if TYPE_CHECKING:
     from amber.matching import Match
+    from amber.signals.local import Region
 
 #: The entry-point group plug-ins name their condition kinds in.
 CONDITIONS_GROUP = "amber.conditions"
@@ -139,8 +140,16 @@ class BankMatch(Condition):
                 if others:
                     detail += "; overrides its matches to " + ", ".join(others)
             query_view, entry_view = _view(m.query_variant), _view(m.entry_variant)
+            if m.geometry is not None:  # local features: the view is the image or its mirror
+                query_view = "original" if query_view != "mirror" else query_view
             if query_view != "original" or entry_view != "original":
                 detail += f" via {query_view} -> {entry_view}"
+            if m.geometry is not None:
+                g = m.geometry
+                detail += (
+                    f"; {g.inliers} of {g.pairs} keypoint pairs agree; the banked photo lies "
+                    f"at {_box(g.post)} of the post's image, which shows {_box(g.entry)} of it"
+                )
             if (when := _when(m)) is not None:
                 detail += f"; {when}"
             media = findings.media_paths[m.media] if m.media < len(findings.media_paths) else None
@@ -157,6 +166,7 @@ class BankMatch(Condition):
                 detail=detail,
                 media=media,
                 video=m.video(),
+                region=m.region(),
             )
             out.append((reason, Verdict(m.action)))
         return out
@@ -203,6 +213,14 @@ def _counted(frames: tuple[int, int] | None) -> str:
         return ""
     usable, every = frames
     return f" {usable}" if usable == every else f" {usable} usable (of {every})"
+
+
+def _box(region: Region) -> str:
+    """A region in words: ``x 0-50%, y 0-50%``."""
+    return (
+        f"x {round(region.x0 * 100)}-{round(region.x1 * 100)}%, "
+        f"y {round(region.y0 * 100)}-{round(region.y1 * 100)}%"
+    )
 
 
 def _view(variant: str) -> str:

@@ -36,6 +36,9 @@ class Reason:
     media: str | None = None
     #: A match that involves a video: where it lies in time (``amber.matching.Match.video``).
     video: dict[str, Any] | None = None
+    #: A local-feature match: its inliers and where it lies in the post's image and in the
+    #: banked photo (``amber.matching.Match.region``).
+    region: dict[str, Any] | None = None
     #: A user's report (``user_report``): its ``id``, ``reporter`` and ``received_at``
     #: (``amber.policy.reports.UserReport``).
     report: dict[str, Any] | None = None
@@ -56,6 +59,7 @@ class Reason:
             "detail",
             "media",
             "video",
+            "region",
             "report",
             "rule",
             "found_by",

@@ -21,6 +21,7 @@ def default_signal_types() -> Registry[SignalType]:
     from amber import image_views
     from amber.signals.crypto import Md5Signal, Sha256Signal
     from amber.signals.harm_poll import HarmPollSignal
+    from amber.signals.local import OrbSignal
     from amber.signals.pdq import PdqSignal
     from amber.signals.vpdq import VpdqSignal
 
@@ -31,6 +32,7 @@ def default_signal_types() -> Registry[SignalType]:
         PdqSignal(query_views=image_views.query_views, bank_views=image_views.bank_views)
     )
     registry.register(VpdqSignal())
+    registry.register(OrbSignal())
     registry.register(HarmPollSignal())
     return registry
 

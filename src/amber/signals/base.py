@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from amber.index.signal import SignalIndex
     from amber.policy import Policy
+    from amber.signals.local import Geometry
 
 
 class Reads(StrEnum):
@@ -149,6 +150,13 @@ class SignalType(ABC):
     #: matcher then judges a query video against a banked video as a whole (shares of
     #: frames matched on each side, segments played in order), not frame by frame.
     timed: ClassVar[bool] = False
+    #: True when values are local features of one image (keypoints): the matcher hands
+    #: every near pair of one media item and one entry to ``verify``, which says whether
+    #: they show the same picture, and where (``amber.signals.local``).
+    geometric: ClassVar[bool] = False
+    #: True when the type is searched only for media that no other type matched: a
+    #: costlier second look (local features after PDQ).
+    fallback: ClassVar[bool] = False
 
     def index(self, *, db: sa.Engine, folder: Path) -> SignalIndex:
         """The index this type's bank values are found through.
@@ -196,6 +204,18 @@ class SignalType(ABC):
     @abstractmethod
     def distance(self, a: str, b: str) -> int:
         """Distance between two canonical values; 0 means identical."""
+
+    def verify(
+        self,
+        pairs: Sequence[tuple[str, str, int]],
+        *,
+        min_inliers: int | None = None,
+        mirrored: bool = False,
+    ) -> Geometry | None:
+        """A geometric type's judgement of one media item against one bank entry from
+        their near value pairs ``(query value, entry value, distance)``: the match and
+        where it lies, or ``None``. Only types with ``geometric`` are asked."""
+        raise NotImplementedError(f"signal type {self.name!r} is not geometric")
 
     @abstractmethod
     def examples(self) -> list[str]:

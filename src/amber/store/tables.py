@@ -62,6 +62,8 @@ banks = sa.Table(
     # Share (0 to 1) of the bank's entries that match (HMA's matching_enabled_ratio);
     # 0 is a disabled bank.
     sa.Column("enabled_ratio", sa.Float, nullable=False, server_default="1.0"),
+    # Keypoint pairs on one homography a local-feature match needs (amber.signals.local).
+    sa.Column("min_inliers", sa.Integer, nullable=False, server_default="16"),
 )
 
 bank_entries = sa.Table(
