@@ -307,3 +307,16 @@ def test_the_command_line_sets_a_bank_minimum(amber_cli: Callable[..., CliResult
     assert json.loads(listed.stdout.splitlines()[0])["min_inliers"] == 40
     refused = amber_cli("bank", "create", "loose", "--min-inliers", "3")
     assert refused.returncode != 0 and "--min-inliers" in refused.stderr
+
+
+def test_explain_counts_keypoints_and_gives_the_region(banked: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "crop.jpg"
+    corner(photo(3, 800, 600), 0.6, "tr").save(path, quality=90)
+    [explained] = list(banked.explain_file(path))
+    data = explained.to_json()  # type: ignore[union-attr]
+    orb = [v for v in data["media"][0]["values"] if v["signal_type"] == "orb"]
+    assert {v["variant"] for v in orb} == {"keypoint", "mirror"}
+    assert all(v["value"].endswith(" keypoints") for v in orb)
+    [reason] = [r for r in data["reasons"] if r["signal"] == "orb"]
+    assert reason["region"]["inliers"] >= OrbSignal.MIN_INLIERS
+    assert reason["region"]["entry"][0] == pytest.approx(0.4, abs=0.05)

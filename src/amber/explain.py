@@ -295,7 +295,10 @@ def _explain(
     values = [h.values if isinstance(h, MediaHashes) else () for h in hashed]
     nearest = _closest(engine.matcher.nearest(values, k=k), k)
     floors = engine.min_quality
-    media = tuple(_media(i, post.media[i].path, h, floors) for i, h in enumerate(hashed))
+    geometric = {t.name for t in engine.signals if t.geometric}
+    media = tuple(
+        _media(i, post.media[i].path, h, floors, geometric) for i, h in enumerate(hashed)
+    )
     return Explanation(
         post_id=post.id,
         origin=origin,
@@ -348,15 +351,34 @@ def _value(v: SignalValue, floors: Mapping[str, int | None]) -> ValueExplained:
 
 
 def _media(
-    position: int, path: str, hashed: MediaHashes | MediaFailure, floors: Mapping[str, int | None]
+    position: int,
+    path: str,
+    hashed: MediaHashes | MediaFailure,
+    floors: Mapping[str, int | None],
+    geometric: set[str],
 ) -> MediaExplained:
     if isinstance(hashed, MediaFailure):
         return MediaExplained(position, path, error=hashed.reason)
     ordered = sorted(hashed.values, key=lambda v: v.variant != "original")  # stable
+    values = [_value(v, floors) for v in ordered if v.signal_type not in geometric]
+    # Keypoints are judged together: one line a view says how many there are.
+    counts: dict[tuple[str, str], int] = {}
+    for v in ordered:
+        if v.signal_type in geometric:
+            counts[(v.signal_type, v.variant)] = counts.get((v.signal_type, v.variant), 0) + 1
+    values += [
+        ValueExplained(
+            signal_type=name,
+            value=f"{count} keypoints",
+            variant=variant,
+            detail="matched together, by a homography (a match's reason gives its region)",
+        )
+        for (name, variant), count in counts.items()
+    ]
     return MediaExplained(
         position,
         path,
-        values=tuple(_value(v, floors) for v in ordered),
+        values=tuple(values),
         width=hashed.width,
         height=hashed.height,
         error=hashed.undecoded,
