@@ -380,13 +380,13 @@ def test_corrupt_manifest_is_reported(tmp_path: Path) -> None:
     with pytest.raises(IndexCorruptError, match=r"manifest\.json") as caught:
         PdqIndex.open(tmp_path)
     assert caught.value.path == str(tmp_path / "manifest.json")
-    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 3}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 4}))
     with pytest.raises(IndexCorruptError, match="generation"):
         PdqIndex.open(tmp_path)
-    # A folder written by an older amber (format 2 kept rows in id order): the matcher
-    # rebuilds it from the database.
-    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 2}))
-    with pytest.raises(IndexCorruptError, match="format version 2 is not 3"):
+    # A folder written by an older amber (format 3 kept postings for table 0, format 2 its
+    # rows in id order): the matcher rebuilds it from the database.
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "amber-pdq-index", "version": 3}))
+    with pytest.raises(IndexCorruptError, match="format version 3 is not 4"):
         PdqIndex.open(tmp_path)
 
 
@@ -432,7 +432,7 @@ def test_postings_out_of_range_are_reported(
     postings[:] = np.uint64(2**64 - 1)  # row 7 of 5
     postings.flush()
     with pytest.raises(IndexCorruptError, match=path.name) as caught:
-        index.search(np.full((1, 32), 255, np.uint8), 0)
+        index.search(np.full((1, 32), 255, np.uint8), 1)  # probes tables 0 and 1
     assert caught.value.path == str(path)
 
 

@@ -11,6 +11,8 @@ of word ``i // 64``. Table ``j`` holds the ``table_bits`` bits starting at bit
 stored in each posting beside the row, so a posting whose chunk is too far from the
 query's is dropped before its hash is read. Postings are bit-packed, ``row_bits +
 suffix_bits`` bits each, table after table, each table's postings ordered by bucket.
+Table 0 has none: a base's rows are stored in its bucket order (``bucket_order``), so
+each of its buckets is a run of rows, whose hashes are checked in place.
 """
 
 from __future__ import annotations
@@ -120,8 +122,11 @@ def build_tables(
 ) -> None:
     """Fill ``offsets`` ``(tables, 2**bucket_bits + 1)`` and zeroed ``postings``.
 
-    ``hashes`` is ``(n, 4)`` uint64. Bucket ``k`` of table ``j`` is postings
-    ``j * n + offsets[j, k]`` to ``j * n + offsets[j, k + 1]``, rows ascending.
+    ``hashes`` is ``(n, 4)`` uint64, its rows in the bucket order of table 0
+    (``bucket_order``), so bucket ``k`` of table 0 is rows ``offsets[0, k]`` to
+    ``offsets[0, k + 1]`` and table 0 has no postings. Bucket ``k`` of table ``j >= 1``
+    is postings ``(j - 1) * n + offsets[j, k]`` to ``(j - 1) * n + offsets[j, k + 1]``,
+    rows ascending.
     """
     rows = hashes.shape[0]
     buckets = 1 << bucket_bits
@@ -141,12 +146,14 @@ def build_tables(
             counts[bucket + 1] += counts[bucket]
         for bucket in range(buckets + 1):
             offsets[table, bucket] = counts[bucket]
+        if table == 0:
+            continue
         for bucket in range(buckets):
             fill[bucket] = counts[bucket]
         for row in range(rows):
             key = np.uint64(keys[row])
             slot = np.int64(key & bucket_mask)
-            entry = table * rows + fill[slot]
+            entry = (table - 1) * rows + fill[slot]
             fill[slot] += 1
             value = np.uint64(row) | ((key >> np.uint64(bucket_bits)) << np.uint64(row_bits))
             bit = entry * width
@@ -214,6 +221,13 @@ def search_tables(
             )  # fmt: skip
             if total < 0:
                 return matches, BAD_OFFSETS, touched
+            if table == 0:  # its buckets are runs of rows: check their hashes in place
+                touched ^= _touch_runs(hashes, starts, ends, probes)
+                matches = _verify_runs(
+                    hashes, starts, ends, probes, query, number, key, flips, table_bits, radius,
+                    found, matches,
+                )  # fmt: skip
+                continue
             touched ^= _touch(postings, starts, ends, probes, width)
             if total > candidates.shape[0]:
                 candidates = np.empty(2 * total, np.int64)
@@ -245,8 +259,12 @@ def _buckets(
     ends: Any,
     allowed: Any,
 ) -> Any:
-    """1. Bounds of the buckets within ``flips`` of ``prefix``; total postings, -1 if bad."""
-    base = table * rows
+    """1. Bounds of the buckets within ``flips`` of ``prefix``; total postings, -1 if bad.
+
+    Table 0's bounds are rows (it has no postings); table ``j``'s start at
+    ``(j - 1) * rows``.
+    """
+    base = max(table - 1, 0) * rows
     total = np.int64(0)
     for probe in range(probes):
         bucket = prefix ^ masks[probe]
@@ -259,6 +277,56 @@ def _buckets(
         allowed[probe] = flips - mask_flips[probe]
         total += end - start
     return total
+
+
+@_compiled
+def _touch_runs(hashes: Any, starts: Any, ends: Any, probes: int) -> Any:
+    """2'. Load the first and last hash of each of table 0's buckets (runs of rows)."""
+    touched = np.uint64(0)
+    last = hashes.shape[0] - 1
+    for probe in range(probes):
+        if ends[probe] > starts[probe]:
+            touched ^= hashes[starts[probe], 0] ^ hashes[min(ends[probe] - 1, last), 3]
+    return touched
+
+
+@_compiled
+def _verify_runs(
+    hashes: Any,
+    starts: Any,
+    ends: Any,
+    probes: int,
+    query: Any,
+    number: int,
+    key: Any,
+    flips: int,
+    table_bits: int,
+    radius: int,
+    found: Any,
+    matches: int,
+) -> Any:
+    """3'. Record rows of table 0's buckets whose chunk is within ``flips`` of ``key``
+    and whose hash is within ``radius``: the first table, so none was found before."""
+    q0, q1, q2, q3 = query[0], query[1], query[2], query[3]
+    chunk_mask = (_ONE << np.uint64(table_bits)) - _ONE
+    for probe in range(probes):
+        for row in range(starts[probe], ends[probe]):
+            h0 = hashes[row, 0]
+            if np.int64(popcount((h0 & chunk_mask) ^ key)) > flips:
+                continue
+            distance = np.int64(
+                popcount(h0 ^ q0)
+                + popcount(hashes[row, 1] ^ q1)
+                + popcount(hashes[row, 2] ^ q2)
+                + popcount(hashes[row, 3] ^ q3)
+            )
+            if distance <= radius:
+                if matches < found.shape[0]:
+                    found[matches, 0] = number
+                    found[matches, 1] = row
+                    found[matches, 2] = distance
+                matches += 1
+    return matches
 
 
 @_compiled
