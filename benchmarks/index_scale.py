@@ -51,14 +51,15 @@ Run from the repository root:
 
     python benchmarks/index_scale.py [--sizes 1000000,10000000] [--kinds random,families]
         [--large 30000000:families,100000000:random] [--shape TABLES,BITS,BUCKET_BITS]
-        [--orders bucket,id] [--keep] [--queries 2000] [--recall 200] [--radius 31]
+        [--before SRC] [--keep] [--queries 2000] [--recall 200] [--radius 31]
         [--work DIR] [--quick]
 
 ``--sizes`` runs every ``--kinds``; ``--large`` adds single runs (recall checked on
 ``--large-recall`` queries: a numpy pass over 100 million rows takes seconds a query);
-``--shape`` forces the tables of every build, to compare shapes; ``--orders bucket,id``
-builds and measures each bank twice, with its rows in table 0's bucket order (format 3)
-and in id order (as format 2 stored them), to compare. 100 million rows need
+``--shape`` forces the tables of every build, to compare shapes; ``--before SRC`` builds
+and measures each bank with an earlier amber too (its ``src`` folder, for instance from
+``git archive <commit> src``), side by side with this one; ``--keep`` keeps the banks in
+``--work`` for a later run. 100 million rows need
 about 10 GB of memory while building and 12 GB of disk. Writes
 ``benchmarks/results/index_scale.json`` (``index_scale-quick.json`` with ``--quick``:
 100,000 rows, half a minute once the real hashes are cached).
@@ -455,7 +456,9 @@ def probe_counts(index: Any, queries: Hashes, radius: int) -> npt.NDArray[np.int
     """Per query: postings read, candidates checked with a popcount, buckets probed.
 
     Walks the same plan with the kernels' own bucket and suffix code (``_buckets``,
-    ``_gather``), without verifying; ``(q, 3)`` int64, zeros when the plan scans.
+    ``_gather``), without verifying; ``(q, 3)`` int64, zeros when the plan scans. Where
+    table 0's buckets are runs of rows (amber since format 3: no postings), its rows
+    count as postings read and those whose chunk is near enough as candidates.
     """
     from numba import njit
 
@@ -468,11 +471,13 @@ def probe_counts(index: Any, queries: Hashes, radius: int) -> npt.NDArray[np.int
     if plan is None:
         return out
 
+    runs = hasattr(kernels, "_verify_runs")
+
     @njit(cache=False)
     def count(
-        queries: Any, offsets: Any, postings: Any, table_bits: int, bucket_bits: int,
-        row_bits: int, thresholds: Any, masks: Any, mask_flips: Any, mask_ends: Any,
-        rows: int, out: Any,
+        queries: Any, hashes: Any, offsets: Any, postings: Any, table_bits: int,
+        bucket_bits: int, row_bits: int, thresholds: Any, masks: Any, mask_flips: Any,
+        mask_ends: Any, rows: int, runs: bool, out: Any,
     ) -> None:  # fmt: skip
         width = row_bits + table_bits - bucket_bits
         bucket_mask = np.uint64((1 << bucket_bits) - 1)
@@ -495,10 +500,17 @@ def probe_counts(index: Any, queries: Hashes, radius: int) -> npt.NDArray[np.int
                 )  # fmt: skip
                 if total > candidates.shape[0]:
                     candidates = np.empty(2 * total, np.int64)
-                found = kernels._gather(
-                    postings, starts, ends, allowed, probed, key >> np.uint64(bucket_bits),
-                    width, row_bits, candidates,
-                )  # fmt: skip
+                if runs and table == 0:
+                    found = 0
+                    for probe in range(probed):
+                        for row in range(starts[probe], ends[probe]):
+                            near = (hashes[row, 0] ^ key) & ((1 << table_bits) - 1)
+                            found += kernels.popcount(np.uint64(near)) <= flips
+                else:
+                    found = kernels._gather(
+                        postings, starts, ends, allowed, probed, key >> np.uint64(bucket_bits),
+                        width, row_bits, candidates,
+                    )  # fmt: skip
                 out[number, 0] += total
                 out[number, 1] += found
                 out[number, 2] += probed
@@ -506,9 +518,9 @@ def probe_counts(index: Any, queries: Hashes, radius: int) -> npt.NDArray[np.int
     words = np.ascontiguousarray(queries).view(np.uint64)
     tables = base.tables
     count(
-        words, base.offsets, base.postings, tables.table_bits, tables.bucket_bits,
+        words, base.words, base.offsets, base.postings, tables.table_bits, tables.bucket_bits,
         row_bits(base.rows), plan.thresholds, plan.masks, plan.mask_flips, plan.mask_ends,
-        base.rows, out,
+        base.rows, runs, out,
     )  # fmt: skip
     return out
 
@@ -530,7 +542,6 @@ def build(work: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Build the index of ``hashes.npy`` under ``work/amber``; time it."""
     from amber.index import PdqIndex, layout
 
-    layout._bucket_ordered = options.get("order", "bucket") == "bucket"
     if options.get("shape"):  # another shape than the row count's, to compare
         shape = layout.Tables(*options["shape"])
         layout.Tables.for_rows = classmethod(lambda cls, rows: shape)  # type: ignore[assignment]
@@ -623,10 +634,16 @@ def measure(work: Path, options: dict[str, Any]) -> dict[str, Any]:
 CHILDREN = {"build": build, "measure": measure}
 
 
-def run_child(step: str, work: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """Run one step in a fresh Python process; return what it printed (JSON)."""
+def run_child(
+    step: str, work: Path, options: dict[str, Any], source: str | None = None
+) -> dict[str, Any]:
+    """Run one step in a fresh Python process, importing amber from ``source`` (a ``src``
+    folder) if given; return what it printed (JSON)."""
     command = [sys.executable, __file__, "--child", step, str(work), json.dumps(options)]
-    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    env = os.environ.copy()
+    if source:
+        env["PYTHONPATH"] = os.pathsep.join([source, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     return result
 
@@ -686,14 +703,15 @@ def run_one(
         saved.write_text(json.dumps({"data": data, "generate_s": generated}))
         print(f"  generated in {generated:.0f} s", file=sys.stderr, flush=True)
     results = []
-    for order in options["orders"]:
+    sources = ([options["before"]] if options.get("before") else []) + [None]
+    for source in sources:
         result: dict[str, Any] = {"kind": kind, "rows": size, "generate_s": generated}
-        result["order"] = order
+        result["source"] = source or "this amber"
         result["bit_bias"] = bias
-        print(f"  building, rows in {order} order", file=sys.stderr, flush=True)
-        result.update(run_child("build", work, {**options, "order": order}))
+        print(f"  building with {result['source']}", file=sys.stderr, flush=True)
+        result.update(run_child("build", work, options, source))
         print(f"  built in {result['build_s']:.1f} s; measuring", file=sys.stderr, flush=True)
-        result.update(run_child("measure", work, options))
+        result.update(run_child("measure", work, options, source))
         result["disk_bytes_per_hash"] = result["disk_bytes"] / size
         result["load_average_after"] = os.getloadavg()
         results.append(result)
@@ -747,9 +765,9 @@ def flat(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def heading(result: dict[str, Any]) -> str:
-    """A column's heading: the distribution, and the row order when it is format 2's."""
-    order = result.get("order", "bucket")
-    return result["kind"] + ("" if order == "bucket" else f", rows in {order} order")
+    """A column's heading: the distribution, and the amber it ran when not this one."""
+    source = result.get("source", "this amber")
+    return result["kind"] + ("" if source == "this amber" else " (before)")
 
 
 def table(size: int, results: list[dict[str, Any]], options: dict[str, Any]) -> str:
@@ -779,10 +797,10 @@ def main() -> None:
     parser.add_argument("--large-recall", type=int, default=50, help="--recall of --large runs")
     parser.add_argument("--shape", help="tables,table_bits,bucket_bits for every build")
     parser.add_argument(
-        "--orders",
-        default="bucket",
-        help="row orders of the base to build and measure, side by side: bucket (table 0's "
-        "bucket order, format 3), id (id order, as format 2 stored them)",
+        "--before",
+        type=Path,
+        help="also build and measure every bank with the amber in this src folder (e.g. "
+        "`git archive <commit> src | tar -x -C DIR`, then DIR/src), side by side",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep banks in --work and reuse them in later runs"
@@ -814,7 +832,7 @@ def main() -> None:
     ]
     plan += large
     options: dict[str, Any] = {"radius": args.radius, "queries": args.queries, "seed": args.seed}
-    options["orders"] = args.orders.split(",")
+    options["before"] = str(args.before.resolve()) if args.before else None
     options["keep"] = args.keep
     options["recall"] = args.recall
     if args.shape:
