@@ -20,9 +20,11 @@ first lines. The formats (``docs/exchange-formats.md`` has an example of each):
   list, one object or JSON lines, each object either that shape or HMA's ``/signal`` body
   ``{"pdq": "..."}``.
 
-Formats other tools read name types as python-threatexchange does (``video_md5``,
-``video_sha256``: its only MD5 and SHA-256 types) and write a video's vPDQ frames as its
-JSON list of ``"pdq_hex,quality,timestamp"``; amber reads both spellings back.
+Formats other tools read leave out amber's own types (``SignalType.shared``: local
+features, whose keypoints no other tool reads), name types as python-threatexchange does
+(``video_md5``, ``video_sha256``: its only MD5 and SHA-256 types) and write a video's
+vPDQ frames as its JSON list of ``"pdq_hex,quality,timestamp"``; amber reads both
+spellings back.
 """
 
 from __future__ import annotations
@@ -923,10 +925,13 @@ def _pytx_cells(
     signals: SignalRegistry[SignalType], values: Sequence[SignalValue]
 ) -> Iterator[tuple[str, str]]:
     """An entry's values as python-threatexchange names and writes them: a video's frames
-    as its JSON list of ``"pdq_hex,quality,timestamp"`` strings."""
+    as its JSON list of ``"pdq_hex,quality,timestamp"`` strings. Types that are amber's
+    own (``SignalType.shared`` false: local features) are left out."""
     from amber.signals.vpdq import to_feature
 
     for type_name, group in _by_type(values):
+        if type_name in signals and not signals.get(type_name).shared:
+            continue
         name = PYTX_NAMES.get(type_name, type_name)
         timed = type_name in signals and signals.get(type_name).timed
         if timed and type_name == "vpdq":

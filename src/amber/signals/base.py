@@ -157,6 +157,9 @@ class SignalType(ABC):
     #: True when the type is searched only for media that no other type matched: a
     #: costlier second look (local features after PDQ).
     fallback: ClassVar[bool] = False
+    #: False for amber's own kinds of value that other tools do not read (local
+    #: features): bank formats for python-threatexchange and HMA leave them out.
+    shared: ClassVar[bool] = True
 
     def index(self, *, db: sa.Engine, folder: Path) -> SignalIndex:
         """The index this type's bank values are found through.

@@ -189,6 +189,7 @@ class OrbSignal(SignalType):
     MIN_INLIERS: ClassVar[int] = 16
     geometric = True
     fallback = True
+    shared = False
 
     def compute(self, content: Content, *, role: Role = Role.query) -> list[SignalValue]:
         image = content.image
