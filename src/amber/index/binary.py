@@ -59,6 +59,9 @@ MAX_HITS: Final = 8
 #: Cells a query reads, and the coarse centroids it looks under to choose them.
 NPROBE: Final = 16
 COARSE_PROBES: Final = 8
+#: Rows drawn a cell to even out the cells, and the rounds of evening out.
+SAMPLE_ROWS: Final = 16
+BALANCE_ROUNDS: Final = 12
 #: The delta is merged into the cells when it holds this share of their rows.
 DELTA_SHARE: Final = 8
 #: Larger than any distance: an empty slot of the nearest rows.
@@ -132,16 +135,23 @@ class BinaryIndex(SignalIndex):
 
     def search(self, values: Sequence[str], radius: int) -> list[list[Hit]]:
         _check_radius(radius)
-        return [
-            [hit for hit in hits if hit[1] <= radius] for hits in self.nearest(values, MAX_HITS)
-        ]
+        found, distances = self._nearest(values, MAX_HITS)
+        distances[distances > radius] = _FAR
+        return _hits(found, distances)
 
     def nearest(self, values: Sequence[str], k: int) -> list[list[Hit]]:
+        return _hits(*self._nearest(values, k))
+
+    def _nearest(self, values: Sequence[str], k: int) -> tuple[Ids, Ids]:
+        """Each value's ``k`` nearest rows and their distances (``_FAR``: none)."""
         from amber.signals.local import descriptors
 
         self._settle()
-        if not self._live or not values or k < 1:
-            return [[] for _ in values]
+        k = max(k, 0)
+        distances = np.full((len(values), k), _FAR, dtype=np.int64)
+        found = np.full((len(values), k), -1, dtype=np.int64)
+        if not self._live or not values or not k:
+            return found, distances
         queries = descriptors(values).view(np.uint64)
         centroids = self._centroids
         if centroids is None:
@@ -150,20 +160,17 @@ class BinaryIndex(SignalIndex):
             cells = _probe(
                 queries,
                 centroids.coarse,
+                centroids.coarse_bias,
                 centroids.fine,
+                centroids.fine_bias,
                 centroids.per,
                 min(self.coarse_probes, len(centroids.coarse)),
                 min(self.nprobe, len(centroids.fine)),
             )
-        distances = np.full((len(values), k), _FAR, dtype=np.int64)
-        found = np.full((len(values), k), -1, dtype=np.int64)
         for part in (self._main, self._delta):
             if len(part.ids):
                 _scan(queries, cells, part.offsets, part.codes, part.ids, distances, found)
-        return [
-            [(i, d) for i, d in zip(row_i, row_d, strict=True) if d < _FAR]
-            for row_i, row_d in zip(found.tolist(), distances.tolist(), strict=True)
-        ]
+        return found, distances
 
     # ------------------------------------------------------------------ upkeep
 
@@ -223,33 +230,63 @@ class BinaryIndex(SignalIndex):
         count, centroids = self.cells, self._centroids
         if centroids is None:
             return _Cells(np.array([0, len(ids)], dtype=np.int64), ids.copy(), codes.copy())
-        cell = _assign(codes, centroids.coarse, centroids.fine, centroids.per)
+        under = _assign_coarse(codes, centroids.coarse, centroids.coarse_bias)
+        cell = _assign_fine(codes, under, centroids.fine, centroids.fine_bias, centroids.per)
         order = np.argsort(cell, kind="stable")
         offsets = np.zeros(count + 1, dtype=np.int64)
         np.cumsum(np.bincount(cell, minlength=count), out=offsets[1:])
         return _Cells(offsets, ids[order], codes[order])
 
 
+def _hits(found: Ids, distances: Ids) -> list[list[Hit]]:
+    """Rows and distances as lists of hits, slots at ``_FAR`` left out."""
+    full = (distances[:, -1] < _FAR).tolist() if distances.shape[1] else []
+    return (
+        [
+            list(zip(row_i, row_d, strict=True))
+            if whole
+            else [(i, d) for i, d in zip(row_i, row_d, strict=True) if d < _FAR]
+            for row_i, row_d, whole in zip(found.tolist(), distances.tolist(), full, strict=True)
+        ]
+        if distances.shape[1]
+        else [[] for _ in range(len(found))]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Centroids:
     """Cell ``c * per + f`` is fine centroid ``f`` under coarse centroid ``c``; drawn for
-    ``rows`` rows."""
+    ``rows`` rows. A row's distance to a centroid is its Hamming distance plus the
+    centroid's bias (``coarse_bias``, ``fine_bias``)."""
 
     coarse: Words
+    coarse_bias: npt.NDArray[np.float32]
     fine: Words
+    fine_bias: npt.NDArray[np.float32]
     per: int
     rows: int
 
 
 def _draw_centroids(codes: Words) -> _Centroids:
-    """Centroids for ``codes``: rows drawn at random, in two levels."""
+    """Centroids for ``codes``: rows drawn at random, in two levels, each given a bias
+    that evens out how many rows it gets.
+
+    Without the bias a few centroids near the middle of the descriptors take most rows
+    (in 256 dimensions some points are near everything): on ORB keypoints of generated
+    photos the largest cell held 300 times the median one, and the queries landed there.
+    """
     rng = np.random.default_rng(0)
     levels = max(2, round(np.log2(len(codes) / CELL_ROWS)))
     coarse_count, per = 1 << ((levels + 1) // 2), 1 << (levels // 2)
-    size = min(len(codes), coarse_count * per * 4)
+    size = min(len(codes), coarse_count * per * SAMPLE_ROWS)
     sample = codes[np.sort(rng.choice(len(codes), size, replace=False))]
     coarse = sample[rng.choice(len(sample), coarse_count, replace=False)]
-    under = _nearest(sample, coarse)
+    coarse_bias = np.zeros(coarse_count, dtype=np.float32)
+    even = np.full(coarse_count, len(sample) / coarse_count)
+    for _ in range(BALANCE_ROUNDS):
+        under = _assign_coarse(sample, coarse, coarse_bias)
+        _even_out(coarse_bias, np.bincount(under, minlength=coarse_count), even)
+    under = _assign_coarse(sample, coarse, coarse_bias)
     fine = np.empty((coarse_count * per, 4), dtype=np.uint64)
     for c in range(coarse_count):
         members = sample[under == c]
@@ -258,7 +295,18 @@ def _draw_centroids(codes: Words) -> _Centroids:
         fine[c * per : (c + 1) * per] = members[
             rng.choice(len(members), per, replace=len(members) < per)
         ]
-    return _Centroids(coarse, fine, per, len(codes))
+    fine_bias = np.zeros(coarse_count * per, dtype=np.float32)
+    wanted = np.repeat(np.bincount(under, minlength=coarse_count) / per, per)
+    for _ in range(BALANCE_ROUNDS):
+        cell = _assign_fine(sample, under, fine, fine_bias, per)
+        _even_out(fine_bias, np.bincount(cell, minlength=len(fine)), wanted)
+    return _Centroids(coarse, coarse_bias, fine, fine_bias, per, len(codes))
+
+
+def _even_out(bias: npt.NDArray[np.float32], counts: Ids, wanted: npt.NDArray[Any]) -> None:
+    """Raise the bias of centroids with more rows than ``wanted``, lower the others'."""
+    ratio = (counts + 1) / np.maximum(wanted, 1.0)
+    bias += np.clip(np.log2(ratio), -2.0, 2.0).astype(np.float32)
 
 
 class _Cells:
@@ -295,7 +343,7 @@ def _compiled(function: Any) -> Any:
 
 @njit(cache=True, inline="always")
 def _distance(a: Any, i: int, b: Any, j: int) -> Any:
-    return (
+    return np.int64(
         popcount(a[i, 0] ^ b[j, 0])
         + popcount(a[i, 1] ^ b[j, 1])
         + popcount(a[i, 2] ^ b[j, 2])
@@ -304,13 +352,13 @@ def _distance(a: Any, i: int, b: Any, j: int) -> Any:
 
 
 @_compiled
-def _nearest(codes: Any, centroids: Any) -> Any:  # pragma: no cover - compiled
-    """The nearest centroid of each row (the first of equals)."""
+def _assign_coarse(codes: Any, coarse: Any, bias: Any) -> Any:  # pragma: no cover
+    """The nearest coarse centroid of each row (bias included; the first of equals)."""
     out = np.empty(codes.shape[0], dtype=np.int64)
     for r in range(codes.shape[0]):
-        best, which = 1 << 30, 0
-        for c in range(centroids.shape[0]):
-            d = _distance(codes, r, centroids, c)
+        best, which = np.inf, 0
+        for c in range(coarse.shape[0]):
+            d = _distance(codes, r, coarse, c) + bias[c]
             if d < best:
                 best, which = d, c
         out[r] = which
@@ -318,18 +366,13 @@ def _nearest(codes: Any, centroids: Any) -> Any:  # pragma: no cover - compiled
 
 
 @_compiled
-def _assign(codes: Any, coarse: Any, fine: Any, per: int) -> Any:  # pragma: no cover
-    """The cell of each row: its nearest fine centroid under its nearest coarse one."""
+def _assign_fine(codes: Any, under: Any, fine: Any, bias: Any, per: int) -> Any:  # pragma: no cover
+    """The nearest fine centroid of each row under its coarse centroid ``under``."""
     out = np.empty(codes.shape[0], dtype=np.int64)
     for r in range(codes.shape[0]):
-        best, top = 1 << 30, 0
-        for c in range(coarse.shape[0]):
-            d = _distance(codes, r, coarse, c)
-            if d < best:
-                best, top = d, c
-        best, which = 1 << 30, top * per
-        for f in range(top * per, (top + 1) * per):
-            d = _distance(codes, r, fine, f)
+        best, which = np.inf, 0
+        for f in range(under[r] * per, (under[r] + 1) * per):
+            d = _distance(codes, r, fine, f) + bias[f]
             if d < best:
                 best, which = d, f
         out[r] = which
@@ -337,28 +380,45 @@ def _assign(codes: Any, coarse: Any, fine: Any, per: int) -> Any:  # pragma: no 
 
 
 @_compiled
+def _keep(values: Any, items: Any, size: int, value: float, item: int) -> int:  # pragma: no cover
+    """Insert ``(value, item)`` into the ascending ``values``/``items`` holding ``size``
+    of at most ``len(values)``; returns the new size."""
+    if size == len(values) and value >= values[size - 1]:
+        return size
+    slot = size if size < len(values) else size - 1
+    while slot > 0 and values[slot - 1] > value:
+        values[slot], items[slot] = values[slot - 1], items[slot - 1]
+        slot -= 1
+    values[slot], items[slot] = value, item
+    return min(size + 1, len(values))
+
+
+@_compiled
 def _probe(
-    queries: Any, coarse: Any, fine: Any, per: int, coarse_probes: int, nprobe: int
+    queries: Any,
+    coarse: Any,
+    coarse_bias: Any,
+    fine: Any,
+    fine_bias: Any,
+    per: int,
+    coarse_probes: int,
+    nprobe: int,
 ) -> Any:  # pragma: no cover - compiled
     """Each query's ``nprobe`` cells: the nearest fine centroids under its
     ``coarse_probes`` nearest coarse ones."""
     out = np.empty((queries.shape[0], nprobe), dtype=np.int64)
-    to_coarse = np.empty(coarse.shape[0], dtype=np.int64)
-    to_fine = np.empty(coarse_probes * per, dtype=np.int64)
-    cell = np.empty(coarse_probes * per, dtype=np.int64)
+    top_d = np.empty(coarse_probes, dtype=np.float64)
+    top = np.empty(coarse_probes, dtype=np.int64)
+    cell_d = np.empty(nprobe, dtype=np.float64)
     for q in range(queries.shape[0]):
+        kept = 0
         for c in range(coarse.shape[0]):
-            to_coarse[c] = _distance(queries, q, coarse, c)
-        tops = np.argsort(to_coarse, kind="mergesort")[:coarse_probes]
-        n = 0
-        for top in tops:
-            for f in range(top * per, (top + 1) * per):
-                to_fine[n] = _distance(queries, q, fine, f)
-                cell[n] = f
-                n += 1
-        chosen = np.argsort(to_fine, kind="mergesort")[:nprobe]
-        for p in range(nprobe):
-            out[q, p] = cell[chosen[p]]
+            kept = _keep(top_d, top, kept, _distance(queries, q, coarse, c) + coarse_bias[c], c)
+        chosen = 0
+        for t in range(kept):
+            for f in range(top[t] * per, (top[t] + 1) * per):
+                d = _distance(queries, q, fine, f) + fine_bias[f]
+                chosen = _keep(cell_d, out[q], chosen, d, f)
     return out
 
 
