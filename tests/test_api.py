@@ -239,7 +239,7 @@ def test_posts_banks_review_and_evidence(api: Api) -> None:
     assert "bag-u1/bagit.txt" in names and "bag-u1/data/checkpoint.txt" in names
     assert 'amber_decisions_total{verdict="remove"} 2.0' in admin.get("/v1/metrics").text
     csv = admin.get("/v1/banks/known/export").text
-    assert csv.count("\n") == 4  # a header row, then the photo's pdq, md5 and sha256
+    assert csv.count("\n") == 5  # a header row, then the photo's pdq, md5, sha256, orb
     imported = admin.post("/v1/banks/known/import", content=b"pdq,xyz\n")
     assert imported.status_code == 400 and "row 1" in imported.json()["error"]["message"]
 

@@ -37,7 +37,7 @@ def test_an_entry_is_listed_read_noted_and_its_content_named(
     engine.banks.add_files("terror", [photo_file(1), photo_file(2)], note="case 12")
     first, second = engine.banks.entries("terror")
     assert (first.note, second.note) == ("case 12", "case 12")
-    assert {v.signal_type for v in first.values} == {"pdq", "md5", "sha256"}
+    assert {v.signal_type for v in first.values} == {"pdq", "md5", "sha256", "orb"}
     assert all(v.variant == "original" for v in first.values)  # own values only
     assert [e.id for e in engine.banks.entries("terror", after=first.id)] == [second.id]
     assert engine.banks.entries("terror", limit=1) == [first]

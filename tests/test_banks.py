@@ -74,14 +74,16 @@ def test_add_files_and_folders(
     assert sorted(r["signal_type"] for r in rows) == [
         "md5",
         "md5",
+        "orb",
+        "orb",
         "pdq",
         "pdq",
         "sha256",
         "sha256",
     ]
     assert all(r["label"] == "known" for r in rows)
-    # a file's values are one entry; its PDQ hash keeps its quality
-    assert sorted(Counter(r["entry"] for r in rows).values()) == [3, 3]
+    # a file's values are one entry (its keypoints one cell); its PDQ hash keeps its quality
+    assert sorted(Counter(r["entry"] for r in rows).values()) == [4, 4]
     assert all(r["quality"].isdigit() == (r["signal_type"] == "pdq") for r in rows)
 
 

@@ -71,7 +71,7 @@ def test_bank_commands_and_scan_jsonl(
     assert exported.returncode == 0
     header, *lines = exported.stdout.splitlines()
     assert header == "signal_type,signal,label,entry,quality"
-    assert sorted(line.split(",")[0] for line in lines) == ["md5", "pdq", "sha256"]
+    assert sorted(line.split(",")[0] for line in lines) == ["md5", "orb", "pdq", "sha256"]
     csv_file = tmp_path / "k.csv"
     assert amber_cli("bank", "export", "known", csv_file).returncode == 0
     assert amber_cli("bank", "create", "copy").returncode == 0

@@ -53,7 +53,7 @@ def test_a_banked_photos_copy_names_the_rule_and_nothing_is_stored(
     assert best["why"].startswith("matches: distance")
     [media] = explained["media"]
     assert media["values"][0]["variant"] == "original"
-    assert {v["signal_type"] for v in media["values"]} == {"sha256", "md5", "pdq"}
+    assert {v["signal_type"] for v in media["values"]} == {"sha256", "md5", "pdq", "orb"}
     pdq = next(v for v in media["values"] if v["signal_type"] == "pdq")
     assert pdq["quality"] >= 50 and pdq["min_quality"] == 50 and pdq["weak"] is False
 

@@ -212,7 +212,7 @@ def test_lookup_values_uses_the_matcher(state: State) -> None:
 def test_lookup_errors_name_what_was_wrong(state: State) -> None:
     with pytest.raises(SignalValueError, match="pdq value 'xyz': expected 64 hexadecimal"):
         lookup_hash(state.engine, "pdq", "xyz")
-    with pytest.raises(UserError, match="unknown signal type 'pqd'; use one of md5, pdq"):
+    with pytest.raises(UserError, match="unknown signal type 'pqd'; use one of md5, orb, pdq"):
         lookup_hash(state.engine, "pqd", state.pdq)
     with pytest.raises(UserError, match="'harm_poll' is not a hash of media"):
         lookup_hash(state.engine, "harm_poll", "x")

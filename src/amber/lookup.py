@@ -161,8 +161,9 @@ def hash_media(
     why the pixels could not be seen. Raises ``MediaError`` naming ``name`` for more
     bytes than the media limit.
     """
-    hashed = hash_data(data, source=name, role=role, signals=_media_signals(source))
-    return _own(hashed, len(data))
+    signals = _media_signals(source)
+    hashed = hash_data(data, source=name, role=role, signals=signals)
+    return _own(hashed, len(data), signals)
 
 
 def lookup_media(
@@ -175,7 +176,7 @@ def lookup_media(
     wanted = _banks(engine, banks)
     hashed = hash_data(data, source=name, role=Role.query, signals=engine.media_signals)
     matches = _match(engine, hashed.values, wanted)
-    return Lookup(_own(hashed, len(data)), tuple(matches), wanted)
+    return Lookup(_own(hashed, len(data), engine.media_signals), tuple(matches), wanted)
 
 
 def lookup_values(
@@ -273,10 +274,13 @@ def _match(
     return [m for m in found if banks is None or m.bank in banks]
 
 
-def _own(hashed: MediaHashes, size: int) -> Hashes:
-    """The content's own values (not the views added to match) and what was seen of it."""
+def _own(hashed: MediaHashes, size: int, signals: Sequence[SignalType]) -> Hashes:
+    """The content's own values (not the views added to match) of the types other tools
+    read too (``SignalType.shared``: not a photo's hundreds of keypoints), and what was
+    seen of it."""
+    unshared = {t.name for t in signals if not t.shared}
     return Hashes(
-        tuple(v for v in hashed.values if is_own(v.variant)),
+        tuple(v for v in hashed.values if is_own(v.variant) and v.signal_type not in unshared),
         name=hashed.path,
         size=size,
         width=hashed.width,
