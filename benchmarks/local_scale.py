@@ -1,0 +1,605 @@
+"""The local-feature stage (ORB) against a bank of 100,000 photos: cost, recall, memory
+(issue 17, point 3: at most 30 ms a query image on one core, and the bank's memory).
+
+**Real keypoints** (``real_pool``, cached in the work folder): ``OrbSignal.compute`` with
+``Role.bank`` on ``--real`` generated photos (``amber.synthetic.photo``, seeds from 0, of
+several sizes and shapes) and on the PDQ reference photos in
+``/work/shared/conformance/pdq`` when present. 500 keypoints each, as banked.
+
+**Grown photos** (``grow``): the rest of the bank, each a real photo's keypoints with every
+descriptor moved by a number of bit flips drawn from the measured distances of real
+descriptors to their nearest descriptor *in another real photo* (``nearest_other``), and
+its places shuffled and jittered: as many descriptors per photo, the same distribution of
+descriptors (ORB's biased bits, its per-photo clusters), each as far from its source as
+other photos' descriptors lie, and no geometry any query agrees with.
+
+**Queries** (``query_set``, ``Role.query``: two views of 500 keypoints): edited copies of
+banked real photos (corner crops of 80, 70, 60 and 50%, one tile of a 2x2 collage, the
+photo filmed at an angle) and never-banked photos as they are, cropped, and in a collage
+of four of them (false matches).
+
+For each bank size (``--sizes``, in photos) and each index setting, in a child process:
+the rows are added through ``BinaryIndex.add`` (build time, resident memory before and
+after, the index's own arrays), then every query image is matched as the matcher does
+(``match_one``, the steps of ``Matcher._hits`` and ``_judge_geometry`` without the
+database): ``nearest`` on all its keypoint values, hits within ``OrbSignal``'s threshold
+grouped by banked photo, ``verify`` per photo and view. CPU time of the thread
+(``time.thread_time``) and wall time per query image, p50 and p99, one faiss thread;
+recall (a copy matched its own photo) and false matches (anything else matched).
+
+Run from the repository root:
+
+    python benchmarks/local_scale.py [--sizes 10000,100000] [--real 3000] [--timed 300]
+        [--settings default,...] [--work DIR] [--quick]
+
+Writes ``benchmarks/results/local_scale.json`` (``local_scale-quick.json`` with
+``--quick``: 2,000 photos, 300 real).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import describe
+
+Codes = npt.NDArray[np.uint8]
+RESULTS = Path(__file__).parent / "results"
+CONFORMANCE = Path("/work/shared/conformance/pdq")
+#: Photo sizes the real photos are drawn at, in turn.
+SIZES = ((800, 600), (640, 480), (600, 800), (1024, 768), (720, 720), (1200, 675))
+#: Banked real photos whose edited copies are queries, and never-banked photos.
+COPIED, UNKNOWN = 150, 100
+#: Seeds of never-banked photos start here.
+UNKNOWN_SEED = 1_000_000
+#: Distinct query keypoints a photo needs before verifying can pass (``MIN_INLIERS``).
+MIN_PAIRS = 16
+#: Rows given to ``BinaryIndex.add`` at a time.
+CHUNK = 500_000
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _photo(seed: int) -> Any:
+    from amber.synthetic import photo
+
+    width, height = SIZES[seed % len(SIZES)]
+    return photo(seed, width, height)
+
+
+def corner(image: Any, share: float, where: str) -> Any:
+    w, h = image.size
+    cw, ch = int(w * share), int(h * share)
+    x = 0 if "l" in where else w - cw
+    y = 0 if "t" in where else h - ch
+    return image.crop((x, y, x + cw, y + ch))
+
+
+def collage(tiles: list[Any]) -> Any:
+    from PIL import Image
+
+    out = Image.new("RGB", (800, 600), "white")
+    for n, tile in enumerate(tiles):
+        out.paste(tile.resize((396, 296)), ((n % 2) * 402, (n // 2) * 302))
+    return out
+
+
+def perspective(image: Any) -> Any:
+    """The photo on a screen filmed at an angle, on a dark background."""
+    import cv2
+    from PIL import Image
+
+    a = np.asarray(image)
+    h, w = a.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32(
+        [[w * 0.12, h * 0.08], [w * 0.9, h * 0.15], [w * 0.86, h * 0.9], [w * 0.1, h * 0.84]]
+    )
+    warped = cv2.warpPerspective(a, cv2.getPerspectiveTransform(src, dst), (w, h))
+    return Image.fromarray(warped)
+
+
+def copies(image: Any, others: list[Any]) -> dict[str, Any]:
+    """The moved-in-the-frame copies of a banked photo the queries are made of."""
+    return {
+        "corner-80": corner(image, 0.8, "tl"),
+        "corner-70": corner(image, 0.7, "br"),
+        "corner-60": corner(image, 0.6, "tr"),
+        "corner-50": corner(image, 0.5, "bl"),
+        "collage-tile": collage([others[0], image, *others[1:3]]),
+        "perspective": perspective(image),
+    }
+
+
+def _split(values: list[Any]) -> tuple[Codes, npt.NDArray[np.uint16], npt.NDArray[np.bool_]]:
+    """Descriptors, places (ten-thousandths) and mirror flags of keypoint values."""
+    from amber.signals.local import descriptors
+
+    texts = [v.value for v in values]
+    codes = descriptors(texts)
+    places = np.array(
+        [[int(p) for p in t[65:].split(",")] for t in texts], dtype=np.uint16
+    ).reshape(-1, 2)
+    mirror = np.array([v.variant == "mirror" for v in values], dtype=bool)
+    return codes, places, mirror
+
+
+def _bank_one(task: tuple[str, int | str]) -> tuple[Codes, npt.NDArray[np.uint16]]:
+    from PIL import Image
+
+    from amber.signals.base import Content, Role
+    from amber.signals.local import OrbSignal
+
+    kind, what = task
+    image = _photo(int(what)) if kind == "photo" else Image.open(str(what)).convert("RGB")
+    codes, places, _ = _split(OrbSignal().compute(Content(image=image), role=Role.bank))
+    return codes, places
+
+
+def _query_one(task: tuple[int, bool]) -> list[tuple[str, Codes, npt.NDArray[np.uint16], Any]]:
+    """The query keypoints of one photo's copies (banked) or of the photo as it is,
+    cropped, and in a collage of unknown photos (``unknown``)."""
+    from amber.signals.base import Content, Role
+    from amber.signals.local import OrbSignal
+
+    seed, unknown = task
+    image = _photo(seed)
+    others = [_photo(UNKNOWN_SEED + 10_000 + (seed * 3 + n) % 500) for n in range(3)]
+    if unknown:
+        shown = {
+            "unknown": image,
+            "unknown-corner-60": corner(image, 0.6, "tl"),
+            "unknown-collage": collage([image, *others]),
+        }
+    else:
+        shown = copies(image, others)
+    out = []
+    for edit, picture in shown.items():
+        codes, places, mirror = _split(OrbSignal().compute(Content(image=picture), role=Role.query))
+        out.append((edit, codes, places, mirror))
+    return out
+
+
+def _pool_map(function: Any, tasks: list[Any], workers: int) -> list[Any]:
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(function, tasks, chunksize=8))
+
+
+def real_pool(work: Path, real: int, workers: int) -> dict[str, Any]:
+    """The real photos' keypoints: ``codes`` (rows x 32), ``places``, ``starts`` (each
+    photo's first row; one more at the end) and ``seeds`` (-1 for reference photos).
+    Cached as ``real-<n>.npz``."""
+    cache = work / f"real-{real}.npz"
+    if cache.exists():
+        with np.load(cache) as saved:
+            return {k: saved[k] for k in saved.files}
+    started = time.perf_counter()
+    tasks: list[tuple[str, int | str]] = [("photo", seed) for seed in range(real)]
+    files = sorted(p for p in CONFORMANCE.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    tasks += [("file", str(p)) for p in files]
+    done = _pool_map(_bank_one, tasks, workers)
+    kept = [(t, d) for t, d in zip(tasks, done, strict=True) if len(d[0]) >= 100]
+    counts = np.array([len(d[0]) for _, d in kept])
+    pool = {
+        "codes": np.concatenate([d[0] for _, d in kept]),
+        "places": np.concatenate([d[1] for _, d in kept]),
+        "starts": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        "seeds": np.array([int(t[1]) if t[0] == "photo" else -1 for t, _ in kept]),
+        "seconds": np.float64(time.perf_counter() - started),
+    }
+    np.savez(cache, **pool)  # type: ignore[arg-type]
+    return pool
+
+
+def query_set(work: Path, workers: int, copied: int, unknown: int) -> list[dict[str, Any]]:
+    """Query images: ``edit``, ``seed`` (the banked photo, or -1), ``codes``, ``places``,
+    ``mirror``. Cached as ``queries-<copied>-<unknown>.npz``."""
+    cache = work / f"queries-{copied}-{unknown}.npz"
+    if not cache.exists():
+        tasks = [(seed, False) for seed in range(copied)]
+        tasks += [(UNKNOWN_SEED + n, True) for n in range(unknown)]
+        arrays: dict[str, Any] = {}
+        done = _pool_map(_query_one, tasks, workers)
+        key = 0
+        for (seed, is_unknown), shown in zip(tasks, done, strict=True):
+            for edit, codes, places, mirror in shown:
+                arrays[f"{key}.codes"], arrays[f"{key}.places"] = codes, places
+                arrays[f"{key}.mirror"] = mirror
+                arrays[f"{key}.about"] = np.array([edit, str(-1 if is_unknown else seed)])
+                key += 1
+        np.savez(cache, **arrays)
+    out = []
+    with np.load(cache) as saved:
+        for key in sorted({k.split(".")[0] for k in saved.files}, key=int):
+            edit, seed = saved[f"{key}.about"].tolist()
+            out.append(
+                {
+                    "edit": edit,
+                    "seed": int(seed),
+                    "codes": saved[f"{key}.codes"],
+                    "places": saved[f"{key}.places"],
+                    "mirror": saved[f"{key}.mirror"],
+                }
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- the bank
+
+
+def _photo_of(starts: npt.NDArray[np.int64], rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    return np.searchsorted(starts, rows, side="right") - 1
+
+
+def nearest_other(pool: dict[str, Any], sample: int = 2000) -> npt.NDArray[np.int64]:
+    """Distances (bits) of ``sample`` real descriptors to their nearest descriptor in
+    another real photo (exact, faiss)."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    codes, starts = pool["codes"], pool["starts"]
+    index = faiss.IndexBinaryFlat(256)
+    index.add(codes)
+    rows = np.random.default_rng(7).choice(len(codes), sample, replace=False)
+    distances, found = index.search(codes[rows], 64)
+    own = _photo_of(starts, rows)[:, None]
+    other = (_photo_of(starts, np.maximum(found, 0)) != own) & (found >= 0)
+    first = np.argmax(other, axis=1)
+    return distances[np.arange(sample), first].astype(np.int64)
+
+
+def grow(work: Path, pool: dict[str, Any], photos: int, moves: npt.NDArray[np.int64]) -> Path:
+    """The bank of ``photos`` photos: the real ones, then grown ones (module docstring),
+    as ``codes.npy`` (rows x 32), ``places.npy`` and ``starts.npy`` in a folder."""
+    real = len(pool["starts"]) - 1
+    folder = work / f"bank-{real}-{photos}"
+    if (folder / "starts.npy").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(11)
+    sources = np.concatenate([np.arange(real), rng.integers(0, real, max(0, photos - real))])
+    sources = sources[:photos]
+    counts = np.diff(pool["starts"])[sources]
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    # Flip masks, each with a number of bits drawn from ``moves``; rows pick one at random.
+    masks = np.zeros((1 << 16, 256), dtype=np.uint8)
+    for mask, flips in zip(masks, rng.choice(moves, len(masks)), strict=True):
+        mask[rng.choice(256, int(flips), replace=False)] = 1
+    packed = np.packbits(masks, axis=1)
+    codes = np.lib.format.open_memmap(
+        folder / "codes.tmp.npy", mode="w+", dtype=np.uint8, shape=(int(starts[-1]), 32)
+    )
+    places = np.empty((int(starts[-1]), 2), dtype=np.uint16)
+    step = 5_000
+    for first in range(0, photos, step):
+        chosen = sources[first : first + step]
+        rows = np.concatenate([np.arange(pool["starts"][s], pool["starts"][s + 1]) for s in chosen])
+        block = pool["codes"][rows]
+        at = pool["places"][rows].astype(np.int64)
+        grown = np.repeat(
+            np.arange(first, first + len(chosen)) >= real, counts[first : first + step]
+        )
+        if grown.any():
+            block[grown] ^= packed[rng.integers(0, len(packed), int(grown.sum()))]
+            moved = at[grown]
+            rng.shuffle(moved)
+            at[grown] = np.clip(moved + rng.integers(-300, 301, moved.shape), 0, 9999)
+        codes[starts[first] : starts[first] + len(rows)] = block
+        places[starts[first] : starts[first] + len(rows)] = at
+    codes.flush()
+    del codes
+    (folder / "codes.tmp.npy").rename(folder / "codes.npy")
+    np.save(folder / "places.npy", places)
+    np.save(folder / "starts.npy", starts)
+    return folder
+
+
+def values_of(codes: Codes, places: npt.NDArray[np.uint16]) -> list[str]:
+    """Keypoint values as stored: ``"<hex64>:<x>,<y>"``."""
+    hexes = codes.tobytes().hex()
+    return [f"{hexes[64 * n : 64 * n + 64]}:{x},{y}" for n, (x, y) in enumerate(places.tolist())]
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def match_one(
+    index: Any,
+    query: dict[str, Any],
+    bank: dict[str, Any],
+    verify: Any,
+    threshold: int,
+) -> dict[str, Any]:
+    """One query image through the local-feature stage, as ``Matcher._hits`` and
+    ``_judge_geometry`` do it: search, hits grouped by banked photo (``rows`` stands in
+    for the database's rows), ``verify`` per photo and view. Times per step and what
+    matched."""
+    values, mirror = query["values"], query["mirror"]
+    cpu, wall = time.thread_time(), time.perf_counter()
+    found = index.search(values, threshold)
+    cpu_search = time.thread_time() - cpu
+    rows: dict[int, tuple[int, str]] = {}
+    codes, places, starts = bank["codes"], bank["places"], bank["starts"]
+    hit_rows = np.array(sorted({r for hits in found for r, _ in hits}), dtype=np.int64)
+    if len(hit_rows):
+        entries = _photo_of(starts, hit_rows).tolist()
+        texts = values_of(np.asarray(codes[hit_rows]), places[hit_rows])
+        rows = dict(zip(hit_rows.tolist(), zip(entries, texts, strict=True), strict=True))
+    cpu_rows = time.thread_time() - cpu - cpu_search
+    groups: dict[int, dict[bool, list[tuple[str, str, int]]]] = {}
+    for value, flipped, hits in zip(values, mirror, found, strict=True):
+        for row, distance in hits:
+            entry, text = rows[row]
+            groups.setdefault(entry, {}).setdefault(flipped, []).append((value, text, distance))
+    cpu_group = time.thread_time() - cpu - cpu_search - cpu_rows
+    matched: dict[int, int] = {}
+    verified = 0
+    for entry, views in groups.items():  # as the matcher does: every photo hit
+        best = 0
+        for flipped, pairs in views.items():
+            verified += len({p[0] for p in pairs}) >= 16
+            geometry = verify(pairs, mirrored=flipped)
+            if geometry is not None:
+                best = max(best, geometry.inliers)
+        if best:
+            matched[entry] = best
+    cpu_total = time.thread_time() - cpu
+    # The same, verifying only photos with enough distinct query keypoints to pass.
+    prefiltered = time.thread_time()
+    for views in groups.values():
+        for flipped, pairs in views.items():
+            if len({p[0] for p in pairs}) >= MIN_PAIRS:
+                verify(pairs, mirrored=flipped)
+    cpu_prefiltered = time.thread_time() - prefiltered
+    cpu_total = time.thread_time() - cpu
+    return {
+        "cpu": cpu_total,
+        "wall": time.perf_counter() - wall,
+        "cpu_search": cpu_search,
+        "cpu_rows": cpu_rows,
+        "cpu_group": cpu_group,
+        "cpu_verify": cpu_total - cpu_search - cpu_rows - cpu_group,
+        "cpu_prefiltered": cpu_search + cpu_rows + cpu_group + cpu_prefiltered,
+        "hits": int(sum(len(h) for h in found)),
+        "photos": len(groups),
+        "ransac": verified,
+        "matched": matched,
+    }
+
+
+def resident() -> dict[str, float]:
+    """This process's resident memory in MB (10**6 bytes)."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            fields[key] = int(value.split()[0]) * 1024 / 1e6
+    return fields
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = np.array(seconds) * 1000
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "mean_ms": round(float(ms.mean()), 2),
+    }
+
+
+class ExactIndex:
+    """Every row compared (faiss's flat index): the reference for recall."""
+
+    def __init__(self, codes: Codes) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        self.index = faiss.IndexBinaryFlat(256)
+        self.index.add(np.ascontiguousarray(codes))
+
+    def search(self, values: list[str], radius: int) -> list[list[tuple[int, int]]]:
+        from amber.signals.local import descriptors
+
+        distances, found = self.index.search(descriptors(values), 8)
+        return [
+            [(int(i), int(d)) for i, d in zip(row_i, row_d, strict=True) if i >= 0 and d <= radius]
+            for row_i, row_d in zip(found, distances, strict=True)
+        ]
+
+
+def measure(options: dict[str, Any]) -> dict[str, Any]:
+    """One bank size and index kind, in this (child) process: build, memory, queries."""
+    from amber.index.binary import BinaryIndex
+    from amber.signals.local import OrbSignal
+
+    work, folder = Path(options["work"]), Path(options["bank"])
+    photos, kind = options["photos"], options["kind"]
+    orb = OrbSignal()
+    starts = np.load(folder / "starts.npy")[: photos + 1]
+    rows = int(starts[-1])
+    codes = np.load(folder / "codes.npy", mmap_mode="r")[:rows]
+    places = np.load(folder / "places.npy", mmap_mode="r")[:rows]
+    bank = {"codes": codes, "places": places, "starts": starts}
+    queries = query_set(work, 1, COPIED, UNKNOWN)
+    if options.get("limit"):
+        queries = queries[: options["limit"]]
+    pool_seeds = np.load(work / f"real-{options['real']}.npz")["seeds"]
+    photo_of_seed = {int(s): n for n, s in enumerate(pool_seeds) if s >= 0}
+    for query in queries:
+        query["values"] = values_of(query["codes"], query["places"])
+    before = resident()
+    started, cpu = time.perf_counter(), time.process_time()
+    index: Any
+    if kind == "exact":
+        index = ExactIndex(np.asarray(codes))
+    else:
+        index = BinaryIndex(orb)
+        for first in range(0, rows, CHUNK):
+            last = min(rows, first + CHUNK)
+            index.add(
+                range(first, last), values_of(np.asarray(codes[first:last]), places[first:last])
+            )
+        index.search(queries[0]["values"][:1], 64)  # settles: cells drawn, rows grouped
+    build = {
+        "wall_s": round(time.perf_counter() - started, 1),
+        "cpu_s": round(time.process_time() - cpu, 1),
+    }
+    after = resident()
+    out: dict[str, Any] = {
+        "photos": photos,
+        "rows": rows,
+        "kind": kind,
+        "build": build,
+        "rss_mb_before": before,
+        "rss_mb_after": after,
+        "rss_anon_bytes_per_photo": round((after["RssAnon"] - before["RssAnon"]) * 1e6 / photos),
+        "settings": [],
+    }
+    if kind != "exact":
+        out["cells"] = index.cells
+        out["index_bytes"] = index.nbytes()
+        out["index_bytes_per_photo"] = round(index.nbytes() / photos)
+    for nprobe in options["nprobes"] if kind != "exact" else [0]:
+        if kind != "exact":
+            index.nprobe = nprobe
+        for query in queries[:3]:  # warm up (numba's cache, faiss)
+            match_one(index, query, bank, orb.verify, orb.default_threshold)
+        results = []
+        load = [round(x, 2) for x in os.getloadavg()]
+        for query in queries:
+            measured = match_one(index, query, bank, orb.verify, orb.default_threshold)
+            own = photo_of_seed.get(query["seed"], -1) if query["seed"] >= 0 else -1
+            measured["own"] = own in measured["matched"]
+            measured["wrong"] = sorted(set(measured["matched"]) - {own})
+            measured["edit"] = query["edit"]
+            results.append(measured)
+        copies_ = [r for r in results if not r["edit"].startswith("unknown")]
+        by_edit = {}
+        for edit in sorted({r["edit"] for r in copies_}):
+            chosen = [r for r in copies_ if r["edit"] == edit]
+            by_edit[edit] = round(sum(r["own"] for r in chosen) / len(chosen), 3)
+        out["settings"].append(
+            {
+                "nprobe": nprobe if kind != "exact" else None,
+                "queries": len(results),
+                "load_average": load,
+                "cpu": _percentiles([r["cpu"] for r in results]),
+                "wall": _percentiles([r["wall"] for r in results]),
+                "cpu_search": _percentiles([r["cpu_search"] for r in results]),
+                "cpu_rows": _percentiles([r["cpu_rows"] for r in results]),
+                "cpu_group": _percentiles([r["cpu_group"] for r in results]),
+                "cpu_verify": _percentiles([r["cpu_verify"] for r in results]),
+                "cpu_if_prefiltered": _percentiles([r["cpu_prefiltered"] for r in results]),
+                "hits_mean": round(float(np.mean([r["hits"] for r in results])), 1),
+                "photos_hit_mean": round(float(np.mean([r["photos"] for r in results])), 1),
+                "ransac_mean": round(float(np.mean([r["ransac"] for r in results])), 2),
+                "recall": round(sum(r["own"] for r in copies_) / max(1, len(copies_)), 3),
+                "recall_by_edit": by_edit,
+                "copies": len(copies_),
+                "false_matches": sum(len(r["wrong"]) for r in results),
+                "unknown_queries": len(results) - len(copies_),
+                "unknown_matched": sum(
+                    bool(r["matched"]) for r in results if r["edit"].startswith("unknown")
+                ),
+            }
+        )
+        print(
+            json.dumps({k: v for k, v in out.items() if k != "settings"} | out["settings"][-1]),
+            file=sys.stderr,
+            flush=True,
+        )
+    return out
+
+
+def _child(options: dict[str, Any]) -> dict[str, Any]:
+    """``measure`` in a fresh process (RSS of the index alone)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(options, handle)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", handle.name],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    os.unlink(handle.name)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--real", type=int, default=3000)
+    parser.add_argument("--nprobes", default="8,16,32")
+    parser.add_argument("--exact", type=int, default=60, help="queries for the exact reference")
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "amber-local-scale"
+    )
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(json.loads(Path(args.child).read_text()))))
+        return
+    if args.quick:
+        args.sizes, args.real, args.exact = "2000", 300, 20
+    args.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    machine = describe(faiss=__import__("faiss").__version__)
+    queries = query_set(args.work, args.workers, COPIED, UNKNOWN)
+    pool = real_pool(args.work, args.real, args.workers)
+    moves = nearest_other(pool)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    folder = grow(args.work, pool, max(sizes), moves)
+    common = {"work": str(args.work), "bank": str(folder), "real": args.real}
+    runs = []
+    for photos in sizes:
+        runs.append(
+            _child(
+                common
+                | {
+                    "photos": photos,
+                    "kind": "cells",
+                    "nprobes": [int(n) for n in args.nprobes.split(",")],
+                }
+            )
+        )
+    if args.exact:
+        runs.append(_child(common | {"photos": min(sizes), "kind": "exact", "limit": args.exact}))
+    result = {
+        "machine": machine,
+        "command": " ".join(sys.argv),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "uptime_at_end": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        "real_photos": len(pool["starts"]) - 1,
+        "real_rows": len(pool["codes"]),
+        "real_seconds": round(float(pool["seconds"]), 1),
+        "query_images": len(queries),
+        "nearest_other_bits": {
+            q: int(np.percentile(moves, p)) for q, p in (("p10", 10), ("p50", 50), ("p90", 90))
+        },
+        "runs": runs,
+    }
+    name = "local_scale-quick.json" if args.quick else "local_scale.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
