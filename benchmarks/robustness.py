@@ -8,6 +8,12 @@ both with PDQ quality of at least 50. Two ways are compared:
 - amber: ``amber.image_views.bank_views`` hashed at bank time, and ``query_views`` hashed in
   all 8 dihedral orientations at query time (what ``amber.signals.pdq`` does).
 
+A third column, ``amber + local``, adds amber's local features (``amber.signals.local``:
+ORB keypoints in amber's own ``BinaryIndex``, verified by a homography, as the engine's
+matcher does): a query is caught when amber's PDQ or its keypoints match its own photo.
+The engine looks at keypoints only when nothing else matched; here they are matched for
+every query, so that their false matches are counted on every pair.
+
 False matches: every query (each photo as stored and every transformed copy of it) is
 also matched against the bank hashes of every *other* photo of its set; any match there
 is a false match. The minimum distance between hashes of different photos shows the
@@ -44,6 +50,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import platform
 import sys
 import time
@@ -58,7 +65,10 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from amber import media
 from amber.image_views import bank_views, query_views
-from amber.signals.base import Content, Role
+from amber.index.binary import BinaryIndex
+from amber.matching import MIN_VOTES, SHORTLIST
+from amber.signals.base import Content, Role, SignalValue
+from amber.signals.local import OrbSignal
 from amber.signals.pdq import PdqSignal
 from amber.synthetic import photo
 
@@ -70,6 +80,8 @@ MIN_QUALITY = 50
 HASH_SIDE = media.HASH_SIDE
 #: amber's PDQ signal exactly as the engine builds it.
 SIGNAL = PdqSignal(query_views=query_views, bank_views=bank_views)
+#: amber's local features (ORB keypoints, verified by a homography), as the engine has them.
+LOCAL = OrbSignal()
 #: scikit-image photos that load from the wheel without a download. ``cat`` (the same
 #: photo as ``chelsea``) and the right half of the stereo pair are left out on purpose:
 #: they are near-duplicates of photos already in the set.
@@ -432,6 +444,119 @@ def stories(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return canvas
 
 
+def corner_crop(scale: float, *, mirror: bool = False) -> Transform:
+    """A ``scale`` share of each side taken from one corner (a random one), mirrored or not."""
+
+    def apply(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+        width, height = image.size
+        w, h = round(width * scale), round(height * scale)
+        x = 0 if rng.random() < 0.5 else width - w
+        y = 0 if rng.random() < 0.5 else height - h
+        out = image.crop((x, y, x + w, y + h))
+        return ImageOps.mirror(out) if mirror else out
+
+    return apply
+
+
+def _distractor(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """Another photo (generated, never banked) to share the frame with."""
+    return photo(int(rng.integers(100_000, 200_000)), width, height)
+
+
+def collage_tile(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The photo as one tile (a random one) of a 2x2 collage with three other photos."""
+    tile_w, tile_h = 400, round(400 * image.height / image.width)
+    canvas = Image.new("RGB", (2 * tile_w + 6, 2 * tile_h + 6), (255, 255, 255))
+    mine = int(rng.integers(0, 4))
+    for n in range(4):
+        tile = image if n == mine else _distractor(rng, image.width, image.height)
+        canvas.paste(
+            tile.resize((tile_w, tile_h)), ((n % 2) * (tile_w + 6), (n // 2) * (tile_h + 6))
+        )
+    return canvas
+
+
+def side_by_side(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A before/after comparison: the photo on one side, another photo on the other."""
+    height = 420
+    width = round(height * image.width / image.height)
+    other = _distractor(rng, image.width, image.height).resize((width, height))
+    mine = image.resize((width, height))
+    canvas = Image.new("RGB", (2 * width + 8, height), (20, 20, 20))
+    left, right = (mine, other) if rng.random() < 0.5 else (other, mine)
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (width + 8, 0))
+    return canvas
+
+
+def perspective(strength: float, *, screen: bool = False) -> Transform:
+    """The photo seen at an angle: each corner moved up to ``strength`` of the side, on a
+    dark background; ``screen``: as filmed off a monitor (dimmer, bluish, a glare, blur)."""
+
+    def apply(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+        import cv2
+
+        pixels = np.asarray(image.convert("RGB"))
+        height, width = pixels.shape[:2]
+        corners = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+        moved = corners + rng.uniform(0, strength, (4, 2)).astype(np.float32) * np.float32(
+            [[width, height], [-width, height], [-width, -height], [width, -height]]
+        )
+        matrix = cv2.getPerspectiveTransform(corners, moved)
+        out = cv2.warpPerspective(pixels, matrix, (width, height), borderValue=(18, 18, 22))
+        if screen:
+            out = (out.astype(np.float32) * np.float32([0.85, 0.9, 1.05])).clip(0, 255)
+            glare = np.zeros((height, width), np.float32)
+            cv2.circle(glare, (int(width * 0.7), int(height * 0.3)), int(width * 0.15), 60.0, -1)
+            glare = cv2.GaussianBlur(glare, (0, 0), width * 0.08)
+            out = cv2.GaussianBlur((out + glare[..., None]).clip(0, 255), (3, 3), 0)
+        return Image.fromarray(out.astype(np.uint8))
+
+    return apply
+
+
+def stickers(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Four to six opaque stickers (discs and stars of flat colour) over 15-25% of it."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    width, height = out.size
+    count = int(rng.integers(4, 7))
+    radius = math.sqrt(rng.uniform(0.15, 0.25) * width * height / (count * math.pi))
+    for _ in range(count):
+        x, y = rng.uniform(radius, width - radius), rng.uniform(radius, height - radius)
+        box = (x - radius, y - radius, x + radius, y + radius)
+        if rng.random() < 0.5:
+            draw.ellipse(box, fill=_colour(rng))
+        else:
+            points = [
+                (
+                    x + radius * (1 if k % 2 == 0 else 0.45) * math.cos(k * math.pi / 5),
+                    y + radius * (1 if k % 2 == 0 else 0.45) * math.sin(k * math.pi / 5),
+                )
+                for k in range(10)
+            ]
+            draw.polygon(points, fill=_colour(rng))
+    return out
+
+
+def text_banner(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A solid banner with a line of text across a fifth of the photo."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    width, height = out.size
+    top = rng.uniform(0.1, 0.7) * height
+    draw.rectangle((0, top, width, top + 0.2 * height), fill=_colour(rng))
+    font = _font(round(height * 0.07))
+    draw.text(
+        (width / 2, top + 0.1 * height),
+        _caption(rng, 4),
+        fill=(255, 255, 255),
+        font=font,
+        anchor="mm",
+    )
+    return out
+
+
 #: (name, transform, designed-against). Designed rows were in view while the views were
 #: chosen and tuned; the others (marked ``*``) were added as a check, and no view or
 #: parameter was changed after seeing them.
@@ -487,6 +612,21 @@ TRANSFORMS: tuple[tuple[str, Transform, bool], ...] = (
         ).enhance(1.3),
         False,
     ),
+    # Moved in the frame (issue 17): what the local features are for. Their kinds were in
+    # view while the local features were built (tests/test_local_features.py), on
+    # generated photos; these parameters and the scikit-image photos were not.
+    ("corner crop 90% †", corner_crop(0.9), True),
+    ("corner crop 80% †", corner_crop(0.8), True),
+    ("corner crop 70% †", corner_crop(0.7), True),
+    ("corner crop 60% †", corner_crop(0.6), True),
+    ("corner crop 50% †", corner_crop(0.5), True),
+    ("mirror + corner crop 70% †", corner_crop(0.7, mirror=True), True),
+    ("perspective 10-20% †", perspective(0.2), True),
+    ("photo of a screen †", perspective(0.15, screen=True), True),
+    ("collage tile (2x2) †", collage_tile, True),
+    ("side by side †", side_by_side, True),
+    ("stickers 15-25% †", stickers, True),
+    ("text banner 20% †", text_banner, True),
 )
 
 
@@ -617,6 +757,49 @@ def nearest_other(
     return best
 
 
+class LocalBank:
+    """Banked photos' keypoints in amber's own index (``BinaryIndex``), matched as the
+    engine's matcher does: the nearest rows of each query keypoint, grouped by photo and
+    query view, then ``OrbSignal.verify``."""
+
+    def __init__(self) -> None:
+        self.index = BinaryIndex(LOCAL)
+        self.values: list[str] = []
+        self.owner: list[int] = []
+
+    def add(self, owner: int, values: list[SignalValue]) -> None:
+        start = len(self.values)
+        self.index.add(list(range(start, start + len(values))), [v.value for v in values])
+        self.values += [v.value for v in values]
+        self.owner += [owner] * len(values)
+
+    def match(self, values: list[SignalValue]) -> dict[int, int]:
+        """The photos ``values`` (a query's keypoints) share a homography with, with its
+        inliers, down to 8 (the lowest a bank may ask; a match needs the bank's, by
+        default ``OrbSignal.MIN_INLIERS``): the margin shows. As the engine's matcher
+        does, only the ``SHORTLIST`` photos with most votes (``OrbSignal.votes``, at
+        least ``MIN_VOTES``) are verified."""
+        if not values:
+            return {}
+        hits = self.index.search([v.value for v in values], LOCAL.default_threshold)
+        groups: dict[int, list[tuple[str, str, int, str]]] = {}
+        for value, found in zip(values, hits, strict=True):
+            for row, distance in found:
+                groups.setdefault(self.owner[row], []).append(
+                    (value.value, self.values[row], distance, value.variant)
+                )
+        votes = {o: LOCAL.votes([p[:3] for p in pairs]) for o, pairs in groups.items()}
+        ranked = sorted((o for o in groups if votes[o] >= MIN_VOTES), key=lambda o: -votes[o])
+        out: dict[int, int] = {}
+        for owner in ranked[:SHORTLIST]:
+            for view in ("keypoint", "mirror"):
+                pairs = [p[:3] for p in groups[owner] if p[3] == view]
+                geometry = LOCAL.verify(pairs, min_inliers=8, mirrored=view == "mirror")
+                if geometry is not None:
+                    out[owner] = max(out.get(owner, 0), geometry.inliers)
+        return out
+
+
 # --- the run ------------------------------------------------------------------------
 
 
@@ -634,6 +817,8 @@ class SetResult:
     query_views_ms: dict[str, float]
     bank_views_ms: dict[str, float]
     seconds: float
+    #: The local-feature stage (keypoints, index search, verification) per query.
+    local_ms: dict[str, float] = field(default_factory=dict)
 
 
 def run_set(name: str, photos: list[tuple[str, Image.Image]]) -> SetResult:
@@ -647,6 +832,13 @@ def run_set(name: str, photos: list[tuple[str, Image.Image]]) -> SetResult:
     views: dict[str, int] = {}
     bank_seconds: list[float] = []
     query_seconds: list[float] = []
+    local_seconds: list[float] = []
+    local_bank = LocalBank()
+    for index, (_, image) in enumerate(photos):
+        local_bank.add(index, LOCAL.compute(decode(image), role=Role.bank))
+    local_caught: set[int] = set()
+    local_wrong: set[tuple[int, int]] = set()
+    local_inliers: list[int] = []  # of the best match with a different photo, per query
     for index, (_, image) in enumerate(photos):
         banked = decode(image)
         plain_bank.add(index, *_pdq(banked))
@@ -672,6 +864,14 @@ def run_set(name: str, photos: list[tuple[str, Image.Image]]) -> SetResult:
             for view in {v.split("+")[0] for v in variants}:
                 views[f"query:{view}"] = views.get(f"query:{view}", 0) + 1
             query_count += amber_query.add(item, bits, qualities)
+            began = time.perf_counter()
+            found = local_bank.match(LOCAL.compute(copy, role=Role.query))
+            local_seconds.append(time.perf_counter() - began)
+            matched = {o for o, inliers in found.items() if inliers >= LOCAL.MIN_INLIERS}
+            if index in matched:
+                local_caught.add(item)
+            local_wrong.update((item, other) for other in matched if other != index)
+            local_inliers.append(max((n for o, n in found.items() if o != index), default=0))
     owners = np.asarray(query_photo)
     recall: dict[str, dict[str, float]] = {}
     false_matches: dict[str, dict[str, float | int]] = {}
@@ -691,8 +891,10 @@ def run_set(name: str, photos: list[tuple[str, Image.Image]]) -> SetResult:
             else:
                 wrong.add((item, other))
         for item, t_name in enumerate(query_transform):
-            row = recall.setdefault(t_name, {"plain": 0.0, "amber": 0.0})
+            row = recall.setdefault(t_name, {"plain": 0.0, "amber": 0.0, "amber+local": 0.0})
             row[method] += (item in caught) / len(photos)
+            if method == "amber":
+                row["amber+local"] += (item in caught or item in local_caught) / len(photos)
         pairs = len(query_transform) * (len(photos) - 1)
         false_matches[method] = {
             "pairs": pairs,
@@ -703,6 +905,14 @@ def run_set(name: str, photos: list[tuple[str, Image.Image]]) -> SetResult:
             ),
             "low_quality_hashes_dropped": bank.dropped + query.dropped,
         }
+    pairs = len(query_transform) * (len(photos) - 1)
+    false_matches["local"] = {
+        "pairs": pairs,
+        "false_matches": len(local_wrong),
+        "rate": len(local_wrong) / pairs,
+        "max_inliers_between_different_photos": max(local_inliers, default=0),
+        "min_inliers": LOCAL.MIN_INLIERS,
+    }
     return SetResult(
         name=name,
         photos=len(photos),
@@ -720,18 +930,24 @@ def run_set(name: str, photos: list[tuple[str, Image.Image]]) -> SetResult:
             "p95": 1000 * float(np.percentile(bank_seconds, 95)),
         },
         seconds=time.perf_counter() - started,
+        local_ms={
+            "median": 1000 * float(np.median(local_seconds)),
+            "p95": 1000 * float(np.percentile(local_seconds, 95)),
+        },
     )
 
 
 def render(results: list[SetResult]) -> str:
     """A Markdown table: recall per transform and set, then false matches and costs."""
-    head = "| transform | " + " | ".join(f"{r.name} plain | {r.name} amber" for r in results) + " |"
-    lines = [head, "|---|" + "---:|" * (2 * len(results))]
+    head = "| transform | " + " | ".join(
+        f"{r.name} plain | {r.name} amber | {r.name} amber + local" for r in results
+    )
+    lines = [head + " |", "|---|" + "---:|" * (3 * len(results))]
     for t_name in results[0].recall:
         cells = []
         for r in results:
             row = r.recall[t_name]
-            cells += [f"{row['plain']:.0%}", f"{row['amber']:.0%}"]
+            cells += [f"{row['plain']:.0%}", f"{row['amber']:.0%}", f"{row['amber+local']:.0%}"]
         lines.append(f"| {t_name} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
@@ -749,12 +965,20 @@ def render(results: list[SetResult]) -> str:
                 f"| {fm['min_distance_between_different_photos']} | {per_bank:.1f} "
                 f"| {per_query:.1f} |"
             )
+        fm = r.false_matches["local"]
+        lines.append(
+            f"| {r.name} | {r.photos} | local features | {fm['false_matches']} / {fm['pairs']} "
+            f"| {fm['max_inliers_between_different_photos']} inliers (a match needs "
+            f"{fm['min_inliers']}) | | |"
+        )
     lines.append("")
     for r in results:
         lines.append(
             f"{r.name}: query_views {r.query_views_ms['median']:.1f} ms median, "
             f"{r.query_views_ms['p95']:.1f} ms p95; bank_views "
-            f"{r.bank_views_ms['median']:.1f} ms median (views and their PDQ hashes)"
+            f"{r.bank_views_ms['median']:.1f} ms median (views and their PDQ hashes); "
+            f"local features {r.local_ms['median']:.1f} ms median, {r.local_ms['p95']:.1f} ms "
+            f"p95 (keypoints of both views, search of {r.photos} banked photos, verification)"
         )
     return "\n".join(lines)
 

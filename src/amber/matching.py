@@ -56,6 +56,10 @@ NEAREST_SCAN_LIMIT = 200_000
 DATABASE_MARKER = "database-instance"
 #: How stale (seconds) a process's view of the banks may be when it matches.
 SYNC_EVERY = 1.0
+#: Entries a geometric type verifies at most for one media item (those with most votes),
+#: and the votes an entry needs to be verified at all (the lowest ``min_inliers``).
+SHORTLIST = 4
+MIN_VOTES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +364,7 @@ class Matcher:
                 # Fallback types (local features) only look at media nothing else matched.
                 done = {m.media for m in found}
                 hits = self._hits(conn, media, fallback=second, skip=done if second else set())
-                for (position, type_name, _), group in hits.items():
+                for (position, type_name, _), group in self._shortlist(hits).items():
                     judged = self._judge(conn, media[position], type_name, position, group)
                     if isinstance(judged, VideoVerdict):
                         if judged.matches:
@@ -517,6 +521,34 @@ class Matcher:
             entry_frames=(len(entry_times), len(entry_every)),
         )
         return VideoVerdict(match, bool(played) or entry_percent >= needed, why, needed)
+
+    def _shortlist(
+        self,
+        hits: dict[tuple[int, str, int], list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]]],
+    ) -> dict[tuple[int, str, int], list[tuple[SignalValue, sa.Row[tuple[object, ...]], int]]]:
+        """``hits`` less the entries a geometric type need not verify: of each media
+        item's, only the ``SHORTLIST`` with most votes (``SignalType.votes``) and at least
+        ``MIN_VOTES``. A query's keypoints have near neighbours in every banked photo by
+        chance; verifying each of them (a RANSAC fit) cost a second a query image against
+        24 banked photos."""
+        kept: dict[tuple[int, str], list[tuple[int, tuple[int, str, int]]]] = {}
+        for key, group in hits.items():
+            signal_type = self.signals.get(key[1])
+            if not signal_type.geometric:
+                continue
+            votes = signal_type.votes([(v.value, str(r.value), d) for v, r, d in group])
+            if votes >= MIN_VOTES:
+                kept.setdefault((key[0], key[1]), []).append((votes, key))
+        chosen = {
+            key
+            for ranked in kept.values()
+            for _, key in sorted(ranked, key=lambda hit: (-hit[0], hit[1]))[:SHORTLIST]
+        }
+        return {
+            key: group
+            for key, group in hits.items()
+            if not self.signals.get(key[1]).geometric or key in chosen
+        }
 
     def _judge_geometry(
         self,

@@ -220,6 +220,12 @@ class SignalType(ABC):
         where it lies, or ``None``. Only types with ``geometric`` are asked."""
         raise NotImplementedError(f"signal type {self.name!r} is not geometric")
 
+    def votes(self, pairs: Sequence[tuple[str, str, int]]) -> int:
+        """How strongly near pairs point at one entry, before ``verify`` is asked (the
+        matcher verifies only the entries with most votes): by default the distinct query
+        values among them."""
+        return len({query for query, _, _ in pairs})
+
     @abstractmethod
     def examples(self) -> list[str]:
         """Valid canonical values, for contract tests and the demo."""

@@ -187,6 +187,8 @@ class OrbSignal(SignalType):
     #: Pairs that must agree with one homography for a match (``amber bank create
     #: --min-inliers`` sets a bank's own).
     MIN_INLIERS: ClassVar[int] = 16
+    #: Pairs at most this far apart count as votes for an entry (``votes``).
+    STRONG_DISTANCE: ClassVar[int] = 48
     geometric = True
     fallback = True
     shared = False
@@ -236,6 +238,12 @@ class OrbSignal(SignalType):
         from amber.index.binary import BinaryIndex
 
         return BinaryIndex(self)
+
+    def votes(self, pairs: Sequence[tuple[str, str, int]]) -> int:
+        """The query keypoints with a close pair (at most ``STRONG_DISTANCE`` bits): true
+        pairs of a copy lie about 20 bits apart (median of inliers 21, 90th percentile 30
+        on generated edits), chance neighbours near the search radius."""
+        return len({query for query, _, distance in pairs if distance <= self.STRONG_DISTANCE})
 
     def verify(
         self,
