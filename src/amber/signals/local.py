@@ -262,6 +262,8 @@ class OrbSignal(SignalType):
         needed = self.MIN_INLIERS if min_inliers is None else min_inliers
         best: dict[str, tuple[str, int]] = {}  # per query keypoint, its nearest pair
         for query, entry, distance in pairs:
+            if distance > self.STRONG_DISTANCE:  # chance neighbours: RANSAC's outliers
+                continue
             if query not in best or distance < best[query][1]:
                 best[query] = (entry, distance)
         taken: dict[str, tuple[str, int]] = {}  # per entry keypoint, one query keypoint
