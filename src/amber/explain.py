@@ -296,9 +296,7 @@ def _explain(
     nearest = _closest(engine.matcher.nearest(values, k=k), k)
     floors = engine.min_quality
     geometric = {t.name for t in engine.signals if t.geometric}
-    media = tuple(
-        _media(i, post.media[i].path, h, floors, geometric) for i, h in enumerate(hashed)
-    )
+    media = tuple(_media(i, post.media[i].path, h, floors, geometric) for i, h in enumerate(hashed))
     return Explanation(
         post_id=post.id,
         origin=origin,
