@@ -42,8 +42,7 @@ from amber.errors import UserError
 from amber.index.layout import IndexCorruptError
 from amber.index.signal import Hit, SignalIndex
 from amber.signals import Registry, SignalType, SignalValue
-from amber.signals.base import FrameRef, Reads, frame_of
-from amber.signals.local import Geometry
+from amber.signals.base import FrameRef, Geometry, Reads, frame_of
 from amber.store.db import instance_id
 from amber.store.tables import bank_entries, banks, entry_signals
 

@@ -19,7 +19,7 @@ from amber.signals.base import SignalValue, frame_of
 
 if TYPE_CHECKING:
     from amber.matching import Match
-    from amber.signals.local import Region
+    from amber.signals.base import Region
 
 #: The entry-point group plug-ins name their condition kinds in.
 CONDITIONS_GROUP = "amber.conditions"

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
     from amber.index.signal import SignalIndex
     from amber.policy import Policy
-    from amber.signals.local import Geometry
 
 
 class Reads(StrEnum):
@@ -113,6 +112,46 @@ def is_own(variant: str) -> bool:
     """Is a value of this variant the content's own (stored, exported), not a view
     added to match? True for ``"original"`` and for a video's original frames."""
     return variant == "original" or variant.startswith("original@")
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A box in an image, in fractions of its width and height: ``[x0, y0, x1, y1]``."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
+
+    def to_json(self) -> list[float]:
+        return [round(self.x0, 3), round(self.y0, 3), round(self.x1, 3), round(self.y1, 3)]
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """A geometric type's verified match of a query image with a banked one
+    (``SignalType.verify``): how many keypoint pairs agree with one homography
+    (``inliers``, of ``pairs``), where the banked photo lies in the query (``post``) and
+    which part of the banked photo the query shows (``entry``)."""
+
+    inliers: int
+    pairs: int
+    post: Region
+    entry: Region
+    #: The median descriptor distance (bits) of the inlier pairs.
+    distance: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "inliers": self.inliers,
+            "pairs": self.pairs,
+            "post": self.post.to_json(),
+            "entry": self.entry.to_json(),
+        }
 
 
 class SignalType(ABC):

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import numpy as np
 
 from amber.errors import SignalValueError
-from amber.signals.base import Content, Role, SignalType, SignalValue
+from amber.signals.base import Content, Geometry, Region, Role, SignalType, SignalValue
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -58,45 +57,6 @@ _SCALE: Final = 10_000
 #: The query's views: the image as it is and its mirror image (ORB's descriptors turn
 #: with the image but do not mirror; a vertical flip is a mirror turned half a circle).
 QUERY_VIEWS: Final = ("keypoint", "mirror")
-
-
-@dataclass(frozen=True, slots=True)
-class Region:
-    """A box in an image, in fractions of its width and height: ``[x0, y0, x1, y1]``."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-
-    @property
-    def area(self) -> float:
-        return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
-
-    def to_json(self) -> list[float]:
-        return [round(self.x0, 3), round(self.y0, 3), round(self.x1, 3), round(self.y1, 3)]
-
-
-@dataclass(frozen=True, slots=True)
-class Geometry:
-    """A verified match of a query image with a banked one: how many keypoint pairs agree
-    with one homography (``inliers``, of ``pairs``), where the banked photo lies in the
-    query (``post``) and which part of the banked photo the query shows (``entry``)."""
-
-    inliers: int
-    pairs: int
-    post: Region
-    entry: Region
-    #: The median descriptor distance (bits) of the inlier pairs.
-    distance: int
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "inliers": self.inliers,
-            "pairs": self.pairs,
-            "post": self.post.to_json(),
-            "entry": self.entry.to_json(),
-        }
 
 
 def parse_value(text: str) -> tuple[bytes, float, float]:
