@@ -183,3 +183,33 @@ def test_no_deadline_lets_a_long_statement_finish(
     ):
         conn.exec_driver_sql("SET statement_timeout = 0")
         assert _in_thread(lambda: conn.exec_driver_sql("SELECT pg_sleep(2.5)")) is None
+
+
+@postgresql_only
+def test_a_pooled_connection_reset_under_its_ping_is_replaced_never_an_error_of_amber_s(
+    tmp_path: Path, database: str
+) -> None:
+    """The relay resets every connection while one waits in the pool; the next checkout's
+    ping fails. Sometimes psycopg has not yet called the connection broken, and SQLAlchemy
+    then raised ``ProgrammingError`` (a 500 in the service, 9 checkouts in 200 here). Every
+    checkout must fail as the database's ``OperationalError`` (503)."""
+    kinds: set[str] = set()
+    with (
+        relay_to(database) as relay,
+        open_engine(db=relay.url(database), vault=tmp_path / "vault") as engine,
+    ):
+        for _ in range(300):
+            with engine.db.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            relay.cut()
+            try:
+                with engine.db.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+                kinds.add("ok")  # a checkout that raced the cut's refusal
+            except sa.exc.SQLAlchemyError as exc:
+                kinds.add(type(exc).__name__)
+            finally:
+                relay.thaw()
+        with engine.db.connect() as conn:  # service resumes once the database answers
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    assert kinds <= {"OperationalError", "ok"}, kinds

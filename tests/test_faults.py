@@ -84,11 +84,12 @@ class Platform:
 
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
+        log = open(self.root / "serve.log", "ab")  # noqa: SIM115 - closed on leaving
         self.process = subprocess.Popen(
             [sys.executable, "-m", "amber", "serve", "--port", str(port), "--db", self.db,
              "--vault", str(self.root / "vault")],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
             cwd=self.root,
             preexec_fn=limit,
         )  # fmt: skip
@@ -107,6 +108,12 @@ class Platform:
             if self.process.poll() is None:
                 self.process.terminate()
                 self.process.wait(timeout=30)
+            log.close()
+
+    def log(self) -> str:
+        """The end of what the servers wrote to standard error: a failed assertion's story."""
+        path = self.root / "serve.log"
+        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
 
     def kill(self) -> None:
         assert self.process is not None
@@ -310,7 +317,7 @@ def test_a_database_relay_that_hangs_or_cuts_gives_503_then_resumes_and_loses_no
                 down = _upload(platform, during, timeout=45)
             finally:
                 relay.thaw()
-            assert down.status_code == 503, down.text
+            assert down.status_code == 503, (down.text, platform.log())
             error = down.json()["error"]
             assert error["type"] == "ExternalError"
             assert error["message"].startswith("the database failed")

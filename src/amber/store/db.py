@@ -355,7 +355,19 @@ def _create_engine(url: str) -> sa.Engine:
         return raw
 
     event.listen(engine, "do_connect", connect)
+    event.listen(engine, "handle_error", _failed_ping_is_a_lost_connection)
     return engine
+
+
+def _failed_ping_is_a_lost_connection(context: sa.engine.ExceptionContext) -> None:
+    """A pooled connection whose liveness check failed in any way is dropped and a new one
+    opened. SQLAlchemy replaces it only when the driver calls it broken; a connection
+    reset while psycopg still held the ping in flight is not yet, and restoring its
+    autocommit setting then fails with ``ProgrammingError`` ("connection in transaction
+    status ACTIVE"), which would reach a request as an error of amber's rather than the
+    database's (HTTP 500, not 503)."""
+    if context.is_pre_ping:
+        context.is_disconnect = True
 
 
 def connect(db: str | Path, *, create: bool = True, upgrade: bool = True) -> sa.Engine:
