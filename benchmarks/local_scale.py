@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from amber.matching import MIN_VOTES, SHORTLIST
 from amber.signals.local import OrbSignal
-from machine import describe
+from machine import describe, resident
 
 orb_votes = OrbSignal().votes
 
@@ -101,30 +101,17 @@ def collage(tiles: list[Any]) -> Any:
     return out
 
 
-def perspective(image: Any) -> Any:
-    """The photo on a screen filmed at an angle, on a dark background."""
-    import cv2
-    from PIL import Image
-
-    a = np.asarray(image)
-    h, w = a.shape[:2]
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    dst = np.float32(
-        [[w * 0.12, h * 0.08], [w * 0.9, h * 0.15], [w * 0.86, h * 0.9], [w * 0.1, h * 0.84]]
-    )
-    warped = cv2.warpPerspective(a, cv2.getPerspectiveTransform(src, dst), (w, h))
-    return Image.fromarray(warped)
-
-
 def copies(image: Any, others: list[Any]) -> dict[str, Any]:
     """The moved-in-the-frame copies of a banked photo the queries are made of."""
+    from amber.synthetic import filmed_at_an_angle
+
     return {
         "corner-80": corner(image, 0.8, "tl"),
         "corner-70": corner(image, 0.7, "br"),
         "corner-60": corner(image, 0.6, "tr"),
         "corner-50": corner(image, 0.5, "bl"),
         "collage-tile": collage([others[0], image, *others[1:3]]),
-        "perspective": perspective(image),
+        "perspective": filmed_at_an_angle(image),
     }
 
 
@@ -380,16 +367,6 @@ def match_one(
         "verified": len(shortlist),
         "matched": matched,
     }
-
-
-def resident() -> dict[str, float]:
-    """This process's resident memory in MB (10**6 bytes)."""
-    fields = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-            fields[key] = int(value.split()[0]) * 1024 / 1e6
-    return fields
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""What every benchmark records about where it ran: CPU, cores, load, versions, commit.
+"""What every benchmark records about where it ran: CPU, cores, load, versions, commit;
+and ``resident``, the memory of the process measuring.
 
 Imported by the scripts beside it (``python benchmarks/<name>.py`` puts this folder on the
 import path).
@@ -57,3 +58,13 @@ def describe(**extra: Any) -> dict[str, Any]:
         "amber_commit": commit,
         **extra,
     }
+
+
+def resident() -> dict[str, float]:
+    """This process's resident memory in MB (10**6 bytes), total and split."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            fields[key] = int(value.split()[0]) * 1024 / 1e6
+    return fields

@@ -54,6 +54,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from machine import resident
+
 Hashes = npt.NDArray[np.uint8]
 ENGINES = ("amber", "faiss Flat", "faiss MIH")
 WARMUP = 500
@@ -115,16 +117,6 @@ def brute_force(hashes: Hashes, query: Hashes, radius: int) -> set[int]:
 
 # --------------------------------------------------------------------------- engines
 # Each function below runs in a child process of its own (see ``run_child``).
-
-
-def resident() -> dict[str, float]:
-    """This process's resident memory in MB (10**6 bytes), total and split."""
-    fields = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-            fields[key] = int(value.split()[0]) * 1024 / 1e6
-    return fields
 
 
 def mih_settings(text: str, radius: int) -> tuple[int, int, int]:

@@ -22,7 +22,7 @@ from amber.signals.base import Content, Role
 from amber.signals.contract import check_signal_type
 from amber.signals.local import OrbSignal, Region
 from amber.store.tables import media_signals
-from amber.synthetic import photo
+from amber.synthetic import filmed_at_an_angle, photo
 from conftest import CliResult
 
 ORB = OrbSignal()
@@ -51,20 +51,6 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
     out.paste(left.resize((495, 380)), (0, 0))
     out.paste(right.resize((495, 380)), (505, 0))
     return out
-
-
-def perspective(image: Image.Image) -> Image.Image:
-    """The photo on a screen filmed at an angle, on a dark background."""
-    import cv2
-
-    a = np.asarray(image)
-    h, w = a.shape[:2]
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    dst = np.float32(
-        [[w * 0.12, h * 0.08], [w * 0.9, h * 0.15], [w * 0.86, h * 0.9], [w * 0.1, h * 0.84]]
-    )
-    warped = cv2.warpPerspective(a, cv2.getPerspectiveTransform(src, dst), (w, h))
-    return Image.fromarray(warped)
 
 
 def stickers(image: Image.Image) -> Image.Image:
@@ -98,7 +84,7 @@ def edits(seed: int) -> dict[str, Image.Image]:
         "corner-60": corner(original, 0.6, "tr"),
         "corner-50": corner(original, 0.5, "bl"),
         "mirror-crop-70": ImageOps.mirror(corner(original, 0.7, "tl")),
-        "perspective": perspective(original),
+        "perspective": filmed_at_an_angle(original),
         "collage-tile": collage([distractors[0], original, *distractors[1:]]),
         "side-by-side": side_by_side(distractors[0], original),
         "stickers": stickers(original),
@@ -166,7 +152,7 @@ def test_different_photos_never_match(banked: Engine, tmp_path: Path) -> None:
         other = photo(seed, 800, 600)
         probes[f"{seed}"] = other
         probes[f"{seed}:corner-60"] = corner(other, 0.6, "tl")
-        probes[f"{seed}:perspective"] = perspective(other)
+        probes[f"{seed}:perspective"] = filmed_at_an_angle(other)
     probes["collage"] = collage([photo(s, 800, 600) for s in OTHERS[:4]])
     logo = photo(3, 800, 600).crop((40, 40, 160, 140))  # a patch of a banked photo
     for seed in OTHERS[:3]:

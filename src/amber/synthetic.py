@@ -6,7 +6,8 @@ images stand in for photos: a sky-to-ground gradient, 1/f ("pink") noise texture
 natural scenes have, and a few soft-edged shapes, all drawn from one seed, so every run
 makes the same pixels. ``video`` pans a camera across such photos, scene after scene;
 ``frames_of``, ``write_video`` and the edits (``boxed``, ``captioned``, ``cropped``,
-``grey``, ``mirrored``) make the altered copies that matching is tested and measured on.
+``grey``, ``mirrored``) make the altered copies that matching is tested and measured on;
+``filmed_at_an_angle`` is a photo's.
 """
 
 from __future__ import annotations
@@ -152,6 +153,21 @@ def write_video(
         for packet in stream.encode():
             out.mux(packet)
     return out_path
+
+
+def filmed_at_an_angle(image: Image.Image) -> Image.Image:
+    """The photo on a screen filmed at an angle, on a dark background."""
+    import cv2
+
+    a = np.asarray(image)
+    h, w = a.shape[:2]
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    dst = np.array(
+        [[w * 0.12, h * 0.08], [w * 0.9, h * 0.15], [w * 0.86, h * 0.9], [w * 0.1, h * 0.84]],
+        dtype=np.float32,
+    )
+    warped = cv2.warpPerspective(a, cv2.getPerspectiveTransform(src, dst), (w, h))
+    return Image.fromarray(warped)
 
 
 def resized(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
