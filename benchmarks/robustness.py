@@ -788,7 +788,7 @@ class LocalBank:
                 groups.setdefault(self.owner[row], []).append(
                     (value.value, self.values[row], distance, value.variant)
                 )
-        votes = {o: LOCAL.votes([p[:3] for p in pairs]) for o, pairs in groups.items()}
+        votes = {o: LOCAL.votes([(p[0], p[2]) for p in pairs]) for o, pairs in groups.items()}
         ranked = sorted((o for o in groups if votes[o] >= MIN_VOTES), key=lambda o: -votes[o])
         out: dict[int, int] = {}
         for owner in ranked[:SHORTLIST]:

@@ -306,3 +306,90 @@ def test_explain_counts_keypoints_and_gives_the_region(banked: Engine, tmp_path:
     [reason] = [r for r in data["reasons"] if r["signal"] == "orb"]
     assert reason["region"]["inliers"] >= OrbSignal.MIN_INLIERS
     assert reason["region"]["entry"][0] == pytest.approx(0.4, abs=0.05)
+
+
+def test_retired_entries_with_more_votes_do_not_crowd_out_a_live_one(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Keypoint hits are counted per entry before any row is read, and only the
+    ``SHORTLIST`` entries with most votes are verified: entries of a disabled bank, or
+    disabled for now, must not take those places from a weaker live one."""
+    from datetime import UTC, datetime, timedelta
+
+    from amber.matching import SHORTLIST
+
+    original = photo(3, 800, 600)
+    engine.banks.create("retired")
+    copies = []
+    for n in range(2 * SHORTLIST + 2):  # more than one batch of the activity check
+        path = tmp_path / f"retired-{n}.jpg"
+        original.save(path, quality=95 - n)
+        copies.append(path)
+    engine.banks.add_files("retired", copies)
+    engine.banks.update("retired", enabled=False)
+    engine.banks.create("paused")
+    paused = tmp_path / "paused.png"
+    original.save(paused)
+    engine.banks.add_files("paused", [paused])
+    [entry] = engine.banks.entries("paused")
+    later = datetime.now(UTC) + timedelta(days=1)
+    engine.banks.update_entry("paused", entry.id, disabled_until=later)
+    engine.banks.create("live")
+    weak = tmp_path / "weak.jpg"
+    original.resize((400, 300)).save(weak, quality=60)  # fewer keypoints agree with a crop
+    engine.banks.add_files("live", [weak])
+    results = _scan(engine, tmp_path, {"crop": corner(original, 0.6, "tr")})
+    assert {(r.signal, r.bank) for r in results["crop"].outcome.reasons} == {("orb", "live")}
+    engine.banks.update("retired", enabled=True)
+    results = _scan(engine, tmp_path, {"crop-2": corner(original, 0.6, "tr")})
+    banks = {r.bank for r in results["crop-2"].outcome.reasons}
+    assert "retired" in banks and "paused" not in banks
+
+
+def test_only_the_shortlisted_photos_keypoint_rows_are_read(banked: Engine, tmp_path: Path) -> None:
+    """A query image's keypoints have chance neighbours in many banked photos: they are
+    counted per entry from the index, and the database is asked only for the rows of the
+    entries worth verifying."""
+    banked.banks.add_files("known", [_saved(tmp_path, seed) for seed in range(60, 90)])
+    asked: list[int] = []
+
+    def count(conn: object, cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if "FROM entry_signals JOIN bank_entries" in statement:
+            asked.append(len(parameters) if isinstance(parameters, tuple | list | dict) else 0)
+
+    sa.event.listen(banked.db, "before_cursor_execute", count)
+    try:
+        results = _scan(banked, tmp_path, {"crop": corner(photo(5, 800, 600), 0.6, "bl")})
+    finally:
+        sa.event.remove(banked.db, "before_cursor_execute", count)
+    assert {r.signal for r in results["crop"].outcome.reasons} == {"orb"}
+    orb = banked.matcher.indexes["orb"]
+    query = ORB.compute(Content(image=corner(photo(5, 800, 600), 0.6, "bl").convert("RGB")))
+    every = {
+        row
+        for hits in orb.search([v.value for v in query], ORB.default_threshold)
+        for row, _ in hits
+    }
+    entries = banked.matcher.row_entries["orb"].lookup(np.array(sorted(every)))
+    assert len(set(entries.tolist())) > 2 * 4, "the test needs chance hits in many photos"
+    assert asked and max(asked) < len(every) / 2
+
+
+def _saved(tmp_path: Path, seed: int) -> Path:
+    path = tmp_path / f"other-{seed}.jpg"
+    photo(seed, 800, 600).save(path, quality=90)
+    return path
+
+
+def test_row_entries_answer_for_the_rows_they_were_given_only() -> None:
+    from amber.matching import RowEntries
+
+    runs = RowEntries()
+    runs.add([10, 11, 12, 14, 15], [1, 1, 1, 2, 2])
+    runs.add([3, 4], [7, 7])  # an earlier range given later
+    runs.add([20, 21, 22], [2, 3, 3])
+    assert len(runs) == 5
+    found = runs.lookup(np.array([3, 4, 5, 10, 12, 13, 14, 15, 16, 20, 21, 22, 23]))
+    assert found.tolist() == [7, 7, -1, 1, 1, -1, 2, 2, -1, 2, 3, 3, -1]
+    runs.clear()
+    assert runs.lookup(np.array([10])).tolist() == [-1]

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from amber import timeline
@@ -59,6 +60,8 @@ SYNC_EVERY = 1.0
 #: and the votes an entry needs to be verified at all (the lowest ``min_inliers``).
 SHORTLIST = 4
 MIN_VOTES = 8
+#: Bits of an entry id in a (media item, entry) key of ``Matcher._vote_first``.
+_ENTRY_BITS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,126 @@ class IndexSummary:
         return self.hashes
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """A geometric type's hits counted per (media item, entry) before any row is read:
+    ``ranked`` holds, per media item, the entries with at least ``MIN_VOTES`` votes, most
+    first (ties by entry id, as ``Matcher._shortlist`` breaks them)."""
+
+    #: Per hit: its (media item, entry) key, and whether its entry is known.
+    keys: np.ndarray
+    known: np.ndarray
+    ranked: dict[int, list[int]]
+
+    @classmethod
+    def of(
+        cls,
+        hits: Sequence[Sequence[Hit]],
+        positions: Sequence[int],
+        values: Sequence[str],
+        entries_of: Callable[[np.ndarray], np.ndarray],
+        votes: Callable[[Sequence[tuple[str, int]]], int],
+    ) -> Tally:
+        """Count ``hits`` (per query value: rows and distances) of query ``values`` of
+        media items ``positions``; ``entries_of`` gives rows' entries (-1: unknown),
+        ``votes`` the type's ``SignalType.votes``."""
+        sizes = [len(h) for h in hits]
+        rows = np.fromiter((r for h in hits for r, _ in h), dtype=np.int64, count=sum(sizes))
+        entries = entries_of(rows)
+        position_of = np.repeat(np.asarray(positions, dtype=np.int64), sizes)
+        keys = (position_of << _ENTRY_BITS) | np.maximum(entries, 0)
+        known = entries >= 0
+        # Pairs gathered only for keys with enough hits to make MIN_VOTES (votes never
+        # exceed the pairs): most entries near a query image have one or two.
+        distinct, counts = np.unique(keys[known], return_counts=True)
+        pairs: dict[int, list[tuple[str, int]]] = {
+            int(k): [] for k in distinct[counts >= MIN_VOTES]
+        }
+        flat = np.where(known, keys, -1).tolist()  # -1: unknown, never in ``pairs``
+        n = 0
+        for value, per_query in zip(values, hits, strict=True):
+            for _, distance in per_query:
+                if (group := pairs.get(flat[n])) is not None:
+                    group.append((value, distance))
+                n += 1
+        scored: dict[int, list[tuple[int, int]]] = {}
+        for key, group in pairs.items():
+            if (count := votes(group)) >= MIN_VOTES:
+                position, entry = key >> _ENTRY_BITS, key & ((1 << _ENTRY_BITS) - 1)
+                scored.setdefault(position, []).append((-count, entry))
+        ranked = {position: [e for _, e in sorted(c)] for position, c in scored.items()}
+        return cls(keys, known, ranked)
+
+    def keep(
+        self, hits: Sequence[Sequence[Hit]], chosen: Sequence[tuple[int, int]]
+    ) -> list[list[Hit]]:
+        """``hits`` of the ``chosen`` (media item, entry) pairs and of unknown entries."""
+        wanted = [(position << _ENTRY_BITS) | entry for position, entry in chosen]
+        keep = (~self.known | np.isin(self.keys, wanted)).tolist()
+        out: list[list[Hit]] = []
+        at = 0
+        for per_query in hits:
+            flags = keep[at : at + len(per_query)]
+            out.append([h for h, k in zip(per_query, flags, strict=True) if k])
+            at += len(per_query)
+        return out
+
+
+class RowEntries:
+    """The bank entry of each row a geometric type's index holds, kept beside the index as
+    runs of consecutive rows of one entry (a banked photo's keypoints are written
+    together): 24 bytes an entry, so that a search's hits are counted per entry and only
+    the shortlisted entries' rows are read from the database (``Matcher._vote_first``).
+    Rows it was never told of (added by ``Matcher.take``) are unknown (-1)."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self._first = np.empty(0, dtype=np.int64)
+        self._last = np.empty(0, dtype=np.int64)
+        self._entry = np.empty(0, dtype=np.int64)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        """How many runs it holds."""
+        self._settle()
+        return len(self._first)
+
+    def add(self, ids: Sequence[int], entries: Sequence[int]) -> None:
+        """Rows ``ids`` (ascending) of entries ``entries``."""
+        if not len(ids):
+            return
+        row = np.asarray(ids, dtype=np.int64)
+        entry = np.asarray(entries, dtype=np.int64)
+        breaks = np.flatnonzero((np.diff(entry) != 0) | (np.diff(row) <= 0)) + 1
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [len(row)]]) - 1
+        self._pending.append((row[starts], row[ends], entry[starts]))
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """The entry of each row id, -1 where unknown."""
+        self._settle()
+        if not len(self._first) or not len(ids):
+            return np.full(len(ids), -1, dtype=np.int64)
+        run = np.searchsorted(self._first, ids, side="right") - 1
+        inside = (run >= 0) & (ids <= self._last[np.maximum(run, 0)])
+        return np.where(inside, self._entry[np.maximum(run, 0)], -1)
+
+    def _settle(self) -> None:
+        if not self._pending:
+            return
+        first, last, entry = zip(*self._pending, strict=True)
+        self._pending = []
+        self._first = np.concatenate([self._first, *first])
+        self._last = np.concatenate([self._last, *last])
+        self._entry = np.concatenate([self._entry, *entry])
+        if np.any(np.diff(self._first) < 0):  # batches out of order: sort the runs
+            order = np.argsort(self._first, kind="stable")
+            self._first, self._last = self._first[order], self._last[order]
+            self._entry = self._entry[order]
+
+
 class Matcher:
     """Finds bank entries for signal values, through each media type's own index.
 
@@ -215,6 +338,13 @@ class Matcher:
         self.indexes: dict[str, SignalIndex] = {
             owner: signals.get(owner).index(db=db, folder=index_dir / owner)
             for owner in self.members
+        }
+        #: For the indexes of geometric types, which entry each row belongs to.
+        self.row_entries: dict[str, RowEntries] = {
+            owner: RowEntries()
+            for owner in self.members
+            if all(signals.get(t).geometric for t in self.members[owner])
+            and self.indexes[owner].mirrors_database
         }
         self._check_database()
         self.sync()
@@ -252,6 +382,8 @@ class Matcher:
         """Start one index afresh (``sync`` then refills it from the database)."""
         log.warning("%s index unusable (%s); rebuilding it from the database", name, why)
         self.indexes[name].clear()
+        if name in self.row_entries:
+            self.row_entries[name].clear()
 
     def sync(self) -> int:
         """Take up another local process's index writes, then add the rows the database
@@ -311,8 +443,12 @@ class Matcher:
         ``before``), in batches of ``SYNC_BATCH`` from one streamed query; all of them go
         into the index as one change (a bulk import's million rows build PDQ's index
         once)."""
+        runs = self.row_entries.get(name)
+        columns = [entry_signals.c.id, entry_signals.c.value]
+        if runs is not None:
+            columns.append(entry_signals.c.entry_id)
         query = (
-            sa.select(entry_signals.c.id, entry_signals.c.value)
+            sa.select(*columns)
             .where(
                 # Not through the (signal_type, value) index: SQLite would read every row
                 # of the type from it and sort them; by id, the rows are one range.
@@ -328,7 +464,9 @@ class Matcher:
         with self.db.connect() as conn:
             result = conn.execute(query.execution_options(yield_per=SYNC_BATCH))
             for rows in result.partitions():
-                ids, values = zip(*rows, strict=True)
+                ids, values, *entries = zip(*rows, strict=True)
+                if runs is not None:
+                    runs.add(ids, entries[0])
                 yield list(ids), list(values)
 
     def sync_if_stale(self) -> int:
@@ -535,7 +673,7 @@ class Matcher:
             signal_type = self.signals.get(key[1])
             if not signal_type.geometric:
                 continue
-            votes = signal_type.votes([(v.value, str(r.value), d) for v, r, d in group])
+            votes = signal_type.votes([(v.value, d) for v, _, d in group])
             if votes >= MIN_VOTES:
                 kept.setdefault((key[0], key[1]), []).append((votes, key))
         chosen = {
@@ -690,6 +828,8 @@ class Matcher:
             else:
                 radius = max(self._radius(conn, self.signals.get(name)) for name in members)
                 hits = index.search(wanted, radius)
+                if self._votes_first(owner):
+                    hits = self._vote_first(conn, owner, queries, hits)
             ids = {row_id for per_query in hits for row_id, _ in per_query}
             if not ids:
                 continue
@@ -700,6 +840,66 @@ class Matcher:
             if gone := ids - rows.keys():  # deleted by some process since it was indexed
                 self.forget(sorted(gone))
             yield queries, hits, rows
+
+    def _votes_first(self, owner: str) -> bool:
+        """May the hits of index ``owner`` be shortlisted before their rows are read? Yes
+        for a geometric type whose rows all match within its own threshold and have no
+        quality floor: a row's hits then count for its entry exactly as ``_hits`` would
+        count them, and only whether the entry is active can still drop them."""
+        if owner not in self.row_entries:
+            return False
+        return all(
+            not self.signals.get(name).bank_threshold and self.min_quality.get(name) is None
+            for name in self.members[owner]
+        )
+
+    def _vote_first(
+        self,
+        conn: sa.Connection,
+        owner: str,
+        queries: list[tuple[int, SignalValue]],
+        hits: list[list[Hit]],
+    ) -> list[list[Hit]]:
+        """``hits`` of a geometric type's index less those of entries ``_shortlist``
+        would not keep: per media item, the ``SHORTLIST`` active entries with most votes
+        (at least ``MIN_VOTES``). Entries come from ``row_entries``, not from the rows, so
+        that a query image's thousands of chance neighbours (at 100,000 banked photos,
+        about 3,700 rows of 1,900 photos) are not read from the database; rows of unknown
+        entry are kept. The same entries are verified as when every row was read."""
+        count = Tally.of(
+            hits,
+            [position for position, _ in queries],
+            [value.value for _, value in queries],
+            self.row_entries[owner].lookup,
+            self.signals.get(owner).votes,
+        )
+        chosen: list[tuple[int, int]] = []
+        for position, candidates in count.ranked.items():
+            taken = 0
+            for start in range(0, len(candidates), 2 * SHORTLIST):
+                batch = candidates[start : start + 2 * SHORTLIST]
+                active = self._active_entries(conn, batch)
+                for entry in batch:
+                    if entry in active and taken < SHORTLIST:
+                        chosen.append((position, entry))
+                        taken += 1
+                if taken >= SHORTLIST:
+                    break
+        return count.keep(hits, chosen)
+
+    def _active_entries(self, conn: sa.Connection, ids: list[int]) -> set[int]:
+        """The entries of ``ids`` that may match now (``_active``)."""
+        now = datetime.now(UTC)
+        found = conn.execute(
+            sa.select(
+                bank_entries.c.id.label("entry"),
+                bank_entries.c.disabled_until,
+                banks.c.enabled_ratio,
+            )
+            .join(banks, banks.c.id == bank_entries.c.bank_id)
+            .where(bank_entries.c.id.in_(ids))
+        )
+        return {int(r.entry) for r in found if _active(r, now)}
 
     def _beyond_reach(
         self,
@@ -813,8 +1013,9 @@ def enabled_share(entry_id: int) -> float:
     return (entry_id * 2654435761 % 2**32) / 2**32  # Knuth's multiplicative hash
 
 
-def _active(row: sa.Row[tuple[object, ...]], now: datetime) -> bool:
-    """May a bank row match now: its entry not disabled, its bank enabled for it?"""
+def _active(row: Any, now: datetime) -> bool:
+    """May a bank row match now: its entry not disabled, its bank enabled for it? (Any
+    row with ``entry``, ``disabled_until`` and ``enabled_ratio``.)"""
     until = row.disabled_until
     if until is not None and until > now:
         return False

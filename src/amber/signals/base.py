@@ -259,11 +259,12 @@ class SignalType(ABC):
         where it lies, or ``None``. Only types with ``geometric`` are asked."""
         raise NotImplementedError(f"signal type {self.name!r} is not geometric")
 
-    def votes(self, pairs: Sequence[tuple[str, str, int]]) -> int:
-        """How strongly near pairs point at one entry, before ``verify`` is asked (the
-        matcher verifies only the entries with most votes): by default the distinct query
-        values among them."""
-        return len({query for query, _, _ in pairs})
+    def votes(self, pairs: Sequence[tuple[str, int]]) -> int:
+        """How strongly near pairs ``(query value, distance)`` of one media item and one
+        entry point at the entry, before ``verify`` is asked (the matcher verifies only the
+        entries with most votes, and counts them before it reads the entries' values): by
+        default the distinct query values among them. Never more than the pairs."""
+        return len({query for query, _ in pairs})
 
     @abstractmethod
     def examples(self) -> list[str]:

@@ -204,11 +204,11 @@ class OrbSignal(SignalType):
 
         return BinaryIndex(self)
 
-    def votes(self, pairs: Sequence[tuple[str, str, int]]) -> int:
+    def votes(self, pairs: Sequence[tuple[str, int]]) -> int:
         """The query keypoints with a close pair (at most ``STRONG_DISTANCE`` bits): true
         pairs of a copy lie about 20 bits apart (median of inliers 21, 90th percentile 30
         on generated edits)."""
-        return len({query for query, _, distance in pairs if distance <= self.STRONG_DISTANCE})
+        return len({query for query, distance in pairs if distance <= self.STRONG_DISTANCE})
 
     def verify(
         self,
