@@ -393,3 +393,22 @@ def test_row_entries_answer_for_the_rows_they_were_given_only() -> None:
     assert found.tolist() == [7, 7, -1, 1, 1, -1, 2, 2, -1, 2, 3, 3, -1]
     runs.clear()
     assert runs.lookup(np.array([10])).tolist() == [-1]
+
+
+def test_the_policy_sets_how_many_cells_each_keypoint_reads(database: str, tmp_path: Path) -> None:
+    from amber import open_engine
+    from amber.policy.rules import DEFAULT_POLICY
+
+    default = (Path(__import__("amber").__file__).parent / DEFAULT_POLICY).read_text()
+    assert "[signals.orb]" in default and default.count("\ncells = 16\n") == 1
+    with open_engine(db=database, vault=tmp_path / "vault") as engine:
+        assert engine.policy.orb_cells == 16
+        assert engine.matcher.indexes["orb"].nprobe == 16  # type: ignore[attr-defined]
+    policy = tmp_path / "fast.toml"
+    policy.write_text(default.replace("\ncells = 16\n", "\ncells = 4\n"))
+    with open_engine(db=database, vault=tmp_path / "vault", policy=policy) as engine:
+        assert engine.matcher.indexes["orb"].nprobe == 4  # type: ignore[attr-defined]
+        engine.banks.create("known")
+        engine.banks.add_files("known", [_saved(tmp_path, 3)])
+        results = _scan(engine, tmp_path, {"crop": corner(photo(3, 800, 600), 0.7, "br")})
+        assert {r.signal for r in results["crop"].outcome.reasons} == {"orb"}

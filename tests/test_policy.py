@@ -129,6 +129,21 @@ def test_custom_policy_file(tmp_path: Path) -> None:
             "0 to 100",
         ),
         (
+            "[signals.orb]\ncells=0\n[[rules]]\nname='a'\nwhen='bank_match'",
+            "signals.orb.cells",
+            "1 to 64",
+        ),
+        (
+            "[signals.orb]\ncells=true\n[[rules]]\nname='a'\nwhen='bank_match'",
+            "signals.orb.cells",
+            "1 to 64",
+        ),
+        (
+            "[signals.orb]\nnprobe=8\n[[rules]]\nname='a'\nwhen='bank_match'",
+            "signals.orb.nprobe",
+            "unknown setting",
+        ),
+        (
             "[actions]\nban=['x']\n[[rules]]\nname='a'\nwhen='bank_match'",
             "actions.ban",
             "not a verdict",

@@ -271,6 +271,8 @@ class Engine:
         #: Each signal type's minimum quality under this policy (``None``: no minimum).
         self.min_quality = {s.name: s.quality_floor(policy) for s in signals}
         self.matcher = Matcher(db, signals, index_dir, min_quality=self.min_quality)
+        for owner, index in self.matcher.indexes.items():
+            signals.get(owner).tune(index, policy)
         self.banks = BankStore(
             db,
             signals,

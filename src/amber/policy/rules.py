@@ -44,6 +44,10 @@ TOP_KEYS = frozenset(TOP_KEYS_SHOWN)
 #: expects, each ``"error"`` (refuse to scan or serve, exit 2), ``"warning"`` (go on,
 #: saying so on stderr and in ``/v1/health``) or ``"off"``; and their defaults.
 CHECKS = {"unknown_bank": "error", "no_banks": "warning"}
+#: ``[signals.orb] cells``: by default and at most (``amber.index.binary.NPROBE`` is the
+#: index's own default, the same).
+ORB_CELLS = 16
+MAX_ORB_CELLS = 64
 CHECK_LEVELS = ("error", "warning", "off")
 
 
@@ -77,6 +81,9 @@ class Policy:
     accounts: AccountPolicy = field(default_factory=AccountPolicy)
     #: ``[reports]``: the categories of user reports and how soon each must be seen.
     reports: ReportSettings = field(default_factory=ReportSettings)
+    #: ``[signals.orb] cells``: the cells of the keypoint index each query keypoint reads
+    #: (more finds more small crops and collage tiles, at more CPU a query image).
+    orb_cells: int = ORB_CELLS
 
     @property
     def ref(self) -> str:
@@ -195,6 +202,7 @@ def parse_policy(
         raise PolicyError("expected a non-empty string", path=source, key="name")
     verdict_actions = _parse_actions(data.get("actions", {}), source, configured)
     min_quality = _parse_min_quality(data.get("signals", {}), source)
+    orb_cells = _parse_orb_cells(data.get("signals", {}), source)
     checks = _parse_checks(data.get("checks", {}), source)
     statements = parse_statement_settings(data.get("statements"), source)
     accounts = parse_account_policy(
@@ -227,6 +235,7 @@ def parse_policy(
         statements,
         accounts,
         reports,
+        orb_cells,
     )
 
 
@@ -308,6 +317,26 @@ def _parse_min_quality(table: object, source: str) -> int:
             f"expected a whole number from 0 to 100, got {value!r}",
             path=source,
             key="signals.pdq.min_quality",
+        )
+    return value
+
+
+def _parse_orb_cells(table: dict[str, object], source: str) -> int:
+    orb = table.get("orb", {})
+    if not isinstance(orb, dict):
+        raise PolicyError("expected a table", path=source, key="signals.orb")
+    if unknown := sorted(set(orb) - {"cells"}):
+        raise PolicyError(
+            "unknown setting; the one known is cells",
+            path=source,
+            key=f"signals.orb.{unknown[0]}",
+        )
+    value = orb.get("cells", ORB_CELLS)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ORB_CELLS:
+        raise PolicyError(
+            f"expected a whole number from 1 to {MAX_ORB_CELLS}, got {value!r}",
+            path=source,
+            key="signals.orb.cells",
         )
     return value
 

@@ -218,6 +218,11 @@ class SignalType(ABC):
         """The minimum quality ``policy`` sets for this type; ``min_quality`` by default."""
         return self.min_quality
 
+    def tune(self, index: SignalIndex, policy: Policy) -> None:
+        """Apply what ``policy`` sets for searching this type's ``index`` (the engine calls
+        it once the matcher has built its indexes); nothing by default."""
+        return None
+
     def parse(self, text: str) -> list[SignalValue]:
         """The values one bank-file cell holds (``amber bank import``): by default one
         value, ``validate``d. A type whose content has many values (a video's frames)

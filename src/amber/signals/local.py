@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from amber.index.signal import SignalIndex
+    from amber.policy import Policy
 
 #: Longest side, in pixels, of the grey image the keypoints are found on.
 FEATURE_SIDE: Final = 512
@@ -203,6 +204,13 @@ class OrbSignal(SignalType):
         from amber.index.binary import BinaryIndex
 
         return BinaryIndex(self)
+
+    def tune(self, index: SignalIndex, policy: Policy) -> None:
+        """``[signals.orb] cells``: the cells each query keypoint reads."""
+        from amber.index.binary import BinaryIndex
+
+        if isinstance(index, BinaryIndex):
+            index.nprobe = policy.orb_cells
 
     def votes(self, pairs: Sequence[tuple[str, int]]) -> int:
         """The query keypoints with a close pair (at most ``STRONG_DISTANCE`` bits): true
