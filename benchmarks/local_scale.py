@@ -21,25 +21,28 @@ of four of them (false matches).
 For each bank size (``--sizes``, in photos) and each index setting, in a child process:
 the rows are added through ``BinaryIndex.add`` (build time, resident memory before and
 after, the index's own arrays), then every query image is matched as the matcher does
-(``match_one``, the steps of ``Matcher._hits`` and ``_judge_geometry`` without the
-database): ``search`` on all its keypoint values within ``OrbSignal``'s threshold, hits
-grouped by banked photo, the matcher's shortlist (the ``SHORTLIST`` photos with most votes,
-at least ``MIN_VOTES``), ``verify`` per shortlisted photo and view. CPU time of the thread
-(``time.thread_time``) and wall time per query image, p50 and p99, one faiss thread;
-recall (a copy matched its own photo) and false matches (anything else matched).
+(``match_one``, the steps of ``Matcher._search``, ``_vote_first`` and ``_judge_geometry``
+without the database): ``search`` on all its keypoint values within ``OrbSignal``'s
+threshold, hits counted per banked photo before any row is read (the matcher's ``Tally``
+and ``RowEntries``), the shortlist (the ``SHORTLIST`` photos with most votes, at least
+``MIN_VOTES``), the rows of the shortlisted photos' hits, ``verify`` per shortlisted
+photo and view. CPU time of the thread (``time.thread_time``) and wall time per query
+image, p50 and p99, one faiss thread; recall (a copy matched its own photo) and false
+matches (anything else matched).
 
 Run from the repository root:
 
-    python benchmarks/local_scale.py [--sizes 10000,100000] [--real 3000] [--timed 300]
-        [--settings default,...] [--work DIR] [--quick]
+    python benchmarks/local_scale.py [--sizes 10000,100000] [--real 3000]
+        [--nprobes 4,8,16] [--exact 60] [--work DIR] [--quick] [--freeze]
 
 Writes ``benchmarks/results/local_scale.json`` (``local_scale-quick.json`` with
-``--quick``: 2,000 photos, 300 real).
+``--quick``: 2,000 photos, 300 real; ``-freeze`` before ``.json`` with ``--freeze``).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -55,7 +58,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from amber.matching import MIN_VOTES, SHORTLIST
+from amber.matching import SHORTLIST, RowEntries, Tally
 from amber.signals.local import OrbSignal
 from machine import describe, resident
 
@@ -316,35 +319,34 @@ def match_one(
     verify: Any,
     threshold: int,
 ) -> dict[str, Any]:
-    """One query image through the local-feature stage, as ``Matcher._hits``,
-    ``_shortlist`` and ``_judge_geometry`` do it: search, hits grouped by banked photo
-    (``rows`` stands in for the database's rows), the ``SHORTLIST`` photos with most votes
-    (at least ``MIN_VOTES``), ``verify`` per shortlisted photo and view. Times per step and
-    what matched."""
+    """One query image through the local-feature stage as ``Matcher._search``,
+    ``_vote_first`` and ``_judge_geometry`` do it: ``search`` on all its keypoint values,
+    hits counted per banked photo from the row-to-photo runs (``Tally.of`` with
+    ``RowEntries.lookup``, the matcher's own code), the ``SHORTLIST`` photos with most
+    votes (at least ``MIN_VOTES``; every photo here is active), the rows of those photos'
+    hits read (``rows`` stands in for the database's rows), ``verify`` per shortlisted
+    photo and view. Times per step and what matched."""
     values, mirror = query["values"], query["mirror"]
     cpu, wall = time.thread_time(), time.perf_counter()
     found = index.search(values, threshold)
     cpu_search = time.thread_time() - cpu
+    count = Tally.of(found, [0] * len(values), values, bank["entries"].lookup, orb_votes)
+    shortlist = count.ranked.get(0, [])[:SHORTLIST]
+    kept = count.keep(found, [(0, entry) for entry in shortlist])
+    cpu_count = time.thread_time() - cpu - cpu_search
     rows: dict[int, tuple[int, str]] = {}
     codes, places, starts = bank["codes"], bank["places"], bank["starts"]
-    hit_rows = np.array(sorted({r for hits in found for r, _ in hits}), dtype=np.int64)
+    hit_rows = np.array(sorted({r for hits in kept for r, _ in hits}), dtype=np.int64)
     if len(hit_rows):
         entries = _photo_of(starts, hit_rows).tolist()
         texts = values_of(np.asarray(codes[hit_rows]), places[hit_rows])
         rows = dict(zip(hit_rows.tolist(), zip(entries, texts, strict=True), strict=True))
-    cpu_rows = time.thread_time() - cpu - cpu_search
     groups: dict[int, dict[bool, list[tuple[str, str, int]]]] = {}
-    for value, flipped, hits in zip(values, mirror, found, strict=True):
+    for value, flipped, hits in zip(values, mirror, kept, strict=True):
         for row, distance in hits:
             entry, text = rows[row]
             groups.setdefault(entry, {}).setdefault(flipped, []).append((value, text, distance))
-    cpu_group = time.thread_time() - cpu - cpu_search - cpu_rows
-    ranked = []
-    for entry, views in groups.items():
-        votes = orb_votes([pair for pairs in views.values() for pair in pairs])
-        if votes >= MIN_VOTES:
-            ranked.append((-votes, entry))
-    shortlist = [entry for _, entry in sorted(ranked)[:SHORTLIST]]
+    cpu_rows = time.thread_time() - cpu - cpu_search - cpu_count
     matched: dict[int, int] = {}
     for entry in shortlist:
         best = 0
@@ -360,10 +362,11 @@ def match_one(
         "wall": time.perf_counter() - wall,
         "cpu_search": cpu_search,
         "cpu_rows": cpu_rows,
-        "cpu_group": cpu_group,
-        "cpu_verify": cpu_total - cpu_search - cpu_rows - cpu_group,
+        "cpu_count": cpu_count,
+        "cpu_verify": cpu_total - cpu_search - cpu_rows - cpu_count,
         "hits": int(sum(len(h) for h in found)),
-        "photos": len(groups),
+        "rows_read": len(hit_rows),
+        "photos": len(count.ranked.get(0, [])),
         "verified": len(shortlist),
         "matched": matched,
     }
@@ -410,7 +413,11 @@ def measure(options: dict[str, Any]) -> dict[str, Any]:
     rows = int(starts[-1])
     codes = np.load(folder / "codes.npy", mmap_mode="r")[:rows]
     places = np.load(folder / "places.npy", mmap_mode="r")[:rows]
-    bank = {"codes": codes, "places": places, "starts": starts}
+    runs = RowEntries()  # which photo each row is, as the matcher's sync records it
+    for first in range(0, rows, CHUNK):
+        ids = np.arange(first, min(rows, first + CHUNK), dtype=np.int64)
+        runs.add(ids, _photo_of(starts, ids))
+    bank = {"codes": codes, "places": places, "starts": starts, "entries": runs}
     queries = query_set(work, 1, COPIED, UNKNOWN)
     if options.get("limit"):
         queries = queries[: options["limit"]]
@@ -450,6 +457,14 @@ def measure(options: dict[str, Any]) -> dict[str, Any]:
         out["cells"] = index.cells
         out["index_bytes"] = index.nbytes()
         out["index_bytes_per_photo"] = round(index.nbytes() / photos)
+    if options.get("freeze"):
+        # What was built and loaded so far is kept out of Python's garbage collections, as
+        # a long-running process could do after start-up: without it a full collection
+        # (about 100 ms over this process's objects) lands on one query in 40 or so, and
+        # is most of the p99.
+        gc.collect()
+        gc.freeze()
+    out["gc_frozen"] = bool(options.get("freeze"))
     for nprobe in options["nprobes"] if kind != "exact" else [0]:
         if kind != "exact":
             index.nprobe = nprobe
@@ -478,10 +493,11 @@ def measure(options: dict[str, Any]) -> dict[str, Any]:
                 "wall": _percentiles([r["wall"] for r in results]),
                 "cpu_search": _percentiles([r["cpu_search"] for r in results]),
                 "cpu_rows": _percentiles([r["cpu_rows"] for r in results]),
-                "cpu_group": _percentiles([r["cpu_group"] for r in results]),
+                "cpu_count": _percentiles([r["cpu_count"] for r in results]),
                 "cpu_verify": _percentiles([r["cpu_verify"] for r in results]),
                 "hits_mean": round(float(np.mean([r["hits"] for r in results])), 1),
-                "photos_hit_mean": round(float(np.mean([r["photos"] for r in results])), 1),
+                "photos_voted_mean": round(float(np.mean([r["photos"] for r in results])), 1),
+                "rows_read_mean": round(float(np.mean([r["rows_read"] for r in results])), 1),
                 "verified_mean": round(float(np.mean([r["verified"] for r in results])), 2),
                 "recall": round(sum(r["own"] for r in copies_) / max(1, len(copies_)), 3),
                 "recall_by_edit": by_edit,
@@ -526,6 +542,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--freeze", action="store_true", help="gc.freeze() after the build (the p99 without GC)"
+    )
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -542,6 +561,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     folder = grow(args.work, pool, max(sizes), moves)
     common = {"work": str(args.work), "bank": str(folder), "real": args.real}
+    common["freeze"] = args.freeze
     runs = []
     for photos in sizes:
         runs.append(
@@ -572,6 +592,8 @@ def main() -> None:
         "runs": runs,
     }
     name = "local_scale-quick.json" if args.quick else "local_scale.json"
+    if args.freeze:
+        name = name.replace(".json", "-freeze.json")
     (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
