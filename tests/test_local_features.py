@@ -252,7 +252,14 @@ def test_index_gives_the_nearest_as_brute_force(rows: int, monkeypatch: pytest.M
             [d for _, d in h][:8] for h in reference.search(queries, 64)
         ]
     hits = sum(any(row == p for row, _ in h) for p, h in zip(picks, found, strict=True))
-    assert hits >= (50 if rows <= 50_000 else 45)
+    # Uniformly random codes are the cells' worst case (no clusters to find): at the
+    # default 4 cells a keypoint most are found, at 16 nearly all.
+    assert hits >= (50 if rows <= 50_000 else 35)
+    if rows > 50_000:
+        index.nprobe = 16
+        wider = index.search(queries, 64)
+        more = sum(any(row == p for row, _ in h) for p, h in zip(picks, wider, strict=True))
+        assert more >= max(hits, 45)
     index.remove([int(p) for p in picks])
     assert not any(row in set(picks.tolist()) for h in index.search(queries, 64) for row, _ in h)
 
@@ -400,14 +407,14 @@ def test_the_policy_sets_how_many_cells_each_keypoint_reads(database: str, tmp_p
     from amber.policy.rules import DEFAULT_POLICY
 
     default = (Path(__import__("amber").__file__).parent / DEFAULT_POLICY).read_text()
-    assert "[signals.orb]" in default and default.count("\ncells = 16\n") == 1
+    assert "[signals.orb]" in default and default.count("\ncells = 4\n") == 1
     with open_engine(db=database, vault=tmp_path / "vault") as engine:
-        assert engine.policy.orb_cells == 16
-        assert engine.matcher.indexes["orb"].nprobe == 16  # type: ignore[attr-defined]
-    policy = tmp_path / "fast.toml"
-    policy.write_text(default.replace("\ncells = 16\n", "\ncells = 4\n"))
-    with open_engine(db=database, vault=tmp_path / "vault", policy=policy) as engine:
+        assert engine.policy.orb_cells == 4
         assert engine.matcher.indexes["orb"].nprobe == 4  # type: ignore[attr-defined]
+    policy = tmp_path / "thorough.toml"
+    policy.write_text(default.replace("\ncells = 4\n", "\ncells = 16\n"))
+    with open_engine(db=database, vault=tmp_path / "vault", policy=policy) as engine:
+        assert engine.matcher.indexes["orb"].nprobe == 16  # type: ignore[attr-defined]
         engine.banks.create("known")
         engine.banks.add_files("known", [_saved(tmp_path, 3)])
         results = _scan(engine, tmp_path, {"crop": corner(photo(3, 800, 600), 0.7, "br")})

@@ -56,11 +56,14 @@ FLAT_LIMIT: Final = 50_000
 CELL_ROWS: Final = 768
 #: Nearest rows kept for one query keypoint.
 MAX_HITS: Final = 8
-#: Cells a query reads, and the coarse centroids it looks under to choose them (4, not 8:
-#: at 100,000 banked photos, recall 0.91 instead of 0.90 at 16 cells and 0.78 instead of
-#: 0.73 at 4, and 4 ms less a query image; the fine centroids' biases are evened out under
-#: each coarse centroid, so the nearest under a far one is a worse cell than it looks).
-NPROBE: Final = 16
+#: Cells a query reads, and the coarse centroids it looks under to choose them. At 100,000
+#: banked photos (``benchmarks/local_scale.py``) a query image costs 25 ms at 4 cells
+#: (recall 0.78), 39 at 8 (0.87), 68 at 16 (0.91): the scan is bound by the memory it
+#: reads; the policy's ``[signals.orb] cells`` sets it. 4 coarse centroids, not 8: recall
+#: 0.78 instead of 0.73 at 4 cells, 0.91 instead of 0.90 at 16, and 4 ms less (the fine
+#: centroids' biases are evened out under each coarse one, so the nearest fine centroid
+#: under a far coarse one is a worse cell than it looks).
+NPROBE: Final = 4
 COARSE_PROBES: Final = 4
 #: Rows drawn a cell to even out the cells, and the rounds of evening out.
 SAMPLE_ROWS: Final = 16

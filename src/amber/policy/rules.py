@@ -46,7 +46,7 @@ TOP_KEYS = frozenset(TOP_KEYS_SHOWN)
 CHECKS = {"unknown_bank": "error", "no_banks": "warning"}
 #: ``[signals.orb] cells``: by default and at most (``amber.index.binary.NPROBE`` is the
 #: index's own default, the same).
-ORB_CELLS = 16
+ORB_CELLS = 4
 MAX_ORB_CELLS = 64
 CHECK_LEVELS = ("error", "warning", "off")
 
