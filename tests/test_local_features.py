@@ -179,6 +179,27 @@ def test_local_features_are_a_second_look_only(banked: Engine, tmp_path: Path) -
     assert "pdq" in stored and "orb" not in stored
 
 
+def test_the_policy_may_ask_for_keypoints_where_pdq_matched_too(
+    database: str, tmp_path: Path
+) -> None:
+    from amber import open_engine
+    from amber.policy.rules import DEFAULT_POLICY
+
+    default = (Path(__import__("amber").__file__).parent / DEFAULT_POLICY).read_text()
+    assert default.count("\nalways = false\n") == 1
+    policy = tmp_path / "always.toml"
+    policy.write_text(default.replace("\nalways = false\n", "\nalways = true\n"))
+    with open_engine(db=database, vault=tmp_path / "vault", policy=policy) as engine:
+        assert engine.matcher.always == {"orb"}
+        engine.banks.create("known")
+        engine.banks.add_files("known", [_saved(tmp_path, 3)])
+        results = _scan(engine, tmp_path, {"copy": photo(3, 800, 600).resize((400, 300))})
+        reasons = results["copy"].outcome.reasons
+        assert {r.signal for r in reasons} == {"pdq", "orb"}
+        [orb] = [r for r in reasons if r.signal == "orb"]
+        assert orb.region["inliers"] >= OrbSignal.MIN_INLIERS  # type: ignore[index]
+
+
 def test_orb_keeps_the_signal_contract(tmp_path: Path) -> None:
     check_signal_type(ORB, workdir=tmp_path)
 

@@ -144,6 +144,11 @@ def test_custom_policy_file(tmp_path: Path) -> None:
             "unknown setting",
         ),
         (
+            "[signals.orb]\nalways='yes'\n[[rules]]\nname='a'\nwhen='bank_match'",
+            "signals.orb.always",
+            "true or false",
+        ),
+        (
             "[actions]\nban=['x']\n[[rules]]\nname='a'\nwhen='bank_match'",
             "actions.ban",
             "not a verdict",

@@ -273,6 +273,9 @@ class Engine:
         self.matcher = Matcher(db, signals, index_dir, min_quality=self.min_quality)
         for owner, index in self.matcher.indexes.items():
             signals.get(owner).tune(index, policy)
+        self.matcher.always = frozenset(
+            s.name for s in signals if s.fallback and s.searched_always(policy)
+        )
         self.banks = BankStore(
             db,
             signals,

@@ -339,6 +339,9 @@ class Matcher:
             owner: signals.get(owner).index(db=db, folder=index_dir / owner)
             for owner in self.members
         }
+        #: Fallback types searched for every media item, not only those nothing else
+        #: matched (the policy asks: ``SignalType.searched_always``).
+        self.always: frozenset[str] = frozenset()
         #: For the indexes of geometric types, which entry each row belongs to.
         self.row_entries: dict[str, RowEntries] = {
             owner: RowEntries()
@@ -498,7 +501,8 @@ class Matcher:
         found: list[Match] = []
         with self.db.connect() as conn:
             for second in (False, True):
-                # Fallback types (local features) only look at media nothing else matched.
+                # Fallback types (local features) only look at media nothing else matched,
+                # unless the policy asks for them everywhere (``always``).
                 done = {m.media for m in found}
                 hits = self._hits(conn, media, fallback=second, skip=done if second else set())
                 for (position, type_name, _), group in self._shortlist(hits).items():
@@ -806,15 +810,17 @@ class Matcher:
         and the hit rows (hits whose rows are gone are dropped from the indexes). Without
         ``nearest``, only values strong enough to match are searched, as far as any of
         its types can match. ``fallback``: only the indexes of fallback types (True) or of
-        the others (False); ``skip``: media positions not searched."""
+        the others (False); ``skip``: media positions not searched, but by the types of
+        ``always``."""
         for owner, index in self.indexes.items():
             if fallback is not None and self.signals.get(owner).fallback is not fallback:
                 continue
             members = self.members[owner]
+            skipped = frozenset() if owner in self.always else skip
             queries = [
                 (position, v)
                 for position, values in enumerate(media)
-                if position not in skip
+                if position not in skipped
                 for v in values
                 if v.signal_type in members and (nearest is not None or self.strong_enough(v))
             ]

@@ -84,6 +84,10 @@ class Policy:
     #: ``[signals.orb] cells``: the cells of the keypoint index each query keypoint reads
     #: (more finds more small crops and collage tiles, at more CPU a query image).
     orb_cells: int = ORB_CELLS
+    #: ``[signals.orb] always``: search keypoints for every media item, not only those no
+    #: other signal matched (a collage whose whole matches one bank may hold a tile of
+    #: another; a rule on ``orb`` alone sees every keypoint match).
+    orb_always: bool = False
 
     @property
     def ref(self) -> str:
@@ -202,7 +206,7 @@ def parse_policy(
         raise PolicyError("expected a non-empty string", path=source, key="name")
     verdict_actions = _parse_actions(data.get("actions", {}), source, configured)
     min_quality = _parse_min_quality(data.get("signals", {}), source)
-    orb_cells = _parse_orb_cells(data.get("signals", {}), source)
+    orb_cells, orb_always = _parse_orb(data.get("signals", {}), source)
     checks = _parse_checks(data.get("checks", {}), source)
     statements = parse_statement_settings(data.get("statements"), source)
     accounts = parse_account_policy(
@@ -236,6 +240,7 @@ def parse_policy(
         accounts,
         reports,
         orb_cells,
+        orb_always,
     )
 
 
@@ -321,13 +326,14 @@ def _parse_min_quality(table: object, source: str) -> int:
     return value
 
 
-def _parse_orb_cells(table: dict[str, object], source: str) -> int:
+def _parse_orb(table: dict[str, object], source: str) -> tuple[int, bool]:
+    """``[signals.orb]``: ``cells`` and ``always``."""
     orb = table.get("orb", {})
     if not isinstance(orb, dict):
         raise PolicyError("expected a table", path=source, key="signals.orb")
-    if unknown := sorted(set(orb) - {"cells"}):
+    if unknown := sorted(set(orb) - {"cells", "always"}):
         raise PolicyError(
-            "unknown setting; the one known is cells",
+            "unknown setting; the known ones are cells and always",
             path=source,
             key=f"signals.orb.{unknown[0]}",
         )
@@ -338,7 +344,12 @@ def _parse_orb_cells(table: dict[str, object], source: str) -> int:
             path=source,
             key="signals.orb.cells",
         )
-    return value
+    always = orb.get("always", False)
+    if not isinstance(always, bool):
+        raise PolicyError(
+            f"expected true or false, got {always!r}", path=source, key="signals.orb.always"
+        )
+    return value, always
 
 
 def _parse_rule(

@@ -223,6 +223,11 @@ class SignalType(ABC):
         it once the matcher has built its indexes); nothing by default."""
         return None
 
+    def searched_always(self, policy: Policy) -> bool:
+        """Does ``policy`` ask for this ``fallback`` type to be searched for every media
+        item, not only those no other type matched? No by default."""
+        return False
+
     def parse(self, text: str) -> list[SignalValue]:
         """The values one bank-file cell holds (``amber bank import``): by default one
         value, ``validate``d. A type whose content has many values (a video's frames)

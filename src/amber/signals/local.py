@@ -212,6 +212,10 @@ class OrbSignal(SignalType):
         if isinstance(index, BinaryIndex):
             index.nprobe = policy.orb_cells
 
+    def searched_always(self, policy: Policy) -> bool:
+        """``[signals.orb] always``."""
+        return policy.orb_always
+
     def votes(self, pairs: Sequence[tuple[str, int]]) -> int:
         """The query keypoints with a close pair (at most ``STRONG_DISTANCE`` bits): true
         pairs of a copy lie about 20 bits apart (median of inliers 21, 90th percentile 30
