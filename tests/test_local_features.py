@@ -21,7 +21,7 @@ from amber.posts import read_input
 from amber.signals.base import Content, Role
 from amber.signals.contract import check_signal_type
 from amber.signals.local import OrbSignal, Region
-from amber.store.tables import media_signals
+from amber.store.tables import entry_signals, media_signals
 from amber.synthetic import filmed_at_an_angle, photo
 from conftest import CliResult
 
@@ -296,6 +296,28 @@ def test_bank_files_carry_an_entry_keypoints_in_one_cell(banked: Engine) -> None
     assert sorted(len(ORB.parse(r[1])) for r in rows) == sorted(
         sum(1 for v in e.values if v.signal_type == "orb") for e in banked.banks.entries("copy")
     )
+
+
+def test_imported_keypoints_are_mapped_to_their_entries(banked: Engine, tmp_path: Path) -> None:
+    """A bulk import hands its rows to the index without reading them back; the matcher
+    still learns their entries, so a match against them reads only the shortlist's rows."""
+    out = io.StringIO()
+    banked.banks.export_csv("known", out)
+    banked.banks.create("copy")
+    banked.banks.import_csv("copy", io.StringIO(out.getvalue()), source="copy")
+    with banked.db.connect() as conn:
+        rows = conn.execute(
+            sa.select(entry_signals.c.id, entry_signals.c.entry_id).where(
+                entry_signals.c.signal_type == "orb"
+            )
+        ).all()
+    ids = np.array([r.id for r in rows])
+    known = banked.matcher.row_entries["orb"].lookup(ids)
+    assert known.tolist() == [r.entry_id for r in rows]
+    copies = {e.id for e in banked.banks.entries("copy")}
+    results = _scan(banked, tmp_path, {"crop": corner(photo(5, 800, 600), 0.6, "bl")})
+    assert {r.bank for r in results["crop"].outcome.reasons} == {"known", "copy"}
+    assert copies & {r.entry for r in results["crop"].outcome.reasons}
 
 
 def test_a_bank_sets_how_many_keypoints_must_agree(banked: Engine, tmp_path: Path) -> None:

@@ -429,11 +429,35 @@ class Matcher:
                     added += index.add_all(self._rows_above(name, index.max_id, before=first))
                     if index.max_id < first:
                         added += index.add_all(batches)
+                        self._note_entries(name, batches)
                 added += self._sync(name, index)
             except IndexCorruptError as exc:
                 self._rebuild(name, exc)
                 added += self._sync(name, index)
         return added
+
+    def _note_entries(self, name: str, batches: list[tuple[Sequence[int], Sequence[str]]]) -> None:
+        """Record which entry each row of ``batches`` (handed to ``take``, without their
+        entries) belongs to, read by id range from the database, for an index with
+        ``row_entries``."""
+        runs = self.row_entries.get(name)
+        if runs is None:
+            return
+        low = min(min(ids) for ids, _ in batches)
+        high = max(max(ids) for ids, _ in batches)
+        query = (
+            sa.select(entry_signals.c.id, entry_signals.c.entry_id)
+            .where(
+                entry_signals.c.id.between(low, high),
+                sa.cast(entry_signals.c.signal_type, sa.String).in_(self.members[name]),
+            )
+            .order_by(entry_signals.c.id)
+        )
+        with self.db.connect() as conn:
+            result = conn.execute(query.execution_options(yield_per=SYNC_BATCH))
+            for rows in result.partitions():
+                ids, entries = zip(*rows, strict=True)
+                runs.add(ids, entries)
 
     def _sync(self, name: str, index: SignalIndex) -> int:
         index.refresh()
