@@ -320,6 +320,40 @@ def test_imported_keypoints_are_mapped_to_their_entries(banked: Engine, tmp_path
     assert copies & {r.entry for r in results["crop"].outcome.reasons}
 
 
+def test_an_index_behind_many_keypoint_rows_syncs_without_reading_them(banked: Engine) -> None:
+    """Each matching process asks every second for each index's rows above the newest it
+    holds; when other types' rows lie above it (a bank of keypoints only: PDQ's index
+    holds nothing), the query must not read them all."""
+    out = io.StringIO()
+    banked.banks.export_csv("known", out)
+    only_keypoints = "".join(
+        line for line in out.getvalue().splitlines(keepends=True) if not line.startswith("pdq")
+    )
+    banked.banks.create("keypoints")
+    banked.banks.import_csv("keypoints", io.StringIO(only_keypoints), source="keypoints")
+    names = {i["name"] for i in sa.inspect(banked.db).get_indexes("entry_signals")}
+    assert "ix_entry_signals_type_id" in names
+    asked: list[tuple[str, object]] = []
+
+    def keep(conn: object, cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if "FROM entry_signals" in statement and "entry_signals.id >" in statement:
+            asked.append((statement, parameters))
+
+    sa.event.listen(banked.db, "before_cursor_execute", keep)
+    try:
+        banked.matcher.sync()
+    finally:
+        sa.event.remove(banked.db, "before_cursor_execute", keep)
+    assert len(asked) >= 2  # one a PDQ-sharing and one a keypoint index at least
+    if banked.db.dialect.name != "sqlite":
+        return  # the plan is SQLite's to show here; PostgreSQL's planner sees few rows
+    with banked.db.connect() as conn:
+        for statement, parameters in asked:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            text = " ".join(str(row[-1]) for row in plan)
+            assert "ix_entry_signals_type_id" in text, text
+
+
 def test_a_bank_sets_how_many_keypoints_must_agree(banked: Engine, tmp_path: Path) -> None:
     strict = banked.banks.create("strict", min_inliers=400)
     assert strict.to_json()["min_inliers"] == 400

@@ -477,9 +477,10 @@ class Matcher:
         query = (
             sa.select(*columns)
             .where(
-                # Not through the (signal_type, value) index: SQLite would read every row
-                # of the type from it and sort them; by id, the rows are one range.
-                sa.cast(entry_signals.c.signal_type, sa.String).in_(self.members[name]),
+                # Through the (signal_type, id) index: only the rows wanted are read (by
+                # the primary key, every row above ``after`` of every type was: a PDQ
+                # index behind five million keypoint rows took 0.4 s of each second).
+                entry_signals.c.signal_type.in_(self.members[name]),
                 entry_signals.c.id > after,
             )
             .order_by(entry_signals.c.id)

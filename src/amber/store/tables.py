@@ -124,6 +124,8 @@ entry_signals = sa.Table(
     # "original" for the entry's own hash; other names for robust-matching views.
     sa.Column("variant", sa.String(60), nullable=False),
     sa.Index("ix_entry_signals_type_value", "signal_type", "value"),
+    # A matcher's sync asks for a type's rows above an id (migration 0017).
+    sa.Index("ix_entry_signals_type_id", "signal_type", "id"),
     # Row ids key the PDQ index on disk: never reuse one.
     sqlite_autoincrement=True,
 )
