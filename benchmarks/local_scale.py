@@ -42,9 +42,11 @@ Writes ``benchmarks/results/local_scale.json`` (``local_scale-quick.json`` with
 from __future__ import annotations
 
 import argparse
+import csv
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -517,6 +519,89 @@ def measure(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def measure_matcher(options: dict[str, Any]) -> dict[str, Any]:
+    """The same queries through amber's own ``Matcher.match`` on a SQLite database that
+    holds ``photos`` banked photos (imported as amber's CSV, one entry a photo): the whole
+    local-feature stage with its database reads, for comparison with ``measure``'s steps
+    at the same size."""
+    import sqlalchemy as sa
+
+    from amber import open_engine
+    from amber.signals.base import SignalValue
+    from amber.store.tables import bank_entries
+
+    work, folder = Path(options["work"]), Path(options["bank"])
+    photos = options["photos"]
+    starts = np.load(folder / "starts.npy")[: photos + 1]
+    codes = np.load(folder / "codes.npy", mmap_mode="r")
+    places = np.load(folder / "places.npy", mmap_mode="r")
+    queries = query_set(work, 1, COPIED, UNKNOWN)
+    for query in queries:
+        query["values"] = values_of(query["codes"], query["places"])
+    pool_seeds = np.load(work / f"real-{options['real']}.npz")["seeds"]
+    photo_of_seed = {int(s): n for n, s in enumerate(pool_seeds) if s >= 0}
+    place = Path(tempfile.mkdtemp(prefix="amber-local-matcher-", dir=work))
+    bank_csv = place / "bank.csv"
+    with bank_csv.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["signal_type", "signal", "label"])
+        for n in range(photos):
+            first, last = int(starts[n]), int(starts[n + 1])
+            text = " ".join(values_of(np.asarray(codes[first:last]), places[first:last]))
+            writer.writerow(["orb", text, f"photo-{n}"])
+    engine = open_engine(db=place / "amber.db", vault=place / "vault", index_dir=place / "index")
+    started = time.perf_counter()
+    engine.banks.create("bank")
+    engine.banks.import_file("bank", bank_csv, format="amber-csv")
+    imported = time.perf_counter() - started
+    started = time.perf_counter()
+    engine.matcher.sync()
+    engine.matcher.match([[SignalValue("orb", queries[0]["values"][0], variant="keypoint")]])
+    synced = time.perf_counter() - started
+    with engine.db.connect() as conn:
+        labels = conn.execute(sa.select(bank_entries.c.id, bank_entries.c.label)).all()
+    entry_photo = {int(i): int(str(label).removeprefix("photo-")) for i, label in labels}
+    if options.get("freeze"):
+        gc.collect()
+        gc.freeze()
+    results = []
+    load = [round(x, 2) for x in os.getloadavg()]
+    for n, query in enumerate(queries):
+        media = [
+            [
+                SignalValue("orb", value, variant="mirror" if flipped else "keypoint")
+                for value, flipped in zip(query["values"], query["mirror"], strict=True)
+            ]
+        ]
+        cpu, wall = time.thread_time(), time.perf_counter()
+        found = engine.matcher.match(media)
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+        if n < 3:
+            continue  # warm-up
+        own = photo_of_seed.get(query["seed"], -1) if query["seed"] >= 0 else -1
+        matched = {entry_photo[m.entry_id] for m in found}
+        results.append(
+            {"cpu": cpu, "wall": wall, "own": own in matched, "wrong": len(matched - {own})}
+        )
+    engine.close()
+    shutil.rmtree(place, ignore_errors=True)
+    copies_ = [r for r, q in zip(results, queries[3:], strict=True) if q["seed"] >= 0]
+    return {
+        "photos": photos,
+        "kind": "matcher",
+        "rows": int(starts[-1]),
+        "import_s": round(imported, 1),
+        "sync_s": round(synced, 1),
+        "nprobe": engine.matcher.indexes["orb"].nprobe,  # type: ignore[attr-defined]
+        "queries": len(results),
+        "load_average": load,
+        "cpu": _percentiles([r["cpu"] for r in results]),
+        "wall": _percentiles([r["wall"] for r in results]),
+        "recall": round(sum(r["own"] for r in copies_) / max(1, len(copies_)), 3),
+        "false_matches": sum(r["wrong"] for r in results),
+    }
+
+
 def _child(options: dict[str, Any]) -> dict[str, Any]:
     """``measure`` in a fresh process (RSS of the index alone)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -543,12 +628,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
+        "--matcher",
+        type=int,
+        default=0,
+        help="also bank this many photos in SQLite and time amber's Matcher.match on them",
+    )
+    parser.add_argument(
         "--freeze", action="store_true", help="gc.freeze() after the build (the p99 without GC)"
     )
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(json.loads(Path(args.child).read_text()))))
+        options = json.loads(Path(args.child).read_text())
+        chosen = measure_matcher if options["kind"] == "matcher" else measure
+        print(json.dumps(chosen(options)))
         return
     if args.quick:
         args.sizes, args.real, args.exact = "2000", 300, 20
@@ -576,6 +669,8 @@ def main() -> None:
         )
     if args.exact:
         runs.append(_child(common | {"photos": min(sizes), "kind": "exact", "limit": args.exact}))
+    if args.matcher:
+        runs.append(_child(common | {"photos": args.matcher, "kind": "matcher"}))
     result = {
         "machine": machine,
         "command": " ".join(sys.argv),
